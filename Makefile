@@ -34,7 +34,7 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 TESTWARN  := -Wall -Wextra -Werror
 SANFLAGS   = $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all)
 OPT       ?= -O2 -g
-BASEFLAGS  = -std=gnu11 $(OPT) -Iinclude -MMD -MP -D_GNU_SOURCE \
+BASEFLAGS  = -std=gnu11 $(OPT) -I. -Iinclude -MMD -MP -D_GNU_SOURCE \
              -DEF_VERSION='"$(VERSION)"' $(SANFLAGS)
 
 CORE_SRC    := $(sort $(wildcard core/*.c))
@@ -80,7 +80,7 @@ $(BUILD)/obj/core/%.o: core/%.c
 
 $(BUILD)/obj/tui/%.o: tui/%.c
 	@mkdir -p $(@D)
-	$(CC) $(BASEFLAGS) $(WARN) $(call pc,--cflags,$(PKG_TUI)) -c $< -o $@
+	$(CC) $(BASEFLAGS) $(WARN) $(call pc,--cflags,$(PKG_TUI) libcurl libcjson) -c $< -o $@
 
 $(BUILD)/obj/sandbox/%.o: sandbox/%.c
 	@mkdir -p $(@D)

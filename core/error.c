@@ -42,6 +42,7 @@ void ef_error_prefix(struct ef_error *err, const char *fmt, ...)
 {
 	char pre[256];
 	char old[EF_ERR_TEXT_MAX];
+	size_t pl;
 	va_list ap;
 
 	if (!err)
@@ -49,6 +50,12 @@ void ef_error_prefix(struct ef_error *err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(pre, sizeof(pre), fmt, ap);
 	va_end(ap);
-	snprintf(old, sizeof(old), "%s", err->msg);
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", pre, old);
+	memcpy(old, err->msg, sizeof(old));
+	pl = strlen(pre);
+	if (pl + 2 >= sizeof(err->msg))
+		return;
+	memcpy(err->msg, pre, pl);
+	memcpy(err->msg + pl, ": ", 2);
+	memcpy(err->msg + pl + 2, old, sizeof(err->msg) - pl - 2);
+	err->msg[sizeof(err->msg) - 1] = '\0';
 }

@@ -1,0 +1,40 @@
+/*
+ * db_pg.h - libpq access for core modules only (never included by tui/).
+ */
+#ifndef EMBFILL_CORE_DB_PG_H
+#define EMBFILL_CORE_DB_PG_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "embfill/db.h"
+
+PGconn *ef_db_pg(ef_db *db);
+
+/*
+ * Runs sql with text parameters (values may be NULL for SQL NULL) and
+ * returns the result when its status is expect; otherwise NULL with err
+ * filled from the server's message, detail and hint (EF_ERR_DB).
+ * The caller PQclear()s the result.
+ */
+PGresult *ef_db_query(ef_db *db, const char *sql, int nparams, const char *const *params,
+		      ExecStatusType expect, struct ef_error *err);
+
+/* Fills err from a failed result or, when res is NULL, the connection. */
+ef_status ef_db_fail(ef_db *db, const PGresult *res, struct ef_error *err);
+
+/* Quotes an identifier that may be schema-qualified ("a.b" -> "a"."b").
+ * Returns a newly allocated string, or NULL with err set. */
+char *ef_db_quote_ident(ef_db *db, const char *name, struct ef_error *err);
+
+/* Quotes a single identifier part (a dot is part of the name). */
+char *ef_db_quote_part(ef_db *db, const char *name, struct ef_error *err);
+
+/* The SQLSTATE of a result, or "" */
+const char *ef_db_sqlstate(const PGresult *res);
+
+/* Value of row r, column c parsed as a long long (0 when NULL). */
+long long ef_db_ll(const PGresult *res, int r, int c);
+
+#endif

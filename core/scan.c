@@ -1,0 +1,267 @@
+/*
+ * scan.c - collection counts in one set-based statement.
+ *
+ * Status is one query with three parts, so that the database does the
+ * counting in a single pass per table instead of a round trip per
+ * collection or per chunk:
+ *   ch - per collection, chunks joined to their embedding row (same chunk
+ *        key AND same collection, so a vector filed under another tenant
+ *        never counts as this tenant's), with FILTERed counts;
+ *   em - per collection named by the embedding rows: orphans and
+ *        cross-tenant rows (separate layout only);
+ *   q  - quarantined chunks from embfill's own table.
+ * The content check hashes the chunk text in the database
+ * (sha256(convert_to(content, 'UTF8'))), the same bytes embfill hashes
+ * when it embeds, so nothing but counts crosses the wire.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/db_pg.h"
+#include "core/sqltpl.h"
+#include "embfill/ident.h"
+#include "embfill/scan.h"
+
+static const char status_sql[] =
+	"WITH ch AS ("
+	" SELECT {cname}::text AS collection, count(*) AS chunks,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL) AS embedded,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_model})) AS stale_model,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_dim})) AS stale_dim,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_content})) AS stale_content,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND"
+	"   (({stale_model}) OR ({stale_dim}) OR ({stale_content}))) AS stale"
+	" FROM {chunks} c {cjoin} {ejoin} {cwhere} GROUP BY 1),"
+	"em AS ({em_sql}),"
+	"q AS ({q_sql})"
+	" SELECT coalesce(ch.collection, em.collection),"
+	"  coalesce(ch.chunks, 0), coalesce(ch.embedded, 0),"
+	"  coalesce(ch.chunks, 0) - coalesce(ch.embedded, 0),"
+	"  coalesce(ch.stale, 0), coalesce(ch.stale_model, 0), coalesce(ch.stale_dim, 0),"
+	"  coalesce(ch.stale_content, 0), coalesce(em.orphans, 0),"
+	"  coalesce(em.cross_tenant, 0), coalesce(q.quarantined, 0)"
+	" FROM ch FULL JOIN em ON em.collection = ch.collection"
+	" LEFT JOIN q ON q.collection = coalesce(ch.collection, em.collection)"
+	" ORDER BY 1";
+
+static const char em_separate[] =
+	"SELECT {ename}::text AS collection,"
+	"  count(*) FILTER (WHERE c.{cid} IS NULL) AS orphans,"
+	"  count(*) FILTER (WHERE c.{cid} IS NOT NULL"
+	"   AND c.{ccoll} IS DISTINCT FROM e.{ecoll}) AS cross_tenant"
+	" FROM {embeddings} e {eljoin} LEFT JOIN {chunks} c ON c.{cid} = e.{echunk}"
+	" {ewhere} GROUP BY 1";
+
+static const char em_none[] =
+	"SELECT NULL::text AS collection, 0::bigint AS orphans, 0::bigint AS cross_tenant"
+	" WHERE false";
+
+static const char q_tool[] =
+	"SELECT collection, count(*) AS quarantined FROM {tool}.quarantine {qwhere} GROUP BY 1";
+
+static const char q_none[] =
+	"SELECT NULL::text AS collection, 0::bigint AS quarantined WHERE false";
+
+static bool quote_all(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m,
+		      struct ef_error *err)
+{
+	const struct { const char *name, *ident; bool qualified; } list[] = {
+		{ "chunks", m->chunks, true }, { "embeddings", m->embeddings, true },
+		{ "lookup", m->lookup, true }, { "tool", m->tool_schema, false },
+		{ "cid", m->chunk_id, false }, { "ccoll", m->chunk_collection, false },
+		{ "content", m->chunk_content, false }, { "echunk", m->emb_chunk, false },
+		{ "ecoll", m->emb_collection, false }, { "model", m->emb_model, false },
+		{ "hash", m->emb_hash, false }, { "vec", m->emb_vector, false },
+		{ "lkey", m->lookup_key, false }, { "lname", m->lookup_name, false },
+	};
+
+	for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
+		if (list[i].ident && !ef_sqlvars_quote(v, db, list[i].name, list[i].ident,
+						       list[i].qualified, err))
+			return false;
+	return true;
+}
+
+/* The collection's name, the joins and the filter, in either collection
+ * mode.  In lookup mode the filter goes through the lookup table's name, so
+ * the planner resolves the key once and walks the chunk index. */
+static bool collection_frags(struct ef_sqlvars *v, const struct ef_mapping *m, bool one)
+{
+	bool lookup = m->coll_mode == EF_COLL_LOOKUP;
+	bool ok = true;
+
+	ok &= ef_sqlvars_frag(v, "cname", lookup ? "l.{lname}" : "c.{ccoll}");
+	ok &= ef_sqlvars_frag(v, "cjoin", lookup ? "JOIN {lookup} l ON l.{lkey} = c.{ccoll}" : "");
+	ok &= ef_sqlvars_frag(v, "cwhere", !one ? "" : lookup ? "WHERE l.{lname} = $3"
+							       : "WHERE c.{ccoll} = $3");
+	ok &= ef_sqlvars_frag(v, "ename", lookup ? "coalesce(l.{lname}::text, '?' || e.{ecoll}::text)"
+						 : "e.{ecoll}");
+	ok &= ef_sqlvars_frag(v, "eljoin",
+			      lookup ? "LEFT JOIN {lookup} l ON l.{lkey} = e.{ecoll}" : "");
+	ok &= ef_sqlvars_frag(v, "ewhere", !one ? "" : lookup ? "WHERE l.{lname} = $3"
+							       : "WHERE e.{ecoll} = $3");
+	ok &= ef_sqlvars_raw(v, "qwhere", one ? "WHERE collection = $3" : "");
+	return ok;
+}
+
+static bool stale_frags(struct ef_sqlvars *v, const struct ef_schema *sc)
+{
+	const char *dims = sc->vec_type == EF_VEC_PGVECTOR ? "vector_dims({e}.{vec})"
+							   : "cardinality({e}.{vec})";
+	const char *content = sc->hash_is_text
+		? "lower({e}.{hash}) IS DISTINCT FROM"
+		  " encode(sha256(convert_to(c.{content}, 'UTF8')), 'hex')"
+		: "{e}.{hash} IS DISTINCT FROM sha256(convert_to(c.{content}, 'UTF8'))";
+	char dimexpr[128];
+
+	snprintf(dimexpr, sizeof(dimexpr), "%s IS DISTINCT FROM $2::int", dims);
+	return ef_sqlvars_frag(v, "stale_model", "{e}.{model} IS DISTINCT FROM $1::text") &&
+	       ef_sqlvars_frag(v, "stale_dim", dimexpr) &&
+	       ef_sqlvars_frag(v, "stale_content", content);
+}
+
+static char *build_status_sql(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
+			      bool one, struct ef_error *err)
+{
+	struct ef_sqlvars v = { .n = 0 };
+	bool separate = m->layout == EF_LAYOUT_SEPARATE;
+	bool ok;
+	char *sql = NULL;
+
+	ok = quote_all(&v, db, m, err) &&
+	     ef_sqlvars_raw(&v, "e", separate ? "e" : "c") &&
+	     collection_frags(&v, m, one) && stale_frags(&v, sc) &&
+	     ef_sqlvars_frag(&v, "ejoin", separate ? "LEFT JOIN {embeddings} e ON e.{echunk} = "
+						     "c.{cid} AND e.{ecoll} = c.{ccoll}" : "") &&
+	     ef_sqlvars_frag(&v, "em_sql", separate ? em_separate : em_none) &&
+	     ef_sqlvars_frag(&v, "q_sql", sc->tool_schema ? q_tool : q_none);
+	if (ok)
+		sql = ef_sqlvars_expand(&v, status_sql);
+	if (!sql && err->status == EF_OK)
+		ef_error_set(err, EF_ERR_DB, "out of memory");
+	ef_sqlvars_free(&v);
+	return sql;
+}
+
+static ef_status fill_report(PGresult *res, struct ef_status_report *out, struct ef_error *err)
+{
+	int n = PQntuples(res);
+
+	out->rows = calloc((size_t)n + 1, sizeof(*out->rows));
+	if (!out->rows)
+		return ef_error_set(err, EF_ERR_DB, "out of memory");
+	for (int i = 0; i < n; i++) {
+		struct ef_counts *c = &out->rows[i];
+
+		c->collection = strdup(PQgetvalue(res, i, 0));
+		if (!c->collection)
+			return ef_error_set(err, EF_ERR_DB, "out of memory");
+		out->n++;
+		c->chunks = ef_db_ll(res, i, 1);
+		c->embedded = ef_db_ll(res, i, 2);
+		c->missing = ef_db_ll(res, i, 3);
+		c->stale = ef_db_ll(res, i, 4);
+		c->stale_model = ef_db_ll(res, i, 5);
+		c->stale_dim = ef_db_ll(res, i, 6);
+		c->stale_content = ef_db_ll(res, i, 7);
+		c->orphans = ef_db_ll(res, i, 8);
+		c->cross_tenant = ef_db_ll(res, i, 9);
+		c->quarantined = ef_db_ll(res, i, 10);
+	}
+	return EF_OK;
+}
+
+ef_status ef_scan_status(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
+			 const char *collection, struct ef_status_report *out,
+			 struct ef_error *err)
+{
+	char dim[16];
+	const char *params[3] = { cfg->embed_model, dim, collection };
+	char *sql;
+	PGresult *res;
+	ef_status st;
+
+	memset(out, 0, sizeof(*out));
+	if (!ef_schema_usable(sc)) {
+		ef_error_set(err, EF_ERR_DB, "the chunk and embedding tables are not usable as mapped");
+		return ef_error_hint(err, "run `embfill schema check` to see what is missing");
+	}
+	if (collection && ef_collection_name_check(collection, err) != EF_OK)
+		return err->status;
+	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
+	sql = build_status_sql(db, &cfg->map, sc, collection != NULL, err);
+	if (!sql)
+		return err->status;
+	res = ef_db_query(db, sql, collection ? 3 : 2, params, PGRES_TUPLES_OK, err);
+	free(sql);
+	if (!res)
+		return err->status;
+	st = fill_report(res, out, err);
+	PQclear(res);
+	if (st != EF_OK)
+		ef_status_report_free(out);
+	return st;
+}
+
+void ef_status_report_free(struct ef_status_report *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->rows[i].collection);
+	free(r->rows);
+	r->rows = NULL;
+	r->n = 0;
+}
+
+void ef_names_free(char **names)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+}
+
+char **ef_scan_collection_names(ef_db *db, const struct ef_config *cfg, struct ef_error *err)
+{
+	struct ef_sqlvars v = { .n = 0 };
+	char *sql = NULL, **names = NULL;
+	PGresult *res = NULL;
+	int n;
+
+	if (quote_all(&v, db, &cfg->map, err) && collection_frags(&v, &cfg->map, false))
+		sql = ef_sqlvars_expand(&v, "SELECT DISTINCT {cname}::text FROM {chunks} c {cjoin}"
+					    " ORDER BY 1");
+	ef_sqlvars_free(&v);
+	if (sql)
+		res = ef_db_query(db, sql, 0, NULL, PGRES_TUPLES_OK, err);
+	free(sql);
+	if (!res)
+		return NULL;
+	n = PQntuples(res);
+	names = calloc((size_t)n + 1, sizeof(*names));
+	for (int i = 0; names && i < n; i++)
+		names[i] = strdup(PQgetvalue(res, i, 0));
+	PQclear(res);
+	if (!names)
+		ef_error_set(err, EF_ERR_DB, "out of memory");
+	return names;
+}
+
+char **ef_scan_near_names(ef_db *db, const struct ef_config *cfg, const char *name,
+			  size_t max, struct ef_error *err)
+{
+	char **all = ef_scan_collection_names(db, cfg, err);
+	size_t k = 0;
+
+	if (!all)
+		return NULL;
+	for (size_t i = 0; all[i]; i++) {
+		char *cand = all[i];
+
+		all[i] = NULL;
+		if (strcmp(cand, name) != 0 && ef_edit_distance(cand, name, max) <= max)
+			all[k++] = cand;
+		else
+			free(cand);
+	}
+	return all;
+}

@@ -1,0 +1,191 @@
+/*
+ * embed.h - the embedding service client: one interface over ollama,
+ * OpenAI-compatible servers and text-embeddings-inference.
+ *
+ * Nothing reaches the caller before the response has been checked: HTTP
+ * status, JSON shape, item count, order, dimension and finite values.  A
+ * failure is handled inside the client according to its class:
+ *
+ *   transient   connect failure, timeout, dropped connection, 429, 5xx,
+ *               a malformed or inconsistent 200: retried with exponential
+ *               backoff and full jitter, honouring Retry-After and
+ *               retry-after-ms; after the last attempt, EF_ERR_EMBED.
+ *   too large   413, batch-limit 422, context-length errors: the batch is
+ *               split in halves and each half is retried.
+ *   rejected    an input that fails alone with a 4xx input error comes
+ *               back flagged as rejected with the service's reason, so the
+ *               run can quarantine it; the other inputs succeed.
+ *   fatal       401/403, model not found, every vector of another dimension
+ *               than expected, quota exhausted, TLS failure: EF_ERR_EMBED
+ *               with the cause and the fix, and the pool stops.
+ *
+ * No message made here contains the API key, the URL's userinfo or its
+ * query string.
+ *
+ * The caller must have called curl_global_init(CURL_GLOBAL_DEFAULT) before
+ * any thread starts and before the first function of this module; the
+ * module never calls it, because it is not thread-safe.
+ */
+#ifndef EMBFILL_EMBED_H
+#define EMBFILL_EMBED_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "embfill/error.h"
+
+enum ef_embed_provider {
+	EF_EMBED_NONE = 0,
+	EF_EMBED_OLLAMA,        /* POST {url}/api/embed */
+	EF_EMBED_OPENAI,        /* POST {url}/v1/embeddings */
+	EF_EMBED_TEI,           /* POST {url}/embed */
+};
+
+/*
+ * Everything the client needs, decoupled from the settings module.  The
+ * strings are borrowed: a pool copies what it keeps.  Zero in a number
+ * means "the default" (see ef_embed_config_defaults).
+ */
+struct ef_embed_config {
+	enum ef_embed_provider provider;
+	const char *url;            /* base URL, http or https; trailing '/' ok */
+	const char *model;          /* required by ollama and openai */
+	int dim;                    /* expected dimension; 0 only for a probe */
+	const char *api_key;        /* bearer token or NULL */
+	const char *ca_file;        /* PEM bundle trusted besides the system's CA
+				       directory, or NULL; TLS is always verified */
+	long connect_timeout_ms;    /* default 10000 */
+	long timeout_ms;            /* whole request, default 120000 */
+	unsigned max_attempts;      /* per request, default 5 */
+	long backoff_base_ms;       /* default 500 */
+	long backoff_max_ms;        /* default 30000 */
+	long retry_after_max_ms;    /* cap on a server's Retry-After, default 60000 */
+	unsigned reject_streak_max; /* rejected inputs in a row before stopping, default 50 */
+	unsigned long long jitter_seed; /* 0: seeded from the clock */
+};
+
+/* Fills cfg with the defaults (provider and strings left empty). */
+void ef_embed_config_defaults(struct ef_embed_config *cfg);
+
+/* Checks cfg for what would fail at every request: EF_ERR_USAGE if bad. */
+ef_status ef_embed_config_check(const struct ef_embed_config *cfg, struct ef_error *err);
+
+/* "ollama", "openai", "tei", or "none". */
+const char *ef_embed_provider_name(enum ef_embed_provider p);
+
+/* Parses a provider name as EMBED_PROVIDER spells it; EF_ERR_USAGE if unknown. */
+ef_status ef_embed_provider_parse(const char *name, enum ef_embed_provider *out,
+				  struct ef_error *err);
+
+/*
+ * Reads an API key file (EMBED_API_KEY_FILE): one line, trailing newline
+ * and blanks stripped.  Refuses an empty file, a key with inner blanks or
+ * control characters, and a file readable by group or others.  On success
+ * *out is a malloc'ed string the caller frees (and should wipe).
+ */
+ef_status ef_embed_read_key_file(const char *path, char **out, struct ef_error *err);
+
+/* --- results ------------------------------------------------------------ */
+
+/* One finished batch: every input has a vector or is rejected. */
+struct ef_embed_result {
+	void *tag;                /* as given to ef_embed_pool_submit */
+	size_t n;                 /* inputs */
+	int dim;                  /* the expected dimension */
+	float *vectors;           /* n * dim; row i is input i; zeros if rejected */
+	unsigned char *rejected;  /* n flags */
+	char **reasons;           /* n; the service's reason, NULL unless rejected */
+	size_t n_rejected;
+	unsigned retries, splits; /* spent on this batch */
+	double elapsed_ms;        /* from submit to the last answer */
+};
+
+void ef_embed_result_free(struct ef_embed_result *res);
+
+struct ef_embed_counters {
+	unsigned long requests;   /* HTTP requests started */
+	unsigned long retries;    /* requests repeated after a transient failure */
+	unsigned long splits;     /* batches split in halves */
+	unsigned long rejected;   /* inputs rejected alone */
+	unsigned long batches;    /* results handed back */
+	unsigned in_flight;       /* requests on the wire now */
+	unsigned in_flight_max;   /* most ever on the wire at once */
+};
+
+/* --- the pool: several requests in flight over curl multi ---------------- */
+
+typedef struct ef_embed_pool ef_embed_pool;
+
+/*
+ * Creates a pool that keeps at most `concurrency` (1..64) requests in
+ * flight.  The pool and its curl handles belong to the thread that calls
+ * it; only ef_embed_pool_wakeup may be called from another thread.
+ */
+ef_status ef_embed_pool_new(const struct ef_embed_config *cfg, unsigned concurrency,
+			    ef_embed_pool **out, struct ef_error *err);
+
+/*
+ * Flags owned by the caller, read by the pool (either may be NULL).
+ * cancel != 0: transfers abort from curl's progress callback and
+ * ef_embed_pool_next returns EF_ERR_INTERRUPTED.  pause != 0: no new
+ * request starts (a request on the wire finishes, so that no server work is
+ * thrown away); clearing it resumes.
+ */
+void ef_embed_pool_set_flags(ef_embed_pool *pool, const atomic_int *cancel,
+			     const atomic_int *pause);
+
+/* Queues a batch; the pool copies the texts.  n may be 0. */
+ef_status ef_embed_pool_submit(ef_embed_pool *pool, void *tag, const char *const *texts,
+			       size_t n, struct ef_error *err);
+
+/*
+ * Drives the transfers, retries, backoff timers and splits for up to
+ * timeout_ms (-1: until a batch is finished; 0: one pass) and hands back
+ * one finished batch in *done (the caller frees it), or NULL when none
+ * finished in time or nothing is queued.  Finished batches are handed back
+ * before an error; after a fatal error or a cancel, every later call
+ * returns the same error and the unfinished batches are dropped.
+ */
+ef_status ef_embed_pool_next(ef_embed_pool *pool, int timeout_ms,
+			     struct ef_embed_result **done, struct ef_error *err);
+
+/* Requests on the wire now. */
+unsigned ef_embed_pool_in_flight(const ef_embed_pool *pool);
+
+/* Batches submitted and not yet handed back. */
+size_t ef_embed_pool_pending(const ef_embed_pool *pool);
+
+void ef_embed_pool_counters(const ef_embed_pool *pool, struct ef_embed_counters *out);
+
+/* Wakes a pool waiting in ef_embed_pool_next; safe from any thread. */
+void ef_embed_pool_wakeup(ef_embed_pool *pool);
+
+void ef_embed_pool_free(ef_embed_pool *pool);
+
+/* --- one batch, blocking --------------------------------------------------- */
+
+/* Embeds texts with a pool of one; *out is the caller's to free. */
+ef_status ef_embed_batch(const struct ef_embed_config *cfg, const char *const *texts,
+			 size_t n, struct ef_embed_result **out, struct ef_error *err);
+
+/* --- doctor's probe -------------------------------------------------------- */
+
+struct ef_embed_probe {
+	int reachable;            /* an HTTP answer came back */
+	long http_status;         /* 0 without an answer */
+	double latency_ms;        /* of the one request */
+	int dim;                  /* what the service returns, 0 if unknown */
+	int dim_matches;          /* dim == cfg->dim (always 1 when cfg->dim is 0) */
+	char endpoint[512];       /* the URL asked, without userinfo or query */
+};
+
+/*
+ * Embeds one short text with a single attempt and fills *out as far as it
+ * got.  Returns EF_OK when the service works and returns cfg->dim (or any
+ * dimension when cfg->dim is 0); otherwise the classified error, with a
+ * dimension mismatch naming both numbers.
+ */
+ef_status ef_embed_probe(const struct ef_embed_config *cfg, struct ef_embed_probe *out,
+			 struct ef_error *err);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * redact.h - the one place that decides what a secret looks like.
+ *
+ * Every printer (plain and JSON output, the console, the historylog,
+ * plan.json, error messages) passes its text through ef_redact() before it
+ * leaves the process.  Secrets are known two ways: values registered with
+ * ef_redact_add_secret() (the API key, the database password), and shapes
+ * (URL userinfo, token-like query parameters, password=... in connection
+ * strings, "Bearer ..." headers).
+ *
+ * Registration happens at start-up, before any thread exists; after that the
+ * registry is only read, so ef_redact() is safe to call from any thread.
+ */
+#ifndef EMBFILL_REDACT_H
+#define EMBFILL_REDACT_H
+
+#include <stddef.h>
+
+/* Remembers value as a secret (copied).  Values shorter than 4 bytes are
+ * ignored: masking every "a" would make output unreadable and hide nothing. */
+void ef_redact_add_secret(const char *value);
+
+/* Forgets every registered secret (tests, and before exit). */
+void ef_redact_reset(void);
+
+/* Returns a newly allocated copy of text with every secret masked as "***".
+ * NULL in, NULL out; NULL on allocation failure. Caller frees. */
+char *ef_redact(const char *text);
+
+/* Same as ef_redact() into a caller buffer, truncating; returns out. */
+char *ef_redact_buf(const char *text, char *out, size_t outsz);
+
+/* A URL for display: no userinfo, no fragment, token-like query parameters
+ * removed.  Text that does not parse as a URL is passed through ef_redact().
+ * Returns a newly allocated string; caller frees. */
+char *ef_redact_url(const char *url);
+
+/* A libpq connection string or URI for display, as key=value pairs without
+ * password or sslpassword; "(libpq defaults)" when empty.  Text that libpq
+ * cannot parse is passed through ef_redact().  Caller frees. */
+char *ef_redact_dsn(const char *dsn);
+
+/* Registers the password of a connection string (and PGPASSWORD) as a
+ * secret, so that it is masked wherever it might be echoed. */
+void ef_redact_add_dsn_secrets(const char *dsn);
+
+#endif

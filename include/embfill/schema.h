@@ -1,0 +1,68 @@
+/*
+ * schema.h - creating the default layout and discovering a mapped one.
+ */
+#ifndef EMBFILL_SCHEMA_H
+#define EMBFILL_SCHEMA_H
+
+#include <stdbool.h>
+
+#include "embfill/check.h"
+#include "embfill/db.h"
+#include "embfill/error.h"
+#include "embfill/settings.h"
+
+enum ef_vec_type { EF_VEC_UNKNOWN = 0, EF_VEC_PGVECTOR, EF_VEC_REAL_ARRAY };
+
+/* What discovery found out about the collection's tables. */
+struct ef_schema {
+	bool chunks_ok;         /* chunk table and its required columns exist */
+	bool embeddings_ok;     /* embedding table/columns exist with a usable type */
+	bool documents_ok;
+	bool lookup_ok;         /* lookup mode only */
+	bool tool_schema;       /* embfill's own tables exist */
+	enum ef_vec_type vec_type;
+	int dim;                /* 0: not fixed by the schema and no data to tell */
+	char dim_source[48];    /* "type vector(768)", "CHECK constraint", "sample of the data" */
+	bool mixed_dims;        /* the data sample holds several dimensions */
+	bool hash_is_text;      /* hex text rather than bytea */
+	bool isolation_fk;      /* composite (chunk, collection) foreign key */
+	bool chunk_scan_index;  /* index leading with (collection, id) on chunks */
+	bool emb_unique;        /* unique index on the embedding's chunk key */
+};
+
+/* True when status can be computed (chunks and embeddings usable). */
+bool ef_schema_usable(const struct ef_schema *sc);
+
+/*
+ * Looks at the tables named by the mapping and reports each finding to list
+ * (may be NULL).  Missing tables are findings, not errors: the return is
+ * EF_OK unless the database itself failed.
+ */
+ef_status ef_schema_discover(ef_db *db, const struct ef_mapping *map, struct ef_schema *sc,
+			     struct ef_checklist *list, struct ef_error *err);
+
+struct ef_schema_init_opts {
+	int dim;                 /* vector dimension, 1..16000 */
+	enum ef_vec_type want;   /* EF_VEC_UNKNOWN: vector when available, else real[] */
+};
+
+/*
+ * Creates what is missing of the default layout (tables named by the
+ * mapping, separate layout, collection column) and embfill's own tables, in
+ * one transaction; existing tables are left as they are.  Each action or
+ * finding goes to report.  Refuses (EF_ERR_USAGE, nothing changed) when an
+ * existing embedding column has another dimension than opts->dim.
+ */
+ef_status ef_schema_init(ef_db *db, const struct ef_mapping *map,
+			 const struct ef_schema_init_opts *opts, struct ef_checklist *report,
+			 struct ef_error *err);
+
+/*
+ * Parses a CHECK constraint definition as pg_get_constraintdef() prints it
+ * and returns the array length it imposes on column (quoted as
+ * quote_ident() would), or 0 when it imposes none.  Recognises
+ * array_length(col, 1) = N and cardinality(col) = N.
+ */
+int ef_schema_parse_dim_check(const char *def, const char *quoted_column);
+
+#endif

@@ -1,0 +1,1143 @@
+/*
+ * sandbox_embedder.c - the sandbox embedding service over real HTTP.
+ *
+ * Each test starts its own embfill-embedder on a free loopback port
+ * (tests/lib/embedder_proc.h) and talks to it with libcurl, the way the
+ * embfill client will.  The fault tests pin the status, headers and body
+ * shape a client's error handling depends on; the hash tests pin the
+ * properties the demo's spot-checks depend on.
+ */
+#include <criterion/criterion.h>
+
+#include "embedder_proc.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MAX_DIM 1024
+
+struct http_resp {
+	CURLcode rc;
+	long status;
+	char *body;
+	size_t len;
+	char headers[8192];
+	size_t hlen;
+	double seconds;
+};
+
+static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
+{
+	struct http_resp *r = ud;
+	char *nb = realloc(r->body, r->len + size * n + 1);
+
+	if (nb == NULL)
+		return 0;
+	r->body = nb;
+	memcpy(r->body + r->len, ptr, size * n);
+	r->len += size * n;
+	r->body[r->len] = '\0';
+	return size * n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
+{
+	struct http_resp *r = ud;
+	size_t k = size * n;
+
+	if (r->hlen + k < sizeof(r->headers)) {
+		memcpy(r->headers + r->hlen, ptr, k);
+		r->hlen += k;
+		r->headers[r->hlen] = '\0';
+	}
+	return k;
+}
+
+static void http(struct http_resp *r, const char *method, const char *url, const char *body,
+		 const char *auth)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+
+	memset(r, 0, sizeof(*r));
+	cr_assert_not_null(c);
+	if (auth != NULL)
+		h = curl_slist_append(h, auth);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (body != NULL)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	r->rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r->seconds);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	if (r->body == NULL)
+		r->body = calloc(1, 1);
+}
+
+static void post(struct http_resp *r, const struct embedder_proc *p, const char *path,
+		 const char *body)
+{
+	char url[128];
+
+	snprintf(url, sizeof(url), "%s%s", p->url, path);
+	http(r, "POST", url, body, NULL);
+	cr_assert_eq(r->rc, CURLE_OK, "POST %s: %s", path, curl_easy_strerror(r->rc));
+}
+
+static void get(struct http_resp *r, const struct embedder_proc *p, const char *path)
+{
+	char url[128];
+
+	snprintf(url, sizeof(url), "%s%s", p->url, path);
+	http(r, "GET", url, NULL, NULL);
+	cr_assert_eq(r->rc, CURLE_OK, "GET %s: %s", path, curl_easy_strerror(r->rc));
+}
+
+static void resp_free(struct http_resp *r)
+{
+	free(r->body);
+	r->body = NULL;
+}
+
+/* Value of a response header, matched case-insensitively; NULL if absent. */
+static const char *header(struct http_resp *r, const char *name, char *out, size_t size)
+{
+	size_t nlen = strlen(name);
+
+	for (char *line = r->headers; line != NULL && *line != '\0';) {
+		char *end = strstr(line, "\r\n");
+		size_t llen = end ? (size_t)(end - line) : strlen(line);
+		if (llen > nlen && strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+			const char *v = line + nlen + 1;
+			while (*v == ' ')
+				v++;
+			snprintf(out, size, "%.*s", (int)(llen - (size_t)(v - line)), v);
+			return out;
+		}
+		line = end ? end + 2 : NULL;
+	}
+	return NULL;
+}
+
+static cJSON *json_of(const struct http_resp *r)
+{
+	return cJSON_ParseWithOpts(r->body, NULL, 1);
+}
+
+static const char *str_at(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int to_doubles(const cJSON *arr, double *out)
+{
+	const cJSON *x;
+	int n = 0;
+
+	cr_assert(cJSON_IsArray(arr), "vector is not an array");
+	cJSON_ArrayForEach(x, arr) {
+		cr_assert(cJSON_IsNumber(x), "vector component is not a number");
+		cr_assert_lt(n, MAX_DIM);
+		out[n++] = x->valuedouble;
+	}
+	return n;
+}
+
+static double dot(const double *a, const double *b, int n)
+{
+	double s = 0;
+
+	for (int i = 0; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+static double cosine(const double *a, const double *b, int n)
+{
+	return dot(a, b, n) / sqrt(dot(a, a, n) * dot(b, b, n));
+}
+
+#define START(p, ...) do { \
+	const char *const args_[] = {__VA_ARGS__, NULL}; \
+	cr_assert_eq(embedder_start((p), args_), 0, "embedder did not start"); \
+} while (0)
+
+/* The vectors of an answer of any API, in input order: ollama and TEI
+ * lists as they are, openai data items placed by their index. */
+static cJSON *vectors_of(const char *path, cJSON *root)
+{
+	const cJSON *item;
+	cJSON *out, *data;
+
+	if (strcmp(path, "/api/embed") == 0)
+		return cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(root, "embeddings"), 1);
+	if (strcmp(path, "/embed") == 0)
+		return cJSON_Duplicate(root, 1);
+	data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	out = cJSON_CreateArray();
+	for (int i = 0; i < cJSON_GetArraySize(data); i++)
+		cJSON_AddItemToArray(out, cJSON_CreateNull());
+	cJSON_ArrayForEach(item, data) {
+		int idx = (int)cJSON_GetObjectItemCaseSensitive(item, "index")->valuedouble;
+		cr_assert(idx >= 0 && idx < cJSON_GetArraySize(data), "index %d out of range", idx);
+		cJSON_ReplaceItemInArray(out, idx, cJSON_Duplicate(
+			cJSON_GetObjectItemCaseSensitive(item, "embedding"), 1));
+	}
+	return out;
+}
+
+static const char *const paths[] = {"/api/embed", "/v1/embeddings", "/embed"};
+
+/* A request body for path with the given JSON array (or string) of inputs. */
+static void body_for(char *out, size_t size, const char *path, const char *inputs)
+{
+	if (strcmp(path, "/embed") == 0)
+		snprintf(out, size, "{\"inputs\":%s}", inputs);
+	else
+		snprintf(out, size, "{\"model\":\"embfill-hash\",\"input\":%s%s}", inputs,
+			 strcmp(path, "/v1/embeddings") == 0 ? ",\"encoding_format\":\"float\"" : "");
+}
+
+static void embed(struct http_resp *r, const struct embedder_proc *p, const char *path,
+		  const char *inputs)
+{
+	char body[8192];
+
+	body_for(body, sizeof(body), path, inputs);
+	post(r, p, path, body);
+}
+
+/* Embeds one text through ollama; returns its dimension. */
+static int embed_one(const struct embedder_proc *p, const char *text, double *out)
+{
+	struct http_resp r;
+	char inputs[1024];
+	cJSON *root, *vecs;
+	int n;
+
+	snprintf(inputs, sizeof(inputs), "[\"%s\"]", text);
+	embed(&r, p, "/api/embed", inputs);
+	cr_assert_eq(r.status, 200, "status %ld: %s", r.status, r.body);
+	root = json_of(&r);
+	vecs = vectors_of("/api/embed", root);
+	n = to_doubles(cJSON_GetArrayItem(vecs, 0), out);
+	cJSON_Delete(vecs);
+	cJSON_Delete(root);
+	resp_free(&r);
+	return n;
+}
+
+/* Every vector of the answer has dim components; returns how many vectors. */
+static int check_vectors(const char *path, const struct http_resp *r, int dim)
+{
+	static double v[MAX_DIM];
+	cJSON *root = json_of(r), *vecs;
+	const cJSON *x;
+	int n = 0;
+
+	cr_assert_not_null(root, "%s: answer is not JSON: %.200s", path, r->body);
+	vecs = vectors_of(path, root);
+	cJSON_ArrayForEach(x, vecs) {
+		cr_assert_eq(to_doubles(x, v), dim, "%s: vector %d has the wrong dimension", path, n);
+		n++;
+	}
+	cJSON_Delete(vecs);
+	cJSON_Delete(root);
+	return n;
+}
+
+/* Error text of an answer in the API's shape (openai nests it). */
+static void error_of(const char *path, const struct http_resp *r, char *msg, size_t size,
+		     char *kind, size_t ksize)
+{
+	cJSON *root = json_of(r);
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+
+	cr_assert_not_null(root, "%s: error body is not JSON: %.200s", path, r->body);
+	kind[0] = '\0';
+	if (strcmp(path, "/v1/embeddings") == 0) {
+		cr_assert(cJSON_IsObject(e), "openai error is not nested: %s", r->body);
+		snprintf(msg, size, "%s", str_at(e, "message") ? str_at(e, "message") : "");
+		snprintf(kind, ksize, "%s", str_at(e, "code") ? str_at(e, "code") : "");
+	} else {
+		cr_assert(cJSON_IsString(e), "%s error is not a string: %s", path, r->body);
+		snprintf(msg, size, "%s", e->valuestring);
+		if (strcmp(path, "/embed") == 0)
+			snprintf(kind, ksize, "%s", str_at(root, "error_type") ? str_at(root, "error_type") : "");
+	}
+	cJSON_Delete(root);
+}
+
+/* ---- the three APIs ---------------------------------------------------- */
+
+Test(sandbox_api, ollama_returns_one_vector_per_input_of_the_configured_dim)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	char ct[128];
+	cJSON *root;
+
+	START(&p, "--dim", "64");
+	embed(&r, &p, "/api/embed", "[\"alpha beta\",\"gamma\",\"delta epsilon\"]");
+	cr_assert_eq(r.status, 200);
+	cr_assert_not_null(header(&r, "Content-Type", ct, sizeof(ct)));
+	cr_assert_str_eq(ct, "application/json");
+	cr_assert_eq(check_vectors("/api/embed", &r, 64), 3);
+	root = json_of(&r);
+	cr_assert_str_eq(str_at(root, "model"), "embfill-hash");
+	cJSON_Delete(root);
+	resp_free(&r);
+	embed(&r, &p, "/api/embed", "\"just one string\"");
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(check_vectors("/api/embed", &r, 64), 1);
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+Test(sandbox_api, openai_returns_a_list_with_indices_and_usage)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	const cJSON *item, *usage;
+	cJSON *root;
+	int i = 0;
+
+	START(&p, "--dim", "32");
+	embed(&r, &p, "/v1/embeddings", "[\"first text here\",\"second\"]");
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	root = json_of(&r);
+	cr_assert_str_eq(str_at(root, "object"), "list");
+	cr_assert_str_eq(str_at(root, "model"), "embfill-hash");
+	cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "data")), 2);
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(root, "data")) {
+		cr_assert_str_eq(str_at(item, "object"), "embedding");
+		cr_assert_eq(cJSON_GetObjectItemCaseSensitive(item, "index")->valuedouble, i++);
+		cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(item, "embedding")), 32);
+	}
+	usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
+	cr_assert_gt(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens")->valuedouble, 0);
+	cr_assert_eq(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens")->valuedouble,
+		     cJSON_GetObjectItemCaseSensitive(usage, "total_tokens")->valuedouble);
+	cJSON_Delete(root);
+	resp_free(&r);
+	embed(&r, &p, "/v1/embeddings", "\"a single string\"");
+	cr_assert_eq(check_vectors("/v1/embeddings", &r, 32), 1);
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+Test(sandbox_api, tei_returns_an_array_of_arrays_and_ignores_the_model)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+
+	START(&p, "--dim", "16");
+	embed(&r, &p, "/embed", "[\"one\",\"two\"]");
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(r.body[0], '[');
+	cr_assert_eq(check_vectors("/embed", &r, 16), 2);
+	resp_free(&r);
+	post(&r, &p, "/embed", "{\"inputs\":\"one\",\"model\":\"anything\"}");
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(check_vectors("/embed", &r, 16), 1);
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+Test(sandbox_api, unknown_model_is_404_in_each_provider_shape)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	char msg[512], kind[64];
+
+	START(&p, "--model", "m1,m2");
+	post(&r, &p, "/api/embed", "{\"model\":\"x\",\"input\":[\"a\"]}");
+	cr_assert_eq(r.status, 404);
+	cr_assert_str_eq(r.body, "{\"error\":\"model \\\"x\\\" not found, try pulling it first\"}");
+	resp_free(&r);
+	post(&r, &p, "/v1/embeddings", "{\"model\":\"embfill-hash\",\"input\":[\"a\"]}");
+	cr_assert_eq(r.status, 404);
+	error_of("/v1/embeddings", &r, msg, sizeof(msg), kind, sizeof(kind));
+	cr_assert_str_eq(kind, "model_not_found");
+	cr_assert(strstr(r.body, "\"type\":\"invalid_request_error\"") != NULL);
+	resp_free(&r);
+	post(&r, &p, "/v1/embeddings", "{\"model\":\"m2\",\"input\":[\"a\"]}");
+	cr_assert_eq(r.status, 200, "a listed model is accepted");
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+Test(sandbox_api, bad_json_or_shape_is_400_in_each_provider_shape)
+{
+	static const char *const bodies[] = {"{\"model\":", "[1,2]", "{\"model\":\"embfill-hash\",\"input\":5,\"inputs\":5}",
+					     "{\"model\":\"embfill-hash\",\"input\":[],\"inputs\":[]}"};
+	struct embedder_proc p;
+	struct http_resp r;
+	char msg[512], kind[64];
+
+	START(&p, "--dim", "8");
+	for (size_t i = 0; i < 3; i++)
+		for (size_t b = 0; b < sizeof(bodies) / sizeof(bodies[0]); b++) {
+			post(&r, &p, paths[i], bodies[b]);
+			cr_assert_eq(r.status, 400, "%s %s: %ld", paths[i], bodies[b], r.status);
+			error_of(paths[i], &r, msg, sizeof(msg), kind, sizeof(kind));
+			cr_assert_neq(msg[0], '\0');
+			if (i == 2)
+				cr_assert_str_eq(kind, "Validation");
+			resp_free(&r);
+		}
+	embedder_stop(&p);
+}
+
+Test(sandbox_api, health_and_routes)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	char v[64];
+
+	START(&p, "--dim", "8");
+	get(&r, &p, "/health");
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+	get(&r, &p, "/nope");
+	cr_assert_eq(r.status, 404);
+	resp_free(&r);
+	get(&r, &p, "/api/embed");
+	cr_assert_eq(r.status, 405);
+	cr_assert_str_eq(header(&r, "Allow", v, sizeof(v)), "POST");
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+/* ---- hash backend ---------------------------------------------------- */
+
+Test(sandbox_hash, deterministic_across_two_servers)
+{
+	struct embedder_proc a, b;
+	struct http_resp ra, rb;
+
+	START(&a, "--seed", "1");
+	START(&b, "--seed", "99");
+	for (size_t i = 0; i < 3; i++) {
+		embed(&ra, &a, paths[i], "[\"Backups run nightly at two.\",\"Rotate the keys.\"]");
+		embed(&rb, &b, paths[i], "[\"Backups run nightly at two.\",\"Rotate the keys.\"]");
+		cr_assert_eq(ra.status, 200);
+		cr_assert_str_eq(ra.body, rb.body, "%s differs between servers", paths[i]);
+		resp_free(&ra);
+		resp_free(&rb);
+	}
+	embedder_stop(&a);
+	embedder_stop(&b);
+}
+
+Test(sandbox_hash, vectors_have_unit_norm)
+{
+	static const char *const texts[] = {"hello", "The quick brown fox.", "", "!!!", "é中文 mixed"};
+	static double v[MAX_DIM];
+	struct embedder_proc p;
+
+	START(&p, "--dim", "768");
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		int n = embed_one(&p, texts[i], v);
+		cr_assert_eq(n, 768);
+		cr_assert_float_eq(sqrt(dot(v, v, n)), 1.0, 1e-5, "norm of \"%s\"", texts[i]);
+	}
+	embedder_stop(&p);
+}
+
+Test(sandbox_hash, shared_words_score_higher_than_unrelated_text)
+{
+	static double a[MAX_DIM], b[MAX_DIM], c[MAX_DIM];
+	struct embedder_proc p;
+	int n;
+
+	START(&p, "--dim", "768");
+	n = embed_one(&p, "how to restore the database from a backup", a);
+	embed_one(&p, "restore a database backup", b);
+	embed_one(&p, "the cat sat on the mat in the sun", c);
+	cr_assert_gt(cosine(a, b, n), cosine(a, c, n) + 0.2, "shared %f vs unrelated %f",
+		     cosine(a, b, n), cosine(a, c, n));
+	embedder_stop(&p);
+}
+
+/* ---- planted faults ---------------------------------------------------- */
+
+Test(sandbox_faults, fail_500_answers_500_in_each_shape)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	char msg[512], kind[64];
+
+	START(&p, "--fail-500", "1");
+	for (size_t i = 0; i < 3; i++) {
+		embed(&r, &p, paths[i], "[\"a\"]");
+		cr_assert_eq(r.status, 500, "%s", paths[i]);
+		error_of(paths[i], &r, msg, sizeof(msg), kind, sizeof(kind));
+		if (i == 2)
+			cr_assert_str_eq(kind, "Backend");
+		resp_free(&r);
+	}
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, fail_429_sends_retry_after_except_tei)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	char v[64], msg[512], kind[64];
+
+	START(&p, "--fail-429", "1", "--retry-after", "7", "--retry-after-ms", "250");
+	for (size_t i = 0; i < 2; i++) {
+		embed(&r, &p, paths[i], "[\"a\"]");
+		cr_assert_eq(r.status, 429);
+		cr_assert_str_eq(header(&r, "Retry-After", v, sizeof(v)), "7", "%s", paths[i]);
+		cr_assert_str_eq(header(&r, "retry-after-ms", v, sizeof(v)), "250");
+		error_of(paths[i], &r, msg, sizeof(msg), kind, sizeof(kind));
+		if (i == 1)
+			cr_assert_str_eq(kind, "rate_limit_exceeded");
+		resp_free(&r);
+	}
+	embed(&r, &p, "/embed", "[\"a\"]");
+	cr_assert_eq(r.status, 429);
+	cr_assert_null(header(&r, "Retry-After", v, sizeof(v)), "TEI sends no Retry-After");
+	cr_assert_str_eq(r.body, "{\"error\":\"Model is overloaded\",\"error_type\":\"Overloaded\"}");
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+static void expect_stat(const struct embedder_proc *p, const char *status, double want)
+{
+	struct http_resp r;
+	cJSON *root;
+	const cJSON *n;
+
+	get(&r, p, "/stats");
+	root = json_of(&r);
+	n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "by_status"), status);
+	cr_assert_eq(cJSON_IsNumber(n) ? n->valuedouble : 0, want, "by_status[%s]: %s", status, r.body);
+	cJSON_Delete(root);
+	resp_free(&r);
+}
+
+Test(sandbox_faults, fail_first_fails_exactly_n_requests_then_succeeds)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+
+	START(&p, "--fail-first", "3", "--dim", "8");
+	for (int i = 0; i < 5; i++) {
+		embed(&r, &p, paths[i % 3], "[\"a\"]");
+		cr_assert_eq(r.status, i < 3 ? 503 : 200, "request %d: %ld", i, r.status);
+		resp_free(&r);
+	}
+	expect_stat(&p, "503", 3);
+	expect_stat(&p, "200", 2);
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, fail_status_picks_the_status_and_retry_after_on_request)
+{
+	struct embedder_proc p, q;
+	struct http_resp r;
+	char v[64], msg[512], kind[64];
+
+	START(&p, "--fail-first", "1", "--fail-status", "429", "--retry-after", "2");
+	embed(&r, &p, "/v1/embeddings", "[\"a\"]");
+	cr_assert_eq(r.status, 429);
+	cr_assert_str_eq(header(&r, "Retry-After", v, sizeof(v)), "2");
+	resp_free(&r);
+	START(&q, "--fail-first", "1", "--fail-status", "502");
+	embed(&r, &q, "/embed", "[\"a\"]");
+	cr_assert_eq(r.status, 502);
+	cr_assert_null(header(&r, "Retry-After", v, sizeof(v)));
+	error_of("/embed", &r, msg, sizeof(msg), kind, sizeof(kind));
+	cr_assert_str_eq(kind, "Backend");
+	resp_free(&r);
+	embedder_stop(&p);
+	embedder_stop(&q);
+}
+
+Test(sandbox_faults, loading_seconds_answers_503_then_serves, .timeout = 30)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	char msg[512], kind[64];
+	int tries = 0;
+
+	START(&p, "--loading-seconds", "1.5", "--dim", "8");
+	embed(&r, &p, "/api/embed", "[\"a\"]");
+	cr_assert_eq(r.status, 503);
+	cr_assert_str_eq(r.body, "{\"error\":\"model is loading\"}");
+	resp_free(&r);
+	embed(&r, &p, "/v1/embeddings", "[\"a\"]");
+	error_of("/v1/embeddings", &r, msg, sizeof(msg), kind, sizeof(kind));
+	cr_assert_str_eq(msg, "model is loading");
+	resp_free(&r);
+	get(&r, &p, "/health");
+	cr_assert_eq(r.status, 503);
+	resp_free(&r);
+	do {
+		nanosleep(&(struct timespec){.tv_nsec = 100000000L}, NULL);
+		embed(&r, &p, "/embed", "[\"a\"]");
+		resp_free(&r);
+	} while (r.status == 503 && ++tries < 100);
+	cr_assert_eq(r.status, 200);
+	cr_assert_gt(tries, 5, "loaded too early");
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, max_batch_is_413_or_tei_422)
+{
+	static const long want[] = {413, 413, 422};
+	struct embedder_proc p;
+	struct http_resp r;
+	char msg[512], kind[64];
+
+	START(&p, "--max-batch", "2", "--dim", "8");
+	for (size_t i = 0; i < 3; i++) {
+		embed(&r, &p, paths[i], "[\"a\",\"b\",\"c\"]");
+		cr_assert_eq(r.status, want[i], "%s: %ld", paths[i], r.status);
+		error_of(paths[i], &r, msg, sizeof(msg), kind, sizeof(kind));
+		cr_assert_str_eq(msg, "batch size 3 > maximum allowed batch size 2");
+		if (i == 2)
+			cr_assert_str_eq(kind, "Validation");
+		resp_free(&r);
+		embed(&r, &p, paths[i], "[\"a\",\"b\"]");
+		cr_assert_eq(r.status, 200);
+		resp_free(&r);
+	}
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, max_body_bytes_is_a_plain_text_413)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	char big[512], ct[128];
+	cJSON *root;
+
+	START(&p, "--max-body-bytes", "200", "--dim", "8");
+	snprintf(big, sizeof(big), "[\"%0300d\"]", 7);
+	for (size_t i = 0; i < 3; i++) {
+		embed(&r, &p, paths[i], big);
+		cr_assert_eq(r.status, 413, "%s", paths[i]);
+		cr_assert(strncmp(header(&r, "Content-Type", ct, sizeof(ct)), "text/plain", 10) == 0);
+		root = json_of(&r);
+		cr_assert_null(root, "a proxy's 413 is not JSON");
+		resp_free(&r);
+		embed(&r, &p, paths[i], "[\"small\"]");
+		cr_assert_eq(r.status, 200);
+		resp_free(&r);
+	}
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, max_input_chars_is_a_context_length_error)
+{
+	static const long want[] = {500, 400, 413};
+	static const char *const prefix[] = {
+		"the input length exceeds the context length",
+		"This model's maximum context length is 10 tokens",
+		"Input validation error: inputs must have less than 10 tokens",
+	};
+	struct embedder_proc p;
+	struct http_resp r;
+	char msg[512], kind[64];
+
+	START(&p, "--max-input-chars", "10", "--dim", "8");
+	for (size_t i = 0; i < 3; i++) {
+		embed(&r, &p, paths[i], "[\"short\",\"this one is much longer than ten\"]");
+		cr_assert_eq(r.status, want[i], "%s: %ld", paths[i], r.status);
+		error_of(paths[i], &r, msg, sizeof(msg), kind, sizeof(kind));
+		cr_assert(strncmp(msg, prefix[i], strlen(prefix[i])) == 0, "%s: %s", paths[i], msg);
+		if (i == 2)
+			cr_assert_str_eq(kind, "Validation");
+		resp_free(&r);
+		embed(&r, &p, paths[i], "[\"short\",\"ten chars!\"]");
+		cr_assert_eq(r.status, 200);
+		resp_free(&r);
+	}
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, malformed_rate_answers_200_with_invalid_json)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	cJSON *root;
+
+	START(&p, "--malformed-rate", "1", "--dim", "8");
+	for (size_t i = 0; i < 3; i++) {
+		embed(&r, &p, paths[i], "[\"a\",\"b\"]");
+		cr_assert_eq(r.status, 200);
+		cr_assert_gt(r.len, 0);
+		root = json_of(&r);
+		cr_assert_null(root, "%s: body parsed: %s", paths[i], r.body);
+		resp_free(&r);
+	}
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, wrong_dim_rate_answers_one_dimension_off)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	static double v[MAX_DIM];
+	cJSON *root, *vecs;
+
+	START(&p, "--wrong-dim-rate", "1", "--dim", "32");
+	for (size_t i = 0; i < 3; i++) {
+		embed(&r, &p, paths[i], "[\"a\",\"b\"]");
+		cr_assert_eq(r.status, 200);
+		root = json_of(&r);
+		vecs = vectors_of(paths[i], root);
+		for (int k = 0; k < 2; k++) {
+			int n = to_doubles(cJSON_GetArrayItem(vecs, k), v);
+			cr_assert(n == 31 || n == 33, "%s: dimension %d", paths[i], n);
+		}
+		cJSON_Delete(vecs);
+		cJSON_Delete(root);
+		resp_free(&r);
+	}
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, nan_rate_plants_a_non_number)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	cJSON *root;
+
+	START(&p, "--nan-rate", "1", "--dim", "16", "--seed", "5");
+	for (int i = 0; i < 6; i++) {
+		embed(&r, &p, paths[i % 3], "[\"a\",\"b\"]");
+		cr_assert_eq(r.status, 200);
+		cr_assert(strstr(r.body, "NaN") != NULL || strstr(r.body, "1e999") != NULL,
+			  "no NaN or 1e999 in %s", r.body);
+		root = json_of(&r);
+		cr_assert(root == NULL || strstr(r.body, "1e999") != NULL);
+		cJSON_Delete(root);
+		resp_free(&r);
+	}
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, wrong_count_rate_answers_one_vector_fewer)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+
+	START(&p, "--wrong-count-rate", "1", "--dim", "8");
+	for (size_t i = 0; i < 3; i++) {
+		embed(&r, &p, paths[i], "[\"a\",\"b\",\"c\"]");
+		cr_assert_eq(r.status, 200);
+		cr_assert_eq(check_vectors(paths[i], &r, 8), 2, "%s", paths[i]);
+		resp_free(&r);
+	}
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, shuffle_rate_permutes_openai_items_with_right_indices)
+{
+	static const char *inputs = "[\"zero\",\"one one\",\"two two two\",\"three\",\"four\"]";
+	struct embedder_proc p;
+	struct http_resp r, ref;
+	cJSON *root, *reordered, *expected;
+	const cJSON *item;
+	bool moved = false;
+	int k = 0;
+
+	START(&p, "--shuffle-rate", "1", "--dim", "8");
+	embed(&ref, &p, "/api/embed", inputs);
+	cr_assert_eq(check_vectors("/api/embed", &ref, 8), 5);
+	embed(&r, &p, "/v1/embeddings", inputs);
+	cr_assert_eq(r.status, 200);
+	root = json_of(&r);
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(root, "data"))
+		moved |= cJSON_GetObjectItemCaseSensitive(item, "index")->valuedouble != k++;
+	cr_assert(moved, "items came back in order");
+	reordered = vectors_of("/v1/embeddings", root);
+	expected = json_of(&ref);
+	cr_assert(cJSON_Compare(reordered, cJSON_GetObjectItemCaseSensitive(expected, "embeddings"), 1),
+		  "reordering by index does not give the inputs' vectors");
+	cJSON_Delete(reordered);
+	cJSON_Delete(expected);
+	cJSON_Delete(root);
+	resp_free(&r);
+	resp_free(&ref);
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, drop_rate_cuts_the_answer_short)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	char url[128], body[256];
+
+	START(&p, "--drop-rate", "1", "--dim", "64");
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(url, sizeof(url), "%s%s", p.url, paths[i]);
+		body_for(body, sizeof(body), paths[i], "[\"a\",\"b\"]");
+		http(&r, "POST", url, body, NULL);
+		cr_assert_neq(r.rc, CURLE_OK, "%s: transfer completed", paths[i]);
+		cr_assert_gt(r.len, 0, "part of the body arrives first");
+		resp_free(&r);
+	}
+	expect_stat(&p, "200", 3);
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, reject_marker_fails_the_batch_naming_the_item)
+{
+	static const long want[] = {400, 400, 422};
+	struct embedder_proc p;
+	struct http_resp r;
+	char msg[512], kind[64];
+
+	START(&p, "--reject-marker", "POISON", "--dim", "8");
+	for (size_t i = 0; i < 3; i++) {
+		embed(&r, &p, paths[i], "[\"ok\",\"fine\",\"has POISON in it\",\"ok too\"]");
+		cr_assert_eq(r.status, want[i], "%s: %ld", paths[i], r.status);
+		error_of(paths[i], &r, msg, sizeof(msg), kind, sizeof(kind));
+		cr_assert(strstr(msg, "input 2 ") != NULL, "%s: %s", paths[i], msg);
+		if (i == 2)
+			cr_assert_str_eq(kind, "Validation");
+		resp_free(&r);
+		embed(&r, &p, paths[i], "[\"ok\",\"fine\",\"ok too\"]");
+		cr_assert_eq(r.status, 200, "the batch without the item succeeds");
+		resp_free(&r);
+		embed(&r, &p, paths[i], "[\"has POISON in it\"]");
+		cr_assert_eq(r.status, want[i], "the item alone still fails");
+		resp_free(&r);
+	}
+	embedder_stop(&p);
+}
+
+static void status_sequence(const char *seed, long *out, int n)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+
+	START(&p, "--fail-500", "0.5", "--seed", seed, "--dim", "8");
+	for (int i = 0; i < n; i++) {
+		embed(&r, &p, paths[i % 3], "[\"a\"]");
+		out[i] = r.status;
+		resp_free(&r);
+	}
+	embedder_stop(&p);
+}
+
+Test(sandbox_faults, same_seed_same_faults)
+{
+	long a[32], b[32], c[32];
+	int fails = 0;
+
+	status_sequence("42", a, 32);
+	status_sequence("42", b, 32);
+	status_sequence("43", c, 32);
+	for (int i = 0; i < 32; i++)
+		fails += a[i] == 500;
+	cr_assert(memcmp(a, b, sizeof(a)) == 0, "same seed, different faults");
+	cr_assert(memcmp(a, c, sizeof(a)) != 0, "another seed, same faults");
+	cr_assert(fails > 4 && fails < 28, "%d of 32 failed at rate 0.5", fails);
+}
+
+Test(sandbox_faults, latency_flags_delay_the_answer)
+{
+	struct embedder_proc p, q;
+	struct http_resp r;
+
+	START(&p, "--latency-ms", "300", "--dim", "8");
+	embed(&r, &p, "/embed", "[\"a\"]");
+	cr_assert_eq(r.status, 200);
+	cr_assert_geq(r.seconds, 0.29);
+	resp_free(&r);
+	START(&q, "--item-latency-ms", "100", "--dim", "8");
+	embed(&r, &q, "/embed", "[\"a\"]");
+	cr_assert_lt(r.seconds, 0.29);
+	resp_free(&r);
+	embed(&r, &q, "/embed", "[\"a\",\"b\",\"c\",\"d\"]");
+	cr_assert_geq(r.seconds, 0.39);
+	resp_free(&r);
+	embedder_stop(&p);
+	embedder_stop(&q);
+}
+
+/* ---- stats and auth ---------------------------------------------------- */
+
+Test(sandbox_stats, count_requests_by_status_and_items)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+
+	START(&p, "--fail-first", "1", "--dim", "8");
+	embed(&r, &p, "/embed", "[\"a\"]");
+	resp_free(&r);
+	embed(&r, &p, "/embed", "[\"a\",\"b\",\"c\"]");
+	resp_free(&r);
+	embed(&r, &p, "/api/embed", "[\"a\",\"b\"]");
+	resp_free(&r);
+	post(&r, &p, "/api/embed", "{\"model\":\"other\",\"input\":[\"a\"]}");
+	resp_free(&r);
+	get(&r, &p, "/health");
+	resp_free(&r);
+	get(&r, &p, "/stats");
+	cr_assert_str_eq(r.body, "{\"requests\":4,\"by_status\":{\"200\":2,\"404\":1,\"503\":1},\"items\":5}");
+	resp_free(&r);
+	post(&r, &p, "/stats/reset", "");
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+	get(&r, &p, "/stats");
+	cr_assert_str_eq(r.body, "{\"requests\":0,\"by_status\":{},\"items\":0}");
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void embed_with_auth(struct http_resp *r, const struct embedder_proc *p, const char *path,
+			    const char *auth)
+{
+	char url[128], body[256];
+
+	snprintf(url, sizeof(url), "%s%s", p->url, path);
+	body_for(body, sizeof(body), path, "[\"a\"]");
+	http(r, "POST", url, body, auth);
+	cr_assert_eq(r->rc, CURLE_OK);
+}
+
+Test(sandbox_auth, api_key_is_required_and_never_echoed)
+{
+	char keyfile[] = "/tmp/sandbox-key-XXXXXX", msg[512], kind[64], v[64];
+	struct embedder_proc p;
+	struct http_resp r;
+	int fd = mkstemp(keyfile);
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	write_file(keyfile, "s3cret-sandbox-key\n");
+	START(&p, "--api-key-file", keyfile, "--dim", "8");
+	unlink(keyfile);
+	for (size_t i = 0; i < 3; i++) {
+		embed_with_auth(&r, &p, paths[i], NULL);
+		cr_assert_eq(r.status, 401, "%s without a key", paths[i]);
+		cr_assert_str_eq(header(&r, "WWW-Authenticate", v, sizeof(v)), "Bearer");
+		resp_free(&r);
+		embed_with_auth(&r, &p, paths[i], "Authorization: Bearer s3cret-wrong");
+		cr_assert_eq(r.status, 401, "%s with a wrong key", paths[i]);
+		cr_assert_null(strstr(r.body, "s3cret"), "key echoed: %s", r.body);
+		if (i == 1) {
+			error_of(paths[i], &r, msg, sizeof(msg), kind, sizeof(kind));
+			cr_assert_str_eq(kind, "invalid_api_key");
+			cr_assert(strstr(r.body, "\"type\":\"invalid_request_error\"") != NULL);
+		}
+		resp_free(&r);
+		embed_with_auth(&r, &p, paths[i], "Authorization: Bearer s3cret-sandbox-key");
+		cr_assert_eq(r.status, 200, "%s with the key", paths[i]);
+		resp_free(&r);
+	}
+	get(&r, &p, "/health");
+	cr_assert_eq(r.status, 200, "health needs no key");
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+/* ---- command line and process ------------------------------------------ */
+
+/* Runs the embedder to completion; returns its exit status, output in out. */
+static int run_embedder(const char *const *args, char *out, size_t size)
+{
+	const char *bin = getenv("EMBFILL_EMBEDDER");
+	char *argv[32];
+	posix_spawn_file_actions_t fa;
+	size_t n = 0, len = 0;
+	int fds[2], status;
+	pid_t pid;
+	ssize_t k;
+
+	cr_assert_not_null(bin, "EMBFILL_EMBEDDER is not set");
+	argv[n++] = strdup(bin);
+	for (size_t i = 0; args[i] != NULL; i++)
+		argv[n++] = strdup(args[i]);
+	argv[n] = NULL;
+	cr_assert_eq(pipe(fds), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+	posix_spawn_file_actions_addclose(&fa, fds[0]);
+	cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fds[1]);
+	while (len + 1 < size && (k = read(fds[0], out + len, size - len - 1)) > 0)
+		len += (size_t)k;
+	out[len] = '\0';
+	close(fds[0]);
+	for (size_t i = 0; i < n; i++)
+		free(argv[i]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(sandbox_cli, bad_flags_exit_2_naming_the_flag, .timeout = 60)
+{
+	static const char *const cases[][5] = {
+		{"--fail-500", "abc", NULL}, {"--fail-429", "1.5", NULL}, {"--nan-rate", "-0.1", NULL},
+		{"--dim", "0", NULL}, {"--port", "70000", NULL}, {"--latency-ms", "soon", NULL},
+		{"--backend", "gpu", NULL}, {"--fail-status", "200", NULL}, {"--seed", "-3", NULL},
+		{"--api-key-file", "/nonexistent/key", NULL}, {"--max-batch", "0", NULL},
+		{"--drop-rate", "nan", NULL}, {"--bogus", NULL}, {"--retry-after", NULL},
+		{"--dim", "768", "--backend", "use-lite", NULL},
+	};
+	char out[4096];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = run_embedder(cases[i], out, sizeof(out));
+		cr_assert_eq(rc, 2, "%s %s: exit %d", cases[i][0], cases[i][1] ? cases[i][1] : "", rc);
+		cr_assert(strstr(out, cases[i][0]) != NULL, "message does not name %s: %s",
+			  cases[i][0], out);
+	}
+}
+
+Test(sandbox_cli, help_lists_every_flag)
+{
+	static const char *const flags[] = {
+		"--port", "--port-file", "--dim", "--backend", "--model", "--seed", "--latency-ms",
+		"--item-latency-ms", "--fail-500", "--fail-429", "--retry-after", "--retry-after-ms",
+		"--max-batch", "--max-body-bytes", "--max-input-chars", "--malformed-rate",
+		"--wrong-dim-rate", "--nan-rate", "--wrong-count-rate", "--shuffle-rate",
+		"--drop-rate", "--reject-marker", "--api-key-file", "--fail-first", "--fail-status",
+		"--loading-seconds", "--node-modules",
+	};
+	const char *const args[] = {"--help", NULL};
+	char out[16384];
+
+	cr_assert_eq(run_embedder(args, out, sizeof(out)), 0);
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		cr_assert(strstr(out, flags[i]) != NULL, "--help lacks %s", flags[i]);
+}
+
+static int try_connect(const char *addr, int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), rc, err;
+
+	inet_pton(AF_INET, addr, &sa.sin_addr);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	err = errno;
+	close(fd);
+	return rc == 0 ? 0 : err;
+}
+
+/* 127.0.0.2 reaches this host too; a socket bound to all interfaces would
+ * accept there, one bound to 127.0.0.1 refuses. */
+Test(sandbox_cli, binds_127_0_0_1_only)
+{
+	struct embedder_proc p;
+	char line[512], want[32];
+	bool found = false;
+	FILE *f;
+
+	START(&p, "--dim", "8");
+	cr_assert_eq(try_connect("127.0.0.1", p.port), 0);
+	cr_assert_eq(try_connect("127.0.0.2", p.port), ECONNREFUSED);
+	snprintf(want, sizeof(want), ":%04X ", p.port);
+	f = fopen("/proc/net/tcp", "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, want) != NULL && strstr(line, " 0A ") != NULL)
+			found |= strstr(line, "0100007F:") != NULL;
+	fclose(f);
+	cr_assert(found, "no listening socket on 127.0.0.1:%d in /proc/net/tcp", p.port);
+	embedder_stop(&p);
+}
+
+Test(sandbox_cli, port_file_and_clean_exit_on_sigterm)
+{
+	char path[] = "/tmp/sandbox-port-XXXXXX", text[32] = "";
+	struct embedder_proc p;
+	int fd = mkstemp(path), status;
+	FILE *f;
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	START(&p, "--port-file", path, "--dim", "8");
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(text, sizeof(text), f));
+	fclose(f);
+	unlink(path);
+	cr_assert_eq(atoi(text), p.port);
+	kill(p.pid, SIGTERM);
+	cr_assert_eq(waitpid(p.pid, &status, 0), p.pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x", status);
+	p.pid = 0;
+}
+
+Test(sandbox_cli, use_lite_without_packages_exits_2)
+{
+	const char *const args[] = {"--backend", "use-lite", "--node-modules", "/nonexistent", NULL};
+	char out[4096];
+
+	cr_assert_eq(run_embedder(args, out, sizeof(out)), 2);
+	cr_assert(strstr(out, "/nonexistent") != NULL, "%s", out);
+}
+
+/* ---- use-lite ---------------------------------------------------------- */
+
+Test(sandbox_use_lite, returns_512_dims_and_ranks_a_paraphrase_first, .timeout = 120)
+{
+	static double q[MAX_DIM], para[MAX_DIM], other[MAX_DIM];
+	struct embedder_proc p;
+	struct http_resp r;
+	int n;
+
+	START(&p, "--backend", "use-lite", "--model", "embfill-hash");
+	n = embed_one(&p, "How do I list the files in a directory?", q);
+	cr_assert_eq(n, 512);
+	embed_one(&p, "Which command shows the contents of a folder?", para);
+	embed_one(&p, "The cat sat on the mat in the sun.", other);
+	cr_assert_gt(cosine(q, para, n), cosine(q, other, n), "paraphrase %f, unrelated %f",
+		     cosine(q, para, n), cosine(q, other, n));
+	embed(&r, &p, "/v1/embeddings", "[\"a\",\"\",\"b\"]");
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert_eq(check_vectors("/v1/embeddings", &r, 512), 3, "an empty input keeps its slot");
+	resp_free(&r);
+	embedder_stop(&p);
+}

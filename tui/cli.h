@@ -1,0 +1,64 @@
+/*
+ * cli.h - the command-line front end: options, output, and the commands.
+ */
+#ifndef EMBFILL_TUI_CLI_H
+#define EMBFILL_TUI_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "embfill/error.h"
+#include "embfill/settings.h"
+
+enum cli_cmd {
+	CMD_NONE = 0,
+	CMD_STATUS = 1u << 0,
+	CMD_SCHEMA = 1u << 1,
+	CMD_DOCTOR = 1u << 2,
+	CMD_ALL = 0xffffu,
+};
+
+/* Everything the command line said, before settings are resolved. */
+struct cli {
+	enum cli_cmd cmd;
+	const char *cmd_name;
+	const char *sub;          /* "init" / "check" for schema */
+	const char *config;       /* --config */
+	bool json;
+	bool no_color;
+	bool ascii;
+	bool help;
+	bool version;
+	const char *collection;   /* -C */
+	const char *dim;          /* --dim */
+	const char *vector_type;  /* --vector-type */
+	/* flags that set settings: (key, value, spelling) */
+	struct { const char *key, *value, *flag; } sets[64];
+	int nsets;
+	char set_buf[64][128];    /* key storage for --set KEY=VALUE */
+};
+
+/* Everything a command needs once settings are resolved. */
+struct app {
+	struct cli *cli;
+	ef_settings *settings;
+	const struct ef_config *cfg;
+};
+
+/* Parses argv into cli; on a usage error prints it and returns 2. */
+int cli_parse(int argc, char **argv, struct cli *cli);
+void cli_usage(FILE *f, enum cli_cmd cmd);
+/* The command's option list, one per line ("--dsn DSN"), for tests. */
+void cli_list_options(FILE *f, enum cli_cmd cmd);
+
+/* Output: every line goes through redaction. */
+void out_printf(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "embfill: msg" and "hint: ..." to stderr; returns err->status. */
+int out_error(const struct ef_error *err);
+/* Prints a cJSON-built document (passed as text) redacted, with newline. */
+void out_json(const char *text);
+
+int cmd_status(struct app *app);
+int cmd_schema(struct app *app);
+
+#endif

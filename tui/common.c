@@ -1,0 +1,75 @@
+/*
+ * common.c - steps several commands share: connect, discover, report a
+ * checklist.
+ */
+#include <stdio.h>
+
+#include "embfill/schema.h"
+#include "tui/cli.h"
+#include "tui/common.h"
+
+ef_status app_connect_discover(struct app *app, ef_db **db, struct ef_schema *sc,
+			       struct ef_error *err)
+{
+	if (ef_db_connect(app->cfg->dsn, db, err) != EF_OK)
+		return err->status;
+	if (ef_schema_discover(*db, &app->cfg->map, sc, NULL, err) != EF_OK) {
+		ef_db_close(*db);
+		*db = NULL;
+		return err->status;
+	}
+	if (!ef_schema_usable(sc)) {
+		ef_db_close(*db);
+		*db = NULL;
+		ef_error_set(err, EF_ERR_DB, "the collection's tables are not usable as mapped "
+			     "(chunk table %s, embeddings %s)", sc->chunks_ok ? "ok" : "missing or "
+			     "incomplete", sc->embeddings_ok ? "ok" : "missing or incomplete");
+		return ef_error_hint(err, "run `embfill schema check` to see what is missing, or "
+					  "`embfill schema init` to create the default layout");
+	}
+	return EF_OK;
+}
+
+static const char *level_tag(enum ef_check_level l, bool ascii)
+{
+	(void)ascii;
+	switch (l) {
+	case EF_CHECK_PASS:
+		return "[ok]  ";
+	case EF_CHECK_WARN:
+		return "[warn]";
+	default:
+		return "[FAIL]";
+	}
+}
+
+void print_checklist(const struct ef_checklist *l, bool ascii)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const struct ef_check *c = &l->items[i];
+
+		out_printf(stdout, "%s %s: %s\n", level_tag(c->level, ascii), c->what, c->detail);
+		if (c->hint[0] && c->level != EF_CHECK_PASS)
+			out_printf(stdout, "       hint: %s\n", c->hint);
+	}
+}
+
+char *checklist_json(const struct ef_checklist *l)
+{
+	static const char *const names[] = { "pass", "warn", "fail" };
+	cJSON *arr = cJSON_CreateArray();
+	char *text;
+
+	for (size_t i = 0; arr && i < l->n; i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "level", names[l->items[i].level]);
+		cJSON_AddStringToObject(o, "what", l->items[i].what);
+		cJSON_AddStringToObject(o, "detail", l->items[i].detail);
+		cJSON_AddStringToObject(o, "hint", l->items[i].hint);
+		cJSON_AddItemToArray(arr, o);
+	}
+	text = cJSON_PrintUnformatted(arr);
+	cJSON_Delete(arr);
+	return text;
+}

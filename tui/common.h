@@ -1,0 +1,24 @@
+#ifndef EMBFILL_TUI_COMMON_H
+#define EMBFILL_TUI_COMMON_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+
+#include "embfill/check.h"
+#include "embfill/db.h"
+#include "embfill/schema.h"
+#include "tui/cli.h"
+
+/* Connects and discovers the schema; fails (EF_ERR_DB) unless the chunk
+ * and embedding tables are usable.  On success the caller closes *db. */
+ef_status app_connect_discover(struct app *app, ef_db **db, struct ef_schema *sc,
+			       struct ef_error *err);
+
+/* "[ok]   what: detail" lines, with "hint:" under warnings and failures. */
+void print_checklist(const struct ef_checklist *l, bool ascii);
+
+/* The list as a JSON array of {level, what, detail, hint}; caller frees. */
+char *checklist_json(const struct ef_checklist *l);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * main.c - embfill's entry point: parse, resolve settings, dispatch.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "embfill/redact.h"
+#include "embfill/settings.h"
+#include "tui/cli.h"
+
+extern char **environ;
+
+static int load_settings(struct app *app)
+{
+	struct cli *cli = app->cli;
+	struct ef_error err;
+
+	ef_error_clear(&err);
+	app->settings = ef_settings_new();
+	if (!app->settings) {
+		fprintf(stderr, "embfill: out of memory\n");
+		return EF_ERR_USAGE;
+	}
+	if (ef_settings_load_file(app->settings, cli->config ? cli->config : "embfill.env",
+				  cli->config != NULL, &err) != EF_OK ||
+	    ef_settings_load_env(app->settings, environ, &err) != EF_OK)
+		return out_error(&err);
+	for (int i = 0; i < cli->nsets; i++)
+		if (ef_settings_set_flag(app->settings, cli->sets[i].key, cli->sets[i].value,
+					 cli->sets[i].flag, &err) != EF_OK)
+			return out_error(&err);
+	ef_settings_register_secrets(app->settings);
+	if (ef_settings_finish(app->settings, &err) != EF_OK)
+		return out_error(&err);
+	app->cfg = ef_settings_config(app->settings);
+	return 0;
+}
+
+static int dispatch(struct app *app)
+{
+	switch (app->cli->cmd) {
+	case CMD_STATUS:
+		return cmd_status(app);
+	case CMD_SCHEMA:
+		return cmd_schema(app);
+	default:
+		return EF_ERR_USAGE;
+	}
+}
+
+static int no_command(void)
+{
+	fprintf(stderr, "embfill: no command given, and the operator console is not part of "
+			"this build yet\n\n");
+	cli_usage(stderr, CMD_NONE);
+	return EF_ERR_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	static struct cli cli;
+	struct app app = { &cli, NULL, NULL };
+	int rc;
+
+	if ((rc = cli_parse(argc, argv, &cli)) != 0)
+		return rc;
+	if (cli.version) {
+		printf("embfill %s\n", EF_VERSION);
+		return 0;
+	}
+	if (cli.help) {
+		cli_usage(stdout, cli.cmd);
+		return 0;
+	}
+	if (cli.cmd == CMD_NONE)
+		return no_command();
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "embfill: cannot initialise libcurl\n");
+		return EF_ERR_EMBED;
+	}
+	rc = load_settings(&app);
+	if (rc == 0)
+		rc = dispatch(&app);
+	ef_settings_free(app.settings);
+	ef_redact_reset();
+	curl_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,252 @@
+/*
+ * options.c - one table of options drives parsing, --help and the test
+ * that keeps --help and the man page in step.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tui/cli.h"
+
+enum opt_id {
+	O_CONFIG = 256, O_DSN, O_SET, O_JSON, O_NO_COLOR, O_ASCII, O_VERSION, O_HELP,
+	O_COLLECTION, O_DIM, O_VECTOR_TYPE, O_BATCH_SIZE, O_CONCURRENCY,
+};
+
+struct opt {
+	const char *name;
+	int has_arg;
+	int id;
+	char shortopt;
+	const char *metavar;
+	unsigned cmds;
+	const char *help;
+};
+
+static const struct opt opts[] = {
+	{ "config", 1, O_CONFIG, 0, "FILE", CMD_ALL,
+	  "settings file (default ./embfill.env when present)" },
+	{ "dsn", 1, O_DSN, 0, "DSN", CMD_ALL,
+	  "PostgreSQL connection string or URI (sets DATABASE_URL)" },
+	{ "set", 1, O_SET, 0, "KEY=VALUE", CMD_ALL, "set any settings key for this run" },
+	{ "json", 0, O_JSON, 0, NULL, CMD_STATUS | CMD_SCHEMA | CMD_DOCTOR,
+	  "print JSON for scripts" },
+	{ "no-color", 0, O_NO_COLOR, 0, NULL, CMD_ALL, "no colours (NO_COLOR is honoured too)" },
+	{ "ascii", 0, O_ASCII, 0, NULL, CMD_ALL, "ASCII drawing only" },
+	{ "version", 0, O_VERSION, 0, NULL, CMD_ALL, "print the version" },
+	{ "help", 0, O_HELP, 'h', NULL, CMD_ALL, "show this help" },
+	{ "collection", 1, O_COLLECTION, 'C', "COLL", CMD_STATUS, "only this collection" },
+	{ "dim", 1, O_DIM, 0, "N", CMD_SCHEMA,
+	  "schema init: vector dimension (default EMBED_DIM)" },
+	{ "vector-type", 1, O_VECTOR_TYPE, 0, "auto|vector|real", CMD_SCHEMA,
+	  "schema init: pgvector's vector(N), real[], or vector when available (auto)" },
+	{ "batch-size", 1, O_BATCH_SIZE, 0, "N", CMD_NONE, "chunks per request (BATCH_SIZE)" },
+	{ "concurrency", 1, O_CONCURRENCY, 0, "K", CMD_NONE,
+	  "requests in flight (EMBED_CONCURRENCY)" },
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const struct {
+	const char *name;
+	enum cli_cmd cmd;
+	const char *args;
+	const char *help;
+} cmds[] = {
+	{ "status", CMD_STATUS, "[-C COLL]",
+	  "chunks, embedded, missing and stale per collection" },
+	{ "schema", CMD_SCHEMA, "init [--dim N] | check",
+	  "create the default layout, or check the mapped one" },
+};
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+static const struct opt *opt_by_id(int id)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (opts[i].id == id || (opts[i].shortopt && opts[i].shortopt == id))
+			return &opts[i];
+	return NULL;
+}
+
+static void opt_line(FILE *f, const struct opt *o, bool with_help)
+{
+	char left[64];
+
+	if (o->shortopt)
+		snprintf(left, sizeof(left), "-%c, --%s%s%s", o->shortopt, o->name,
+			 o->metavar ? " " : "", o->metavar ? o->metavar : "");
+	else
+		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->metavar ? " " : "",
+			 o->metavar ? o->metavar : "");
+	if (with_help)
+		fprintf(f, "  %-28s %s\n", left, o->help);
+	else
+		fprintf(f, "%s\n", left);
+}
+
+void cli_list_options(FILE *f, enum cli_cmd cmd)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (opts[i].cmds & cmd)
+			opt_line(f, &opts[i], false);
+}
+
+void cli_usage(FILE *f, enum cli_cmd cmd)
+{
+	for (size_t i = 0; i < NCMDS; i++)
+		if (cmd == CMD_NONE || cmds[i].cmd == cmd)
+			fprintf(f, "usage: embfill %s %s\n", cmds[i].name, cmds[i].args);
+	if (cmd == CMD_NONE) {
+		fprintf(f, "\ncommands:\n");
+		for (size_t i = 0; i < NCMDS; i++)
+			fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
+		fprintf(f, "\nglobal options:\n");
+	} else {
+		fprintf(f, "\noptions:\n");
+	}
+	for (size_t i = 0; i < NOPTS; i++)
+		if ((cmd == CMD_NONE && opts[i].cmds == CMD_ALL) ||
+		    (cmd != CMD_NONE && (opts[i].cmds & cmd)))
+			opt_line(f, &opts[i], true);
+	fprintf(f, "\nexit codes: 0 ok, 1 checks found problems, 2 usage or settings, "
+		   "3 database,\n4 embedding service, 5 interrupted, 6 collection busy.\n"
+		   "See embfill(1) and embfill.env(5).\n");
+}
+
+/* what "arg" rest, e.g. unknown command "x" */
+static int usage_error(const char *what, const char *arg, const char *rest, const char *hint)
+{
+	struct ef_error err;
+
+	ef_error_clear(&err);
+	if (arg)
+		ef_error_set(&err, EF_ERR_USAGE, "%s \"%.200s\"%s", what, arg, rest);
+	else
+		ef_error_set(&err, EF_ERR_USAGE, "%s%s", what, rest);
+	ef_error_hint(&err, "%s", hint);
+	return out_error(&err);
+}
+
+static int add_set(struct cli *cli, const char *key, const char *value, const char *flag)
+{
+	if (cli->nsets == (int)(sizeof(cli->sets) / sizeof(cli->sets[0])))
+		return usage_error("too many settings flags", NULL, "", "use a settings file");
+	cli->sets[cli->nsets].key = key;
+	cli->sets[cli->nsets].value = value;
+	cli->sets[cli->nsets].flag = flag;
+	cli->nsets++;
+	return 0;
+}
+
+static int parse_set(struct cli *cli, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	size_t kl = eq ? (size_t)(eq - arg) : 0;
+	char *kb = cli->set_buf[cli->nsets % 64];
+
+	if (!eq || kl == 0 || kl >= sizeof(cli->set_buf[0]))
+		return usage_error("--set", arg, " is not KEY=VALUE",
+				   "write --set BATCH_SIZE=50; `man embfill.env` lists the keys");
+	memcpy(kb, arg, kl);
+	kb[kl] = '\0';
+	return add_set(cli, kb, eq + 1, "--set");
+}
+
+static int take_option(struct cli *cli, int id, const char *arg)
+{
+	switch (id) {
+	case O_CONFIG: cli->config = arg; break;
+	case O_DSN: return add_set(cli, "DATABASE_URL", arg, "--dsn");
+	case O_SET: return parse_set(cli, arg);
+	case O_JSON: cli->json = true; break;
+	case O_NO_COLOR: cli->no_color = true; break;
+	case O_ASCII: cli->ascii = true; break;
+	case O_VERSION: cli->version = true; break;
+	case 'h': case O_HELP: cli->help = true; break;
+	case 'C': case O_COLLECTION: cli->collection = arg; break;
+	case O_DIM: cli->dim = arg; break;
+	case O_VECTOR_TYPE: cli->vector_type = arg; break;
+	case O_BATCH_SIZE: return add_set(cli, "BATCH_SIZE", arg, "--batch-size");
+	case O_CONCURRENCY: return add_set(cli, "EMBED_CONCURRENCY", arg, "--concurrency");
+	default: return EF_ERR_USAGE;
+	}
+	return 0;
+}
+
+static enum cli_cmd find_cmd(const char *name)
+{
+	for (size_t i = 0; i < NCMDS; i++)
+		if (strcmp(cmds[i].name, name) == 0)
+			return cmds[i].cmd;
+	return CMD_NONE;
+}
+
+/* Every option is accepted anywhere on the line (getopt permutes), then
+ * checked against the command, so `embfill status --dim 3` is refused
+ * with a message instead of being silently ignored. */
+static int check_applicable(struct cli *cli, const int *seen, int nseen)
+{
+	for (int i = 0; i < nseen; i++) {
+		const struct opt *o = opt_by_id(seen[i]);
+		if (o && !(o->cmds & cli->cmd)) {
+			fprintf(stderr, "embfill: option --%s does not apply to `embfill %s`\n",
+				o->name, cli->cmd_name);
+			fprintf(stderr, "hint: `embfill %s --help` lists its options\n",
+				cli->cmd_name);
+			return EF_ERR_USAGE;
+		}
+	}
+	return 0;
+}
+
+static int parse_positionals(struct cli *cli, int argc, char **argv)
+{
+	if (optind >= argc)
+		return 0;
+	cli->cmd_name = argv[optind];
+	cli->cmd = find_cmd(argv[optind]);
+	if (cli->cmd == CMD_NONE)
+		return usage_error("unknown command", argv[optind], "",
+				   "`embfill --help` lists the commands");
+	if (++optind < argc && cli->cmd == CMD_SCHEMA)
+		cli->sub = argv[optind++];
+	if (optind < argc)
+		return usage_error("unexpected argument", argv[optind], "",
+				   "options start with --; `embfill --help` lists them");
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, struct cli *cli)
+{
+	struct option lo[NOPTS + 1];
+	char shorts[64] = "+";
+	int seen[256], nseen = 0, c, rc;
+
+	memset(lo, 0, sizeof(lo));
+	shorts[0] = '\0';
+	for (size_t i = 0; i < NOPTS; i++) {
+		lo[i] = (struct option){ opts[i].name, opts[i].has_arg, NULL, opts[i].id };
+		if (opts[i].shortopt) {
+			size_t n = strlen(shorts);
+			shorts[n] = opts[i].shortopt;
+			shorts[n + 1] = '\0';
+			if (opts[i].has_arg)
+				strcat(shorts, ":");
+		}
+	}
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+		if (c == '?' || c == ':')
+			return usage_error("unknown option or missing value:", argv[optind - 1], "",
+					   "`embfill --help` lists the options");
+		if (nseen < 256)
+			seen[nseen++] = c;
+		if ((rc = take_option(cli, c, optarg)) != 0)
+			return rc;
+	}
+	if ((rc = parse_positionals(cli, argc, argv)) != 0)
+		return rc;
+	if (cli->cmd != CMD_NONE)
+		return check_applicable(cli, seen, nseen);
+	return 0;
+}
