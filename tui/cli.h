@@ -60,5 +60,6 @@ void out_json(const char *text);
 
 int cmd_status(struct app *app);
 int cmd_schema(struct app *app);
+int cmd_doctor(struct app *app);
 
 #endif

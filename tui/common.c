@@ -3,6 +3,11 @@
  * checklist.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embfill/embed.h"
+#include "embfill/redact.h"
 
 #include "embfill/schema.h"
 #include "tui/cli.h"
@@ -72,4 +77,38 @@ char *checklist_json(const struct ef_checklist *l)
 	text = cJSON_PrintUnformatted(arr);
 	cJSON_Delete(arr);
 	return text;
+}
+
+ef_status app_embed_config(struct app *app, struct ef_embed_config *ec, char **key,
+			   struct ef_error *err)
+{
+	const struct ef_config *c = app->cfg;
+
+	*key = NULL;
+	ef_embed_config_defaults(ec);
+	if (ef_embed_provider_parse(c->provider, &ec->provider, err) != EF_OK)
+		return err->status;
+	ec->url = c->embed_url;
+	ec->model = c->embed_model;
+	ec->dim = c->embed_dim;
+	ec->ca_file = c->ca_file;
+	ec->connect_timeout_ms = (long)c->connect_timeout_s * 1000;
+	ec->timeout_ms = (long)c->timeout_s * 1000;
+	ec->max_attempts = (unsigned)c->max_attempts;
+	ec->api_key = c->api_key;
+	if (!ec->api_key && c->api_key_file) {
+		if (ef_embed_read_key_file(c->api_key_file, key, err) != EF_OK)
+			return err->status;
+		ef_redact_add_secret(*key);
+		ec->api_key = *key;
+	}
+	return ef_embed_config_check(ec, err);
+}
+
+void app_key_free(char *key)
+{
+	if (!key)
+		return;
+	explicit_bzero(key, strlen(key));
+	free(key);
 }

@@ -7,6 +7,7 @@
 
 #include "embfill/check.h"
 #include "embfill/db.h"
+#include "embfill/embed.h"
 #include "embfill/schema.h"
 #include "tui/cli.h"
 
@@ -20,5 +21,12 @@ void print_checklist(const struct ef_checklist *l, bool ascii);
 
 /* The list as a JSON array of {level, what, detail, hint}; caller frees. */
 char *checklist_json(const struct ef_checklist *l);
+
+/* The client's config from the settings; reads EMBED_API_KEY_FILE when the
+ * key is not in the environment, into *key (free with app_key_free), and
+ * registers it as a secret. */
+ef_status app_embed_config(struct app *app, struct ef_embed_config *ec, char **key,
+			   struct ef_error *err);
+void app_key_free(char *key);
 
 #endif

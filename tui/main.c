@@ -47,6 +47,8 @@ static int dispatch(struct app *app)
 		return cmd_status(app);
 	case CMD_SCHEMA:
 		return cmd_schema(app);
+	case CMD_DOCTOR:
+		return cmd_doctor(app);
 	default:
 		return EF_ERR_USAGE;
 	}

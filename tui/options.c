@@ -53,6 +53,8 @@ static const struct {
 	const char *args;
 	const char *help;
 } cmds[] = {
+	{ "doctor", CMD_DOCTOR, "[--json]",
+	  "settings with origins, database, schema and embedding service checks" },
 	{ "status", CMD_STATUS, "[-C COLL]",
 	  "chunks, embedded, missing and stale per collection" },
 	{ "schema", CMD_SCHEMA, "init [--dim N] | check",
