@@ -133,8 +133,8 @@ check-run: all $(UNIT_BIN) $(INTEG_BIN) $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory test-integration
 
-test-unit: $(UNIT_BIN)
-	$(UNIT_BIN) --jobs 2
+test-unit: $(UNIT_BIN) $(BIN)
+	EMBFILL_BIN=$(abspath $(BIN)) $(UNIT_BIN) --jobs 2
 
 test-integration: all $(INTEG_BIN)
 	EMBFILL_BIN=$(abspath $(BIN)) EMBFILL_EMBEDDER=$(abspath $(EMBEDDER)) \

@@ -1,0 +1,120 @@
+/*
+ * manpages.c - the manual pages cannot drift from the program: every
+ * settings key is in embfill.env(5), and every option of every command's
+ * --help is in embfill(1) and the other way round.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "embfill/settings.h"
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	cr_assert(f, "cannot open %s (tests run from the source tree)", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = calloc(1, (size_t)n + 1);
+	cr_assert(fread(buf, 1, (size_t)n, f) == (size_t)n);
+	fclose(f);
+	return buf;
+}
+
+Test(manpages, every_settings_key_is_documented_in_embfill_env_5)
+{
+	char *man = slurp("man/embfill.env.5");
+
+	for (int k = 0; k < EF_K__COUNT; k++) {
+		char want[128];
+		snprintf(want, sizeof(want), ".It Ev %s\n", ef_settings_key_name((enum ef_key)k));
+		cr_expect(strstr(man, want), "embfill.env(5) lacks an entry for %s",
+			  ef_settings_key_name((enum ef_key)k));
+	}
+	free(man);
+}
+
+/* Options of `embfill CMD --help`: the words starting with "--" or "-X". */
+static char *help_of(const char *cmd)
+{
+	char line[512];
+	char *cmdline = NULL, *out = calloc(1, 16384);
+	const char *bin = getenv("EMBFILL_BIN");
+	FILE *p;
+
+	cr_assert(bin, "EMBFILL_BIN is not set: run through `make check`");
+	cr_assert(asprintf(&cmdline, "'%s' %s --help", bin, cmd) > 0);
+	p = popen(cmdline, "r");
+	cr_assert(p);
+	while (fgets(line, sizeof(line), p))
+		if (strlen(out) + strlen(line) < 16383)
+			strcat(out, line);
+	cr_assert_eq(pclose(p), 0, "%s failed", cmdline);
+	free(cmdline);
+	return out;
+}
+
+static void each_option(const char *help, void (*fn)(const char *opt, void *ctx), void *ctx)
+{
+	for (const char *p = strstr(help, "\n  -"); p; p = strstr(p + 1, "\n  -")) {
+		const char *s = p + 3;
+		char opt[64];
+		size_t n;
+
+		if (s[1] != '-') { /* "-C, --collection" */
+			snprintf(opt, sizeof(opt), "%.2s", s);
+			fn(opt, ctx);
+			s = strstr(s, "--");
+		}
+		n = strcspn(s, " \n");
+		snprintf(opt, sizeof(opt), "%.*s", (int)n, s);
+		fn(opt, ctx);
+	}
+}
+
+static void in_man(const char *opt, void *ctx)
+{
+	char want[80];
+
+	snprintf(want, sizeof(want), "Fl %s", opt + 1);
+	cr_expect(strstr((const char *)ctx, want), "embfill(1) does not document %s", opt);
+}
+
+Test(manpages, every_help_option_is_in_embfill_1)
+{
+	static const char *const cmds[] = { "", "doctor", "status", "schema" };
+	char *man = slurp("man/embfill.1");
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char *help = help_of(cmds[i]);
+		each_option(help, in_man, man);
+		free(help);
+	}
+	free(man);
+}
+
+Test(manpages, every_option_in_embfill_1_is_in_some_help)
+{
+	char *man = slurp("man/embfill.1");
+	char *all = calloc(1, 65536);
+	static const char *const cmds[] = { "", "doctor", "status", "schema" };
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char *help = help_of(cmds[i]);
+		strcat(all, help);
+		free(help);
+	}
+	for (const char *p = strstr(man, "Fl -"); p; p = strstr(p + 1, "Fl -")) {
+		char opt[64];
+		snprintf(opt, sizeof(opt), "-%.*s", (int)strcspn(p + 3, " \n"), p + 3);
+		cr_expect(strstr(all, opt), "embfill(1) documents %s, which no --help shows", opt);
+	}
+	free(all);
+	free(man);
+}

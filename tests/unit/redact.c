@@ -1,0 +1,287 @@
+/*
+ * Unit tests of redaction: registered secrets, secret shapes (URL userinfo,
+ * token-like query parameters, conninfo passwords, bearer tokens), and the
+ * display forms of URLs and connection strings.  Registered secrets are
+ * process-global, so every test starts and ends with an empty registry.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embfill/redact.h"
+#include "embfill/settings.h"
+
+static void setup(void)
+{
+	ef_redact_reset();
+	unsetenv("PGPASSWORD");
+}
+
+static void teardown(void)
+{
+	ef_redact_reset();
+}
+
+TestSuite(redact, .init = setup, .fini = teardown);
+
+/* Redacts text and compares it with want. */
+static void assert_redacts(const char *text, const char *want)
+{
+	char *got = ef_redact(text);
+
+	cr_assert_not_null(got);
+	cr_assert_str_eq(got, want, "ef_redact(\"%s\")", text);
+	free(got);
+}
+
+static void assert_hidden(char *got, const char *secret)
+{
+	cr_assert_not_null(got);
+	cr_assert_null(strstr(got, secret), "\"%s\" leaked: %s", secret, got);
+	free(got);
+}
+
+/* --- registered secrets -------------------------------------------------- */
+
+Test(redact, registered_secret_is_masked_wherever_it_appears)
+{
+	ef_redact_add_secret("sk-live-0123456789abcdef");
+	assert_redacts("key sk-live-0123456789abcdef then sk-live-0123456789abcdef again",
+		       "key *** then *** again");
+	assert_redacts("{\"api_key\":\"sk-live-0123456789abcdef\",\"model\":\"m\"}",
+		       "{\"api_key\":\"***\",\"model\":\"m\"}");
+	assert_redacts("GET https://h/v1/sk-live-0123456789abcdef/embed",
+		       "GET https://h/v1/***/embed");
+	assert_redacts("xxsk-live-0123456789abcdefyy", "xx***yy");
+	assert_redacts("sk-live-0123456789abcde (one short)", "sk-live-0123456789abcde (one short)");
+}
+
+Test(redact, several_secrets_are_all_masked)
+{
+	ef_redact_add_secret("first-secret");
+	ef_redact_add_secret("second-secret");
+	assert_redacts("a first-secret b second-secret c", "a *** b *** c");
+}
+
+/* When one secret begins with another, the longer one must go whole: masking
+ * the shorter prefix would print the rest of the longer secret. */
+Test(redact, a_secret_that_extends_another_is_masked_whole)
+{
+	ef_redact_add_secret("hunter22");
+	ef_redact_add_secret("hunter22-prod-api-key");
+	assert_hidden(ef_redact("key=hunter22-prod-api-key"), "prod-api-key");
+	assert_redacts("pw hunter22 and key hunter22-prod-api-key", "pw *** and key ***");
+}
+
+Test(redact, values_shorter_than_four_bytes_are_ignored)
+{
+	ef_redact_add_secret("abc");
+	ef_redact_add_secret("");
+	ef_redact_add_secret(NULL);
+	assert_redacts("abc abcabc", "abc abcabc");
+	ef_redact_add_secret("wxyz");
+	assert_redacts("wxyz wxy", "*** wxy");
+}
+
+Test(redact, reset_forgets_the_secrets)
+{
+	ef_redact_add_secret("forget-me-please");
+	assert_redacts("forget-me-please", "***");
+	ef_redact_reset();
+	assert_redacts("forget-me-please", "forget-me-please");
+}
+
+Test(redact, null_in_null_out_and_plain_text_unchanged)
+{
+	cr_assert_null(ef_redact(NULL));
+	assert_redacts("", "");
+	assert_redacts("connected to db.internal:5432 as app; 120 chunks, page=2",
+		       "connected to db.internal:5432 as app; 120 chunks, page=2");
+}
+
+Test(redact, redact_buf_masks_and_truncates)
+{
+	char out[8];
+
+	ef_redact_add_secret("0123456789");
+	cr_assert_eq(ef_redact_buf("a 0123456789 b", out, sizeof(out)), out);
+	cr_assert_str_eq(out, "a *** b");
+	ef_redact_buf("0123 0123456789 trailing words", out, sizeof(out));
+	cr_assert_str_eq(out, "0123 **");
+	ef_redact_buf(NULL, out, sizeof(out));
+	cr_assert_str_eq(out, "");
+}
+
+/* --- shapes -------------------------------------------------------------- */
+
+Test(redact, url_userinfo_is_removed)
+{
+	assert_redacts("connecting to https://user:pa55word@embed.example.com:8443/v1 failed",
+		       "connecting to https://embed.example.com:8443/v1 failed");
+	assert_redacts("postgresql://app:s3cret@db.internal:5432/app?sslmode=require",
+		       "postgresql://db.internal:5432/app?sslmode=require");
+	assert_redacts("http://tokenonly@h/x", "http://h/x");
+	assert_redacts("mail user@example.com stays", "mail user@example.com stays");
+}
+
+Test(redact, token_like_query_parameters_are_masked_and_others_kept)
+{
+	assert_redacts("https://h/v1?api_key=AAAA1111&model=nomic&page=2",
+		       "https://h/v1?api_key=***&model=nomic&page=2");
+	assert_redacts("https://h/e?model=m&token=BBBB2222", "https://h/e?model=m&token=***");
+	assert_redacts("https://b.s3.amazonaws.com/o?X-Amz-Date=1&X-Amz-Signature=CCCC3333&page=1",
+		       "https://b.s3.amazonaws.com/o?X-Amz-Date=1&X-Amz-Signature=***&page=1");
+	assert_redacts("https://blob/x?sv=1&sig=DDDD4444#top", "https://blob/x?sv=1&sig=***#top");
+	assert_redacts("\"https://h/cb?access_token=EEEE5555\"", "\"https://h/cb?access_token=***\"");
+}
+
+Test(redact, conninfo_password_is_masked_bare_and_quoted)
+{
+	assert_redacts("host=db port=5432 password=hunter2hunter dbname=app",
+		       "host=db port=5432 password=*** dbname=app");
+	assert_redacts("host=db password='correct horse battery' user=app",
+		       "host=db password=*** user=app");
+	assert_redacts("password='it\\'s a secret' x", "password=*** x");
+	assert_redacts("sslpassword=keypass1 sslmode=verify-full",
+		       "sslpassword=*** sslmode=verify-full");
+	assert_redacts("PASSWORD=Upper1234", "PASSWORD=***");
+	assert_redacts("password = spaced99 host=h", "password =*** host=h");
+}
+
+/* libpq allows any blanks around '=' in key=value strings. */
+Test(redact, conninfo_password_with_other_blanks_around_the_equals_is_masked)
+{
+	assert_hidden(ef_redact("host=h password  =  blanks99 dbname=app"), "blanks99");
+	assert_hidden(ef_redact("host=h password\t=\ttabbed99 dbname=app"), "tabbed99");
+}
+
+Test(redact, bearer_and_basic_credentials_are_masked)
+{
+	assert_redacts("Authorization: Bearer xyz", "Authorization: Bearer ***");
+	assert_redacts("{\"Authorization\":\"Bearer sk-abc.def-123\"}",
+		       "{\"Authorization\":\"Bearer ***\"}");
+	assert_redacts("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic ***");
+	assert_redacts("Bearer ", "Bearer ");
+}
+
+/* --- URLs and connection strings for display ------------------------------ */
+
+Test(redact, redact_url_drops_userinfo_fragment_and_secret_params)
+{
+	char *u = ef_redact_url(
+		"https://user:pw@api.example.com:8443/v1/embeddings?api_key=SEKRET&model=m&sig=abc#frag");
+
+	cr_assert_not_null(u);
+	cr_assert_str_eq(u, "https://api.example.com:8443/v1/embeddings?model=m");
+	free(u);
+	u = ef_redact_url("http://127.0.0.1:11434/?token=t0k3n#x");
+	cr_assert_str_eq(u, "http://127.0.0.1:11434/");
+	free(u);
+	u = ef_redact_url("http://127.0.0.1:11434");
+	cr_assert_str_eq(u, "http://127.0.0.1:11434/");
+	free(u);
+	cr_assert_null(ef_redact_url(NULL));
+}
+
+Test(redact, redact_url_of_text_that_is_no_url_still_redacts)
+{
+	char *u;
+
+	ef_redact_add_secret("registered-secret");
+	u = ef_redact_url("not a url registered-secret");
+	cr_assert_str_eq(u, "not a url ***");
+	free(u);
+}
+
+Test(redact, redact_dsn_keeps_host_port_user_dbname_of_a_uri)
+{
+	char *d = ef_redact_dsn("postgresql://u:pw1234@h:5432/db?sslmode=require");
+
+	cr_assert_not_null(d);
+	cr_assert(strstr(d, "host=h"), "%s", d);
+	cr_assert(strstr(d, "port=5432"), "%s", d);
+	cr_assert(strstr(d, "user=u"), "%s", d);
+	cr_assert(strstr(d, "dbname=db"), "%s", d);
+	cr_assert(strstr(d, "sslmode=require"), "%s", d);
+	cr_assert_null(strstr(d, "pw1234"), "%s", d);
+	cr_assert_null(strstr(d, "password"), "%s", d);
+	free(d);
+}
+
+Test(redact, redact_dsn_keeps_host_port_user_dbname_of_key_value_pairs)
+{
+	char *d = ef_redact_dsn("host=db.internal port=5433 user=app dbname=prod "
+				"password='hunter2 hunter2' sslpassword=keypass1");
+
+	cr_assert(strstr(d, "host=db.internal"), "%s", d);
+	cr_assert(strstr(d, "port=5433"), "%s", d);
+	cr_assert(strstr(d, "user=app"), "%s", d);
+	cr_assert(strstr(d, "dbname=prod"), "%s", d);
+	cr_assert_null(strstr(d, "hunter2"), "%s", d);
+	cr_assert_null(strstr(d, "keypass1"), "%s", d);
+	free(d);
+}
+
+Test(redact, redact_dsn_of_empty_or_unparseable_text)
+{
+	char *d = ef_redact_dsn("");
+
+	cr_assert_str_eq(d, "(libpq defaults)");
+	free(d);
+	d = ef_redact_dsn(NULL);
+	cr_assert_str_eq(d, "(libpq defaults)");
+	free(d);
+	assert_hidden(ef_redact_dsn("host='unterminated password=topsecret1"), "topsecret1");
+	assert_hidden(ef_redact_dsn("postgresql://app:topsecret2@[::1/db"), "topsecret2");
+}
+
+Test(redact, dsn_password_is_masked_in_unrelated_error_text)
+{
+	ef_redact_add_dsn_secrets("postgresql://app:Pg-Pass-9876@db/app");
+	assert_hidden(ef_redact("FATAL: role \"app\" said Pg-Pass-9876 is wrong"), "Pg-Pass-9876");
+	ef_redact_reset();
+	ef_redact_add_dsn_secrets("host=db user=app password='kv pass 42'");
+	assert_redacts("echo: kv pass 42.", "echo: ***.");
+}
+
+Test(redact, pgpassword_is_registered_with_the_dsn_secrets)
+{
+	setenv("PGPASSWORD", "from-the-env-77", 1);
+	ef_redact_add_dsn_secrets("");
+	assert_redacts("auth from-the-env-77 failed", "auth *** failed");
+}
+
+Test(redact, settings_display_never_shows_secrets)
+{
+	static char *env[] = {
+		"EMBED_API_KEY=sk-live-0123456789abcdef",
+		"DATABASE_URL=postgresql://app:DbPw-5555@db:5432/app",
+		"EMBED_URL=https://u:UrlPw-6666@embed.example.com/v1?api_key=QueryKey-7777&model=m",
+		NULL,
+	};
+	struct ef_error err;
+	ef_settings *s = ef_settings_new();
+	char *shown;
+
+	cr_assert_not_null(s);
+	ef_error_clear(&err);
+	cr_assert_eq(ef_settings_load_env(s, env, &err), EF_OK);
+	shown = ef_settings_display(s, EF_K_EMBED_API_KEY);
+	cr_assert_str_eq(shown, "*** (set)");
+	free(shown);
+	shown = ef_settings_display(s, EF_K_DATABASE_URL);
+	cr_assert(strstr(shown, "host=db"), "%s", shown);
+	assert_hidden(shown, "DbPw-5555");
+	shown = ef_settings_display(s, EF_K_EMBED_URL);
+	cr_assert(strstr(shown, "embed.example.com"), "%s", shown);
+	cr_assert_null(strstr(shown, "QueryKey-7777"), "%s", shown);
+	assert_hidden(shown, "UrlPw-6666");
+	ef_settings_register_secrets(s);
+	assert_redacts("key sk-live-0123456789abcdef pw DbPw-5555", "key *** pw ***");
+	ef_settings_free(s);
+	s = ef_settings_new();
+	shown = ef_settings_display(s, EF_K_EMBED_API_KEY);
+	cr_assert_str_eq(shown, "(not set)");
+	free(shown);
+	ef_settings_free(s);
+}
