@@ -15,6 +15,11 @@ enum cli_cmd {
 	CMD_STATUS = 1u << 0,
 	CMD_SCHEMA = 1u << 1,
 	CMD_DOCTOR = 1u << 2,
+	CMD_PLAN = 1u << 3,
+	CMD_RUN = 1u << 4,
+	CMD_VERIFY = 1u << 5,
+	CMD_SPOTCHECK = 1u << 6,
+	CMD_HISTORY = 1u << 7,
 	CMD_ALL = 0xffffu,
 };
 
@@ -30,6 +35,19 @@ struct cli {
 	bool help;
 	bool version;
 	const char *collection;   /* -C */
+	const char *confirm;      /* --confirm */
+	const char *out;          /* --out FILE */
+	const char *until;        /* --until HH:MM */
+	const char *note;         /* --note TEXT */
+	const char *into;         /* --into NEWCOLL */
+	const char *k;            /* -k N */
+	const char *n;            /* -n N */
+	bool dry_run;
+	bool resume;
+	bool historylog;          /* --historylog: write the entry */
+	bool retry_quarantined;
+	const char *queries[16];  /* -q QUERY, repeatable */
+	int nqueries;
 	const char *dim;          /* --dim */
 	const char *vector_type;  /* --vector-type */
 	/* flags that set settings: (key, value, spelling) */
@@ -61,5 +79,10 @@ void out_json(const char *text);
 int cmd_status(struct app *app);
 int cmd_schema(struct app *app);
 int cmd_doctor(struct app *app);
+int cmd_plan(struct app *app);
+int cmd_run(struct app *app);
+int cmd_verify(struct app *app);
+int cmd_spotcheck(struct app *app);
+int cmd_history(struct app *app);
 
 #endif

@@ -12,6 +12,8 @@
 enum opt_id {
 	O_CONFIG = 256, O_DSN, O_SET, O_JSON, O_NO_COLOR, O_ASCII, O_VERSION, O_HELP,
 	O_COLLECTION, O_DIM, O_VECTOR_TYPE, O_BATCH_SIZE, O_CONCURRENCY,
+	O_CONFIRM, O_OUT, O_UNTIL, O_NOTE, O_INTO, O_K, O_N, O_DRY_RUN, O_RESUME,
+	O_HISTORYLOG, O_RETRY_QUARANTINED, O_QUERY,
 };
 
 struct opt {
@@ -30,20 +32,42 @@ static const struct opt opts[] = {
 	{ "dsn", 1, O_DSN, 0, "DSN", CMD_ALL,
 	  "PostgreSQL connection string or URI (sets DATABASE_URL)" },
 	{ "set", 1, O_SET, 0, "KEY=VALUE", CMD_ALL, "set any settings key for this run" },
-	{ "json", 0, O_JSON, 0, NULL, CMD_STATUS | CMD_SCHEMA | CMD_DOCTOR,
+	{ "json", 0, O_JSON, 0, NULL,
+	  CMD_STATUS | CMD_SCHEMA | CMD_DOCTOR | CMD_PLAN | CMD_VERIFY | CMD_SPOTCHECK |
+		  CMD_HISTORY | CMD_RUN,
 	  "print JSON for scripts" },
 	{ "no-color", 0, O_NO_COLOR, 0, NULL, CMD_ALL, "no colours (NO_COLOR is honoured too)" },
 	{ "ascii", 0, O_ASCII, 0, NULL, CMD_ALL, "ASCII drawing only" },
 	{ "version", 0, O_VERSION, 0, NULL, CMD_ALL, "print the version" },
 	{ "help", 0, O_HELP, 'h', NULL, CMD_ALL, "show this help" },
-	{ "collection", 1, O_COLLECTION, 'C', "COLL", CMD_STATUS, "only this collection" },
+	{ "collection", 1, O_COLLECTION, 'C', "COLL",
+	  CMD_STATUS | CMD_PLAN | CMD_RUN | CMD_VERIFY | CMD_SPOTCHECK,
+	  "the collection (status: only this one)" },
+	{ "confirm", 1, O_CONFIRM, 0, "COLL", CMD_RUN,
+	  "the collection's name typed again; must equal -C exactly" },
+	{ "batch-size", 1, O_BATCH_SIZE, 0, "N", CMD_RUN | CMD_PLAN,
+	  "chunks per request (sets BATCH_SIZE)" },
+	{ "concurrency", 1, O_CONCURRENCY, 0, "K", CMD_RUN | CMD_PLAN,
+	  "requests in flight (sets EMBED_CONCURRENCY)" },
+	{ "dry-run", 0, O_DRY_RUN, 0, NULL, CMD_RUN, "print the plan, write nothing" },
+	{ "resume", 0, O_RESUME, 0, NULL, CMD_RUN,
+	  "continue the collection's interrupted run" },
+	{ "until", 1, O_UNTIL, 0, "HH:MM", CMD_RUN,
+	  "stop cleanly when the maintenance window ends (exit 5)" },
+	{ "note", 1, O_NOTE, 0, "TEXT", CMD_RUN, "maintenance-window note for the records" },
+	{ "historylog", 0, O_HISTORYLOG, 0, NULL, CMD_RUN,
+	  "write the historylog entry when the run ends" },
+	{ "retry-quarantined", 0, O_RETRY_QUARANTINED, 0, NULL, CMD_RUN | CMD_PLAN,
+	  "try quarantined chunks again" },
+	{ "out", 1, O_OUT, 0, "FILE", CMD_PLAN, "also write the plan as JSON to FILE" },
+	{ "query", 1, O_QUERY, 'q', "QUERY", CMD_SPOTCHECK,
+	  "a query to run (repeatable); without it 5 chunks are sampled" },
+	{ "top", 1, O_K, 'k', "N", CMD_SPOTCHECK, "chunks retrieved per query (default 5)" },
+	{ "entries", 1, O_N, 'n', "N", CMD_HISTORY, "newest N entries (default 5)" },
 	{ "dim", 1, O_DIM, 0, "N", CMD_SCHEMA,
 	  "schema init: vector dimension (default EMBED_DIM)" },
 	{ "vector-type", 1, O_VECTOR_TYPE, 0, "auto|vector|real", CMD_SCHEMA,
 	  "schema init: pgvector's vector(N), real[], or vector when available (auto)" },
-	{ "batch-size", 1, O_BATCH_SIZE, 0, "N", CMD_NONE, "chunks per request (BATCH_SIZE)" },
-	{ "concurrency", 1, O_CONCURRENCY, 0, "K", CMD_NONE,
-	  "requests in flight (EMBED_CONCURRENCY)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -57,6 +81,16 @@ static const struct {
 	  "settings with origins, database, schema and embedding service checks" },
 	{ "status", CMD_STATUS, "[-C COLL]",
 	  "chunks, embedded, missing and stale per collection" },
+	{ "plan", CMD_PLAN, "-C COLL [--out FILE]",
+	  "counts, batches, estimated duration, risks and the command to run" },
+	{ "run", CMD_RUN, "-C COLL --confirm COLL [--batch-size N] [--concurrency K] [--dry-run]"
+	  " [--resume] [--until HH:MM] [--note TEXT] [--historylog]",
+	  "embed the collection's missing and stale chunks" },
+	{ "verify", CMD_VERIFY, "-C COLL", "vector rows against chunk rows, every discrepancy "
+	  "explained, isolation audit" },
+	{ "spot-check", CMD_SPOTCHECK, "-C COLL [-q QUERY]... [-k N]",
+	  "retrieval with citations; self-retrieval hit rate when sampling" },
+	{ "history", CMD_HISTORY, "[-n N]", "the newest historylog entries" },
 	{ "schema", CMD_SCHEMA, "init [--dim N] | check",
 	  "create the default layout, or check the mapped one" },
 };
@@ -170,6 +204,22 @@ static int take_option(struct cli *cli, int id, const char *arg)
 	case O_VECTOR_TYPE: cli->vector_type = arg; break;
 	case O_BATCH_SIZE: return add_set(cli, "BATCH_SIZE", arg, "--batch-size");
 	case O_CONCURRENCY: return add_set(cli, "EMBED_CONCURRENCY", arg, "--concurrency");
+	case O_CONFIRM: cli->confirm = arg; break;
+	case O_OUT: cli->out = arg; break;
+	case O_UNTIL: cli->until = arg; break;
+	case O_NOTE: cli->note = arg; break;
+	case O_INTO: cli->into = arg; break;
+	case 'k': case O_K: cli->k = arg; break;
+	case 'n': case O_N: cli->n = arg; break;
+	case O_DRY_RUN: cli->dry_run = true; break;
+	case O_RESUME: cli->resume = true; break;
+	case O_HISTORYLOG: cli->historylog = true; break;
+	case O_RETRY_QUARANTINED: cli->retry_quarantined = true; break;
+	case 'q': case O_QUERY:
+		if (cli->nqueries == (int)(sizeof(cli->queries) / sizeof(cli->queries[0])))
+			return usage_error("at most 16 queries", NULL, "", "run spot-check again");
+		cli->queries[cli->nqueries++] = arg;
+		break;
 	default: return EF_ERR_USAGE;
 	}
 	return 0;
