@@ -43,7 +43,7 @@ const struct ef_colinfo *ef_relinfo_col(const struct ef_relinfo *r, const char *
 static ef_status load_columns(ef_db *db, struct ef_relinfo *r, struct ef_error *err)
 {
 	static const char sql[] =
-		"SELECT attname, format_type(atttypid, NULL), atttypmod, attnum"
+		"SELECT attname, format_type(atttypid, NULL), atttypmod, attnum, atttypid"
 		"  FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0"
 		"   AND NOT attisdropped ORDER BY attnum";
 	const char *p[1] = { r->oid };
@@ -58,6 +58,7 @@ static ef_status load_columns(ef_db *db, struct ef_relinfo *r, struct ef_error *
 		r->cols[i].type = strdup(PQgetvalue(res, i, 1));
 		r->cols[i].typmod = (int)ef_db_ll(res, i, 2);
 		r->cols[i].attnum = (int)ef_db_ll(res, i, 3);
+		r->cols[i].typoid = (unsigned)ef_db_ll(res, i, 4);
 		if (!r->cols[i].name || !r->cols[i].type)
 			r->cols = NULL;
 	}
@@ -416,6 +417,7 @@ static ef_status check_emb_indexes(ef_db *db, const struct ef_relinfo *e,
 	    !has_index(db, e, chunk, coll, true, err, &pair))
 		return err->status;
 	sc->emb_unique = alone || pair;
+	sc->emb_unique_alone = alone;
 	if (sc->emb_unique)
 		ef_check_add(l, EF_CHECK_PASS, "upsert key", "", "%s has a unique index on %s",
 			     e->quoted, m->emb_chunk);
@@ -457,7 +459,7 @@ static ef_status check_embeddings(ef_db *db, const struct ef_mapping *m,
 		if (st == EF_OK)
 			st = check_emb_indexes(db, &e, m, sc, l, err);
 	} else if (!separate) {
-		sc->emb_unique = sc->isolation_fk = true;
+		sc->emb_unique = sc->emb_unique_alone = sc->isolation_fk = true;
 	}
 out:
 	ef_relinfo_free(&e);

@@ -124,7 +124,10 @@ static char *embeddings_ddl(const struct ef_mapping *m, enum ef_vec_type t, int 
 		ef_strbuf_add(&b, "  {run} bigint,");
 	ef_strbuf_add(&b, "  CONSTRAINT {fk_name} FOREIGN KEY ({echunk}, {ecoll})"
 			  "    REFERENCES {chunks} ({cid}, {ccoll}) ON DELETE CASCADE ON UPDATE CASCADE);"
-			  "CREATE INDEX {emb_idx} ON {embeddings} ({ecoll}, {echunk})");
+			  "CREATE INDEX {emb_idx} ON {embeddings} ({ecoll}, {echunk});"
+			  /* vectors do not compress: store them out of line as they are,
+			   * which spares the write path a futile pglz pass per row */
+			  "ALTER TABLE {embeddings} ALTER COLUMN {vec} SET STORAGE EXTERNAL");
 	return ef_strbuf_take(&b);
 }
 

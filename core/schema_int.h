@@ -14,6 +14,7 @@ struct ef_colinfo {
 	char *type;   /* format_type() without modifier: "vector", "real[]", "bigint" */
 	int typmod;
 	int attnum;
+	unsigned typoid;
 };
 
 struct ef_relinfo {

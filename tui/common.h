@@ -29,4 +29,7 @@ ef_status app_embed_config(struct app *app, struct ef_embed_config *ec, char **k
 			   struct ef_error *err);
 void app_key_free(char *key);
 
+/* The headless command line that reproduces a run, shell-quoted. */
+char *run_command_line(const struct app *app);
+
 #endif

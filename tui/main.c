@@ -49,6 +49,12 @@ static int dispatch(struct app *app)
 		return cmd_schema(app);
 	case CMD_DOCTOR:
 		return cmd_doctor(app);
+	case CMD_VERIFY:
+		return cmd_verify(app);
+	case CMD_SPOTCHECK:
+		return cmd_spotcheck(app);
+	case CMD_RUN:
+		return cmd_run(app);
 	default:
 		return EF_ERR_USAGE;
 	}

@@ -28,6 +28,8 @@ struct ef_schema {
 	bool isolation_fk;      /* composite (chunk, collection) foreign key */
 	bool chunk_scan_index;  /* index leading with (collection, id) on chunks */
 	bool emb_unique;        /* unique index on the embedding's chunk key */
+	bool emb_unique_alone;  /* ... on the chunk key alone, not (chunk, collection) */
+	unsigned vec_typoid;    /* type OID of the vector column, for binary transfer */
 };
 
 /* True when status can be computed (chunks and embeddings usable). */

@@ -97,6 +97,14 @@ long long fx_ll(struct fx *f, const char *sql)
 	return v;
 }
 
+char *fx_text(struct fx *f, const char *sql)
+{
+	char *s = subst(f, sql);
+	char *v = sql_text(f->b, s);
+	free(s);
+	return v;
+}
+
 cJSON *fx_status(struct fx *f, const char *const *extra)
 {
 	const char *args[16] = { "status", "--json" };

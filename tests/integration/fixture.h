@@ -30,6 +30,7 @@ int fx_run(struct fx *f, struct proc_result *r, const char *const *args);
  * quoted tool schema; runs it. */
 void fx_sql(struct fx *f, const char *sql);
 long long fx_ll(struct fx *f, const char *sql);
+char *fx_text(struct fx *f, const char *sql);
 
 /* Runs `status --json` (with extra args) and returns the parsed array;
  * fails the test unless it exits 0 with valid JSON. */

@@ -144,3 +144,49 @@ void proc_result_free(struct proc_result *r)
 	free(r->err);
 	r->out = r->err = NULL;
 }
+
+int spawn_embfill(const char *const *args, const char *const *env, const char *cwd,
+		  const char *out_path)
+{
+	posix_spawn_file_actions_t fa;
+	const char *argv[64];
+	const char *bin = getenv("EMBFILL_BIN");
+	char **envp = build_env(env);
+	size_t n = 0;
+	pid_t pid;
+	int rc;
+
+	if (!bin || !envp) {
+		free(envp);
+		return -1;
+	}
+	argv[n++] = bin;
+	while (args && *args && n < 63)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	if (cwd)
+		posix_spawn_file_actions_addchdir_np(&fa, cwd);
+	rc = posix_spawn(&pid, bin, &fa, NULL, (char *const *)argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	free(envp);
+	return rc == 0 ? (int)pid : -1;
+}
+
+int wait_exit(int pid, int timeout_s)
+{
+	int st = 0;
+
+	for (int i = 0; i < timeout_s * 20; i++) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(50 * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}

@@ -26,4 +26,15 @@ int run_embfill(const char *const *args, const char *const *env, const char *cwd
 
 void proc_result_free(struct proc_result *r);
 
+/*
+ * Starts $EMBFILL_BIN with args in the background, stdout and stderr into
+ * out_path (appended), env as for proc_run.  Returns the PID, or -1.
+ */
+int spawn_embfill(const char *const *args, const char *const *env, const char *cwd,
+		  const char *out_path);
+
+/* Waits up to timeout_s for pid; returns its exit code (128+N when killed
+ * by signal N), or -1 after killing it with SIGKILL when it did not end. */
+int wait_exit(int pid, int timeout_s);
+
 #endif

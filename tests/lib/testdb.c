@@ -84,6 +84,22 @@ long long sql_ll(enum backend b, const char *sql)
 	return v;
 }
 
+char *sql_text(enum backend b, const char *sql)
+{
+	PGconn *c = connect_or_fail(b);
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+	char msg[1024], *v = NULL;
+
+	snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(r));
+	if (ok)
+		v = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	cr_assert(ok, "SQL failed on %s: %s\n%.400s", backend_name(b), msg, sql);
+	return v;
+}
+
 char *unique_name(const char *prefix)
 {
 	static int n;

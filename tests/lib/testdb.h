@@ -24,6 +24,9 @@ char *sql_try(enum backend b, const char *sql);
 /* First column of the first row as a number; fails the test on error. */
 long long sql_ll(enum backend b, const char *sql);
 
+/* First column of the first row as text (caller frees); fails on error. */
+char *sql_text(enum backend b, const char *sql);
+
 /* A name unique to this test process: prefix_<pid>_<n>. Caller frees. */
 char *unique_name(const char *prefix);
 

@@ -1,0 +1,42 @@
+/*
+ * run_int.h - pieces of the run engine shared by its files.
+ */
+#ifndef EMBFILL_CORE_RUN_INT_H
+#define EMBFILL_CORE_RUN_INT_H
+
+#include <stdbool.h>
+
+#include "core/sqltpl.h"
+#include "embfill/db.h"
+#include "embfill/error.h"
+#include "embfill/schema.h"
+#include "embfill/settings.h"
+
+struct ef_run_sql {
+	char *select;       /* one keyset batch of missing or stale chunks */
+	char *count;        /* how many such chunks after an id */
+	char *upsert;       /* one vector */
+	char *checkpoint;   /* the run's checkpoint and counters */
+	char *quarantine;   /* one rejected chunk */
+	char *unquarantine; /* chunks of a batch that now succeeded */
+	char *tool;         /* quoted tool schema */
+};
+
+ef_status ef_run_sql_build(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
+			   bool skip_quarantined, struct ef_run_sql *out, struct ef_error *err);
+void ef_run_sql_free(struct ef_run_sql *s);
+/* Just the quoted tool schema, for callers that need only embfill's tables. */
+ef_status ef_run_sql_build_tool(ef_db *db, const struct ef_config *cfg, char **tool,
+				struct ef_error *err);
+
+/*
+ * Encodes n floats as the binary input of the vector column: pgvector's
+ * vector_recv format (int16 dim, int16 unused, float4s) or a one-dimension
+ * float4[] (array_recv).  Binary transfer spares both sides formatting and
+ * parsing 768 decimal floats per row.  Returns the number of bytes written
+ * to out, which must hold ef_vec_binary_size(n, pgvector).
+ */
+size_t ef_vec_binary_size(int n, bool pgvector);
+size_t ef_vec_to_binary(const float *v, int n, bool pgvector, unsigned char *out);
+
+#endif

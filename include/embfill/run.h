@@ -1,0 +1,120 @@
+/*
+ * run.h - the backfill engine: embeds a collection's missing and stale
+ * chunks, batch by batch, with a checkpoint committed with every batch.
+ *
+ * The engine has no terminal I/O.  It reports through a progress callback
+ * (called on the engine's own thread, so a console copies the snapshot
+ * under its own lock) and obeys flags the caller owns:
+ *   stop   finish the batches in flight, write them, checkpoint, return
+ *          EF_ERR_INTERRUPTED (signals, the console's quit, --until);
+ *   cancel abort the requests on the wire at once; what was written stays,
+ *          the batches in flight are redone by the next run;
+ *   pause  no new request starts until it is cleared.
+ * It opens and owns its own database connection and curl handles, so it
+ * can run on a worker thread while another thread draws the screen.
+ */
+#ifndef EMBFILL_RUN_H
+#define EMBFILL_RUN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "embfill/embed.h"
+#include "embfill/error.h"
+#include "embfill/scan.h"
+#include "embfill/settings.h"
+
+enum ef_run_phase {
+	EF_PHASE_STARTING,
+	EF_PHASE_EMBEDDING,
+	EF_PHASE_PAUSED,
+	EF_PHASE_STOPPING,   /* draining the batches in flight */
+	EF_PHASE_FINISHED,
+};
+
+#define EF_RUN_LOG_LINES 8
+#define EF_RUN_LOG_WIDTH 160
+
+struct ef_run_progress {
+	long long run_id;
+	enum ef_run_phase phase;
+	long long total;        /* chunks to embed when the run started */
+	long long done;         /* chunks handled: written or quarantined */
+	long long written;
+	long long quarantined;
+	long long retries;
+	long long requests;
+	unsigned in_flight;     /* requests on the wire */
+	unsigned concurrency;
+	double rate;            /* chunks per second over the last seconds */
+	double eta_s;           /* seconds left at that rate; < 0 unknown */
+	double elapsed_s;
+	long long checkpoint;   /* every chunk id <= this is handled */
+	/* newest last; lines are plain text, already redacted */
+	char log[EF_RUN_LOG_LINES][EF_RUN_LOG_WIDTH];
+	int nlog;
+};
+
+typedef void (*ef_run_progress_fn)(const struct ef_run_progress *p, void *ctx);
+
+struct ef_run_opts {
+	const char *collection;
+	bool resume;             /* continue the collection's interrupted run */
+	bool dry_run;            /* count and plan, write nothing */
+	bool retry_quarantined;  /* also embed chunks in quarantine */
+	time_t deadline;         /* stop cleanly at this time; 0: none */
+	const char *note;        /* maintenance-window note */
+	const char *command;     /* the command line that reproduces the run */
+	const atomic_int *stop;
+	const atomic_int *cancel;
+	const atomic_int *pause;
+	ef_run_progress_fn on_progress;
+	void *ctx;
+	int progress_ms;         /* at most one callback per this many ms; 0: 250 */
+};
+
+struct ef_run_result {
+	long long run_id;
+	bool resumed;
+	bool dry_run;
+	bool stopped_by_deadline;
+	long long total, written, quarantined, retries, requests, splits;
+	double elapsed_s;
+	double rate;             /* chunks per second over the whole run */
+	struct ef_counts before; /* status of the collection before and after */
+	struct ef_counts after;
+	char state[16];          /* completed, interrupted, failed, dry-run */
+};
+
+/*
+ * Runs the backfill.  EF_OK when every chunk that needed it was embedded or
+ * quarantined; EF_ERR_INTERRUPTED when stopped (resumable); EF_ERR_BUSY
+ * when another run holds the collection (err names it); EF_ERR_EMBED on a
+ * fatal service error (the run is recorded as failed, resumable once fixed);
+ * EF_ERR_DB, EF_ERR_USAGE otherwise.  res is filled as far as the run got;
+ * free its counts with ef_run_result_free().
+ */
+ef_status ef_run_execute(const struct ef_config *cfg, const struct ef_embed_config *ecfg,
+			 const struct ef_run_opts *opts, struct ef_run_result *res,
+			 struct ef_error *err);
+
+void ef_run_result_free(struct ef_run_result *res);
+
+/* The collection's newest interrupted (or failed) run, if any: its id, when
+ * it started, where it stopped and on which host.  *run_id is 0 when there
+ * is none. */
+struct ef_run_info {
+	long long run_id;
+	char state[16];
+	char host[128];
+	char started_at[40];
+	long long checkpoint;
+	long long done, total;
+};
+ef_status ef_run_find_interrupted(const struct ef_config *cfg, const char *collection,
+				  struct ef_run_info *info, struct ef_error *err);
+
+const char *ef_run_phase_name(enum ef_run_phase p);
+
+#endif

@@ -1,0 +1,487 @@
+/*
+ * run.c - `embfill run` end to end: real PostgreSQL and PGlite, the sandbox
+ * embedder over real HTTP, the binary as an operator runs it.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+
+#include "embedder_proc.h"
+#include "embfill/embed.h"
+#include "fixture.h"
+
+#define HAS(hay, needle) cr_expect(strstr((hay), (needle)), "expected \"%s\" in:\n%s", needle, hay)
+#define DIM 8
+
+struct rt {
+	struct fx f;
+	struct embedder_proc e;
+	char log[512];
+};
+
+static void add_settings(struct fx *f, const char *text)
+{
+	FILE *cf = fopen(f->config, "a");
+
+	cr_assert(cf);
+	fputs(text, cf);
+	fclose(cf);
+}
+
+static void point_at(struct rt *t, const struct embedder_proc *e)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "EMBED_PROVIDER=openai\nEMBED_URL=%s\nEMBED_MODEL=m1\n"
+				   "EMBED_DIM=%d\nEMBED_MAX_ATTEMPTS=8\n", e->url, DIM);
+	add_settings(&t->f, buf);
+}
+
+/* Schema, `acme` chunks with ids 1..n_acme and `globex` chunks after them,
+ * and an embedder speaking openai with the given fault flags. */
+static void rt_start(struct rt *t, enum backend b, long long n_acme, long long n_globex,
+		     const char *const *emb_args)
+{
+	const char *base[32] = { "--dim", "8", "--model", "m1" };
+	const char *init[] = { "schema", "init", "--dim", "8", NULL };
+	struct proc_result r;
+	char *sql = NULL;
+	size_t n = 4;
+
+	while (emb_args && *emb_args && n < 31)
+		base[n++] = *emb_args++;
+	base[n] = NULL;
+	fx_init(&t->f, b, NULL);
+	snprintf(t->log, sizeof(t->log), "%s/bg.log", t->f.dir);
+	cr_assert_eq(embedder_start(&t->e, base), 0, "the sandbox embedder did not start");
+	point_at(t, &t->e);
+	cr_assert_eq(fx_run(&t->f, &r, init), 0, "%s", r.err);
+	proc_result_free(&r);
+	cr_assert(asprintf(&sql,
+		"INSERT INTO @S.documents (id, collection, title, source_uri, body) VALUES"
+		" (1, 'acme', 'Acme', 'file:///acme', 'a'), (2, 'globex', 'Globex', 'file:///g', 'g');"
+		"INSERT INTO @S.document_chunks (id, document_id, collection, chunk_index, content)"
+		" SELECT g, 1, 'acme', g, 'acme text ' || g || ' about widgets and gears'"
+		" FROM generate_series(1, %lld) g;"
+		"INSERT INTO @S.document_chunks (id, document_id, collection, chunk_index, content)"
+		" SELECT g, 2, 'globex', g, 'globex note ' || g FROM generate_series(%lld, %lld) g",
+		n_acme, n_acme + 1, n_acme + n_globex) > 0);
+	fx_sql(&t->f, sql);
+	free(sql);
+}
+
+static void rt_stop(struct rt *t)
+{
+	embedder_stop(&t->e);
+	fx_free(&t->f);
+}
+
+static int run_coll(struct rt *t, struct proc_result *r, const char *coll,
+		    const char *const *extra)
+{
+	const char *args[24] = { "run", "-C", coll, "--confirm", coll };
+	size_t n = 5;
+
+	while (extra && *extra && n < 23)
+		args[n++] = *extra++;
+	args[n] = NULL;
+	return fx_run(&t->f, r, args);
+}
+
+static int spawn_run(struct rt *t, const char *coll, const char *const *extra)
+{
+	const char *args[24] = { "--config", t->f.config, "run", "-C", coll, "--confirm", coll };
+	const char *env[] = { "DATABASE_URL", "EMBED_MODEL", "EMBED_DIM", NULL };
+	size_t n = 7;
+	int pid;
+
+	while (extra && *extra && n < 23)
+		args[n++] = *extra++;
+	args[n] = NULL;
+	pid = spawn_embfill(args, env, t->f.dir, t->log);
+	cr_assert_gt(pid, 0);
+	return pid;
+}
+
+/* Every chunk of coll has exactly one current vector: model m1, dimension
+ * 8, the hash of its present content; and no embedding row is extra. */
+static void expect_exact(struct fx *f, const char *coll, long long n)
+{
+	char *q1 = NULL, *q2 = NULL;
+
+	cr_assert(asprintf(&q1, "SELECT count(*) FROM @S.document_chunks c JOIN"
+				" @S.document_embeddings e ON e.chunk_id = c.id AND e.collection ="
+				" c.collection WHERE c.collection = '%s' AND e.model = 'm1' AND e.dim = 8"
+				" AND e.embedding IS NOT NULL AND e.content_sha256 ="
+				" sha256(convert_to(c.content, 'UTF8'))", coll) > 0);
+	cr_assert(asprintf(&q2, "SELECT count(*) FROM @S.document_embeddings WHERE"
+				" collection = '%s'", coll) > 0);
+	cr_expect_eq(fx_ll(f, q1), n, "%s: current vectors", coll);
+	cr_expect_eq(fx_ll(f, q2), n, "%s: embedding rows", coll);
+	free(q1);
+	free(q2);
+}
+
+static size_t collect(char *data, size_t size, size_t n, void *ud)
+{
+	char *buf = ud;
+	size_t have = strlen(buf), add = size * n;
+
+	if (have + add < 4095) {
+		memcpy(buf + have, data, add);
+		buf[have + add] = '\0';
+	}
+	return add;
+}
+
+/* Inputs the embedder has embedded so far (its /stats). */
+static long long embedder_items(const struct embedder_proc *e)
+{
+	char url[128], body[4096] = "";
+	CURL *c = curl_easy_init();
+	cJSON *j;
+	long long n;
+
+	snprintf(url, sizeof(url), "%s/stats", e->url);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+	cr_assert_eq(curl_easy_perform(c), CURLE_OK);
+	curl_easy_cleanup(c);
+	j = cJSON_Parse(body);
+	cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "items")), "%s", body);
+	n = (long long)cJSON_GetObjectItem(j, "items")->valuedouble;
+	cJSON_Delete(j);
+	return n;
+}
+
+/* The stored vector of a chunk equals what a clean service returns for its
+ * text: proof that no faulty answer was ever written. */
+static void expect_vector_of(struct rt *t, const struct embedder_proc *clean, long long id)
+{
+	char *q = NULL, text[256], *vals;
+	struct ef_embed_config ec;
+	struct ef_embed_result *res = NULL;
+	struct ef_error err;
+	const char *texts[1] = { text };
+	char *p;
+
+	snprintf(text, sizeof(text), "acme text %lld about widgets and gears", id);
+	ef_embed_config_defaults(&ec);
+	ec.provider = EF_EMBED_TEI;
+	ec.url = clean->url;
+	ec.dim = DIM;
+	cr_assert_eq(ef_embed_batch(&ec, texts, 1, &res, &err), EF_OK, "%s", err.msg);
+	cr_assert(asprintf(&q, "SELECT array_to_string(embedding::real[], ',') FROM"
+			       " @S.document_embeddings WHERE chunk_id = %lld", id) > 0);
+	vals = fx_text(&t->f, q);
+	p = vals;
+	for (int i = 0; i < DIM; i++) {
+		float v = strtof(p, &p);
+		cr_expect(fabsf(v - res->vectors[i]) < 1e-6f, "chunk %lld [%d]: stored %g, clean %g",
+			  id, i, (double)v, (double)res->vectors[i]);
+		if (*p == ',')
+			p++;
+	}
+	free(vals);
+	free(q);
+	ef_embed_result_free(res);
+}
+
+/* --- a run replaces what is missing or stale, and only that --------------- */
+
+static void replaces_missing_and_stale(enum backend b)
+{
+	struct rt t;
+	struct proc_result r;
+	struct embedder_proc clean;
+
+	rt_start(&t, b, 40, 5, NULL);
+	/* 1-10 fresh (embedded long ago), 11-15 stale model, 16-20 stale content,
+	 * 21-25 NULL vectors, the rest missing */
+	fx_sql(&t.f, "INSERT INTO @S.document_embeddings (chunk_id, collection, model, dim,"
+		     " content_sha256, embedding, embedded_at)"
+		     " SELECT id, collection, CASE WHEN id BETWEEN 11 AND 15 THEN 'm0' ELSE 'm1' END, 8,"
+		     "  CASE WHEN id BETWEEN 16 AND 20 THEN sha256('old'::bytea)"
+		     "   ELSE sha256(convert_to(content, 'UTF8')) END,"
+		     "  CASE WHEN id BETWEEN 21 AND 25 THEN NULL ELSE ARRAY[1,1,1,1,1,1,1,1]::real[] END,"
+		     "  '2020-01-01' FROM @S.document_chunks WHERE id <= 25");
+	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 0, "%s\n%s", r.out, r.err);
+	HAS(r.out, "completed: 30 written, 0 quarantined of 30");
+	proc_result_free(&r);
+	expect_exact(&t.f, "acme", 40);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings WHERE chunk_id <= 10"
+				 " AND embedded_at = '2020-01-01'"), 10, "fresh rows were rewritten");
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings WHERE"
+				 " collection = 'globex'"), 0, "another collection was touched");
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs WHERE state = 'completed'"
+				 " AND written = 30 AND total = 30"), 1);
+	cr_assert_eq(embedder_start(&clean, (const char *[]){ "--dim", "8", NULL }), 0);
+	expect_vector_of(&t, &clean, 12);
+	expect_vector_of(&t, &clean, 33);
+	embedder_stop(&clean);
+	/* a second run finds nothing to do */
+	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 0, "%s", r.err);
+	HAS(r.out, "0 written, 0 quarantined of 0");
+	proc_result_free(&r);
+	rt_stop(&t);
+}
+
+Test(pg_run, replaces_missing_and_stale_rows_and_leaves_fresh_ones, .timeout = 120)
+{
+	replaces_missing_and_stale(BACKEND_PG);
+}
+Test(pglite_run, replaces_missing_and_stale_rows_and_leaves_fresh_ones, .timeout = 120)
+{
+	replaces_missing_and_stale(BACKEND_PGLITE);
+}
+
+Test(pg_run, a_confirmation_that_differs_touches_nothing)
+{
+	struct rt t;
+	struct proc_result r;
+	const char *args[] = { "run", "-C", "acme", "--confirm", "acme ", NULL };
+
+	rt_start(&t, BACKEND_PG, 10, 0, NULL);
+	cr_assert_eq(fx_run(&t.f, &r, args), 2);
+	HAS(r.err, "the confirmation \"acme \" differs from the collection \"acme\"");
+	HAS(r.err, "nothing was touched");
+	proc_result_free(&r);
+	cr_assert_eq(fx_run(&t.f, &r, (const char *[]){ "run", "-C", "acme", NULL }), 2);
+	proc_result_free(&r);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs"), 0);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 0);
+	cr_expect_eq(embedder_items(&t.e), 0, "the service was asked");
+	rt_stop(&t);
+}
+
+Test(pg_run, dry_run_writes_nothing)
+{
+	struct rt t;
+	struct proc_result r;
+
+	rt_start(&t, BACKEND_PG, 250, 0, NULL);
+	cr_assert_eq(run_coll(&t, &r, "acme", (const char *[]){ "--dry-run", "--batch-size",
+								 "100", NULL }), 0, "%s", r.err);
+	HAS(r.out, "250 chunks to embed, 3 batches of 100");
+	proc_result_free(&r);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs"), 0);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 0);
+	cr_expect_eq(embedder_items(&t.e), 0);
+	rt_stop(&t);
+}
+
+/* --- one run per collection ------------------------------------------------ */
+
+static void wait_running(struct fx *f)
+{
+	for (int i = 0; i < 600; i++) {
+		if (fx_ll(f, "SELECT count(*) FROM @T.runs WHERE state = 'running' AND done > 0") > 0)
+			return;
+		usleep(50 * 1000);
+	}
+	cr_assert_fail("the first run never started writing");
+}
+
+Test(pg_run, a_second_run_on_the_collection_exits_6_naming_the_holder, .timeout = 120)
+{
+	struct rt t;
+	struct proc_result r;
+	int pid;
+
+	rt_start(&t, BACKEND_PG, 600, 0, (const char *[]){ "--latency-ms", "150", NULL });
+	pid = spawn_run(&t, "acme", (const char *[]){ "--concurrency", "1", NULL });
+	wait_running(&t.f);
+	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 6, "%s\n%s", r.out, r.err);
+	HAS(r.err, "collection \"acme\" is busy: run ");
+	HAS(r.err, "on host ");
+	HAS(r.err, "(pid ");
+	proc_result_free(&r);
+	cr_expect_eq(wait_exit(pid, 90), 0, "the first run failed");
+	expect_exact(&t.f, "acme", 600);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs"), 1, "the refused run left a record");
+	rt_stop(&t);
+}
+
+Test(pg_run, runs_on_two_collections_at_once_both_finish_apart, .timeout = 120)
+{
+	struct rt t;
+	int a, g;
+
+	rt_start(&t, BACKEND_PG, 800, 800, (const char *[]){ "--latency-ms", "20", NULL });
+	a = spawn_run(&t, "acme", NULL);
+	g = spawn_run(&t, "globex", NULL);
+	cr_expect_eq(wait_exit(a, 90), 0);
+	cr_expect_eq(wait_exit(g, 90), 0);
+	expect_exact(&t.f, "acme", 800);
+	expect_exact(&t.f, "globex", 800);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings e JOIN @T.runs r ON"
+				 " r.id = e.run_id WHERE r.collection <> e.collection"), 0,
+		     "a run wrote rows of the other collection");
+	rt_stop(&t);
+}
+
+/* --- crashes, signals and the window ---------------------------------------- */
+
+static void kill_when_done(struct rt *t, int pid, long long at)
+{
+	for (int i = 0; i < 1200; i++) {
+		if (fx_ll(&t->f, "SELECT coalesce(max(done), 0) FROM @T.runs") >= at) {
+			kill(pid, SIGKILL);
+			cr_expect_eq(wait_exit(pid, 10), 128 + SIGKILL);
+			return;
+		}
+		usleep(25 * 1000);
+	}
+	cr_assert_fail("the run never reached %lld chunks", at);
+}
+
+Test(pg_run, kill_9_at_several_points_then_resume_is_exact, .timeout = 300)
+{
+	struct rt t;
+	struct proc_result r;
+	const long long n = 20000, points[] = { 1500, 7000, 14000 };
+
+	rt_start(&t, BACKEND_PG, n, 0, (const char *[]){ "--latency-ms", "25", NULL });
+	for (int i = 0; i < 3; i++) {
+		int pid = spawn_run(&t, "acme", i ? (const char *[]){ "--resume", NULL } : NULL);
+		kill_when_done(&t, pid, points[i]);
+	}
+	cr_assert_eq(run_coll(&t, &r, "acme", (const char *[]){ "--resume", NULL }), 0,
+		     "%s\n%s", r.out, r.err);
+	HAS(r.out, "(resumed)");
+	proc_result_free(&r);
+	expect_exact(&t.f, "acme", n);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs"), 1, "resumes made new runs");
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs WHERE state = 'completed' AND"
+				 " checkpoint_chunk_id = 20000"), 1);
+	/* what a killed process had written was not embedded again: at most the
+	 * batches in flight at each kill (2 x 100) are redone */
+	cr_expect_leq(embedder_items(&t.e), n + 3 * 2 * 100 + 200, "resume redid finished work");
+	rt_stop(&t);
+}
+
+static void signal_stops_and_resumes(int sig)
+{
+	struct rt t;
+	struct proc_result r;
+	int pid;
+
+	rt_start(&t, BACKEND_PG, 3000, 0, (const char *[]){ "--latency-ms", "60", NULL });
+	pid = spawn_run(&t, "acme", NULL);
+	wait_running(&t.f);
+	kill(pid, sig);
+	cr_assert_eq(wait_exit(pid, 60), 5, "a signal must checkpoint and exit 5");
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs WHERE state = 'interrupted'"), 1);
+	/* everything up to the checkpoint is written */
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_chunks c WHERE c.id <="
+				 " (SELECT checkpoint_chunk_id FROM @T.runs) AND NOT EXISTS (SELECT 1"
+				 " FROM @S.document_embeddings e WHERE e.chunk_id = c.id)"), 0);
+	cr_expect_lt(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 3000,
+		     "the run was not stopped early");
+	cr_assert_eq(run_coll(&t, &r, "acme", (const char *[]){ "--resume", NULL }), 0, "%s",
+		     r.err);
+	proc_result_free(&r);
+	expect_exact(&t.f, "acme", 3000);
+	rt_stop(&t);
+}
+
+Test(pg_run, sigterm_checkpoints_exits_5_and_resumes, .timeout = 120)
+{
+	signal_stops_and_resumes(SIGTERM);
+}
+Test(pg_run, sighup_checkpoints_exits_5_and_resumes, .timeout = 120)
+{
+	signal_stops_and_resumes(SIGHUP);
+}
+Test(pg_run, sigint_checkpoints_exits_5_and_resumes, .timeout = 120)
+{
+	signal_stops_and_resumes(SIGINT);
+}
+
+Test(pg_run, the_end_of_the_window_stops_cleanly_with_exit_5, .timeout = 120)
+{
+	struct rt t;
+	struct proc_result r;
+	char until[16];
+	time_t end = time(NULL) + 2;
+	struct tm tm;
+
+	localtime_r(&end, &tm);
+	strftime(until, sizeof(until), "%H:%M:%S", &tm);
+	rt_start(&t, BACKEND_PG, 5000, 0, (const char *[]){ "--latency-ms", "100", NULL });
+	cr_assert_eq(run_coll(&t, &r, "acme", (const char *[]){ "--until", until, NULL }), 5,
+		     "%s\n%s", r.out, r.err);
+	HAS(r.err, "the maintenance window ended");
+	HAS(r.err, "--resume");
+	proc_result_free(&r);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs WHERE state = 'interrupted'"), 1);
+	cr_expect_gt(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 0);
+	cr_expect_lt(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 5000);
+	cr_assert_eq(run_coll(&t, &r, "acme", (const char *[]){ "--until", "25:00", NULL }), 2);
+	HAS(r.err, "is not a time of day");
+	proc_result_free(&r);
+	rt_stop(&t);
+}
+
+/* --- a faulty service ----------------------------------------------------------- */
+
+Test(pg_run, service_faults_never_write_a_bad_vector, .timeout = 180)
+{
+	struct rt t;
+	struct proc_result r;
+	struct embedder_proc clean;
+
+	rt_start(&t, BACKEND_PG, 600, 0, (const char *[]){
+		"--seed", "7", "--fail-500", "0.1", "--fail-429", "0.1", "--retry-after", "0",
+		"--malformed-rate", "0.05", "--wrong-dim-rate", "0.05", "--nan-rate", "0.05",
+		"--wrong-count-rate", "0.05", "--drop-rate", "0.05", "--max-batch", "40",
+		"--reject-marker", "POISON", NULL });
+	fx_sql(&t.f, "UPDATE @S.document_chunks SET content = content || ' POISON'"
+		     " WHERE id IN (7, 300, 555)");
+	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 0, "%s\n%s", r.out, r.err);
+	HAS(r.out, "597 written, 3 quarantined of 600");
+	proc_result_free(&r);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.quarantine WHERE chunk_id IN (7, 300, 555)"
+				 " AND reason <> ''"), 3);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings WHERE"
+				 " 'NaN'::real = ANY(embedding) OR cardinality(embedding) <> 8"), 0);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 597);
+	cr_assert_eq(embedder_start(&clean, (const char *[]){ "--dim", "8", NULL }), 0);
+	for (long long id = 1; id <= 600; id += 37)
+		if (id != 7 && id != 300 && id != 555)
+			expect_vector_of(&t, &clean, id);
+	embedder_stop(&clean);
+	/* quarantined chunks are skipped until asked for */
+	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 0, "%s", r.err);
+	HAS(r.out, "0 written, 0 quarantined of 0");
+	proc_result_free(&r);
+	cr_assert_eq(run_coll(&t, &r, "acme", (const char *[]){ "--retry-quarantined", NULL }), 0);
+	HAS(r.out, "0 written, 3 quarantined of 3");
+	proc_result_free(&r);
+	cr_expect_eq(fx_ll(&t.f, "SELECT sum(attempts) FROM @T.quarantine"), 6);
+	rt_stop(&t);
+}
+
+Test(pg_run, a_fatal_service_error_exits_4_and_records_the_run_failed, .timeout = 60)
+{
+	struct rt t;
+	struct proc_result r;
+
+	rt_start(&t, BACKEND_PG, 50, 0, NULL);
+	add_settings(&t.f, "EMBED_MODEL=not-pulled\n");
+	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 4, "%s\n%s", r.out, r.err);
+	HAS(r.err, "not-pulled");
+	proc_result_free(&r);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs WHERE state = 'failed'"
+				 " AND error <> ''"), 1);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 0);
+	rt_stop(&t);
+}

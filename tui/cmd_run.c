@@ -1,0 +1,296 @@
+/*
+ * cmd_run.c - `embfill run -C COLL --confirm COLL ...`: the headless
+ * backfill, with a progress line, signals that checkpoint, and a summary.
+ */
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "embfill/ident.h"
+#include "embfill/run.h"
+#include "embfill/strbuf.h"
+#include "tui/cli.h"
+#include "tui/common.h"
+
+static atomic_int stop_flag;
+static atomic_int cancel_flag;
+static volatile sig_atomic_t last_signal;
+
+/* The first signal stops after the batches in flight are written; a second
+ * one aborts them (what was written stays written). */
+static void on_signal(int sig)
+{
+	last_signal = sig;
+	if (atomic_load(&stop_flag))
+		atomic_store(&cancel_flag, 1);
+	atomic_store(&stop_flag, 1);
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+struct progress_ctx {
+	bool tty;
+	time_t last_plain;
+	int last_log;
+};
+
+static void fmt_eta(double s, char *buf, size_t n)
+{
+	if (s < 0)
+		snprintf(buf, n, "--:--");
+	else if (s >= 3600)
+		snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+	else
+		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+static void on_progress(const struct ef_run_progress *p, void *vctx)
+{
+	struct progress_ctx *c = vctx;
+	double pct = p->total ? 100.0 * (double)p->done / (double)p->total : 100.0;
+	char eta[32];
+
+	fmt_eta(p->eta_s, eta, sizeof(eta));
+	if (c->tty) {
+		out_printf(stderr, "\r%5.1f%% %lld/%lld  %.0f/s  ETA %s  in flight %u  retries %lld"
+				   "  quarantined %lld  %-9s\033[K", pct, p->done, p->total, p->rate,
+			   eta, p->in_flight, p->retries, p->quarantined,
+			   ef_run_phase_name(p->phase));
+		return;
+	}
+	if (time(NULL) - c->last_plain < 5 && p->phase != EF_PHASE_FINISHED)
+		return;
+	c->last_plain = time(NULL);
+	out_printf(stderr, "embfill: %s %.1f%% %lld/%lld chunks, %.0f/s, ETA %s, retries %lld, "
+			   "quarantined %lld\n", ef_run_phase_name(p->phase), pct, p->done, p->total,
+		   p->rate, eta, p->retries, p->quarantined);
+}
+
+/* --until HH:MM (or HH:MM:SS), local time: today, or tomorrow when that
+ * time has passed (a window that ends at 02:00 is given at 23:00). */
+static int parse_until(const char *s, time_t *out)
+{
+	int h, m, sec = 0, n;
+	char extra;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (!s) {
+		*out = 0;
+		return 0;
+	}
+	n = sscanf(s, "%2d:%2d:%2d%c", &h, &m, &sec, &extra);
+	if (!((n == 2 && strlen(s) == 5) || (n == 3 && strlen(s) == 8)) || h > 23 || m > 59 ||
+	    sec > 59 || h < 0 || m < 0 || sec < 0) {
+		struct ef_error err;
+		ef_error_clear(&err);
+		ef_error_set(&err, EF_ERR_USAGE, "--until \"%s\" is not a time of day", s);
+		ef_error_hint(&err, "write the end of the maintenance window as HH:MM, e.g. 05:30");
+		return out_error(&err);
+	}
+	localtime_r(&now, &tm);
+	tm.tm_hour = h;
+	tm.tm_min = m;
+	tm.tm_sec = sec;
+	*out = mktime(&tm);
+	if (*out <= now)
+		*out += 24 * 3600;
+	return 0;
+}
+
+static int check_confirmation(const struct cli *cli)
+{
+	struct ef_error err;
+
+	ef_error_clear(&err);
+	if (!cli->collection) {
+		ef_error_set(&err, EF_ERR_USAGE, "`embfill run` needs the collection: -C COLL");
+		ef_error_hint(&err, "embfill run -C COLL --confirm COLL; `embfill status` lists them");
+		return out_error(&err);
+	}
+	if (ef_collection_name_check(cli->collection, &err) != EF_OK)
+		return out_error(&err);
+	if (!cli->confirm || strcmp(cli->confirm, cli->collection) != 0) {
+		ef_error_set(&err, EF_ERR_USAGE, "the confirmation \"%s\" differs from the collection "
+			     "\"%s\"; nothing was touched", cli->confirm ? cli->confirm : "",
+			     cli->collection);
+		ef_error_hint(&err, "type the exact collection name twice: -C %s --confirm %s",
+			      cli->collection, cli->collection);
+		return out_error(&err);
+	}
+	return 0;
+}
+
+/* A command line that reproduces the run headless, quoted for a shell. */
+static void add_word(struct ef_strbuf *b, const char *w)
+{
+	bool plain = *w != '\0';
+
+	for (const char *p = w; *p; p++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@",
+			    *p))
+			plain = false;
+	ef_strbuf_add(b, " ");
+	if (plain) {
+		ef_strbuf_add(b, w);
+		return;
+	}
+	ef_strbuf_add(b, "'");
+	for (const char *p = w; *p; p++)
+		if (*p == '\'')
+			ef_strbuf_add(b, "'\\''");
+		else
+			ef_strbuf_addn(b, p, 1);
+	ef_strbuf_add(b, "'");
+}
+
+char *run_command_line(const struct app *app)
+{
+	struct ef_strbuf b = EF_STRBUF_INIT;
+	const struct cli *cli = app->cli;
+	char num[16];
+
+	ef_strbuf_add(&b, "embfill");
+	if (cli->config) {
+		add_word(&b, "--config");
+		add_word(&b, cli->config);
+	}
+	add_word(&b, "run");
+	add_word(&b, "-C");
+	add_word(&b, cli->collection);
+	add_word(&b, "--confirm");
+	add_word(&b, cli->collection);
+	snprintf(num, sizeof(num), "%d", app->cfg->batch_size);
+	add_word(&b, "--batch-size");
+	add_word(&b, num);
+	snprintf(num, sizeof(num), "%d", app->cfg->concurrency);
+	add_word(&b, "--concurrency");
+	add_word(&b, num);
+	if (cli->retry_quarantined)
+		add_word(&b, "--retry-quarantined");
+	if (cli->note) {
+		add_word(&b, "--note");
+		add_word(&b, cli->note);
+	}
+	return ef_strbuf_take(&b);
+}
+
+/* Without --resume, an interrupted run is offered on a terminal; a script
+ * gets a new run, which skips whatever the old one wrote anyway. */
+static bool offer_resume(struct app *app)
+{
+	struct ef_run_info ri;
+	struct ef_error err;
+	char answer[16] = "";
+
+	ef_error_clear(&err);
+	if (app->cli->resume || app->cli->dry_run ||
+	    ef_run_find_interrupted(app->cfg, app->cli->collection, &ri, &err) != EF_OK ||
+	    !ri.run_id || strcmp(ri.state, "running") == 0)
+		return app->cli->resume;
+	out_printf(stderr, "embfill: run %lld of \"%s\" was %s (host %s, started %s UTC, %lld of "
+			   "%lld done)\n", ri.run_id, app->cli->collection, ri.state, ri.host,
+		   ri.started_at, ri.done, ri.total);
+	if (!isatty(STDIN_FILENO)) {
+		out_printf(stderr, "embfill: starting a new run; --resume continues run %lld\n",
+			   ri.run_id);
+		return false;
+	}
+	out_printf(stderr, "resume it? [Y/n] ");
+	if (!fgets(answer, sizeof(answer), stdin))
+		return false;
+	return answer[0] != 'n' && answer[0] != 'N';
+}
+
+static void print_counts(const char *label, const struct ef_counts *c)
+{
+	out_printf(stdout, "  %-7s chunks %lld, embedded %lld, missing %lld, stale %lld "
+			   "(model %lld, dim %lld, content %lld), quarantined %lld\n", label,
+		   c->chunks, c->embedded, c->missing, c->stale, c->stale_model, c->stale_dim,
+		   c->stale_content, c->quarantined);
+}
+
+static void print_summary(const struct app *app, const struct ef_run_result *r)
+{
+	if (r->dry_run) {
+		out_printf(stdout, "dry run of \"%s\": %lld chunks to embed, %lld batches of %d, "
+				   "%d in flight; nothing was written\n", app->cli->collection,
+			   r->total, (r->total + app->cfg->batch_size - 1) / app->cfg->batch_size,
+			   app->cfg->batch_size, app->cfg->concurrency);
+		print_counts("now", &r->before);
+		return;
+	}
+	out_printf(stdout, "run %lld of \"%s\" %s%s: %lld written, %lld quarantined of %lld in "
+			   "%.1f s (%.0f chunks/s), %lld requests, %lld retries\n", r->run_id,
+		   app->cli->collection, r->state, r->resumed ? " (resumed)" : "", r->written,
+		   r->quarantined, r->total, r->elapsed_s, r->rate, r->requests, r->retries);
+	print_counts("before", &r->before);
+	print_counts("after", &r->after);
+}
+
+static int finish(struct app *app, const struct ef_run_result *r, ef_status st,
+		  struct ef_error *err, bool tty)
+{
+	if (tty)
+		out_printf(stderr, "\n");
+	if (st == EF_OK || st == EF_ERR_INTERRUPTED || r->run_id)
+		print_summary(app, r);
+	if (st == EF_ERR_INTERRUPTED) {
+		if (r->stopped_by_deadline)
+			ef_error_set(err, EF_ERR_INTERRUPTED, "the maintenance window ended (--until "
+				     "%s); run %lld checkpointed", app->cli->until, r->run_id);
+		else if (last_signal)
+			ef_error_set(err, EF_ERR_INTERRUPTED, "stopped by signal %d; run %lld "
+				     "checkpointed", (int)last_signal, r->run_id);
+		ef_error_hint(err, "continue with: embfill run -C %s --confirm %s --resume",
+			      app->cli->collection, app->cli->collection);
+	}
+	return st == EF_OK ? 0 : out_error(err);
+}
+
+int cmd_run(struct app *app)
+{
+	struct progress_ctx pc = { .tty = isatty(STDERR_FILENO) != 0 };
+	struct ef_run_opts o = { .collection = app->cli->collection, .note = app->cli->note,
+				 .stop = &stop_flag, .cancel = &cancel_flag,
+				 .on_progress = on_progress, .ctx = &pc };
+	struct ef_embed_config ec;
+	struct ef_run_result res;
+	struct ef_error err;
+	char *key = NULL, *cmd;
+	ef_status st;
+	int rc;
+
+	ef_error_clear(&err);
+	if ((rc = check_confirmation(app->cli)) != 0 || (rc = parse_until(app->cli->until,
+									     &o.deadline)) != 0)
+		return rc;
+	if (app_embed_config(app, &ec, &key, &err) != EF_OK)
+		return out_error(&err);
+	o.dry_run = app->cli->dry_run;
+	o.retry_quarantined = app->cli->retry_quarantined;
+	o.resume = offer_resume(app);
+	o.command = cmd = run_command_line(app);
+	install_signals();
+	st = ef_run_execute(app->cfg, &ec, &o, &res, &err);
+	rc = finish(app, &res, st, &err, pc.tty);
+	ef_run_result_free(&res);
+	free(cmd);
+	app_key_free(key);
+	return rc;
+}
