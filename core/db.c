@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/db_pg.h"
 #include "embfill/redact.h"
@@ -40,8 +41,18 @@ ef_status ef_db_connect(const char *dsn, ef_db **out, struct ef_error *err)
 	db = calloc(1, sizeof(*db));
 	if (!db)
 		return ef_error_set(err, EF_ERR_DB, "out of memory");
-	db->conn = val[0] ? PQconnectdbParams(kw, val, 1)
-			  : PQconnectdbParams(kw + 1, val + 1, 0);
+	/* A server that closes a new connection before the start-up finished
+	 * (a single-connection proxy still tearing down the previous session,
+	 * a pooler at its limit) usually takes the next one: retry briefly. */
+	for (int attempt = 0; attempt < 20; attempt++) {
+		if (attempt)
+			PQfinish(db->conn), usleep(100 * 1000);
+		db->conn = val[0] ? PQconnectdbParams(kw, val, 1)
+				  : PQconnectdbParams(kw + 1, val + 1, 0);
+		if (!db->conn || PQstatus(db->conn) == CONNECTION_OK ||
+		    !strstr(PQerrorMessage(db->conn), "closed the connection unexpectedly"))
+			break;
+	}
 	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
 		shown = ef_redact_dsn(dsn);
 		why = ef_redact(db->conn ? PQerrorMessage(db->conn) : "out of memory");

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,7 +30,7 @@ enum opt_id {
 	OPT_RETRY_AFTER_MS, OPT_MAX_BATCH, OPT_MAX_BODY, OPT_MAX_CHARS,
 	OPT_MALFORMED, OPT_WRONG_DIM, OPT_NAN, OPT_WRONG_COUNT, OPT_SHUFFLE,
 	OPT_DROP, OPT_REJECT, OPT_KEY_FILE, OPT_FAIL_FIRST, OPT_FAIL_STATUS,
-	OPT_LOADING, OPT_NODE_MODULES, OPT_VERBOSE, OPT_VERSION,
+	OPT_LOADING, OPT_NODE_MODULES, OPT_PARENT_PID, OPT_VERBOSE, OPT_VERSION,
 };
 
 struct opt_doc {
@@ -54,7 +55,7 @@ static const struct opt_doc docs[] = {
 	{"retry-after", "SECONDS", OPT_RETRY_AFTER, "Retry-After value of 429 answers (default 1)"},
 	{"retry-after-ms", "MS", OPT_RETRY_AFTER_MS, "also send a retry-after-ms header"},
 	{"max-batch", "N", OPT_MAX_BATCH, "reject batches of more than N inputs (TEI 422, others 413)"},
-	{"max-body-bytes", "N", OPT_MAX_BODY, "reject larger request bodies with a plain-text 413"},
+	{"max-body-bytes", "N", OPT_MAX_BODY, "reject larger bodies with a plain-text 413 (default 64 MiB)"},
 	{"max-input-chars", "N", OPT_MAX_CHARS, "reject inputs longer than N characters (context length)"},
 	{"malformed-rate", "RATE", OPT_MALFORMED, "answer 200 with truncated JSON"},
 	{"wrong-dim-rate", "RATE", OPT_WRONG_DIM, "answer with vectors of dimension D+1 or D-1"},
@@ -68,6 +69,7 @@ static const struct opt_doc docs[] = {
 	{"fail-status", "CODE", OPT_FAIL_STATUS, "their status (default 503); Retry-After only with --retry-after(-ms)"},
 	{"loading-seconds", "S", OPT_LOADING, "answer 503 \"model is loading\" for the first S seconds"},
 	{"node-modules", "DIR", OPT_NODE_MODULES, "node_modules holding @energetic-ai (or EMBFILL_NODE_MODULES)"},
+	{"parent-pid", "PID", OPT_PARENT_PID, "exit when process PID, the parent, exits (test harnesses)"},
 	{"verbose", NULL, OPT_VERBOSE, "one access-log line per request on stderr (never bodies or keys)"},
 	{"version", NULL, OPT_VERSION, "print the version"},
 	{"help", NULL, OPT_HELP, "this text"},
@@ -288,6 +290,7 @@ static bool apply_option(struct sbx_config *c, int id, const char *name, const c
 	case OPT_FAIL_STATUS: return set_long(name, a, 400, 599, &c->fail_status);
 	case OPT_LOADING: return parse_double(name, a, 0, 86400, &c->loading_seconds);
 	case OPT_NODE_MODULES: c->node_modules = a; return true;
+	case OPT_PARENT_PID: return parse_long(name, a, 1, INT_MAX, &c->parent_pid);
 	case OPT_VERBOSE: c->verbose = true; return true;
 	default: return false;
 	}

@@ -50,6 +50,7 @@ struct sbx_config {
 	int fail_status;
 	double loading_seconds;
 	const char *node_modules;         /* NULL: search next to the program */
+	long parent_pid;                  /* 0: outlive the parent */
 	bool verbose;
 };
 

@@ -12,9 +12,11 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #define PROG "embfill-embedder"
@@ -68,6 +70,21 @@ static int announce(const struct sbx_config *cfg, int port)
 	return 0;
 }
 
+/*
+ * A test that fails an assertion ends its process without stopping the
+ * server it started; the orphan would keep the test runner's pipes open and
+ * hang it.  PR_SET_PDEATHSIG turns the parent's death into our SIGTERM,
+ * which sigwait() takes like any other.  The parent may already be gone by
+ * the time the flag is set, hence the check of getppid() after it.
+ */
+static bool orphaned(const struct sbx_config *cfg)
+{
+	if (cfg->parent_pid <= 0)
+		return false;
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	return getppid() != (pid_t)cfg->parent_pid;
+}
+
 static int serve(const struct sbx_config *cfg)
 {
 	char err[2048];
@@ -77,6 +94,8 @@ static int serve(const struct sbx_config *cfg)
 	int sig, rc = 0;
 
 	block_stop_signals(&stop);
+	if (orphaned(cfg))
+		return 0;
 	if (cfg->backend == SBX_BACKEND_USE_LITE &&
 	    (ul = sbx_uselite_start(cfg->node_modules, err, sizeof(err))) == NULL) {
 		fprintf(stderr, PROG ": %s\n", err);

@@ -159,7 +159,15 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct sbx_reply *r)
 static void json_reply(struct sbx_reply *r, int status, const char *json)
 {
 	r->status = status;
-	r->body = json != NULL ? strdup(json) : NULL;
+	r->body = strdup(json);
+	r->len = r->body != NULL ? strlen(r->body) : 0;
+	r->content_type = "application/json";
+}
+
+static void stats_reply(struct sbx_server *srv, struct sbx_reply *r)
+{
+	r->status = 200;
+	r->body = sbx_stats_json(&srv->stats);
 	r->len = r->body != NULL ? strlen(r->body) : 0;
 	r->content_type = "application/json";
 }
@@ -187,9 +195,7 @@ static void other_route(struct sbx_server *srv, const char *url, bool get, bool 
 	if (strcmp(url, "/health") == 0 && get) {
 		json_reply(r, loading ? 503 : 200, loading ? "{\"status\":\"loading\"}" : "{\"status\":\"ok\"}");
 	} else if (strcmp(url, "/stats") == 0 && get) {
-		json_reply(r, 200, NULL);
-		r->body = sbx_stats_json(&srv->stats);
-		r->len = r->body != NULL ? strlen(r->body) : 0;
+		stats_reply(srv, r);
 	} else if (strcmp(url, "/stats/reset") == 0 && post) {
 		sbx_stats_reset(&srv->stats);
 		json_reply(r, 200, "{\"reset\":true}");

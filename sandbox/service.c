@@ -115,7 +115,6 @@ static void rate_limited(const struct sbx_config *c, enum sbx_api api, struct sb
 {
 	if (api == SBX_API_TEI) {
 		sbx_api_error(r, api, SBX_RATE_LIMITED, 0, "Model is overloaded");
-		set_retry_headers(c, r);
 		return;
 	}
 	sbx_api_error(r, api, SBX_RATE_LIMITED, 0,

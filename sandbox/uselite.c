@@ -120,14 +120,30 @@ static bool find_script(const char *exe, const char *nm, char *out, size_t size,
 	return false;
 }
 
+/* The server blocks SIGTERM/SIGINT for sigwait and ignores SIGPIPE; node
+ * must start with neither inherited. */
+static void init_spawn_attr(posix_spawnattr_t *attr)
+{
+	sigset_t none, dfl;
+
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGINT);
+	posix_spawnattr_init(attr);
+	posix_spawnattr_setsigmask(attr, &none);
+	posix_spawnattr_setsigdefault(attr, &dfl);
+	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+}
+
 static int spawn_node(sbx_uselite *ul, char *script, char *nm, char *err, size_t errsz)
 {
 	char node[] = "node";
-	int in[2], out[2], rc;
+	char *const argv[] = {node, script, nm, NULL};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	sigset_t none, dfl;
-	char *const argv[] = {node, script, nm, NULL};
+	int in[2], out[2], rc;
 
 	if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
 		snprintf(err, errsz, "use-lite: pipe: %s", strerror(errno));
@@ -136,17 +152,7 @@ static int spawn_node(sbx_uselite *ul, char *script, char *nm, char *err, size_t
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	/* The server blocks SIGTERM/SIGINT for sigwait and ignores SIGPIPE;
-	 * node must start with neither inherited. */
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGINT);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &dfl);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	init_spawn_attr(&attr);
 	rc = posix_spawnp(&ul->pid, "node", &fa, &attr, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);

@@ -55,6 +55,8 @@ static int dispatch(struct app *app)
 		return cmd_spotcheck(app);
 	case CMD_RUN:
 		return cmd_run(app);
+	case CMD_HISTORY:
+		return cmd_history(app);
 	default:
 		return EF_ERR_USAGE;
 	}

@@ -594,7 +594,7 @@ Test(sandbox_faults, loading_seconds_answers_503_then_serves, .timeout = 30)
 	char msg[512], kind[64];
 	int tries = 0;
 
-	START(&p, "--loading-seconds", "1.5", "--dim", "8");
+	START(&p, "--loading-seconds", "2.5", "--dim", "8");
 	embed(&r, &p, "/api/embed", "[\"a\"]");
 	cr_assert_eq(r.status, 503);
 	cr_assert_str_eq(r.body, "{\"error\":\"model is loading\"}");
@@ -960,7 +960,8 @@ Test(sandbox_auth, api_key_is_required_and_never_echoed)
 		cr_assert_eq(r.status, 401, "%s without a key", paths[i]);
 		cr_assert_str_eq(header(&r, "WWW-Authenticate", v, sizeof(v)), "Bearer");
 		resp_free(&r);
-		embed_with_auth(&r, &p, paths[i], "Authorization: Bearer s3cret-wrong");
+		embed_with_auth(&r, &p, paths[i], i == 0 ? "Authorization: Bearer s3cret-wrong"
+				: "Authorization: Bearer s3cret-sandbox-kez");
 		cr_assert_eq(r.status, 401, "%s with a wrong key", paths[i]);
 		cr_assert_null(strstr(r.body, "s3cret"), "key echoed: %s", r.body);
 		if (i == 1) {
@@ -1043,7 +1044,7 @@ Test(sandbox_cli, help_lists_every_flag)
 		"--max-batch", "--max-body-bytes", "--max-input-chars", "--malformed-rate",
 		"--wrong-dim-rate", "--nan-rate", "--wrong-count-rate", "--shuffle-rate",
 		"--drop-rate", "--reject-marker", "--api-key-file", "--fail-first", "--fail-status",
-		"--loading-seconds", "--node-modules",
+		"--loading-seconds", "--node-modules", "--parent-pid", "--verbose",
 	};
 	const char *const args[] = {"--help", NULL};
 	char out[16384];
@@ -1110,13 +1111,58 @@ Test(sandbox_cli, port_file_and_clean_exit_on_sigterm)
 	p.pid = 0;
 }
 
-Test(sandbox_cli, use_lite_without_packages_exits_2)
+/* Running and not a zombie awaiting a reaper. */
+static bool alive(pid_t pid)
+{
+	char path[64], state = 'X';
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+		state = 'X';
+	fclose(f);
+	return state != 'Z' && state != 'X';
+}
+
+/* A test that dies before embedder_stop() must not leave its server. */
+Test(sandbox_cli, server_exits_with_the_process_that_started_it)
+{
+	struct embedder_proc p;
+	int fds[2], status;
+	pid_t child, server = 0;
+
+	cr_assert_eq(pipe(fds), 0);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		if (embedder_start(&p, NULL) == 0)
+			(void)!write(fds[1], &p.pid, sizeof(p.pid));
+		_exit(0);
+	}
+	close(fds[1]);
+	cr_assert_eq(read(fds[0], &server, sizeof(server)), (ssize_t)sizeof(server));
+	close(fds[0]);
+	waitpid(child, &status, 0);
+	for (int i = 0; i < 100 && alive(server); i++)
+		nanosleep(&(struct timespec){.tv_nsec = 50000000L}, NULL);
+	cr_assert(!alive(server), "server %d outlived its parent", (int)server);
+}
+
+Test(sandbox_cli, use_lite_without_packages_or_node_exits_2)
 {
 	const char *const args[] = {"--backend", "use-lite", "--node-modules", "/nonexistent", NULL};
 	char out[4096];
 
+	const char *const lite[] = {"--backend", "use-lite", NULL};
+
 	cr_assert_eq(run_embedder(args, out, sizeof(out)), 2);
 	cr_assert(strstr(out, "/nonexistent") != NULL, "%s", out);
+	setenv("PATH", "/nonexistent", 1);
+	cr_assert_eq(run_embedder(lite, out, sizeof(out)), 2, "without node: %s", out);
+	cr_assert(strstr(out, "node") != NULL, "%s", out);
 }
 
 /* ---- use-lite ---------------------------------------------------------- */

@@ -33,13 +33,19 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
+/* --parent-pid makes the server exit with this process, so a test that
+ * fails an assertion before embedder_stop() leaves no server behind. */
 static int build_argv(char **argv, const char *bin, const char *const *extra)
 {
+	char parent[32];
 	int n = 0;
 
+	snprintf(parent, sizeof(parent), "%ld", (long)getpid());
 	argv[n++] = strdup(bin);
 	argv[n++] = strdup("--port");
 	argv[n++] = strdup("0");
+	argv[n++] = strdup("--parent-pid");
+	argv[n++] = strdup(parent);
 	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
 		if (n == MAX_ARGS - 1)
 			return -1;

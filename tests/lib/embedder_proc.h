@@ -17,9 +17,10 @@ struct embedder_proc {
 };
 
 /*
- * Starts `$EMBFILL_EMBEDDER --port 0 extra_args...` (extra_args is
- * NULL-terminated, or NULL for none) and waits up to 30 s for its
- * `listening on 127.0.0.1:PORT` line.  Returns 0 with p filled, or -1 after
+ * Starts `$EMBFILL_EMBEDDER --port 0 --parent-pid <this pid> extra_args...`
+ * (extra_args is NULL-terminated, or NULL for none) and waits up to 30 s for
+ * its `listening on 127.0.0.1:PORT` line.  The server exits by itself when
+ * the thread that started it ends, so call this from the test's thread.  Returns 0 with p filled, or -1 after
  * saying why on stderr (variable unset, program missing, it exited, or it
  * stayed silent); no process is left behind then.
  */

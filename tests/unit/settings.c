@@ -542,6 +542,32 @@ Test(settings, a_bad_value_in_the_file_that_the_environment_overrides_does_not_f
 	cr_assert_str_eq(ef_settings_config(s)->provider, "openai");
 }
 
+static void assert_one_printable_line(const char *s)
+{
+	for (const char *p = s; *p; p++)
+		cr_assert((unsigned char)*p >= 0x20 && *p != 0x7f,
+			  "control byte 0x%02x at %td in: %s", (unsigned char)*p, p - s, s);
+}
+
+/* error.h: the message is one line; a value echoed into it must not bring
+ * a line break or a terminal escape along. */
+Test(settings, a_bad_value_is_echoed_on_one_printable_line)
+{
+	static char *env[] = { "EMBED_PROVIDER=ollama\x1b[2J", NULL };
+
+	cr_assert_eq(load("BATCH_SIZE=\"12\\n34\"\n"), EF_OK, "%s", err.msg);
+	assert_bad("BATCH_SIZE", "test.env:1", "1 to 10000");
+	assert_one_printable_line(err.msg);
+	cr_assert_eq(flag("BATCH_SIZE", "10", "--batch-size"), EF_OK);
+	cr_assert_eq(load_env(env), EF_OK);
+	assert_bad("EMBED_PROVIDER", "environment", "ollama|openai|tei");
+	assert_one_printable_line(err.msg);
+	cr_assert_eq(flag("EMBED_PROVIDER", "ollama", "--provider"), EF_OK);
+	cr_assert_eq(flag("CHUNKS_CONTENT_COLUMN", "a.b\nc", "--set"), EF_OK);
+	assert_bad("CHUNKS_CONTENT_COLUMN", "flag --set", "dot");
+	assert_one_printable_line(err.msg);
+}
+
 Test(settings, empty_required_text_is_refused)
 {
 	cr_assert_eq(flag("EMBED_MODEL", "", "--model"), EF_OK);
