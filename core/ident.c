@@ -1,4 +1,5 @@
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,16 +54,38 @@ bool ef_utf8_printable(const char *s, size_t len)
 	return true;
 }
 
+void ef_escape_controls(const char *s, char *out, size_t n)
+{
+	size_t o = 0;
+
+	if (n == 0)
+		return;
+	for (const unsigned char *p = (const unsigned char *)s; *p && o + 5 < n; p++) {
+		if (*p == '\n')
+			o += (size_t)snprintf(out + o, n - o, "\\n");
+		else if (*p == '\t')
+			o += (size_t)snprintf(out + o, n - o, "\\t");
+		else if (*p < 0x20 || *p == 0x7f)
+			o += (size_t)snprintf(out + o, n - o, "\\x%02x", *p);
+		else
+			out[o++] = (char)*p;
+	}
+	out[o] = '\0';
+}
+
 static ef_status part_check(const char *part, size_t len, const char *name,
 			    const char *what, struct ef_error *err)
 {
+	char shown[128];
+
+	ef_escape_controls(name, shown, sizeof(shown));
 	if (len == 0) {
-		ef_error_set(err, EF_ERR_USAGE, "%s \"%s\" has an empty name part", what, name);
+		ef_error_set(err, EF_ERR_USAGE, "%s \"%s\" has an empty name part", what, shown);
 		return ef_error_hint(err, "write a table as name or schema.name, a column as name");
 	}
 	if (len > EF_IDENT_MAX) {
-		ef_error_set(err, EF_ERR_USAGE, "%s \"%.*s...\" is %zu bytes long", what, 40, part,
-			     len);
+		ef_escape_controls(part, shown, 41);
+		ef_error_set(err, EF_ERR_USAGE, "%s \"%s...\" is %zu bytes long", what, shown, len);
 		return ef_error_hint(err, "PostgreSQL names hold at most %d bytes; use the name "
 					  "as the database knows it", EF_IDENT_MAX);
 	}
@@ -79,6 +102,7 @@ ef_status ef_ident_check(const char *name, bool qualified, const char *what,
 			 struct ef_error *err)
 {
 	const char *dot;
+	char shown[128];
 	size_t len;
 
 	if (!name || !*name) {
@@ -87,12 +111,13 @@ ef_status ef_ident_check(const char *name, bool qualified, const char *what,
 	}
 	len = strlen(name);
 	dot = strchr(name, '.');
+	ef_escape_controls(name, shown, sizeof(shown));
 	if (dot && !qualified) {
-		ef_error_set(err, EF_ERR_USAGE, "%s \"%s\" holds a dot", what, name);
+		ef_error_set(err, EF_ERR_USAGE, "%s \"%s\" holds a dot", what, shown);
 		return ef_error_hint(err, "a column name is one name; the table is set separately");
 	}
 	if (dot && strchr(dot + 1, '.')) {
-		ef_error_set(err, EF_ERR_USAGE, "%s \"%.*s\" has more than one dot", what, 80, name);
+		ef_error_set(err, EF_ERR_USAGE, "%s \"%s\" has more than one dot", what, shown);
 		return ef_error_hint(err, "write the table as name or schema.name");
 	}
 	if (!dot)
@@ -113,8 +138,11 @@ ef_status ef_collection_name_check(const char *name, struct ef_error *err)
 	}
 	len = strlen(name);
 	if (len > EF_COLLECTION_NAME_MAX) {
-		ef_error_set(err, EF_ERR_USAGE, "the collection name is %zu bytes long (\"%.*s...\")",
-			     len, 32, name);
+		char shown[48];
+
+		ef_escape_controls(name, shown, 37);
+		ef_error_set(err, EF_ERR_USAGE, "the collection name is %zu bytes long (\"%s...\")",
+			     len, shown);
 		return ef_error_hint(err, "collection names hold at most %d bytes; check what was "
 					  "pasted", EF_COLLECTION_NAME_MAX);
 	}

@@ -67,13 +67,18 @@ static bool is_url_end(char c)
 	       c == '>' || c == ')' || c == ']' || c == '`';
 }
 
-/* Returns the registered secret that starts at p, or NULL. */
+/* Returns the longest registered secret that starts at p, or NULL: when
+ * one secret is a prefix of another, masking the shorter would leave the
+ * rest of the longer one in clear. */
 static const char *secret_at(const char *p)
 {
+	const char *best = NULL;
+
 	for (size_t i = 0; i < nsecrets; i++)
-		if (strncmp(p, secrets[i], strlen(secrets[i])) == 0)
-			return secrets[i];
-	return NULL;
+		if (strncmp(p, secrets[i], strlen(secrets[i])) == 0 &&
+		    (!best || strlen(secrets[i]) > strlen(best)))
+			best = secrets[i];
+	return best;
 }
 
 static bool word_start(const char *text, const char *p)
@@ -85,16 +90,20 @@ static bool word_start(const char *text, const char *p)
  * is a quoted string with backslash escapes or a run of non-blanks. */
 static size_t conninfo_password(const char *text, const char *p, struct ef_strbuf *out)
 {
-	static const char *const keys[] = { "password=", "sslpassword=", "password =" };
+	static const char *const keys[] = { "password", "sslpassword" };
 	const char *v = NULL;
 
-	for (size_t i = 0; i < 3 && !v; i++)
+	for (size_t i = 0; i < 2 && !v; i++)
 		if (strncasecmp(p, keys[i], strlen(keys[i])) == 0 && word_start(text, p))
 			v = p + strlen(keys[i]);
 	if (!v)
 		return 0;
-	while (*v == ' ')
+	while (*v == ' ' || *v == '\t')
 		v++;
+	if (*v != '=')
+		return 0;
+	for (v++; *v == ' ' || *v == '\t'; v++)
+		;
 	ef_strbuf_addn(out, p, (size_t)(strchr(p, '=') - p) + 1);
 	ef_strbuf_add(out, MASK);
 	if (*v == '\'') {

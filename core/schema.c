@@ -115,37 +115,56 @@ static int number_after_eq(const char *p)
 	return n > 0 && n <= 100000 ? (int)n : 0;
 }
 
-int ef_schema_parse_dim_check(const char *def, const char *quoted_column)
+/* True when the text just before p (skipping blanks and parentheses) ends
+ * with NOT: a negated length fixes nothing. */
+static bool negated(const char *def, const char *p)
+{
+	while (p > def && (p[-1] == ' ' || p[-1] == '('))
+		p--;
+	return p - def >= 3 && strncasecmp(p - 3, "NOT", 3) == 0 &&
+	       (p - def == 3 || !isalnum((unsigned char)p[-4]));
+}
+
+/* The length one match at p imposes, or 0. */
+static int match_at(const char *def, const char *p, const char *col, size_t ql)
 {
 	static const char *const fns[] = { "array_length(", "cardinality(" };
+
+	if (p > def && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+		return 0;
+	for (size_t f = 0; f < 2; f++) {
+		size_t fl = strlen(fns[f]);
+		const char *q = p + fl;
+
+		if (strncmp(p, fns[f], fl) != 0 || strncmp(q, col, ql) != 0)
+			continue;
+		q += ql;
+		if (f == 0 && strncmp(q, ", 1)", 4) == 0)
+			return number_after_eq(q + 4);
+		if (f == 1 && *q == ')')
+			return number_after_eq(q + 1);
+	}
+	return 0;
+}
+
+int ef_schema_parse_dim_check(const char *def, const char *quoted_column)
+{
 	size_t ql;
+	int found = 0;
 
 	if (!def || !quoted_column || !*quoted_column)
 		return 0;
 	ql = strlen(quoted_column);
 	for (const char *p = def; *p; p++) {
-		for (size_t f = 0; f < 2; f++) {
-			size_t fl = strlen(fns[f]);
-			const char *q;
+		int n = match_at(def, p, quoted_column, ql);
 
-			if (strncmp(p, fns[f], fl) != 0 || (p > def && (isalnum((unsigned char)p[-1]) ||
-									 p[-1] == '_')))
-				continue;
-			q = p + fl;
-			if (strncmp(q, quoted_column, ql) != 0)
-				continue;
-			q += ql;
-			if (f == 0 && strncmp(q, ", 1)", 4) == 0)
-				q += 4;
-			else if (f == 1 && *q == ')')
-				q++;
-			else
-				continue;
-			if (number_after_eq(q))
-				return number_after_eq(q);
-		}
+		if (!n)
+			continue;
+		if (negated(def, p) || (found && found != n))
+			return 0;
+		found = n;
 	}
-	return 0;
+	return found;
 }
 
 /* --- discovery ----------------------------------------------------------- */

@@ -344,7 +344,14 @@ static ef_status parse_line(ef_settings *s, struct line_ctx *lc, const char *p, 
 	key[klen] = '\0';
 	if (key_in_file(lc, key, &k) != EF_OK)
 		return lc->err->status;
-	p = skip_blanks(p + 1, end);
+	{
+		const char *v0 = p + 1;
+
+		p = skip_blanks(v0, end);
+		/* "KEY=   # note": blanks then a comment leave the value empty */
+		if (p > v0 && p < end && *p == '#')
+			p = end;
+	}
 	val = malloc((size_t)(end - p) + 1);
 	if (!val)
 		return ef_error_set(lc->err, EF_ERR_USAGE, "out of memory reading %s", lc->name);
@@ -513,12 +520,13 @@ void ef_settings_register_secrets(const ef_settings *s)
 
 static ef_status bad_value(const ef_settings *s, int k, const char *why, struct ef_error *err)
 {
-	char origin[512];
+	char origin[512], safe[256];
 	char *shown = ef_settings_display(s, (enum ef_key)k);
 
 	ef_settings_origin(s, (enum ef_key)k, origin, sizeof(origin));
-	ef_error_set(err, EF_ERR_USAGE, "%s=\"%.200s\" (from %s) %s", keys[k].name,
-		     shown ? shown : "", origin, why);
+	ef_escape_controls(shown ? shown : "", safe, sizeof(safe));
+	ef_error_set(err, EF_ERR_USAGE, "%s=\"%s\" (from %s) %s", keys[k].name, safe, origin,
+		     why);
 	free(shown);
 	return EF_ERR_USAGE;
 }
@@ -579,20 +587,33 @@ static ef_status check_url(const ef_settings *s, int k, struct ef_error *err)
 				  "http://127.0.0.1:11434 for a local Ollama");
 }
 
+/* libpq's parse errors quote the offending text, which in a URI with
+ * userinfo may be the password itself ("invalid percent-encoded token:
+ * \"pa%zzss\""): its detail is only shown for strings that carry none. */
+static bool may_hold_password(const char *dsn)
+{
+	const char *scheme = strstr(dsn, "://");
+
+	return strcasestr(dsn, "password") || (scheme && strchr(scheme, '@'));
+}
+
 static ef_status check_dsn(const ef_settings *s, int k, struct ef_error *err)
 {
-	char *msg = NULL;
-	PQconninfoOption *o = PQconninfoParse(s->slots[k].value, &msg);
-	char why[512];
+	const char *v = s->slots[k].value;
+	char *msg = NULL, *red;
+	PQconninfoOption *o = PQconninfoParse(v, &msg);
+	char why[512], detail[300];
 
 	if (o) {
 		PQconninfoFree(o);
 		return EF_OK;
 	}
-	snprintf(why, sizeof(why), "is not a connection string libpq understands: %s",
-		 msg ? msg : "out of memory");
-	why[strcspn(why, "\n")] = '\0';
+	red = ef_redact(msg ? msg : "out of memory");
+	ef_escape_controls(red ? red : "", detail, sizeof(detail));
+	free(red);
 	PQfreemem(msg);
+	snprintf(why, sizeof(why), "is not a connection string libpq understands%s%s",
+		 may_hold_password(v) ? "" : ": ", may_hold_password(v) ? "" : detail);
 	bad_value(s, k, why, err);
 	return ef_error_hint(err, "use postgresql://user@host:5432/dbname or "
 				  "\"host=... dbname=... user=...\"; keep the password in "
