@@ -29,8 +29,8 @@
 #include "embfill/redact.h"
 #include "embfill/run.h"
 #include "embfill/schema.h"
+#include "embfill/strbuf.h"
 
-#define FLOAT4OID 700
 #define FLOAT4ARRAYOID 1021
 #define RATE_WINDOW 64
 
@@ -54,6 +54,7 @@ struct engine {
 	struct ef_schema sc;
 	struct ef_run_sql sql;
 	char *coll_value;         /* the collection as its column stores it */
+	char stmt[48];            /* the prepared upsert's name */
 	ef_embed_pool *pool;
 	long long run_id;
 	long long scan_pos;       /* last id fetched */
@@ -258,26 +259,47 @@ static ef_status pipe_result(struct engine *e, struct ef_error *err)
 	return st;
 }
 
-struct row_params {
-	char id[24], dim[16], run[24];
-	unsigned char *vec;
-	int veclen;
-};
+/* ids and hashes of the rows to write, as text-format array literals */
+static char *text_array(const struct batch *b, const struct ef_embed_result *res, bool ids)
+{
+	struct ef_strbuf sb = EF_STRBUF_INIT;
 
-static bool send_vector(struct engine *e, const struct batch *b, size_t i,
-			const struct ef_embed_result *res, struct row_params *rp)
+	ef_strbuf_add(&sb, "{");
+	for (size_t i = 0; i < b->n; i++) {
+		if (res->rejected[i])
+			continue;
+		if (sb.len > 1)
+			ef_strbuf_add(&sb, ",");
+		if (ids)
+			ef_strbuf_addf(&sb, "%lld", b->ids[i]);
+		else
+			ef_strbuf_add(&sb, b->hashes[i]);
+	}
+	ef_strbuf_add(&sb, "}");
+	return ef_strbuf_take(&sb);
+}
+
+static int send_vectors(struct engine *e, const struct batch *b, const struct ef_embed_result *res,
+			const char *run)
 {
 	bool pgv = e->sc.vec_type == EF_VEC_PGVECTOR;
-	const char *values[7] = { rp->id, e->coll_value, e->cfg->embed_model, rp->dim,
-				  b->hashes[i], (const char *)rp->vec, rp->run };
-	int lengths[7] = { 0, 0, 0, 0, 0, rp->veclen, 0 };
+	size_t veclen = 0;
+	unsigned char *vecs = ef_vec_batch_binary(res->vectors, b->n, res->dim, res->rejected, pgv,
+						  e->sc.vec_typoid, &veclen);
+	char *ids = text_array(b, res, true), *hashes = text_array(b, res, false), dim[16];
+	const char *values[7] = { ids, e->coll_value, e->cfg->embed_model, dim, hashes,
+				  (const char *)vecs, run };
+	int lengths[7] = { 0, 0, 0, 0, 0, (int)veclen, 0 };
 	int formats[7] = { 0, 0, 0, 0, 0, 1, 0 };
+	int sent = 0;
 
-	snprintf(rp->id, sizeof(rp->id), "%lld", b->ids[i]);
-	rp->veclen = (int)ef_vec_to_binary(res->vectors + i * (size_t)res->dim, res->dim, pgv,
-					   rp->vec);
-	lengths[5] = rp->veclen;
-	return PQsendQueryPrepared(e->pg, "ef_upsert", 7, values, lengths, formats, 0) == 1;
+	snprintf(dim, sizeof(dim), "%d", res->dim);
+	if (vecs && ids && hashes)
+		sent = PQsendQueryPrepared(e->pg, e->stmt, 7, values, lengths, formats, 0) == 1;
+	free(vecs);
+	free(ids);
+	free(hashes);
+	return sent;
 }
 
 static bool send_quarantine(struct engine *e, const struct batch *b, size_t i,
@@ -319,7 +341,7 @@ static long long prefix_end(const struct engine *e, const struct batch *b)
 }
 
 static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_result *res,
-		      long long ckpt, struct row_params *rp)
+		      long long ckpt)
 {
 	char run[24], c[24], done[24], wr[24], q[24], retries[24], requests[24];
 	const char *cp[7] = { run, c, done, wr, q, retries, requests };
@@ -330,8 +352,6 @@ static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_r
 
 	ef_embed_pool_counters(e->pool, &cnt);
 	snprintf(run, sizeof(run), "%lld", e->run_id);
-	snprintf(rp->run, sizeof(rp->run), "%lld", e->run_id);
-	snprintf(rp->dim, sizeof(rp->dim), "%d", res->dim);
 	snprintf(c, sizeof(c), "%lld", ckpt < 0 ? 0 : ckpt);
 	snprintf(done, sizeof(done), "%zu", b->n);
 	snprintf(wr, sizeof(wr), "%zu", b->n - res->n_rejected);
@@ -339,9 +359,11 @@ static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_r
 	snprintf(retries, sizeof(retries), "%lu", cnt.retries);
 	snprintf(requests, sizeof(requests), "%lu", cnt.requests);
 	sent += PQsendQueryParams(e->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+	if (res->n_rejected < b->n)
+		sent += send_vectors(e, b, res, run);
 	for (size_t i = 0; i < b->n; i++)
-		sent += res->rejected[i] ? send_quarantine(e, b, i, res, run)
-					 : send_vector(e, b, i, res, rp);
+		if (res->rejected[i])
+			sent += send_quarantine(e, b, i, res, run);
 	if (ids && e->sc.tool_schema)
 		sent += PQsendQueryParams(e->pg, e->sql.unquarantine, 2, NULL, up, NULL, NULL, 0);
 	sent += PQsendQueryParams(e->pg, e->sql.checkpoint, 7, NULL, cp, NULL, NULL, 0);
@@ -374,28 +396,22 @@ static ef_status collect_batch(struct engine *e, int nsent, struct ef_error *err
 }
 
 /*
- * One transaction per batch, sent in pipeline mode: every row's upsert with
- * the vector as a binary parameter, the quarantined rows, and the
+ * One transaction per batch, sent in pipeline mode: the batch's vectors in
+ * one statement with a binary parameter, the quarantined rows, and the
  * checkpoint, in one round trip.  A batch is all or nothing.
  */
 static ef_status write_batch(struct engine *e, struct batch *b, const struct ef_embed_result *res,
 			     struct ef_error *err)
 {
-	bool pgv = e->sc.vec_type == EF_VEC_PGVECTOR;
-	struct row_params rp = { .vec = malloc(ef_vec_binary_size(res->dim, pgv)) };
 	long long ckpt = prefix_end(e, b);
-	int expected = (int)b->n + 3 + (e->sc.tool_schema ? 1 : 0);
+	int expected = (int)res->n_rejected + (res->n_rejected < b->n) + 3 +
+		       (e->sc.tool_schema ? 1 : 0);
 	int sent;
 	ef_status st;
 
-	if (!rp.vec)
-		return ef_error_set(err, EF_ERR_DB, "out of memory");
-	if (PQenterPipelineMode(e->pg) != 1) {
-		free(rp.vec);
+	if (PQenterPipelineMode(e->pg) != 1)
 		return ef_db_fail(e->db, NULL, err);
-	}
-	sent = send_batch(e, b, res, ckpt, &rp);
-	free(rp.vec);
+	sent = send_batch(e, b, res, ckpt);
 	if (sent != expected) {
 		st = ef_db_fail(e->db, NULL, err);
 		collect_batch(e, sent, err);
@@ -743,14 +759,35 @@ static ef_status resolve_collection(struct engine *e, struct ef_error *err)
 	return st;
 }
 
+static ef_status vector_array_type(struct engine *e, Oid *out, struct ef_error *err)
+{
+	char oid[16];
+	const char *p[1] = { oid };
+	PGresult *r = NULL;
+
+	if (e->sc.vec_type == EF_VEC_REAL_ARRAY) {
+		*out = FLOAT4ARRAYOID;
+		return EF_OK;
+	}
+	snprintf(oid, sizeof(oid), "%u", e->sc.vec_typoid);
+	if (exec1(e, "SELECT typarray FROM pg_type WHERE oid = $1::oid", 1, p, &r, err) != EF_OK)
+		return err->status;
+	*out = PQntuples(r) == 1 ? (Oid)ef_db_ll(r, 0, 0) : 0;
+	PQclear(r);
+	return *out ? EF_OK : ef_error_set(err, EF_ERR_DB, "the vector type has no array type");
+}
+
 static ef_status prepare(struct engine *e, struct ef_error *err)
 {
-	Oid types[7] = { 20, 0, 25, 23, 25, (Oid)e->sc.vec_typoid, 20 };
+	Oid types[7] = { 1016, 0, 25, 23, 1009, 0, 20 };
 	PGresult *r;
 
-	if (e->sc.vec_type == EF_VEC_REAL_ARRAY)
-		types[5] = FLOAT4ARRAYOID;
-	r = PQprepare(e->pg, "ef_upsert", e->sql.upsert, 7, types);
+	if (vector_array_type(e, &types[5], err) != EF_OK)
+		return err->status;
+	/* unique per process and run: a server that keeps one session for
+	 * every connection (PGlite) still has earlier runs' statements */
+	snprintf(e->stmt, sizeof(e->stmt), "embfill_upsert_%d_%lld", (int)getpid(), e->run_id);
+	r = PQprepare(e->pg, e->stmt, e->sql.upsert, 7, types);
 	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
 		ef_db_fail(e->db, r, err);
 		PQclear(r);
@@ -801,6 +838,13 @@ static ef_status open_engine(struct engine *e, struct ef_error *err)
 
 static void close_engine(struct engine *e)
 {
+	if (e->db && e->stmt[0]) {
+		char sql[80];
+		struct ef_error ignored;
+
+		snprintf(sql, sizeof(sql), "DEALLOCATE %s", e->stmt);
+		ef_db_exec(e->db, sql, &ignored);
+	}
 	while (e->head) {
 		struct batch *b = e->head;
 		e->head = b->next;

@@ -5,6 +5,7 @@
 #define EMBFILL_CORE_RUN_INT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "core/sqltpl.h"
 #include "embfill/db.h"
@@ -25,6 +26,10 @@ struct ef_run_sql {
 ef_status ef_run_sql_build(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
 			   bool skip_quarantined, struct ef_run_sql *out, struct ef_error *err);
 void ef_run_sql_free(struct ef_run_sql *s);
+/* "stale by dimension" against $4, without reading vectors when possible. */
+void ef_run_dims_expr(const struct ef_schema *sc, const struct ef_mapping *m, char *buf,
+		      size_t n);
+
 /* Just the quoted tool schema, for callers that need only embfill's tables. */
 ef_status ef_run_sql_build_tool(ef_db *db, const struct ef_config *cfg, char **tool,
 				struct ef_error *err);
@@ -38,5 +43,15 @@ ef_status ef_run_sql_build_tool(ef_db *db, const struct ef_config *cfg, char **t
  */
 size_t ef_vec_binary_size(int n, bool pgvector);
 size_t ef_vec_to_binary(const float *v, int n, bool pgvector, unsigned char *out);
+
+/*
+ * Encodes the rows of a batch whose flag in skip is 0 as one binary array
+ * parameter: vector[] (elements in vector_recv format) for pgvector, or one
+ * flat float4[] of rows x dim for real[].  Returns a malloc'ed buffer and
+ * its length in *len, or NULL when out of memory.
+ */
+unsigned char *ef_vec_batch_binary(const float *vectors, size_t n, int dim,
+				   const unsigned char *skip, bool pgvector, unsigned vec_oid,
+				   size_t *len);
 
 #endif

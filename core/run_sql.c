@@ -16,11 +16,15 @@
 #include "core/db_pg.h"
 #include "core/run_int.h"
 
-/* $1 collection name, $2 after id, $3 model, $4 dim, $5 limit */
+/* $1 collection name, $2 after id, $3 model, $4 dim, $5 limit.
+ * The embedding row is looked up per chunk (LATERAL ... LIMIT 1), which
+ * keeps the plan a walk of the chunk index from the keyset position with
+ * one index probe per chunk; a merge or hash join would read the whole
+ * embedding table for every batch, and a run would grow quadratic. */
 static const char select_tpl[] =
 	"SELECT c.{cid}::bigint, c.{content},"
 	"  encode(sha256(convert_to(c.{content}, 'UTF8')), 'hex')"
-	" FROM {chunks} c {cjoin} {ejoin}"
+	" FROM {chunks} c {cjoin} {ejoin_lateral}"
 	" WHERE {cfilter} AND c.{cid} > $2::bigint"
 	"  AND ({e}.{vec} IS NULL OR ({stale_model}) OR ({stale_dim}) OR ({stale_content}))"
 	"  {qfilter}"
@@ -36,22 +40,29 @@ static const char quarantine_filter[] =
 	"AND NOT EXISTS (SELECT 1 FROM {tool}.quarantine q WHERE q.collection = $1::text"
 	" AND q.chunk_id = c.{cid} AND q.content_sha256 = sha256(convert_to(c.{content}, 'UTF8')))";
 
-/* $1 chunk id, $2 collection (name or lookup key), $3 model, $4 dim,
- * $5 hash hex, $6 vector (binary), $7 run id.  Prepared with explicit types
- * (but $2, inferred from the column), so a mapping without the optional
- * columns may leave some unreferenced. */
+/*
+ * A whole batch in one statement: $1 chunk ids (bigint[]), $2 collection
+ * (name or lookup key, typed by its column), $3 model, $4 dim, $5 content
+ * hashes (hex text[]), $6 the vectors as one binary parameter (vector[] for
+ * pgvector; for real[], all floats in one float4[] sliced per row), $7 run
+ * id.  One statement per batch instead of one per row spares the server
+ * the per-statement overhead, which dominates for rows this small.
+ * Prepared with explicit types, so optional columns may leave some
+ * parameters unreferenced.
+ */
 static const char upsert_separate_tpl[] =
 	"INSERT INTO {embeddings} AS t ({echunk}, {ecoll}, {model}{dim_col}, {hash}, {vec}"
 	"{at_col}{run_col})"
-	" VALUES ($1, $2, $3::text{dim_val}, {hash_in}, $6{at_val}{run_val})"
+	" SELECT u.id, $2, $3::text{dim_val}, {hash_in}, {vec_in}{at_val}{run_val}"
+	" FROM {unnest}"
 	" ON CONFLICT ({conflict}) DO UPDATE SET {model} = EXCLUDED.{model}{dim_set},"
 	"  {hash} = EXCLUDED.{hash}, {vec} = EXCLUDED.{vec}{at_set}{run_set}"
 	"  {conflict_where}";
 
 static const char upsert_inline_tpl[] =
 	"UPDATE {chunks} SET {model} = $3::text{dim_set_inline}, {hash} = {hash_in},"
-	" {vec} = $6{at_set_inline}{run_set_inline}"
-	" WHERE {cid} = $1 AND {ccoll} = $2";
+	" {vec} = {vec_in}{at_set_inline}{run_set_inline}"
+	" FROM {unnest} WHERE {chunks}.{cid} = u.id AND {chunks}.{ccoll} = $2";
 
 static bool quote_all(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m,
 		      struct ef_error *err)
@@ -80,16 +91,17 @@ static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 {
 	bool separate = m->layout == EF_LAYOUT_SEPARATE;
 	bool lookup = m->coll_mode == EF_COLL_LOOKUP;
-	const char *dims = sc->vec_type == EF_VEC_PGVECTOR ? "vector_dims({e}.{vec})"
-							   : "cardinality({e}.{vec})";
 	char dimexpr[128];
 
-	snprintf(dimexpr, sizeof(dimexpr), "%s IS DISTINCT FROM $4::int", dims);
+	ef_run_dims_expr(sc, m, dimexpr, sizeof(dimexpr));
 	return ef_sqlvars_raw(v, "e", separate ? "e" : "c") &&
 	       ef_sqlvars_frag(v, "cjoin", lookup ? "JOIN {lookup} l ON l.{lkey} = c.{ccoll}" : "") &&
 	       ef_sqlvars_frag(v, "cfilter", lookup ? "l.{lname} = $1::text" : "c.{ccoll} = $1::text") &&
 	       ef_sqlvars_frag(v, "ejoin", separate ? "LEFT JOIN {embeddings} e ON e.{echunk} = "
 						    "c.{cid} AND e.{ecoll} = c.{ccoll}" : "") &&
+	       ef_sqlvars_frag(v, "ejoin_lateral", separate
+			       ? "LEFT JOIN LATERAL (SELECT * FROM {embeddings} x WHERE x.{echunk} ="
+				 " c.{cid} AND x.{ecoll} = c.{ccoll} LIMIT 1) e ON true" : "") &&
 	       ef_sqlvars_frag(v, "stale_model", "{e}.{model} IS DISTINCT FROM $3::text") &&
 	       ef_sqlvars_frag(v, "stale_dim", dimexpr) &&
 	       ef_sqlvars_frag(v, "stale_content", sc->hash_is_text
@@ -98,6 +110,26 @@ static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 		       : "{e}.{hash} IS DISTINCT FROM sha256(convert_to(c.{content}, 'UTF8'))") &&
 	       ef_sqlvars_frag(v, "qfilter", skip_quarantined && sc->tool_schema
 						     ? quarantine_filter : "");
+}
+
+/*
+ * The condition "stale by dimension" as cheaply as the schema allows: a
+ * dimension fixed by vector(N) or a CHECK is a constant, so no vector has
+ * to be read; else the dimension column; only else the vector itself,
+ * which means detoasting every one of them.
+ */
+void ef_run_dims_expr(const struct ef_schema *sc, const struct ef_mapping *m, char *buf,
+		      size_t n)
+{
+	bool fixed = sc->dim > 0 && !sc->mixed_dims && strcmp(sc->dim_source, "sample of the data");
+
+	if (fixed)
+		snprintf(buf, n, "({e}.{vec} IS NOT NULL AND %d <> $4::int)", sc->dim);
+	else if (m->emb_dim)
+		snprintf(buf, n, "{e}.{dim} IS DISTINCT FROM $4::int");
+	else
+		snprintf(buf, n, "%s({e}.{vec}) IS DISTINCT FROM $4::int",
+			 sc->vec_type == EF_VEC_PGVECTOR ? "vector_dims" : "cardinality");
 }
 
 static bool optional(struct ef_sqlvars *v, const char *present, const char *name,
@@ -111,8 +143,12 @@ static bool write_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 {
 	bool pair = !sc->emb_unique_alone;
 
-	return ef_sqlvars_raw(v, "hash_in", sc->hash_is_text ? "$5::text"
-							     : "decode($5::text, 'hex')") &&
+	bool pgv = sc->vec_type == EF_VEC_PGVECTOR;
+
+	return ef_sqlvars_raw(v, "hash_in", sc->hash_is_text ? "u.h" : "decode(u.h, 'hex')") &&
+	       ef_sqlvars_raw(v, "unnest", pgv ? "unnest($1, $5, $6) AS u(id, h, v)"
+					       : "unnest($1, $5) WITH ORDINALITY AS u(id, h, i)") &&
+	       ef_sqlvars_raw(v, "vec_in", pgv ? "u.v" : "$6[(u.i - 1) * $4 + 1 : u.i * $4]") &&
 	       optional(v, m->emb_dim, "dim_col", ", {dim}") &&
 	       optional(v, m->emb_dim, "dim_val", ", $4::int") &&
 	       optional(v, m->emb_dim, "dim_set", ", {dim} = EXCLUDED.{dim}") &&

@@ -12,12 +12,15 @@
  *   q  - quarantined chunks from embfill's own table.
  * The content check hashes the chunk text in the database
  * (sha256(convert_to(content, 'UTF8'))), the same bytes embfill hashes
- * when it embeds, so nothing but counts crosses the wire.
+ * when it embeds, so nothing but counts crosses the wire.  What belongs
+ * to a collection, and what is stale, comes from core/collsql.h, which
+ * verify and spot-check share.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/collsql.h"
 #include "core/db_pg.h"
 #include "core/sqltpl.h"
 #include "embfill/ident.h"
@@ -63,64 +66,6 @@ static const char q_tool[] =
 static const char q_none[] =
 	"SELECT NULL::text AS collection, 0::bigint AS quarantined WHERE false";
 
-static bool quote_all(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m,
-		      struct ef_error *err)
-{
-	const struct { const char *name, *ident; bool qualified; } list[] = {
-		{ "chunks", m->chunks, true }, { "embeddings", m->embeddings, true },
-		{ "lookup", m->lookup, true }, { "tool", m->tool_schema, false },
-		{ "cid", m->chunk_id, false }, { "ccoll", m->chunk_collection, false },
-		{ "content", m->chunk_content, false }, { "echunk", m->emb_chunk, false },
-		{ "ecoll", m->emb_collection, false }, { "model", m->emb_model, false },
-		{ "hash", m->emb_hash, false }, { "vec", m->emb_vector, false },
-		{ "lkey", m->lookup_key, false }, { "lname", m->lookup_name, false },
-	};
-
-	for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
-		if (list[i].ident && !ef_sqlvars_quote(v, db, list[i].name, list[i].ident,
-						       list[i].qualified, err))
-			return false;
-	return true;
-}
-
-/* The collection's name, the joins and the filter, in either collection
- * mode.  In lookup mode the filter goes through the lookup table's name, so
- * the planner resolves the key once and walks the chunk index. */
-static bool collection_frags(struct ef_sqlvars *v, const struct ef_mapping *m, bool one)
-{
-	bool lookup = m->coll_mode == EF_COLL_LOOKUP;
-	bool ok = true;
-
-	ok &= ef_sqlvars_frag(v, "cname", lookup ? "l.{lname}" : "c.{ccoll}");
-	ok &= ef_sqlvars_frag(v, "cjoin", lookup ? "JOIN {lookup} l ON l.{lkey} = c.{ccoll}" : "");
-	ok &= ef_sqlvars_frag(v, "cwhere", !one ? "" : lookup ? "WHERE l.{lname} = $3"
-							       : "WHERE c.{ccoll} = $3");
-	ok &= ef_sqlvars_frag(v, "ename", lookup ? "coalesce(l.{lname}::text, '?' || e.{ecoll}::text)"
-						 : "e.{ecoll}");
-	ok &= ef_sqlvars_frag(v, "eljoin",
-			      lookup ? "LEFT JOIN {lookup} l ON l.{lkey} = e.{ecoll}" : "");
-	ok &= ef_sqlvars_frag(v, "ewhere", !one ? "" : lookup ? "WHERE l.{lname} = $3"
-							       : "WHERE e.{ecoll} = $3");
-	ok &= ef_sqlvars_raw(v, "qwhere", one ? "WHERE collection = $3" : "");
-	return ok;
-}
-
-static bool stale_frags(struct ef_sqlvars *v, const struct ef_schema *sc)
-{
-	const char *dims = sc->vec_type == EF_VEC_PGVECTOR ? "vector_dims({e}.{vec})"
-							   : "cardinality({e}.{vec})";
-	const char *content = sc->hash_is_text
-		? "lower({e}.{hash}) IS DISTINCT FROM"
-		  " encode(sha256(convert_to(c.{content}, 'UTF8')), 'hex')"
-		: "{e}.{hash} IS DISTINCT FROM sha256(convert_to(c.{content}, 'UTF8'))";
-	char dimexpr[128];
-
-	snprintf(dimexpr, sizeof(dimexpr), "%s IS DISTINCT FROM $2::int", dims);
-	return ef_sqlvars_frag(v, "stale_model", "{e}.{model} IS DISTINCT FROM $1::text") &&
-	       ef_sqlvars_frag(v, "stale_dim", dimexpr) &&
-	       ef_sqlvars_frag(v, "stale_content", content);
-}
-
 static char *build_status_sql(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
 			      bool one, struct ef_error *err)
 {
@@ -129,11 +74,8 @@ static char *build_status_sql(ef_db *db, const struct ef_mapping *m, const struc
 	bool ok;
 	char *sql = NULL;
 
-	ok = quote_all(&v, db, m, err) &&
-	     ef_sqlvars_raw(&v, "e", separate ? "e" : "c") &&
-	     collection_frags(&v, m, one) && stale_frags(&v, sc) &&
-	     ef_sqlvars_frag(&v, "ejoin", separate ? "LEFT JOIN {embeddings} e ON e.{echunk} = "
-						     "c.{cid} AND e.{ecoll} = c.{ccoll}" : "") &&
+	ok = ef_collsql_quote(&v, db, m, err) && ef_collsql_layout(&v, m) &&
+	     ef_collsql_frags(&v, m, one) && ef_collsql_stale(&v, sc) &&
 	     ef_sqlvars_frag(&v, "em_sql", separate ? em_separate : em_none) &&
 	     ef_sqlvars_frag(&v, "q_sql", sc->tool_schema ? q_tool : q_none);
 	if (ok)
@@ -227,7 +169,7 @@ char **ef_scan_collection_names(ef_db *db, const struct ef_config *cfg, struct e
 	PGresult *res = NULL;
 	int n;
 
-	if (quote_all(&v, db, &cfg->map, err) && collection_frags(&v, &cfg->map, false))
+	if (ef_collsql_quote(&v, db, &cfg->map, err) && ef_collsql_frags(&v, &cfg->map, false))
 		sql = ef_sqlvars_expand(&v, "SELECT DISTINCT {cname}::text FROM {chunks} c {cjoin}"
 					    " ORDER BY 1");
 	ef_sqlvars_free(&v);

@@ -332,6 +332,7 @@ static ef_status vector_column(ef_db *db, const struct ef_relinfo *r, const char
 	char where[300];
 
 	snprintf(where, sizeof(where), "%s.%s", r->quoted, col);
+	sc->vec_typoid = c->typoid;
 
 	if (strcmp(dot ? dot + 1 : c->type, "vector") == 0) {
 		sc->vec_type = EF_VEC_PGVECTOR;

@@ -3,6 +3,7 @@
  */
 #include <arpa/inet.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/run_int.h"
@@ -53,4 +54,40 @@ size_t ef_vec_to_binary(const float *v, int n, bool pgvector, unsigned char *out
 		p = put_float(p, v[i]);
 	}
 	return (size_t)(p - out);
+}
+
+unsigned char *ef_vec_batch_binary(const float *vectors, size_t n, int dim,
+				   const unsigned char *skip, bool pgvector, unsigned vec_oid,
+				   size_t *len)
+{
+	size_t rows = 0, elem = ef_vec_binary_size(dim, true);
+	unsigned char *buf, *p;
+
+	for (size_t i = 0; i < n; i++)
+		rows += !skip[i];
+	*len = 20 + (pgvector ? rows * (4 + elem) : rows * (size_t)dim * 8);
+	buf = malloc(*len);
+	if (!buf)
+		return NULL;
+	p = put32(buf, 1);
+	p = put32(p, 0);
+	p = put32(p, pgvector ? vec_oid : FLOAT4OID);
+	p = put32(p, (uint32_t)(pgvector ? rows : rows * (size_t)dim));
+	p = put32(p, 1);
+	for (size_t i = 0; i < n; i++) {
+		const float *v = vectors + i * (size_t)dim;
+
+		if (skip[i])
+			continue;
+		if (pgvector) {
+			p = put32(p, (uint32_t)elem);
+			p += ef_vec_to_binary(v, dim, true, p);
+			continue;
+		}
+		for (int k = 0; k < dim; k++) {
+			p = put32(p, 4);
+			p = put_float(p, v[k]);
+		}
+	}
+	return buf;
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "embfill/historylog.h"
 #include "embfill/ident.h"
 #include "embfill/run.h"
 #include "embfill/strbuf.h"
@@ -263,6 +264,35 @@ static int finish(struct app *app, const struct ef_run_result *r, ef_status st,
 	return st == EF_OK ? 0 : out_error(err);
 }
 
+/* The historylog entry of a run, written when --historylog asks for it;
+ * a run that did not start (busy, bad settings) leaves none. */
+static int write_history(struct app *app, const struct ef_run_result *r, const char *cmd,
+			 ef_status st)
+{
+	struct ef_history_entry h;
+	struct ef_error err;
+	char outcome[64], verification[512];
+	char *md;
+	ef_status w;
+
+	if (!app->cli->historylog || r->dry_run || !r->run_id)
+		return 0;
+	ef_error_clear(&err);
+	snprintf(outcome, sizeof(outcome), "%s%s", r->state,
+		 st == EF_ERR_INTERRUPTED ? " (resumable)" : "");
+	app_verification_line(app, verification, sizeof(verification));
+	app_history_entry(app, r, cmd, outcome, verification, &h);
+	md = ef_history_format(&h);
+	if (!md)
+		return out_error(&err);
+	w = ef_history_prepend(app->cfg->historylog, md, &err);
+	free(md);
+	if (w != EF_OK)
+		return out_error(&err);
+	out_printf(stdout, "historylog: entry written at the top of %s\n", app->cfg->historylog);
+	return 0;
+}
+
 int cmd_run(struct app *app)
 {
 	struct progress_ctx pc = { .tty = isatty(STDERR_FILENO) != 0 };
@@ -289,6 +319,11 @@ int cmd_run(struct app *app)
 	install_signals();
 	st = ef_run_execute(app->cfg, &ec, &o, &res, &err);
 	rc = finish(app, &res, st, &err, pc.tty);
+	if (st == EF_OK || st == EF_ERR_INTERRUPTED || st == EF_ERR_EMBED) {
+		int hrc = write_history(app, &res, cmd, st);
+		if (rc == 0)
+			rc = hrc;
+	}
 	ef_run_result_free(&res);
 	free(cmd);
 	app_key_free(key);

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "embfill/embed.h"
+#include "embfill/historylog.h"
+#include "embfill/run.h"
 #include "embfill/redact.h"
 
 #include "embfill/schema.h"
@@ -111,4 +113,39 @@ void app_key_free(char *key)
 		return;
 	explicit_bzero(key, strlen(key));
 	free(key);
+}
+
+void app_history_entry(const struct app *app, const struct ef_run_result *r, const char *cmd,
+		       const char *outcome, const char *verification,
+		       struct ef_history_entry *h)
+{
+	const struct ef_config *c = app->cfg;
+
+	memset(h, 0, sizeof(*h));
+	h->collection = app->cli->collection;
+	h->run_id = r->run_id;
+	h->outcome = outcome;
+	h->command = cmd;
+	h->provider = c->provider;
+	h->url = c->embed_url;
+	h->model = c->embed_model;
+	h->dim = c->embed_dim;
+	h->batch_size = c->batch_size;
+	h->concurrency = c->concurrency;
+	h->max_chunk_size = c->max_chunk_size;
+	h->chunk_overlap = c->chunk_overlap;
+	h->note = app->cli->note;
+	h->before = r->before;
+	h->after = r->after;
+	h->duration_s = r->elapsed_s;
+	h->rate = r->rate;
+	h->retries = r->retries;
+	h->quarantined = r->after.quarantined;
+	h->verification = verification;
+}
+
+void app_verification_line(const struct app *app, char *buf, size_t n)
+{
+	snprintf(buf, n, "not run by this command; check with `embfill verify -C %s`",
+		 app->cli->collection);
 }

@@ -29,6 +29,17 @@ ef_status app_embed_config(struct app *app, struct ef_embed_config *ec, char **k
 			   struct ef_error *err);
 void app_key_free(char *key);
 
+struct ef_run_result;
+struct ef_history_entry;
+
+/* A historylog entry describing a run (strings borrowed from the args). */
+void app_history_entry(const struct app *app, const struct ef_run_result *r, const char *cmd,
+		       const char *outcome, const char *verification,
+		       struct ef_history_entry *h);
+
+/* One line saying whether the collection verifies, for the historylog. */
+void app_verification_line(const struct app *app, char *buf, size_t n);
+
 /* The headless command line that reproduces a run, shell-quoted. */
 char *run_command_line(const struct app *app);
 

@@ -57,6 +57,8 @@ static int dispatch(struct app *app)
 		return cmd_run(app);
 	case CMD_HISTORY:
 		return cmd_history(app);
+	case CMD_PLAN:
+		return cmd_plan(app);
 	default:
 		return EF_ERR_USAGE;
 	}

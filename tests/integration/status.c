@@ -8,10 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
 #include "fixture.h"
+
+/* Tables of a pipeline's own need pgvector created first on PGlite. */
+static void need_vector(enum backend b)
+{
+	if (b == BACKEND_PGLITE)
+		sql_exec(b, "CREATE EXTENSION IF NOT EXISTS vector");
+}
 
 static const char *vec_type(enum backend b)
 {
@@ -114,6 +122,24 @@ Test(pglite_status, default_schema_refuses_cross_tenant_rows)
 	default_schema_refuses_cross_tenant(BACKEND_PGLITE);
 }
 
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+	size_t fl = strlen(from), tl = strlen(to);
+	char *out = malloc(strlen(s) * 2 + 1024), *o = out;
+
+	for (const char *p = s; *p;) {
+		if (strncmp(p, from, fl) == 0) {
+			memcpy(o, to, tl);
+			o += tl;
+			p += fl;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 /* A pipeline's own tables: hostile names, hex-text hashes, no foreign key,
  * no fixed dimension, so orphans, cross-tenant rows and mixed dimensions
  * can all exist and must all be counted. */
@@ -122,8 +148,10 @@ static void mapped_separate(enum backend b)
 	struct fx f;
 	cJSON *arr;
 	char *extra = NULL;
-	const char *sch = "we\"ird; sch";
+	char sch[64];
 
+	/* unique per process: PGlite keeps one database for every test run */
+	snprintf(sch, sizeof(sch), "we\"ird; sch %d", (int)getpid());
 	cr_assert(asprintf(&extra,
 			   "CHUNKS_TABLE='%s.Chunk \"Store\"; --'\n"
 			   "CHUNKS_ID_COLUMN=Id\nCHUNKS_COLLECTION_COLUMN=tenant\n"
@@ -137,9 +165,11 @@ static void mapped_separate(enum backend b)
 	fx_init(&f, b, extra);
 	free(extra);
 	{
-		char *ddl = NULL;
+		char *ddl = NULL, *out;
+		char qs[80];
+		snprintf(qs, sizeof(qs), "\"we\"\"ird; sch %d\"", (int)getpid());
 		cr_assert(asprintf(&ddl,
-			"CREATE SCHEMA \"we\"\"ird; sch\";"
+				"CREATE SCHEMA \"we\"\"ird; sch\";"
 			"CREATE TABLE \"we\"\"ird; sch\".\"Chunk \"\"Store\"\"; --\" (\"Id\" bigint"
 			" PRIMARY KEY, doc bigint, tenant text, pos int, \"body text\" text);"
 			"CREATE INDEX ON \"we\"\"ird; sch\".\"Chunk \"\"Store\"\"; --\" (tenant, \"Id\");"
@@ -158,7 +188,10 @@ static void mapped_separate(enum backend b)
 			" (5, 'acme', 'm1', encode(sha256('five'::bytea), 'hex'), ARRAY[1,0,0,0]::real[]),"
 			" (6, 'globex', 'm1', encode(sha256('six'::bytea), 'hex'), ARRAY[1,0,0,0]::real[])",
 			vec_type(b)) > 0);
-		sql_exec(b, ddl);
+		out = replace_all(ddl, "\"we\"\"ird; sch\"", qs);
+		need_vector(b);
+		sql_exec(b, out);
+		free(out);
 		free(ddl);
 	}
 	arr = fx_status(&f, NULL);
@@ -201,6 +234,7 @@ static void inline_layout(enum backend b)
 		" (4, 1, 'acme', 3, 'four', ARRAY[1,0,0,0]::real[], 'm1', sha256('4'::bytea)),"
 		" (5, 2, 'globex', 0, 'five', NULL, NULL, NULL)",
 		f.schema, f.schema, b == BACKEND_PG ? "real[]" : "vector(4)", f.schema) > 0);
+	need_vector(b);
 	sql_exec(b, ddl);
 	free(ddl);
 	arr = fx_status(&f, NULL);
@@ -247,6 +281,7 @@ static void lookup_mode(enum backend b)
 		" (2, 1, 'old', sha256('two'::bytea), ARRAY[1,0,0,0]::real[]),"
 		" (4, 1, 'm1', sha256('four'::bytea), ARRAY[1,0,0,0]::real[])",
 		f.schema, b == BACKEND_PG ? "real[]" : "vector(4)") > 0);
+	need_vector(b);
 	sql_exec(b, ddl);
 	free(ddl);
 	arr = fx_status(&f, NULL);
@@ -284,7 +319,7 @@ static void random_against_ground_truth(enum backend b)
 	       "INSERT INTO @S.document_chunks (id, document_id, collection, chunk_index, content)"
 	       " SELECT g, 1 + g % 3, (ARRAY['alpha','beta','gamma'])[1 + g % 3], g,"
 	       "  'text ' || g FROM generate_series(1, 1500) g;"
-	       "CREATE TEMP TABLE pick AS SELECT id, collection, content, random() AS r,"
+	       "DROP TABLE IF EXISTS pick; CREATE TEMP TABLE pick AS SELECT id, collection, content, random() AS r,"
 	       " random() AS r2 FROM @S.document_chunks;"
 	       "INSERT INTO @S.document_embeddings (chunk_id, collection, model, dim,"
 	       " content_sha256, embedding)"

@@ -1,0 +1,60 @@
+/*
+ * plan.h - what a run of one collection would do, how long it would take,
+ * and what could go wrong: the procedure's "plan smallest safe change set".
+ */
+#ifndef EMBFILL_PLAN_H
+#define EMBFILL_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "embfill/embed.h"
+#include "embfill/error.h"
+#include "embfill/scan.h"
+#include "embfill/settings.h"
+
+enum ef_risk_level { EF_RISK_INFO, EF_RISK_MEDIUM, EF_RISK_HIGH };
+
+struct ef_risk {
+	enum ef_risk_level level;
+	char *what;
+	char *advice;
+};
+
+struct ef_model_count {
+	char *model;
+	int dim;
+	long long count;
+};
+
+struct ef_plan {
+	char *collection;
+	struct ef_counts counts;
+	long long todo;            /* chunks the run would embed */
+	long long batches;
+	int batch_size, concurrency;
+	int probe_chunks;          /* chunks embedded by the probe */
+	double probe_ms;           /* how long that took; < 0: no probe */
+	double est_seconds;        /* < 0: unknown */
+	struct ef_model_count *models; /* what the collection's vectors hold now */
+	size_t nmodels;
+	struct ef_risk *risks;
+	size_t nrisks;
+	bool new_collection;       /* recommended: model, dimension or chunking changed */
+	int schema_dim;            /* the vector column's dimension, 0 unknown */
+};
+
+/*
+ * Builds the plan: counts, the models present, a probe of the service with
+ * one batch of the chunks the run would embed (nothing is written), the
+ * estimate, and the risks.  EF_ERR_USAGE when the collection has no chunks.
+ */
+ef_status ef_plan_build(const struct ef_config *cfg, const struct ef_embed_config *ecfg,
+			const char *collection, bool retry_quarantined, struct ef_plan *plan,
+			struct ef_error *err);
+
+void ef_plan_free(struct ef_plan *plan);
+
+const char *ef_risk_level_name(enum ef_risk_level l);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * planfile.c - the plan as JSON and plan.json written whole or not at all;
+ * shared by `embfill plan --out` and the console's plan step.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "embfill/plan.h"
+#include "tui/cli.h"
+#include "tui/planfile.h"
+
+static cJSON *counts_json(const struct ef_counts *c)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "chunks", (double)c->chunks);
+	cJSON_AddNumberToObject(o, "embedded", (double)c->embedded);
+	cJSON_AddNumberToObject(o, "missing", (double)c->missing);
+	cJSON_AddNumberToObject(o, "stale", (double)c->stale);
+	cJSON_AddNumberToObject(o, "stale_model", (double)c->stale_model);
+	cJSON_AddNumberToObject(o, "stale_dim", (double)c->stale_dim);
+	cJSON_AddNumberToObject(o, "stale_content", (double)c->stale_content);
+	cJSON_AddNumberToObject(o, "orphans", (double)c->orphans);
+	cJSON_AddNumberToObject(o, "cross_tenant", (double)c->cross_tenant);
+	cJSON_AddNumberToObject(o, "quarantined", (double)c->quarantined);
+	return o;
+}
+
+cJSON *plan_json(const struct app *app, const struct ef_plan *p, const char *cmd)
+{
+	cJSON *o = cJSON_CreateObject(), *risks = cJSON_CreateArray(), *models = cJSON_CreateArray();
+	cJSON *probe = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "collection", p->collection);
+	cJSON_AddItemToObject(o, "counts", counts_json(&p->counts));
+	cJSON_AddNumberToObject(o, "todo", (double)p->todo);
+	cJSON_AddNumberToObject(o, "batches", (double)p->batches);
+	cJSON_AddNumberToObject(o, "batch_size", p->batch_size);
+	cJSON_AddNumberToObject(o, "concurrency", p->concurrency);
+	cJSON_AddStringToObject(o, "model", app->cfg->embed_model);
+	cJSON_AddNumberToObject(o, "dim", app->cfg->embed_dim);
+	cJSON_AddNumberToObject(probe, "chunks", p->probe_chunks);
+	if (p->probe_ms >= 0)
+		cJSON_AddNumberToObject(probe, "ms", p->probe_ms);
+	else
+		cJSON_AddNullToObject(probe, "ms");
+	cJSON_AddItemToObject(o, "probe", probe);
+	if (p->est_seconds >= 0)
+		cJSON_AddNumberToObject(o, "estimated_seconds", p->est_seconds);
+	else
+		cJSON_AddNullToObject(o, "estimated_seconds");
+	for (size_t i = 0; i < p->nmodels; i++) {
+		cJSON *m = cJSON_CreateObject();
+		cJSON_AddStringToObject(m, "model", p->models[i].model);
+		cJSON_AddNumberToObject(m, "dim", p->models[i].dim);
+		cJSON_AddNumberToObject(m, "count", (double)p->models[i].count);
+		cJSON_AddItemToArray(models, m);
+	}
+	cJSON_AddItemToObject(o, "models", models);
+	for (size_t i = 0; i < p->nrisks; i++) {
+		cJSON *r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, "level", ef_risk_level_name(p->risks[i].level));
+		cJSON_AddStringToObject(r, "what", p->risks[i].what);
+		cJSON_AddStringToObject(r, "advice", p->risks[i].advice);
+		cJSON_AddItemToArray(risks, r);
+	}
+	cJSON_AddItemToObject(o, "risks", risks);
+	cJSON_AddStringToObject(o, "recommendation", p->new_collection ? "new-collection"
+								       : "in-place");
+	cJSON_AddStringToObject(o, "command", p->new_collection ? "" : cmd);
+	return o;
+}
+
+/* plan.json is written whole or not at all: a temp file renamed over. */
+ef_status plan_write_file(const char *path, const char *text, struct ef_error *err)
+{
+	char *tmp = NULL;
+	FILE *f;
+
+	if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
+		return ef_error_set(err, EF_ERR_USAGE, "out of memory");
+	f = fopen(tmp, "w");
+	if (f) {
+		bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0 &&
+			  fsync(fileno(f)) == 0;
+
+		if (fclose(f) != 0 || !ok || rename(tmp, path) != 0)
+			f = NULL;
+	}
+	if (!f) {
+		ef_error_set(err, EF_ERR_USAGE, "cannot write the plan to \"%s\"", path);
+		ef_error_hint(err, "check that the directory exists and is writable");
+		unlink(tmp);
+		free(tmp);
+		return err->status;
+	}
+	free(tmp);
+	return EF_OK;
+}

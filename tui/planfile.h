@@ -1,0 +1,22 @@
+/*
+ * planfile.h - the plan as JSON (the `plan --json` document) and writing it
+ * to a file atomically (temp file + rename).
+ */
+#ifndef EMBFILL_TUI_PLANFILE_H
+#define EMBFILL_TUI_PLANFILE_H
+
+#include <cjson/cJSON.h>
+
+#include "embfill/error.h"
+#include "embfill/plan.h"
+#include "tui/cli.h"
+
+/* The plan document; cmd is the command line that would run it.  Caller
+ * deletes the tree.  Redact the printed text before it leaves. */
+cJSON *plan_json(const struct app *app, const struct ef_plan *p, const char *cmd);
+
+/* Writes text and a newline to path through a temp file renamed over it;
+ * EF_ERR_USAGE naming the path when it cannot. */
+ef_status plan_write_file(const char *path, const char *text, struct ef_error *err);
+
+#endif
