@@ -34,7 +34,7 @@ static const struct opt opts[] = {
 	{ "set", 1, O_SET, 0, "KEY=VALUE", CMD_ALL, "set any settings key for this run" },
 	{ "json", 0, O_JSON, 0, NULL,
 	  CMD_STATUS | CMD_SCHEMA | CMD_DOCTOR | CMD_PLAN | CMD_VERIFY | CMD_SPOTCHECK |
-		  CMD_HISTORY | CMD_RUN,
+		  CMD_HISTORY,
 	  "print JSON for scripts" },
 	{ "no-color", 0, O_NO_COLOR, 0, NULL, CMD_ALL, "no colours (NO_COLOR is honoured too)" },
 	{ "ascii", 0, O_ASCII, 0, NULL, CMD_ALL, "ASCII drawing only" },

@@ -88,7 +88,8 @@ static void in_man(const char *opt, void *ctx)
 
 Test(manpages, every_help_option_is_in_embfill_1)
 {
-	static const char *const cmds[] = { "", "doctor", "status", "schema" };
+	static const char *const cmds[] = { "", "doctor", "status", "schema", "plan", "run",
+					    "verify", "spot-check", "history" };
 	char *man = slurp("man/embfill.1");
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -103,7 +104,8 @@ Test(manpages, every_option_in_embfill_1_is_in_some_help)
 {
 	char *man = slurp("man/embfill.1");
 	char *all = calloc(1, 65536);
-	static const char *const cmds[] = { "", "doctor", "status", "schema" };
+	static const char *const cmds[] = { "", "doctor", "status", "schema", "plan", "run",
+					    "verify", "spot-check", "history" };
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		char *help = help_of(cmds[i]);
