@@ -9,6 +9,7 @@
 #include "embfill/embed.h"
 #include "embfill/historylog.h"
 #include "embfill/run.h"
+#include "embfill/verify.h"
 #include "embfill/redact.h"
 
 #include "embfill/schema.h"
@@ -144,8 +145,30 @@ void app_history_entry(const struct app *app, const struct ef_run_result *r, con
 	h->verification = verification;
 }
 
+/* The verdict of `embfill verify` in one line, for the historylog: the
+ * entry then says whether the run left the collection consistent. */
 void app_verification_line(const struct app *app, char *buf, size_t n)
 {
-	snprintf(buf, n, "not run by this command; check with `embfill verify -C %s`",
-		 app->cli->collection);
+	struct ef_verify_report v;
+	struct ef_schema sc;
+	struct ef_error err;
+	ef_db *db = NULL;
+	size_t used;
+
+	ef_error_clear(&err);
+	if (ef_db_connect(app->cfg->dsn, &db, &err) != EF_OK ||
+	    ef_schema_discover(db, &app->cfg->map, &sc, NULL, &err) != EF_OK ||
+	    ef_verify(db, app->cfg, &sc, app->cli->collection, &v, &err) != EF_OK) {
+		snprintf(buf, n, "could not verify (%s); run `embfill verify -C %s`", err.msg,
+			 app->cli->collection);
+		ef_db_close(db);
+		return;
+	}
+	used = (size_t)snprintf(buf, n, "%s: %lld chunks, %lld fresh vectors",
+				v.ok ? "passed" : "FAILED", v.chunks, v.fresh);
+	for (size_t i = 0; i < v.nissues && used < n; i++)
+		used += (size_t)snprintf(buf + used, n - used, "; %s %lld%s", v.issues[i].kind,
+					 v.issues[i].count, v.issues[i].explained ? " (explained)" : "");
+	ef_verify_report_free(&v);
+	ef_db_close(db);
 }
