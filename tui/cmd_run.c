@@ -310,6 +310,9 @@ int cmd_run(struct app *app)
 	if ((rc = check_confirmation(app->cli)) != 0 || (rc = parse_until(app->cli->until,
 									     &o.deadline)) != 0)
 		return rc;
+	/* a dry run is the plan: the same counts, probe, risks and command */
+	if (app->cli->dry_run)
+		return cmd_plan(app);
 	if (app_embed_config(app, &ec, &key, &err) != EF_OK)
 		return out_error(&err);
 	o.dry_run = app->cli->dry_run;
