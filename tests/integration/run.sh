@@ -7,7 +7,7 @@ set -eu
 
 bin=$1; shift
 here=$(cd "$(dirname "$0")" && pwd)
-EF_TOP=$(cd "$EF_TOP" && pwd)
+EF_TOP=$(cd "${EF_TOP:-$here/../..}" && pwd)
 . "$EF_TOP/tests/lib/servers.sh"
 
 tmp=$(mktemp -d /tmp/embfill-it.XXXXXX)
