@@ -62,16 +62,28 @@ bool ef_collsql_layout(struct ef_sqlvars *v, const struct ef_mapping *m)
 						      "c.{cid} AND e.{ecoll} = c.{ccoll}" : "");
 }
 
+int ef_collsql_fixed_dim(const struct ef_schema *sc)
+{
+	bool declared = strcmp(sc->dim_source, "type modifier") == 0 ||
+			strcmp(sc->dim_source, "CHECK constraint") == 0;
+
+	return sc->dim > 0 && !sc->mixed_dims && declared ? sc->dim : 0;
+}
+
 bool ef_collsql_stale(struct ef_sqlvars *v, const struct ef_schema *sc)
 {
 	const char *content = sc->hash_is_text
 		? "lower({e}.{hash}) IS DISTINCT FROM"
 		  " encode(sha256(convert_to(c.{content}, 'UTF8')), 'hex')"
 		: "{e}.{hash} IS DISTINCT FROM sha256(convert_to(c.{content}, 'UTF8'))";
+	char fixed[32];
 
-	return ef_sqlvars_frag(v, "vdims", sc->vec_type == EF_VEC_PGVECTOR
-						   ? "vector_dims({e}.{vec})"
-						   : "cardinality({e}.{vec})") &&
+	/* a dimension the schema declares is a constant: no vector is read
+	 * (detoasted) just to learn its length */
+	snprintf(fixed, sizeof(fixed), "%d", ef_collsql_fixed_dim(sc));
+	return ef_sqlvars_frag(v, "vdims", ef_collsql_fixed_dim(sc) ? fixed
+					   : sc->vec_type == EF_VEC_PGVECTOR ? "vector_dims({e}.{vec})"
+									     : "cardinality({e}.{vec})") &&
 	       ef_sqlvars_frag(v, "stale_model", "{e}.{model} IS DISTINCT FROM $1::text") &&
 	       ef_sqlvars_frag(v, "stale_dim", "{vdims} IS DISTINCT FROM $2::int") &&
 	       ef_sqlvars_frag(v, "stale_content", content);

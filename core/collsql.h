@@ -58,6 +58,10 @@ bool ef_collsql_layout(struct ef_sqlvars *v, const struct ef_mapping *m);
  */
 bool ef_collsql_stale(struct ef_sqlvars *v, const struct ef_schema *sc);
 
+/* The dimension the schema declares for every vector (vector(N) or a
+ * validated CHECK), or 0 when only the vectors themselves can tell. */
+int ef_collsql_fixed_dim(const struct ef_schema *sc);
+
 /*
  * SQL text made safe to print on one line: every run of white space and
  * control characters (C0, DEL and C1, which a terminal may obey) becomes

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/db_pg.h"
+#include "core/collsql.h"
 #include "core/run_int.h"
 
 /* $1 collection name, $2 after id, $3 model, $4 dim, $5 limit.
@@ -121,9 +122,7 @@ static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 void ef_run_dims_expr(const struct ef_schema *sc, const struct ef_mapping *m, char *buf,
 		      size_t n)
 {
-	bool fixed = sc->dim > 0 && !sc->mixed_dims && strcmp(sc->dim_source, "sample of the data");
-
-	if (fixed)
+	if (ef_collsql_fixed_dim(sc))
 		snprintf(buf, n, "({e}.{vec} IS NOT NULL AND %d <> $4::int)", sc->dim);
 	else if (m->emb_dim)
 		snprintf(buf, n, "{e}.{dim} IS DISTINCT FROM $4::int");

@@ -309,7 +309,7 @@ static ef_status real_array_dim(ef_db *db, const struct ef_relinfo *r, const cha
 {
 	static const char cons[] =
 		"SELECT pg_get_constraintdef(oid), quote_ident($2) FROM pg_constraint"
-		" WHERE conrelid = $1::oid AND contype = 'c'";
+		" WHERE conrelid = $1::oid AND contype = 'c' AND convalidated";
 	const char *p[2] = { r->oid, col };
 	PGresult *res = ef_db_query(db, cons, 2, p, PGRES_TUPLES_OK, err);
 
