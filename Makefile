@@ -134,7 +134,9 @@ check-run: all $(UNIT_BIN) $(INTEG_BIN) $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory test-integration
 
 test-unit: $(UNIT_BIN) $(BIN)
-	EMBFILL_BIN=$(abspath $(BIN)) $(UNIT_BIN) --jobs 2
+	EMBFILL_BIN=$(abspath $(BIN)) \
+	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
+		$(UNIT_BIN) --jobs 2
 
 test-integration: all $(INTEG_BIN)
 	EMBFILL_BIN=$(abspath $(BIN)) EMBFILL_EMBEDDER=$(abspath $(EMBEDDER)) \

@@ -23,6 +23,7 @@ servers_start "$tmp"
 echo "integration: PostgreSQL 15 on a unix socket, PGlite (pgvector) on 127.0.0.1"
 
 export EF_TEST_TMP="$tmp"
+export LSAN_OPTIONS="suppressions=$EF_TOP/tests/lsan.supp:print_suppressions=0"
 export LC_ALL=C.UTF-8 TZ=UTC
 cd "$EF_TOP"
 # PGlite's socket server takes one connection at a time: its suites run

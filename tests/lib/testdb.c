@@ -24,6 +24,12 @@ const char *backend_name(enum backend b)
 	return b == BACKEND_PG ? "PostgreSQL 15" : "PGlite";
 }
 
+static void quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
 static PGconn *connect_or_fail(enum backend b)
 {
 	PGconn *c = NULL;
@@ -31,8 +37,10 @@ static PGconn *connect_or_fail(enum backend b)
 	/* PGlite refuses a second connection while one is closing: retry. */
 	for (int i = 0; i < 50; i++) {
 		c = PQconnectdb(test_dsn(b));
-		if (PQstatus(c) == CONNECTION_OK)
+		if (PQstatus(c) == CONNECTION_OK) {
+			PQsetNoticeProcessor(c, quiet, NULL);
 			return c;
+		}
 		PQfinish(c);
 		usleep(100 * 1000);
 	}
