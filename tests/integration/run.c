@@ -491,3 +491,73 @@ Test(pg_run, a_fatal_service_error_exits_4_and_records_the_run_failed, .timeout 
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 0);
 	rt_stop(&t);
 }
+
+Test(pg_run, a_service_that_times_out_stops_with_exit_4_and_resumes, .timeout = 120)
+{
+	struct rt t;
+	struct proc_result r;
+	struct embedder_proc fast;
+
+	rt_start(&t, BACKEND_PG, 300, 0, (const char *[]){ "--latency-ms", "2500", NULL });
+	add_settings(&t.f, "EMBED_TIMEOUT_S=1\nEMBED_MAX_ATTEMPTS=2\n");
+	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 4, "%s\n%s", r.out, r.err);
+	HAS(r.err, "giving up after 2 attempts");
+	proc_result_free(&r);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 0);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs WHERE state = 'failed'"), 1);
+	/* the service recovers: the failed run is resumed and completes */
+	cr_assert_eq(embedder_start(&fast, (const char *[]){ "--dim", "8", "--model", "m1", NULL }),
+		     0);
+	point_at(&t, &fast);
+	add_settings(&t.f, "EMBED_TIMEOUT_S=30\n");
+	cr_assert_eq(run_coll(&t, &r, "acme", (const char *[]){ "--resume", NULL }), 0, "%s",
+		     r.err);
+	proc_result_free(&r);
+	expect_exact(&t.f, "acme", 300);
+	embedder_stop(&fast);
+	rt_stop(&t);
+}
+
+/* --historylog: the entry at the top of the file, with the command that
+ * reproduces the run, the verdict of verify, and no secret. */
+Test(pg_run, historylog_entry_holds_the_command_and_no_secret, .timeout = 60)
+{
+	struct rt t;
+	struct proc_result r;
+	char line[512], *hist = NULL, *text;
+	FILE *f;
+	long n;
+
+	rt_start(&t, BACKEND_PG, 120, 0, NULL);
+	cr_assert(asprintf(&hist, "%s/agents/historylog.md", t.f.dir) > 0);
+	snprintf(line, sizeof(line), "HISTORYLOG=%s\n", hist);
+	add_settings(&t.f, line);
+	cr_assert_eq(run_embfill((const char *[]){ "--config", t.f.config, "run", "-C", "acme",
+						   "--confirm", "acme", "--note", "window 02:00-04:00",
+						   "--historylog", NULL },
+				 (const char *[]){ "DATABASE_URL", "EMBED_MODEL", "EMBED_DIM",
+						   "EMBED_API_KEY=sk-test-PLANTED-77aa", NULL },
+				 t.f.dir, &r), 0, "%s", r.err);
+	HAS(r.out, "historylog: entry written at the top of");
+	cr_expect_null(strstr(r.out, "PLANTED"));
+	cr_expect_null(strstr(r.err, "PLANTED"));
+	proc_result_free(&r);
+	f = fopen(hist, "r");
+	cr_assert(f, "no historylog at %s", hist);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	text = calloc(1, (size_t)n + 1);
+	cr_assert(fread(text, 1, (size_t)n, f) == (size_t)n);
+	fclose(f);
+	cr_expect_eq(strncmp(text, "# Historylog", 12), 0, "%s", text);
+	HAS(text, "- acme - run 1");
+	HAS(text, "run -C acme --confirm acme --batch-size 100 --concurrency 2 --note "
+		  "'window 02:00-04:00'");
+	HAS(text, "**Verification:** passed: 120 chunks, 120 fresh vectors");
+	HAS(text, "window 02:00-04:00");
+	cr_expect_null(strstr(text, "PLANTED"));
+	free(text);
+	free(hist);
+	rt_stop(&t);
+}
