@@ -229,8 +229,11 @@ static ef_status fill(struct engine *e, struct ef_error *err)
 
 	while (e->inflight < k && !e->exhausted) {
 		struct batch *b;
+		double t0 = now_s();
+		ef_status st = fetch(e, &b, err);
 
-		if (fetch(e, &b, err) != EF_OK)
+		e->res->fetch_s += now_s() - t0;
+		if (st != EF_OK)
 			return err->status;
 		if (!b)
 			break;
@@ -454,8 +457,10 @@ static void advance(struct engine *e)
 static ef_status finish_batch(struct engine *e, struct ef_embed_result *res, struct ef_error *err)
 {
 	struct batch *b = res->tag;
+	double t0 = now_s();
 	ef_status st = write_batch(e, b, res, err);
 
+	e->res->write_s += now_s() - t0;
 	e->inflight--;
 	if (st != EF_OK)
 		return st;
