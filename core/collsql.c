@@ -25,6 +25,8 @@ bool ef_collsql_quote(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *
 		{ "doc_coll", m->doc_collection, false }, { "title", m->doc_title, false },
 		{ "source", m->doc_source, false }, { "cdoc", m->chunk_document, false },
 		{ "cidx", m->chunk_index, false }, { "at", m->emb_at, false },
+		{ "body", m->doc_body, false }, { "dim", m->emb_dim, false },
+		{ "run", m->emb_run, false },
 	};
 
 	for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)

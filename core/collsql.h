@@ -25,7 +25,7 @@
  * Quotes the mapping's identifiers into v: {chunks} {embeddings} {lookup}
  * {documents} {tool} and the columns {cid} {ccoll} {content} {cdoc} {cidx}
  * {echunk} {ecoll} {model} {hash} {vec} {at} {lkey} {lname} {doc_id}
- * {doc_coll} {title} {source}.  Optional names left unset in the settings
+ * {doc_coll} {title} {source} {body} {dim} {run}.  Optional names left unset in the settings
  * (EMBEDDINGS_AT_COLUMN, the inline layout's embedding table) stay unset.
  */
 bool ef_collsql_quote(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m,

@@ -65,28 +65,6 @@ static const char upsert_inline_tpl[] =
 	" {vec} = {vec_in}{at_set_inline}{run_set_inline}"
 	" FROM {unnest} WHERE {chunks}.{cid} = u.id AND {chunks}.{ccoll} = $2";
 
-static bool quote_all(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m,
-		      struct ef_error *err)
-{
-	const struct { const char *name, *ident; bool qualified; } list[] = {
-		{ "chunks", m->chunks, true }, { "embeddings", m->embeddings, true },
-		{ "lookup", m->lookup, true }, { "tool", m->tool_schema, false },
-		{ "cid", m->chunk_id, false }, { "ccoll", m->chunk_collection, false },
-		{ "content", m->chunk_content, false }, { "echunk", m->emb_chunk, false },
-		{ "ecoll", m->emb_collection, false }, { "model", m->emb_model, false },
-		{ "hash", m->emb_hash, false }, { "vec", m->emb_vector, false },
-		{ "lkey", m->lookup_key, false }, { "lname", m->lookup_name, false },
-		{ "dim", m->emb_dim, false }, { "at", m->emb_at, false },
-		{ "run", m->emb_run, false },
-	};
-
-	for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
-		if (list[i].ident && !ef_sqlvars_quote(v, db, list[i].name, list[i].ident,
-						       list[i].qualified, err))
-			return false;
-	return true;
-}
-
 static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 			    const struct ef_schema *sc, bool skip_quarantined)
 {
@@ -188,7 +166,7 @@ ef_status ef_run_sql_build(ef_db *db, const struct ef_mapping *m, const struct e
 	bool ok;
 
 	memset(out, 0, sizeof(*out));
-	ok = quote_all(&v, db, m, err) && selection_frags(&v, m, sc, skip_quarantined) &&
+	ok = ef_collsql_quote(&v, db, m, err) && selection_frags(&v, m, sc, skip_quarantined) &&
 	     write_frags(&v, m, sc);
 	if (ok) {
 		out->select = ef_sqlvars_expand(&v, select_tpl);

@@ -15,6 +15,7 @@
 #include "core/schema_int.h"
 #include "embfill/schema.h"
 #include "embfill/strbuf.h"
+#include "core/collsql.h"
 #include "core/sqltpl.h"
 
 static ef_status run_tpl(ef_db *db, const char *tpl, const struct ef_sqlvars *v,
@@ -157,25 +158,8 @@ static bool quote_derived(struct ef_sqlvars *v, ef_db *db, const char *name, con
 
 static bool set_vars(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m, struct ef_error *err)
 {
-	const struct { const char *name, *ident; bool qualified; } list[] = {
-		{ "tool", m->tool_schema, false }, { "documents", m->documents, true },
-		{ "chunks", m->chunks, true }, { "embeddings", m->embeddings, true },
-		{ "doc_id", m->doc_id, false }, { "doc_coll", m->doc_collection, false },
-		{ "title", m->doc_title, false }, { "source", m->doc_source, false },
-		{ "body", m->doc_body, false }, { "cid", m->chunk_id, false },
-		{ "cdoc", m->chunk_document, false }, { "ccoll", m->chunk_collection, false },
-		{ "cidx", m->chunk_index, false }, { "content", m->chunk_content, false },
-		{ "echunk", m->emb_chunk, false }, { "ecoll", m->emb_collection, false },
-		{ "model", m->emb_model, false }, { "dim", m->emb_dim, false },
-		{ "hash", m->emb_hash, false }, { "vec", m->emb_vector, false },
-		{ "at", m->emb_at, false }, { "run", m->emb_run, false },
-	};
-
-	for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
-		if (list[i].ident && !ef_sqlvars_quote(v, db, list[i].name, list[i].ident,
-						       list[i].qualified, err))
-			return false;
-	if (!quote_derived(v, db, "chunks_idx", m->chunks, "_collection_id_idx", err))
+	if (!ef_collsql_quote(v, db, m, err) ||
+	    !quote_derived(v, db, "chunks_idx", m->chunks, "_collection_id_idx", err))
 		return false;
 	return !m->embeddings ||
 	       (quote_derived(v, db, "emb_idx", m->embeddings, "_collection_chunk_idx", err) &&
@@ -336,7 +320,7 @@ ef_status ef_schema_init(ef_db *db, const struct ef_mapping *m,
 	if (st == EF_OK) {
 		ef_check_add(rep, EF_CHECK_PASS, "embfill tables", "",
 			     "schema %s holds runs, quarantine, collections, backups and swaps",
-			     v.value[0]);
+			     ef_sqlvars_get(&v, "tool"));
 		st = ef_db_exec(db, "COMMIT", err);
 	} else {
 		struct ef_error ignored;
