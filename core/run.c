@@ -41,6 +41,8 @@ struct batch {
 	char **texts;
 	char **hashes;
 	bool written;
+	size_t n_rejected;        /* known once embedded */
+	unsigned retries, splits;
 	struct batch *next;
 };
 
@@ -59,8 +61,13 @@ struct engine {
 	long long run_id;
 	long long scan_pos;       /* last id fetched */
 	bool exhausted;
-	struct batch *head, *tail;
+	struct batch *head, *tail;  /* every batch not yet behind the checkpoint, in id order */
+	struct batch *next_submit;  /* first fetched batch not yet given to the pool */
+	unsigned nready;            /* fetched, not yet submitted */
 	unsigned inflight;
+	struct batch *pending;      /* written, its results not yet read */
+	int pending_sent;
+	long long pending_ckpt;
 	struct ef_run_progress prog;
 	struct timespec t0;
 	double last_cb;
@@ -223,11 +230,14 @@ static void enqueue(struct engine *e, struct batch *b)
 	e->tail = b;
 }
 
-static ef_status fill(struct engine *e, struct ef_error *err)
+/* Fetches batches ahead, up to concurrency + 2 of them, so that most turns
+ * of the loop need no query and a batch's write can run on the server
+ * while the next response is parsed here. */
+static ef_status refill(struct engine *e, struct ef_error *err)
 {
-	unsigned k = (unsigned)e->cfg->concurrency;
+	unsigned want = (unsigned)e->cfg->concurrency + 2;
 
-	while (e->inflight < k && !e->exhausted) {
+	while (e->nready < want && !e->exhausted) {
 		struct batch *b;
 		double t0 = now_s();
 		ef_status st = fetch(e, &b, err);
@@ -238,8 +248,22 @@ static ef_status fill(struct engine *e, struct ef_error *err)
 		if (!b)
 			break;
 		enqueue(e, b);
+		if (!e->next_submit)
+			e->next_submit = b;
+		e->nready++;
+	}
+	return EF_OK;
+}
+
+static ef_status submit_ready(struct engine *e, struct ef_error *err)
+{
+	while (e->inflight < (unsigned)e->cfg->concurrency && e->next_submit) {
+		struct batch *b = e->next_submit;
+
 		if (ef_embed_pool_submit(e->pool, b, (const char *const *)b->texts, b->n, err) != EF_OK)
 			return err->status;
+		e->next_submit = b->next;
+		e->nready--;
 		e->inflight++;
 	}
 	return EF_OK;
@@ -401,45 +425,38 @@ static ef_status collect_batch(struct engine *e, int nsent, struct ef_error *err
 /*
  * One transaction per batch, sent in pipeline mode: the batch's vectors in
  * one statement with a binary parameter, the quarantined rows, and the
- * checkpoint, in one round trip.  A batch is all or nothing.
+ * checkpoint, in one round trip.  A batch is all or nothing.  Sending does
+ * not wait: the server writes while the loop parses the next response, and
+ * collect_pending() reads the outcome before the connection is used again.
  */
-static ef_status write_batch(struct engine *e, struct batch *b, const struct ef_embed_result *res,
-			     struct ef_error *err)
+static ef_status send_write(struct engine *e, struct batch *b, const struct ef_embed_result *res,
+			    struct ef_error *err)
 {
-	long long ckpt = prefix_end(e, b);
 	int expected = (int)res->n_rejected + (res->n_rejected < b->n) + 3 +
 		       (e->sc.tool_schema ? 1 : 0);
-	int sent;
-	ef_status st;
 
+	double t0 = now_s();
+
+	e->pending_ckpt = prefix_end(e, b);
 	if (PQenterPipelineMode(e->pg) != 1)
 		return ef_db_fail(e->db, NULL, err);
-	sent = send_batch(e, b, res, ckpt);
-	if (sent != expected) {
-		st = ef_db_fail(e->db, NULL, err);
-		collect_batch(e, sent, err);
-	} else {
-		st = collect_batch(e, sent, err);
-	}
-	PQexitPipelineMode(e->pg);
-	if (st != EF_OK) {
+	e->pending = b;
+	e->pending_sent = send_batch(e, b, res, e->pending_ckpt);
+	if (e->pending_sent != expected) {
+		ef_status st = ef_db_fail(e->db, NULL, err);
 		struct ef_error ignored;
+
+		collect_batch(e, e->pending_sent, &ignored);
+		PQexitPipelineMode(e->pg);
 		ef_db_exec(e->db, "ROLLBACK", &ignored);
-		ef_error_prefix(err, "writing chunks %lld..%lld", b->first_id, b->last_id);
+		e->pending = NULL;
 		return st;
 	}
-	if (ckpt >= 0)
-		e->prog.checkpoint = ckpt;
+	b->n_rejected = res->n_rejected;
+	b->retries = res->retries;
+	b->splits = res->splits;
+	e->res->write_s += now_s() - t0;
 	return EF_OK;
-}
-
-static void note_rejections(struct engine *e, const struct batch *b,
-			    const struct ef_embed_result *res)
-{
-	for (size_t i = 0; i < b->n; i++)
-		if (res->rejected[i])
-			logf_(e, "chunk %lld quarantined: %.100s", b->ids[i],
-			      res->reasons[i] ? res->reasons[i] : "rejected");
 }
 
 /* Pops the written prefix off the queue. */
@@ -454,27 +471,62 @@ static void advance(struct engine *e)
 	}
 }
 
+static void account(struct engine *e, struct batch *b)
+{
+	b->written = true;
+	e->prog.done += (long long)b->n;
+	e->prog.written += (long long)(b->n - b->n_rejected);
+	e->prog.quarantined += (long long)b->n_rejected;
+	e->res->splits += b->splits;
+	if (b->retries || b->splits)
+		logf_(e, "chunks %lld..%lld: %u retries, %u splits", b->first_id, b->last_id,
+		      b->retries, b->splits);
+	if (e->pending_ckpt >= 0)
+		e->prog.checkpoint = e->pending_ckpt;
+	batch_free_data(b);
+	advance(e);
+}
+
+static ef_status collect_pending(struct engine *e, struct ef_error *err)
+{
+	struct batch *b = e->pending;
+	ef_status st;
+
+	double t0 = now_s();
+
+	if (!b)
+		return EF_OK;
+	e->pending = NULL;
+	st = collect_batch(e, e->pending_sent, err);
+	PQexitPipelineMode(e->pg);
+	e->res->write_s += now_s() - t0;
+	if (st != EF_OK) {
+		struct ef_error ignored;
+		ef_db_exec(e->db, "ROLLBACK", &ignored);
+		ef_error_prefix(err, "writing chunks %lld..%lld", b->first_id, b->last_id);
+		return st;
+	}
+	account(e, b);
+	return EF_OK;
+}
+
+static void note_rejections(struct engine *e, const struct batch *b,
+			    const struct ef_embed_result *res)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (res->rejected[i])
+			logf_(e, "chunk %lld quarantined: %.100s", b->ids[i],
+			      res->reasons[i] ? res->reasons[i] : "rejected");
+}
+
 static ef_status finish_batch(struct engine *e, struct ef_embed_result *res, struct ef_error *err)
 {
 	struct batch *b = res->tag;
-	double t0 = now_s();
-	ef_status st = write_batch(e, b, res, err);
 
-	e->res->write_s += now_s() - t0;
 	e->inflight--;
-	if (st != EF_OK)
-		return st;
-	b->written = true;
-	e->prog.done += (long long)b->n;
-	e->prog.written += (long long)(b->n - res->n_rejected);
-	e->prog.quarantined += (long long)res->n_rejected;
-	e->res->splits += res->splits;
+	if (collect_pending(e, err) != EF_OK || send_write(e, b, res, err) != EF_OK)
+		return err->status;
 	note_rejections(e, b, res);
-	if (res->retries || res->splits)
-		logf_(e, "chunks %lld..%lld: %u retries, %u splits", b->first_id, b->last_id,
-		      res->retries, res->splits);
-	batch_free_data(b);
-	advance(e);
 	return EF_OK;
 }
 
@@ -493,40 +545,66 @@ static bool should_stop(struct engine *e)
 	return false;
 }
 
+static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
+		      struct ef_error *err)
+{
+	struct ef_embed_result *res = NULL;
+	ef_status st;
+
+	if (!stopping && !paused) {
+		if (e->nready == 0 && !e->exhausted &&
+		    (collect_pending(e, err) != EF_OK || refill(e, err) != EF_OK))
+			return err->status;
+		if (submit_ready(e, err) != EF_OK)
+			return err->status;
+	}
+	if (e->inflight == 0) {
+		if (collect_pending(e, err) != EF_OK)
+			return err->status;
+		if (stopping)
+			return ef_error_set(err, EF_ERR_INTERRUPTED, "the run was stopped");
+		*done = e->exhausted && e->nready == 0;
+		report(e, false);
+		if (!*done)
+			usleep(50 * 1000);
+		return EF_OK;
+	}
+	if (ef_embed_pool_next(e->pool, 200, &res, err) != EF_OK)
+		return err->status;
+	if (!res) {
+		report(e, false);
+		return EF_OK;
+	}
+	st = finish_batch(e, res, err);
+	ef_embed_result_free(res);
+	report(e, true);
+	return st;
+}
+
 static ef_status loop(struct engine *e, struct ef_error *err)
 {
-	for (;;) {
-		struct ef_embed_result *res = NULL;
+	bool done = false;
+
+	while (!done) {
 		bool stopping = should_stop(e);
 		bool paused = flag(e->o->pause);
+		ef_status st;
 
-		if (flag(e->o->cancel))
+		if (flag(e->o->cancel)) {
+			struct ef_error later;
+			collect_pending(e, &later);
 			return ef_error_set(err, EF_ERR_INTERRUPTED, "the run was cancelled");
+		}
 		e->prog.phase = stopping ? EF_PHASE_STOPPING : paused ? EF_PHASE_PAUSED
 								    : EF_PHASE_EMBEDDING;
-		if (!stopping && !paused && fill(e, err) != EF_OK)
-			return err->status;
-		if (e->inflight == 0) {
-			if (stopping)
-				return ef_error_set(err, EF_ERR_INTERRUPTED, "the run was stopped");
-			if (e->exhausted)
-				return EF_OK;
-			report(e, false);
-			usleep(50 * 1000);
-			continue;
-		}
-		if (ef_embed_pool_next(e->pool, 200, &res, err) != EF_OK)
-			return err->status;
-		if (res) {
-			ef_status st = finish_batch(e, res, err);
-			ef_embed_result_free(res);
-			if (st != EF_OK)
-				return st;
-			report(e, true);
-		} else {
-			report(e, false);
+		st = turn(e, stopping, paused, &done, err);
+		if (st != EF_OK) {
+			struct ef_error later;
+			collect_pending(e, &later);
+			return st;
 		}
 	}
+	return EF_OK;
 }
 
 /* --- set-up and records ------------------------------------------------- */

@@ -240,10 +240,9 @@ static void print_summary(const struct app *app, const struct ef_run_result *r)
 			   "%.1f s (%.0f chunks/s), %lld requests, %lld retries\n", r->run_id,
 		   app->cli->collection, r->state, r->resumed ? " (resumed)" : "", r->written,
 		   r->quarantined, r->total, r->elapsed_s, r->rate, r->requests, r->retries);
-	if (r->write_s > 0)
-		out_printf(stdout, "  time: %.1f s choosing batches, %.1f s writing them (%.0f rows/s "
-				   "while writing)\n", r->fetch_s, r->write_s,
-			   (double)r->written / r->write_s);
+	if (r->elapsed_s > 0)
+		out_printf(stdout, "  time: %.1f s choosing batches, %.1f s waiting on writes (the "
+				   "rest embedding)\n", r->fetch_s, r->write_s);
 	print_counts("before", &r->before);
 	print_counts("after", &r->after);
 }

@@ -82,7 +82,7 @@ struct ef_run_result {
 	long long total, written, quarantined, retries, requests, splits;
 	double elapsed_s;
 	double rate;             /* chunks per second over the whole run */
-	double write_s;          /* time spent writing batches to the database */
+	double write_s;          /* time the loop waited on the database's writes */
 	double fetch_s;          /* time spent choosing batches */
 	struct ef_counts before; /* status of the collection before and after */
 	struct ef_counts after;
