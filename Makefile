@@ -62,7 +62,7 @@ INTEG_BIN  := $(BUILD)/tests/integration
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 MANPAGES   := $(sort $(wildcard man/*.[1-8]))
 
-.PHONY: all deps check check-run test-unit test-integration fuzz-smoke lint-man \
+.PHONY: all deps check check-run test-unit test-integration test-e2e fuzz-smoke lint-man \
         bench demo install uninstall clean
 .DEFAULT_GOAL := all
 
@@ -132,6 +132,7 @@ check-run: all $(UNIT_BIN) $(INTEG_BIN) $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory test-integration
+	@$(MAKE) --no-print-directory test-e2e
 
 test-unit: $(UNIT_BIN) $(BIN)
 	EMBFILL_BIN=$(abspath $(BIN)) \
@@ -141,6 +142,12 @@ test-unit: $(UNIT_BIN) $(BIN)
 test-integration: all $(INTEG_BIN)
 	EMBFILL_BIN=$(abspath $(BIN)) EMBFILL_EMBEDDER=$(abspath $(EMBEDDER)) \
 		sh tests/integration/run.sh $(abspath $(INTEG_BIN))
+
+# The console in a real terminal (tmux at 80x24), plus its run under
+# ThreadSanitizer, which needs its own build of the program.
+test-e2e: all
+	@$(MAKE) --no-print-directory SANITIZE=thread build-thread/embfill
+	sh tests/e2e/run.sh $(abspath $(BUILD))
 
 FUZZ_SECONDS ?= 10
 fuzz-smoke: $(FUZZ_BINS)

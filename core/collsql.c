@@ -114,16 +114,6 @@ char *ef_collsql_shell_word(const char *name)
 {
 	struct ef_strbuf b = EF_STRBUF_INIT;
 
-	if (*name && strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-				  "0123456789_.:/+-") == strlen(name))
-		return strdup(name);
-	ef_strbuf_add(&b, "'");
-	for (const char *p = name; *p; p++) {
-		if (*p == '\'')
-			ef_strbuf_add(&b, "'\\''");
-		else
-			ef_strbuf_addn(&b, p, 1);
-	}
-	ef_strbuf_add(&b, "'");
+	ef_strbuf_add_shell_word(&b, name);
 	return ef_strbuf_take(&b);
 }

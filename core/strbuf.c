@@ -84,3 +84,22 @@ const char *ef_strbuf_str(const struct ef_strbuf *sb)
 {
 	return sb->buf ? sb->buf : "";
 }
+
+void ef_strbuf_add_shell_word(struct ef_strbuf *sb, const char *w)
+{
+	static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				   "0123456789_-./:=@+";
+
+	if (*w && strspn(w, safe) == strlen(w)) {
+		ef_strbuf_add(sb, w);
+		return;
+	}
+	ef_strbuf_add(sb, "'");
+	for (const char *p = w; *p; p++) {
+		if (*p == '\'')
+			ef_strbuf_add(sb, "'\\''");
+		else
+			ef_strbuf_addn(sb, p, 1);
+	}
+	ef_strbuf_add(sb, "'");
+}

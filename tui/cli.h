@@ -20,6 +20,7 @@ enum cli_cmd {
 	CMD_VERIFY = 1u << 5,
 	CMD_SPOTCHECK = 1u << 6,
 	CMD_HISTORY = 1u << 7,
+	CMD_TUI = 1u << 8,
 	CMD_ALL = 0xffffu,
 };
 

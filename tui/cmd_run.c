@@ -137,27 +137,10 @@ static int check_confirmation(const struct cli *cli)
 	return 0;
 }
 
-/* A command line that reproduces the run headless, quoted for a shell. */
 static void add_word(struct ef_strbuf *b, const char *w)
 {
-	bool plain = *w != '\0';
-
-	for (const char *p = w; *p; p++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@",
-			    *p))
-			plain = false;
 	ef_strbuf_add(b, " ");
-	if (plain) {
-		ef_strbuf_add(b, w);
-		return;
-	}
-	ef_strbuf_add(b, "'");
-	for (const char *p = w; *p; p++)
-		if (*p == '\'')
-			ef_strbuf_add(b, "'\\''");
-		else
-			ef_strbuf_addn(b, p, 1);
-	ef_strbuf_add(b, "'");
+	ef_strbuf_add_shell_word(b, w);
 }
 
 char *run_command_line(const struct app *app)

@@ -11,6 +11,7 @@
 #include "embfill/redact.h"
 #include "embfill/settings.h"
 #include "tui/cli.h"
+#include "tui/console.h"
 
 extern char **environ;
 
@@ -59,15 +60,23 @@ static int dispatch(struct app *app)
 		return cmd_history(app);
 	case CMD_PLAN:
 		return cmd_plan(app);
+	case CMD_TUI:
+		return cmd_tui(app);
 	default:
 		return EF_ERR_USAGE;
 	}
 }
 
-static int no_command(void)
+/* Without a command, a terminal gets the console; anything else (a pipe,
+ * cron) gets the usage, since there is nobody to drive the console. */
+static int no_command(struct cli *cli)
 {
-	fprintf(stderr, "embfill: no command given, and the operator console is not part of "
-			"this build yet\n\n");
+	if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+		cli->cmd = CMD_TUI;
+		cli->cmd_name = "tui";
+		return 0;
+	}
+	fprintf(stderr, "embfill: no command given, and no terminal for the console\n\n");
 	cli_usage(stderr, CMD_NONE);
 	return EF_ERR_USAGE;
 }
@@ -88,8 +97,8 @@ int main(int argc, char **argv)
 		cli_usage(stdout, cli.cmd);
 		return 0;
 	}
-	if (cli.cmd == CMD_NONE)
-		return no_command();
+	if (cli.cmd == CMD_NONE && (rc = no_command(&cli)) != 0)
+		return rc;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "embfill: cannot initialise libcurl\n");
 		return EF_ERR_EMBED;

@@ -93,6 +93,7 @@ static const struct {
 	{ "history", CMD_HISTORY, "[-n N]", "the newest historylog entries" },
 	{ "schema", CMD_SCHEMA, "init [--dim N] | check",
 	  "create the default layout, or check the mapped one" },
+	{ "tui", CMD_TUI, "", "the operator console (also `embfill` alone on a terminal)" },
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 

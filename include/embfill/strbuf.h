@@ -28,6 +28,11 @@ void ef_strbuf_addf(struct ef_strbuf *sb, const char *fmt, ...)
  * leaves sb empty.  Caller frees. */
 char *ef_strbuf_take(struct ef_strbuf *sb);
 void ef_strbuf_free(struct ef_strbuf *sb);
+/* Appends w as one word of a POSIX shell command line: as it is when it
+ * holds only characters no shell treats specially, else in single quotes
+ * (a ' inside becomes '\''), so that a printed command can be pasted. */
+void ef_strbuf_add_shell_word(struct ef_strbuf *sb, const char *w);
+
 /* The current contents, "" when empty; valid until the next append. */
 const char *ef_strbuf_str(const struct ef_strbuf *sb);
 

@@ -3,6 +3,7 @@
  * settings key is in embfill.env(5), and every option of every command's
  * --help is in embfill(1) and the other way round.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,7 @@ static void in_man(const char *opt, void *ctx)
 Test(manpages, every_help_option_is_in_embfill_1)
 {
 	static const char *const cmds[] = { "", "doctor", "status", "schema", "plan", "run",
-					    "verify", "spot-check", "history" };
+					    "verify", "spot-check", "history", "tui" };
 	char *man = slurp("man/embfill.1");
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -105,7 +106,7 @@ Test(manpages, every_option_in_embfill_1_is_in_some_help)
 	char *man = slurp("man/embfill.1");
 	char *all = calloc(1, 65536);
 	static const char *const cmds[] = { "", "doctor", "status", "schema", "plan", "run",
-					    "verify", "spot-check", "history" };
+					    "verify", "spot-check", "history", "tui" };
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		char *help = help_of(cmds[i]);
@@ -118,5 +119,32 @@ Test(manpages, every_option_in_embfill_1_is_in_some_help)
 		cr_expect(strstr(all, opt), "embfill(1) documents %s, which no --help shows", opt);
 	}
 	free(all);
+	free(man);
+}
+
+/* Every console action of tui/console.h has its key in the KEYS section. */
+Test(manpages, every_console_key_is_in_the_keys_section)
+{
+	char *man = slurp("man/embfill.1");
+	char *h = slurp("tui/console.h");
+	const char *keys = strstr(man, ".Sh KEYS");
+	int n = 0;
+
+	cr_assert(keys, "embfill(1) has no KEYS section");
+	for (const char *p = strstr(h, "\tX(A_"); p; p = strstr(p + 1, "\tX(A_")) {
+		const char *q = strchr(p, '"');
+		char key[32], want[64];
+
+		cr_assert(q);
+		snprintf(key, sizeof(key), "%.*s", (int)strcspn(q + 1, "\""), q + 1);
+		/* a lone punctuation key is escaped with \& so mdoc does not take
+		 * it for a delimiter */
+		snprintf(want, sizeof(want), ".It Cm %s%s\n", ispunct((unsigned char)key[0]) &&
+			 !key[1] ? "\\&" : "", key);
+		cr_expect(strstr(keys, want), "KEYS lacks the console key \"%s\"", key);
+		n++;
+	}
+	cr_expect_gt(n, 10, "no console actions found in tui/console.h");
+	free(h);
 	free(man);
 }

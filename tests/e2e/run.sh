@@ -1,0 +1,334 @@
+#!/bin/sh
+# End-to-end tests of the operator console: the real program in tmux at
+# 80x24, driven with send-keys and read with capture-pane, against a real
+# PostgreSQL 15 and the sandbox embedder.  Assertions are on the screen at
+# every step, then on the database and the historylog.
+#
+#   usage: sh tests/e2e/run.sh BUILD_DIR [TEST...]
+#
+# With build-thread/embfill present (make SANITIZE=thread), the run test is
+# repeated under ThreadSanitizer.
+set -u
+
+BUILD=$(cd "${1:?usage: run.sh BUILD_DIR [TEST...]}" && pwd); shift
+here=$(cd "$(dirname "$0")" && pwd)
+EF_TOP=$(cd "$here/../.." && pwd)
+TSAN_BUILD="$EF_TOP/build-thread"
+
+tmp=$(mktemp -d /tmp/embfill-e2e.XXXXXX)
+chmod 755 "$tmp"
+. "$here/lib.sh"
+
+# Copies, so that a rebuild in the tree meanwhile cannot swap a binary
+# under a running test.
+mkdir -p "$tmp/bin" "$tmp/bin-thread"
+cp "$BUILD/embfill" "$BUILD/embfill-embedder" "$tmp/bin/" || exit 1
+[ -x "$TSAN_BUILD/embfill" ] && cp "$TSAN_BUILD/embfill" "$tmp/bin-thread/"
+BUILD="$tmp/bin"
+TSAN_BUILD="$tmp/bin-thread"
+
+cleanup() {
+	e2e_teardown
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+export LC_ALL=C.UTF-8 TZ=UTC HOME="$tmp/home" TERM=screen-256color ESCDELAY=25
+export PGOPTIONS="-c client_min_messages=warning"
+unset NO_COLOR
+
+cli() { (cd "$tmp/work" && "$BUILD/embfill" --config "$CONF" "$@"); }
+
+# Step 3: accept the plan's warnings when it has any, then on to step 4.
+plan_on() {
+	wait_text "$1" "Step 3 - Plan" 30 || return 1
+	n=300
+	while [ $n -gt 0 ]; do
+		s=$(screen "$1")
+		case $s in
+		*"plan ready"*) break ;;
+		*"the plan has warnings"*) keys "$1" a; wait_text "$1" "accepted" || return 1; break ;;
+		*"[FAIL]"*) printf '%s\n' "$s" | sed 's/^/    | /' >&2; return 1 ;;
+		esac
+		sleep 0.1; n=$((n - 1))
+	done
+	keys "$1" Enter
+	wait_text "$1" "Press s to start" || return 1
+}
+
+locate_on() {
+	wait_text "$1" "Step 2 - Locate" || return 1
+	wait_text "$1" "[x] 2 Locate" || return 1
+	wait_text "$1" "12 ok, 0 warnings, 0 failed" || return 1
+	keys "$1" Enter
+}
+
+# --- tests -------------------------------------------------------------------
+
+# The whole procedure, step 1 to a written historylog entry; then verify.
+t_whole_session() {
+	reset_db
+	start s tui
+	wait_text s "[>] 1 Scope" || return 1
+	wait_text s "acme                     400     300    100     0.0%" || return 1
+	keys s NPage
+	wait_text s "Assumptions" || return 1
+	wait_text s "no provider switch" || return 1
+	keys s PPage
+	scope s acme || return 1
+	locate_on s || return 1
+	plan_on s || return 1
+	wait_text s "[!] 3 Plan" || return 1
+	keys s '?'
+	wait_text s "Help" || return 1
+	wait_text s "cancel the run after a confirmation" || return 1
+	keys s Escape
+	keys s s
+	wait_text s "run completed" 60 || return 1
+	wait_text s "400/400 chunks" || return 1
+	wait_text s "[x] 4 Run" || return 1
+	keys s Enter
+	wait_text s "Step 5 - Validate" || return 1
+	wait_text s "they match" 30 || return 1
+	wait_text s "self-retrieval 5/5" || return 1
+	wait_text s "Acme handbook" || return 1
+	keys s Enter
+	wait_text s "Step 6 - Summary" || return 1
+	wait_text s "How to verify" || return 1
+	keys s End
+	wait_text s "Reproduce headless" || return 1
+	wait_text s "Accepted warnings" || return 1
+	keys s Home
+	keys s w
+	wait_text s "entry written at the top of" || return 1
+	wait_text s "[x] 6 Summary" || return 1
+	keys s q
+	rc=$(wait_exit s) || return 1
+	[ "$rc" = 0 ] || { echo "    exit status $rc, expected 0" >&2; return 1; }
+	grep -q "^## .* - acme - run " "$HLOG" || { echo "    no entry in $HLOG" >&2; return 1; }
+	grep -q "Accepted warnings" "$HLOG" || { echo "    no accepted warnings" >&2; return 1; }
+	grep -q 'run -C acme --confirm acme' "$HLOG" || return 1
+	[ -s "$tmp/work/plan.json" ] || { echo "    no plan.json" >&2; return 1; }
+	cli verify -C acme >"$tmp/verify.out" 2>&1 || { cat "$tmp/verify.out" >&2; return 1; }
+	[ "$(acme_counts)" = "400 400 400" ] || { echo "    counts $(acme_counts)" >&2; return 1; }
+	finish s
+}
+
+t_confirmation_mismatch_refused() {
+	start m tui
+	wait_text m "Step 1 - Scope" || return 1
+	typ m acme; keys m Tab; typ m acme_; keys m Enter
+	wait_text m 'the names differ ("acme" and "acme_"): refused, both fields' || return 1
+	wait_text m "Collection      [_]" || return 1
+	wait_text m "Type it again   []" || return 1
+	wait_text m "[>] 1 Scope" || return 1
+	no_text m "Step 2 - Locate" || return 1
+	keys m Escape
+	rc=$(wait_exit m) || return 1
+	[ "$rc" = 0 ] || return 1
+	finish m
+}
+
+t_unknown_collection_refused() {
+	start u tui
+	wait_text u "Step 1 - Scope" || return 1
+	typ u acne; keys u Tab; typ u acne; keys u Enter
+	wait_text u 'unknown collection "acne": it has no chunks; refused' || return 1
+	wait_text u 'did you mean "acme"' || return 1
+	wait_text u "Collection      [_]" || return 1
+	no_text u "Step 2 - Locate" || return 1
+	finish u
+}
+
+t_near_miss_warned() {
+	start n tui
+	wait_text n "Step 1 - Scope" || return 1
+	typ n tenant_42; keys n Tab; typ n tenant_42; keys n Enter
+	wait_text n '"tenant_42" is a typo away from the existing collection' || return 1
+	wait_text n '"tenant_43"' || return 1
+	no_text n "Step 2 - Locate" || return 1
+	keys n a
+	wait_text n "Step 2 - Locate" || return 1
+	wait_text n "[!] 1 Scope" || return 1
+	finish n
+}
+
+# Cancel mid-run, leave (exit 5), then resume from a new console to an exact end.
+t_cancel_then_resume() {
+	reset_db
+	start c tui
+	scope c acme 5 || return 1
+	locate_on c || return 1
+	plan_on c || return 1
+	keys c s
+	wait_text c "phase embedding" 30 || return 1
+	keys c c
+	wait_text c "Cancel the run?" || return 1
+	keys c y
+	wait_text c "run 1 interrupted" 30 || return 1
+	wait_text c "[-] 4 Run" || return 1
+	keys c q
+	rc=$(wait_exit c) || return 1
+	[ "$rc" = 5 ] || { echo "    exit status $rc, expected 5" >&2; return 1; }
+	set -- $(acme_counts)
+	[ "$1" = "$2" ] || { echo "    duplicates after cancel: $*" >&2; return 1; }
+	[ "$3" -lt 400 ] || { echo "    the cancel came too late: $*" >&2; return 1; }
+	finish c
+	start r tui
+	scope r acme || return 1
+	wait_text r "Resume the interrupted run?" || return 1
+	wait_text r "Run 1 of" || return 1
+	keys r y
+	wait_text r "run 1 will be resumed in step 4" || return 1
+	wait_text r "resume run 1" || return 1
+	locate_on r || return 1
+	plan_on r || return 1
+	wait_text r "Ready to resume" || return 1
+	keys r s
+	wait_text r "run completed" 60 || return 1
+	wait_text r "run 1 completed" || return 1
+	keys r q
+	rc=$(wait_exit r) || return 1
+	[ "$rc" = 0 ] || { echo "    exit status $rc, expected 0" >&2; return 1; }
+	[ "$(acme_counts)" = "400 400 400" ] || { echo "    counts $(acme_counts)" >&2; return 1; }
+	[ "$(sql "SELECT count(*) FROM embfill.runs")" = 1 ] || return 1
+	[ "$(sql "SELECT state FROM embfill.runs")" = completed ] || return 1
+	cli verify -C acme >/dev/null 2>&1 || return 1
+	finish r
+}
+
+t_resize_during_run() {
+	reset_db
+	start z tui
+	scope z acme 5 || return 1
+	locate_on z || return 1
+	plan_on z || return 1
+	keys z s
+	wait_text z "phase embedding" 30 || return 1
+	tm resize-window -t z -x 60 -y 20
+	wait_text z "terminal too small: 60x20" || return 1
+	tm resize-window -t z -x 120 -y 40
+	wait_text z "Overall" || return 1
+	[ "$(screen z | head -n 1 | grep -c 'step 4/6: Run *$')" = 1 ] || return 1
+	[ "$(screen z | wc -l)" = 40 ] || return 1
+	tm resize-window -t z -x 80 -y 24
+	wait_text z "run completed" 60 || return 1
+	wait_text z "400/400 chunks" || return 1
+	keys z q
+	rc=$(wait_exit z) || return 1
+	[ "$rc" = 0 ] || return 1
+	finish z
+}
+
+t_sighup_during_run_is_resumable() {
+	reset_db
+	start h tui
+	scope h acme 5 || return 1
+	locate_on h || return 1
+	plan_on h || return 1
+	keys h s
+	wait_text h "phase embedding" 30 || return 1
+	pid=$(console_pid h)
+	[ -n "$pid" ] || return 1
+	kill -HUP "$pid"
+	rc=$(wait_exit h 30) || return 1
+	[ "$rc" = 5 ] || { echo "    exit status $rc, expected 5" >&2; return 1; }
+	[ "$(sql "SELECT state FROM embfill.runs")" = interrupted ] || {
+		echo "    run state $(sql "SELECT state FROM embfill.runs")" >&2; return 1; }
+	set -- $(acme_counts)
+	[ "$1" = "$2" ] || return 1
+	cli run -C acme --confirm acme --resume </dev/null >"$tmp/resume.out" 2>&1 || {
+		cat "$tmp/resume.out" >&2; return 1; }
+	[ "$(acme_counts)" = "400 400 400" ] || { echo "    counts $(acme_counts)" >&2; return 1; }
+	finish h
+}
+
+has_color() { tm capture-pane -e -p -t "$1" | grep -q "$(printf '\033')\[[0-9;]*\(3[0-7]\|38;5\|9[0-7]\)[;m]"; }
+
+t_no_color() {
+	start k1 tui
+	wait_text k1 "Step 1 - Scope" || return 1
+	has_color k1 || { echo "    control: no colour even without NO_COLOR" >&2; return 1; }
+	finish k1
+	E2E_ENV="NO_COLOR=1" start k2 tui
+	wait_text k2 "Step 1 - Scope" || return 1
+	scope k2 acme || return 1
+	wait_text k2 "every check passed" || return 1
+	if has_color k2; then echo "    colour escapes with NO_COLOR" >&2; return 1; fi
+	finish k2
+	start k3 --no-color
+	wait_text k3 "Step 1 - Scope" || return 1
+	if has_color k3; then echo "    colour escapes with --no-color" >&2; return 1; fi
+	finish k3
+}
+
+only_ascii() {
+	if screen "$1" | LC_ALL=C grep -q '[^ -~]'; then
+		echo "    non-ASCII on the screen:" >&2
+		screen "$1" | LC_ALL=C grep '[^ -~]' | head -n 3 | sed 's/^/    | /' >&2
+		return 1
+	fi
+}
+
+t_ascii() {
+	start a1 --ascii tui
+	wait_text a1 "Step 1 - Scope" || return 1
+	wait_text a1 "Checklist          |" || return 1
+	only_ascii a1 || return 1
+	scope a1 acme || return 1
+	wait_text a1 "every check passed" || return 1
+	only_ascii a1 || return 1
+	finish a1
+	E2E_LC=C start a2 tui
+	wait_text a2 "Step 1 - Scope" || return 1
+	only_ascii a2 || return 1
+	finish a2
+}
+
+# The run test again, with ThreadSanitizer watching the worker bridge.
+t_tsan_run() {
+	[ -x "$TSAN_BUILD/embfill" ] || { echo "    no build-thread/embfill: make SANITIZE=thread" >&2; return 1; }
+	reset_db
+	rm -f "$tmp"/tsan.*
+	E2E_BIN="$TSAN_BUILD/embfill" TSAN_OPTIONS="halt_on_error=1 log_path=$tmp/tsan" start t tui
+	scope t acme 20 || return 1
+	locate_on t || return 1
+	plan_on t || return 1
+	keys t s
+	wait_text t "phase embedding" 30 || return 1
+	keys t p
+	wait_text t "paused" || return 1
+	keys t p
+	wait_text t "run completed" 90 || return 1
+	keys t Enter
+	wait_text t "they match" 60 || return 1
+	keys t q
+	rc=$(wait_exit t 60) || return 1
+	if ls "$tmp"/tsan.* >/dev/null 2>&1; then
+		head -n 40 "$tmp"/tsan.* >&2; return 1
+	fi
+	[ "$rc" = 0 ] || { echo "    exit status $rc" >&2; return 1; }
+	[ "$(acme_counts)" = "400 400 400" ] || return 1
+	finish t
+}
+
+# --- runner ------------------------------------------------------------------
+
+ALL="whole_session confirmation_mismatch_refused unknown_collection_refused near_miss_warned
+cancel_then_resume resize_during_run sighup_during_run_is_resumable no_color ascii tsan_run"
+
+e2e_setup || { echo "e2e: set-up failed" >&2; exit 1; }
+echo "e2e: PostgreSQL 15 on a unix socket, sandbox embedder at $EMB_URL, tmux $(tmux -V)"
+pass=0 fail=0
+for t in ${*:-$ALL}; do
+	t0=$(date +%s)
+	if "t_$t"; then
+		pass=$((pass + 1)); echo "ok   $t ($(( $(date +%s) - t0 )) s)"
+	else
+		fail=$((fail + 1)); echo "FAIL $t"
+	fi
+	tm kill-server 2>/dev/null
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

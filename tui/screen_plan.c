@@ -1,0 +1,277 @@
+/*
+ * screen_plan.c - step 3: counts, the estimate against the window, risks,
+ * in place / new collection / dry run, the backup choice, and plan.json.
+ *
+ * Backfilling into a new collection and backing up existing embeddings are
+ * not part of this build (they arrive with another issue): the screen says
+ * so plainly and never offers them as if they worked.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "embfill/plan.h"
+#include "embfill/redact.h"
+#include "tui/common.h"
+#include "tui/console.h"
+#include "tui/planfile.h"
+
+#define PLAN_FILE "plan.json"
+
+static const char *const mode_names[MODE__COUNT] = {
+	"in place", "new collection (not available in this build)", "dry run (writes nothing)",
+};
+
+static bool over_window(const struct console *c)
+{
+	return c->scope.deadline && c->plan.plan.est_seconds >= 0 &&
+	       (double)(c->scope.deadline - time(NULL)) < c->plan.plan.est_seconds;
+}
+
+static bool has_warnings(const struct console *c)
+{
+	for (size_t i = 0; i < c->plan.plan.nrisks; i++)
+		if (c->plan.plan.risks[i].level != EF_RISK_INFO)
+			return true;
+	return c->plan.plan.new_collection || over_window(c);
+}
+
+static void write_plan(struct console *c)
+{
+	struct ef_error err;
+	char *cmd = run_command_line(c->app), *json, *safe;
+	cJSON *o = plan_json(c->app, &c->plan.plan, cmd ? cmd : "");
+	char real[PATH_MAX];
+
+	ef_error_clear(&err);
+	json = cJSON_Print(o);
+	safe = ef_redact(json);
+	if (safe && plan_write_file(PLAN_FILE, safe, &err) == EF_OK)
+		snprintf(c->plan.path, sizeof(c->plan.path), "%.1000s",
+			 realpath(PLAN_FILE, real) ? real : PLAN_FILE);
+	else
+		snprintf(c->plan.err, sizeof(c->plan.err), "%.900s (%.900s)", err.msg, err.hint);
+	cJSON_Delete(o);
+	free(json);
+	free(safe);
+	free(cmd);
+}
+
+static void build(struct console *c)
+{
+	struct ef_embed_config ec;
+	struct ef_error err;
+	char *key = NULL;
+
+	plan_free(c);
+	console_busy(c, "planning: counting and timing one batch with the service");
+	ef_error_clear(&err);
+	memset(&c->plan.plan, 0, sizeof(c->plan.plan));
+	c->plan.done = true;
+	if (app_embed_config(c->app, &ec, &key, &err) != EF_OK ||
+	    ef_plan_build(c->app->cfg, &ec, c->scope.collection, false, &c->plan.plan,
+			  &err) != EF_OK) {
+		snprintf(c->plan.err, sizeof(c->plan.err), "%.900s%s%.900s", err.msg,
+			 err.hint[0] ? "\nhint: " : "", err.hint);
+		c->st[2] = ST_FAILED;
+		console_msg(c, R_FAIL, "the plan could not be made; r tries again");
+		app_key_free(key);
+		return;
+	}
+	app_key_free(key);
+	c->plan.ok = true;
+	write_plan(c);
+	c->st[2] = has_warnings(c) ? ST_OPEN : ST_PASSED;
+	console_msg(c, c->st[2] == ST_PASSED ? R_GOOD : R_WARN, c->st[2] == ST_PASSED
+		    ? "plan ready: Enter goes on to the run" : "the plan has warnings: read them, "
+		    "then a accepts them");
+}
+
+static void plan_enter(struct console *c)
+{
+	if (!c->plan.done)
+		build(c);
+}
+
+void plan_free(struct console *c)
+{
+	enum run_mode mode = c->plan.mode;
+
+	if (c->plan.done)
+		ef_plan_free(&c->plan.plan);
+	memset(&c->plan, 0, sizeof(c->plan));
+	c->plan.mode = mode;
+}
+
+static void draw_estimate(struct console *c)
+{
+	const struct ef_plan *p = &c->plan.plan;
+	char est[32], left[32];
+
+	fmt_duration(p->est_seconds, est, sizeof(est));
+	if (p->todo == 0)
+		ui_line(c, R_GOOD, "  estimate: nothing to do");
+	else if (p->probe_ms >= 0)
+		ui_line(c, R_NORMAL, "  estimate: %s (a probe of %d chunks took %.0f ms)", est,
+			p->probe_chunks, p->probe_ms);
+	else
+		ui_line(c, R_NORMAL, "  estimate: unknown (no probe)");
+	if (!c->scope.deadline) {
+		ui_line(c, R_NORMAL, "  window: no end time given");
+		return;
+	}
+	fmt_duration((double)(c->scope.deadline - time(NULL)), left, sizeof(left));
+	ui_line(c, over_window(c) ? R_WARN : R_GOOD, "  window: ends at %s, %s from now: %s",
+		c->scope.until, left, over_window(c) ? "the estimate does NOT fit; the run stops "
+		"at the end and is resumable" : "the estimate fits");
+}
+
+static void draw_plan(struct console *c)
+{
+	const struct ef_plan *p = &c->plan.plan;
+	const struct ef_counts *k = &p->counts;
+
+	ui_line(c, R_NORMAL, "  chunks %lld, embedded %lld, missing %lld, stale %lld (model "
+		"%lld, dim %lld, content %lld), quarantined %lld", k->chunks, k->embedded,
+		k->missing, k->stale, k->stale_model, k->stale_dim, k->stale_content,
+		k->quarantined);
+	ui_line(c, R_NORMAL, "  to embed: %lld chunks in %lld batches of %d, %d in flight",
+		p->todo, p->batches, p->batch_size, p->concurrency);
+	draw_estimate(c);
+	for (size_t i = 0; i < p->nmodels; i++)
+		ui_line(c, R_DIM, "  vectors now: %lld of \"%s\", dimension %d", p->models[i].count,
+			p->models[i].model, p->models[i].dim);
+	ui_blank(c);
+	ui_line(c, R_TITLE, "Risks");
+	if (!p->nrisks)
+		ui_line(c, R_GOOD, "  none found");
+	for (size_t i = 0; i < p->nrisks; i++) {
+		ui_line(c, p->risks[i].level == EF_RISK_INFO ? R_NORMAL : R_WARN, "  [%s] %s",
+			ef_risk_level_name(p->risks[i].level), p->risks[i].what);
+		ui_line(c, R_DIM, "       %s %s", term_glyph(G_ARROW), p->risks[i].advice);
+	}
+	ui_line(c, p->new_collection ? R_WARN : R_GOOD, "  recommendation: %s",
+		p->new_collection ? "a NEW collection first (model, dimension or chunking "
+		"changed), then verify and swap" : "in place");
+}
+
+static void draw_choices(struct console *c)
+{
+	ui_line(c, R_TITLE, "How (m changes)");
+	for (int m = 0; m < MODE__COUNT; m++)
+		ui_line(c, (int)c->plan.mode == m ? R_FOCUS : R_NORMAL, "  (%s) %s",
+			(int)c->plan.mode == m ? "*" : " ", mode_names[m]);
+	if (c->plan.mode == MODE_NEW_COLLECTION)
+		ui_line(c, R_WARN, "  Backfilling into a new collection, then swapping, is not "
+			"available in this build yet: it arrives with another issue. Choose in "
+			"place or dry run.");
+	ui_line(c, R_TITLE, "Backup");
+	ui_line(c, R_NORMAL, "  ( ) back up the existing embeddings first: not available in "
+		"this build yet (arrives with another issue)");
+	ui_line(c, R_NORMAL, "  (*) no backup: stale vectors are overwritten in place; each "
+		"batch commits with its checkpoint, so a stop loses nothing");
+}
+
+static void plan_draw(struct console *c)
+{
+	ui_line(c, R_TITLE, "Step 3 - Plan: \"%s\"", c->scope.collection);
+	if (!c->plan.ok) {
+		if (c->plan.err[0])
+			ui_line(c, R_FAIL, "[FAIL] %s", c->plan.err);
+		else
+			ui_line(c, R_DIM, "planning %s", term_glyph(G_DOTS));
+		return;
+	}
+	draw_plan(c);
+	ui_blank(c);
+	draw_choices(c);
+	ui_blank(c);
+	if (c->plan.path[0])
+		ui_line(c, R_GOOD, "plan written to %s", c->plan.path);
+	else
+		ui_line(c, R_FAIL, "plan.json not written: %s", c->plan.err);
+}
+
+static void accept_plan(struct console *c)
+{
+	const struct ef_plan *p = &c->plan.plan;
+
+	for (size_t i = 0; i < p->nrisks; i++)
+		if (p->risks[i].level != EF_RISK_INFO)
+			console_accept(c, "plan", p->risks[i].what);
+	if (p->new_collection)
+		console_accept(c, "plan", "a new collection was recommended; ran in place");
+	if (over_window(c))
+		console_accept(c, "plan", "the estimate does not fit the maintenance window");
+	c->st[2] = ST_ACCEPTED;
+}
+
+static enum ev plan_key(struct console *c, int key, enum action a)
+{
+	(void)key;
+	if (c->run.started && a != A_NEXT && a != A_NONE)
+		return a == A_MODE || a == A_RECHECK || a == A_ACCEPT ? EV_HANDLED : EV_IGNORED;
+	switch (a) {
+	case A_MODE:
+		c->plan.mode = (enum run_mode)((c->plan.mode + 1) % MODE__COUNT);
+		return EV_HANDLED;
+	case A_RECHECK:
+		console_reset_after(c, 1);
+		build(c);
+		return EV_HANDLED;
+	case A_ACCEPT:
+		if (c->st[2] != ST_OPEN || !c->plan.ok)
+			return EV_HANDLED;
+		accept_plan(c);
+		console_msg(c, R_WARN, "plan warnings accepted (written to the historylog)");
+		return EV_HANDLED;
+	case A_NEXT:
+		if (c->plan.mode == MODE_NEW_COLLECTION) {
+			console_msg(c, R_FAIL, "new collection is not available in this build: "
+					       "press m for in place or dry run");
+			return EV_HANDLED;
+		}
+		return EV_NEXT;
+	default:
+		return EV_IGNORED;
+	}
+}
+
+static bool plan_can(const struct console *c, enum action a)
+{
+	switch (a) {
+	case A_NEXT:
+		return (c->st[2] == ST_PASSED || c->st[2] == ST_ACCEPTED) &&
+		       c->plan.mode != MODE_NEW_COLLECTION;
+	case A_BACK:
+	case A_RECHECK:
+		return !c->run.started;
+	case A_MODE:
+		return !c->run.started && c->plan.ok;
+	case A_ACCEPT:
+		return c->st[2] == ST_OPEN && c->plan.ok;
+	default:
+		return false;
+	}
+}
+
+static const enum action plan_actions[] = { A_MODE, A_ACCEPT, A_RECHECK, A_NONE };
+
+const struct screen screen_plan = {
+	.name = "Plan",
+	.help = "Step 3 counts what the run would embed, times one batch with the service "
+		"(nothing is written), and compares the estimate with the window's end. "
+		"Risks name what could go wrong; a changed model, dimension or chunking "
+		"recommends a new collection. Choose in place or dry run with m (a new "
+		"collection and backups are not in this build yet). The plan is written to "
+		"plan.json in the current directory.",
+	.actions = plan_actions,
+	.enter = plan_enter,
+	.draw = plan_draw,
+	.on_key = plan_key,
+	.can = plan_can,
+};

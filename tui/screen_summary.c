@@ -1,0 +1,219 @@
+/*
+ * screen_summary.c - step 6: what changed, why, how to verify, next steps,
+ * and the historylog entry exactly as it will be written; w writes it.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embfill/historylog.h"
+#include "embfill/spotcheck.h"
+#include "embfill/strbuf.h"
+#include "tui/common.h"
+#include "tui/console.h"
+
+static void shell_word(struct ef_strbuf *b, const char *w)
+{
+	ef_strbuf_add(b, " ");
+	ef_strbuf_add_shell_word(b, w);
+}
+
+/* "embfill [--config F] CMD -C COLL"; caller frees. */
+static char *command(const struct console *c, const char *cmd)
+{
+	struct ef_strbuf b = EF_STRBUF_INIT;
+
+	ef_strbuf_add(&b, "embfill");
+	if (c->app->cli->config) {
+		shell_word(&b, "--config");
+		shell_word(&b, c->app->cli->config);
+	}
+	ef_strbuf_add(&b, " ");
+	ef_strbuf_add(&b, cmd);
+	shell_word(&b, "-C");
+	shell_word(&b, c->scope.collection);
+	return ef_strbuf_take(&b);
+}
+
+static void spot_lines(struct console *c)
+{
+	const struct ef_spot_report *s = &c->validate.sr;
+
+	if (!c->validate.have_sr || !s->nqueries)
+		return;
+	c->summary.spot = calloc(s->nqueries, sizeof(char *));
+	for (size_t i = 0; c->summary.spot && i < s->nqueries; i++) {
+		const struct ef_spot_query *q = &s->queries[i];
+		struct ef_strbuf b = EF_STRBUF_INIT;
+		char *text = ef_spot_cut(q->text, 60);
+
+		ef_strbuf_addf(&b, "\"%s\" ->", text ? text : "");
+		free(text);
+		for (size_t j = 0; j < q->ncites; j++)
+			ef_strbuf_addf(&b, "%s %s #%lld (%.2f)", j ? ";" : "",
+				       q->cites[j].title ? q->cites[j].title : "(no title)",
+				       q->cites[j].chunk_index, q->cites[j].score);
+		if (!q->ncites)
+			ef_strbuf_add(&b, " no citation");
+		c->summary.spot[c->summary.nspot++] = ef_strbuf_take(&b);
+	}
+}
+
+static void build_entry(struct console *c)
+{
+	struct ef_history_entry h;
+	char outcome[64];
+
+	summary_free(c);
+	if (!c->run.have_res) {
+		snprintf(c->summary.err, sizeof(c->summary.err), "no run to record");
+		return;
+	}
+	spot_lines(c);
+	snprintf(outcome, sizeof(outcome), "%s%s", c->run.res.state,
+		 c->run.res.resumed ? " (resumed)" : "");
+	app_history_entry(c->app, &c->run.res, c->run.cmd, outcome,
+			  c->validate.verification[0] ? c->validate.verification : NULL, &h);
+	h.spot_lines = (const char *const *)c->summary.spot;
+	h.nspot = c->summary.nspot;
+	h.accepted_warnings = (const char *const *)c->accepted;
+	h.naccepted = c->naccepted;
+	c->summary.entry = ef_history_format(&h);
+	if (!c->summary.entry)
+		snprintf(c->summary.err, sizeof(c->summary.err), "out of memory");
+}
+
+static void summary_enter(struct console *c)
+{
+	if (!c->summary.entry && !c->summary.written)
+		build_entry(c);
+}
+
+void summary_free(struct console *c)
+{
+	free(c->summary.entry);
+	for (size_t i = 0; i < c->summary.nspot; i++)
+		free(c->summary.spot[i]);
+	free(c->summary.spot);
+	memset(&c->summary, 0, sizeof(c->summary));
+}
+
+static void draw_changes(struct console *c)
+{
+	const struct ef_run_result *r = &c->run.res;
+
+	ui_line(c, R_TITLE, "What changed");
+	if (r->dry_run)
+		ui_line(c, R_NORMAL, "  - nothing: this was a dry run (%lld chunks would be "
+			"embedded)", r->total);
+	else
+		ui_line(c, R_NORMAL, "  - run %lld wrote %lld vectors into \"%s\" (%lld quarantined) "
+			"in %.1f s, %.0f chunks/s, %lld retries", r->run_id, r->written,
+			c->scope.collection, r->quarantined, r->elapsed_s, r->rate, r->retries);
+	ui_line(c, R_NORMAL, "  - before: %lld chunks, %lld missing, %lld stale; after: %lld "
+		"missing, %lld stale", r->before.chunks, r->before.missing, r->before.stale,
+		r->after.missing, r->after.stale);
+	ui_line(c, R_TITLE, "Why");
+	ui_line(c, R_NORMAL, "  - %lld chunks had no vector and %lld had a stale one (model %lld, "
+		"dimension %lld, content %lld)", r->before.missing, r->before.stale,
+		r->before.stale_model, r->before.stale_dim, r->before.stale_content);
+	ui_line(c, R_NORMAL, "  - retrieval needs a fresh vector of \"%s\" for every chunk",
+		c->app->cfg->embed_model);
+}
+
+static void draw_verify(struct console *c)
+{
+	static const char *const cmds[] = { "verify", "spot-check", "status" };
+
+	ui_line(c, R_TITLE, "How to verify");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char *cmd = command(c, cmds[i]);
+		ui_line(c, R_ACCENT, "  $ %s", cmd ? cmd : "");
+		free(cmd);
+	}
+	ui_line(c, R_ACCENT, "  $ embfill history -n 1");
+	ui_line(c, R_TITLE, "Next steps");
+	if (c->run.res.after.missing + c->run.res.after.stale > 0 || c->run.res.dry_run)
+		ui_line(c, R_NORMAL, "  1. run the backfill again (or resume) until nothing is "
+			"missing or stale");
+	else
+		ui_line(c, R_NORMAL, "  1. point retrieval traffic at \"%s\" again and watch "
+			"for empty results", c->scope.collection);
+	ui_line(c, R_NORMAL, "  2. commit the historylog entry with the change it records");
+	if (c->run.res.quarantined)
+		ui_line(c, R_NORMAL, "  3. look at the quarantined chunks (`embfill verify` "
+			"lists their reasons)");
+}
+
+static void summary_draw(struct console *c)
+{
+	ui_line(c, R_TITLE, "Step 6 - Summary: \"%s\"", c->scope.collection);
+	if (c->summary.written)
+		ui_line(c, R_GOOD, "[ok]   entry written at the top of %s", c->summary.where);
+	if (c->summary.err[0])
+		ui_line(c, R_FAIL, "[FAIL] %s", c->summary.err);
+	draw_changes(c);
+	draw_verify(c);
+	ui_blank(c);
+	ui_line(c, R_TITLE, "Historylog entry, exactly as it will be written to %s",
+		c->app->cfg->historylog);
+	if (c->summary.entry)
+		ui_line(c, R_NORMAL, "%s", c->summary.entry);
+}
+
+static void write_entry(struct console *c)
+{
+	struct ef_error err;
+	char real[PATH_MAX];
+
+	ef_error_clear(&err);
+	if (!c->summary.entry || c->summary.written)
+		return;
+	if (ef_history_prepend(c->app->cfg->historylog, c->summary.entry, &err) != EF_OK) {
+		snprintf(c->summary.err, sizeof(c->summary.err), "%.900s%s%.900s", err.msg,
+			 err.hint[0] ? " - hint: " : "", err.hint);
+		console_msg(c, R_FAIL, "the historylog entry was not written");
+		return;
+	}
+	c->summary.written = true;
+	c->summary.err[0] = '\0';
+	snprintf(c->summary.where, sizeof(c->summary.where), "%.1000s",
+		 realpath(c->app->cfg->historylog, real) ? real : c->app->cfg->historylog);
+	c->st[5] = ST_PASSED;
+	c->scroll[5] = 0;
+	console_msg(c, R_GOOD, "historylog entry written at the top of %s", c->summary.where);
+}
+
+static enum ev summary_key(struct console *c, int key, enum action a)
+{
+	(void)key;
+	if (a == A_WRITE) {
+		write_entry(c);
+		return EV_HANDLED;
+	}
+	if (a == A_NEXT)
+		return EV_HANDLED;
+	return EV_IGNORED;
+}
+
+static bool summary_can(const struct console *c, enum action a)
+{
+	return a == A_WRITE && c->summary.entry && !c->summary.written;
+}
+
+static const enum action summary_actions[] = { A_WRITE, A_NONE };
+
+const struct screen screen_summary = {
+	.name = "Summary",
+	.help = "Step 6 sums up what changed and why, the exact commands that verify it "
+		"again, and the next steps. Below is the historylog entry exactly as it will "
+		"be written (newest first, under the file's title): w writes it at the top of "
+		"the historylog (setting HISTORYLOG) and shows where. Accepted warnings are part "
+		"of the entry.",
+	.actions = summary_actions,
+	.enter = summary_enter,
+	.draw = summary_draw,
+	.on_key = summary_key,
+	.can = summary_can,
+};
