@@ -125,9 +125,10 @@ static ef_status chunking_risk(ef_db *db, const struct ef_config *cfg, struct ef
 		       err) != EF_OK)
 		return err->status;
 	if (PQntuples(r) == 0)
-		add_risk(p, EF_RISK_INFO, "embfill records them when it chunks a collection "
-			 "(`embfill chunk`)", "the chunking of \"%s\" is not recorded: a change of "
-			 "MAX_CHUNK_SIZE or CHUNK_OVERLAP cannot be detected", p->collection);
+		add_risk(p, EF_RISK_INFO, "if the chunks were cut with other settings than "
+			 "MAX_CHUNK_SIZE/CHUNK_OVERLAP, re-chunk into a new collection instead",
+			 "the chunking of \"%s\" is not recorded, so a change of MAX_CHUNK_SIZE or "
+			 "CHUNK_OVERLAP cannot be detected", p->collection);
 	else if (ef_db_ll(r, 0, 0) != cfg->max_chunk_size || ef_db_ll(r, 0, 1) != cfg->chunk_overlap)
 		add_risk(p, EF_RISK_HIGH, "re-chunk into a new collection (`embfill chunk -C COLL "
 			 "--into NEW`), backfill and verify it, then swap",
