@@ -62,7 +62,7 @@ INTEG_BIN  := $(BUILD)/tests/integration
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 MANPAGES   := $(sort $(wildcard man/*.[1-8]))
 
-.PHONY: all deps check check-run test-unit test-integration test-e2e fuzz-smoke lint-man \
+.PHONY: all deps check check-run test-unit test-integration test-e2e test-demo fuzz-smoke lint-man \
         bench demo install uninstall clean
 .DEFAULT_GOAL := all
 
@@ -133,6 +133,7 @@ check-run: all $(UNIT_BIN) $(INTEG_BIN) $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory test-integration
 	@$(MAKE) --no-print-directory test-e2e
+	@$(MAKE) --no-print-directory test-demo
 
 test-unit: $(UNIT_BIN) $(BIN)
 	EMBFILL_BIN=$(abspath $(BIN)) \
@@ -163,10 +164,16 @@ bench: all
 	@sh build-aux/deps.sh
 	@sh tests/bench/run.sh $(abspath $(BUILD))
 
+# The sandbox: a throwaway PostgreSQL, the sandbox embedder and a corpus of
+# this machine's manual pages, then the console.  DEMO_ARGS passes
+# --scenario NAME, --keep or --stop.
 demo:
-	@echo "embfill: the sandbox (make demo) is not built yet; it arrives with the demo issue." >&2
-	@echo "hint: point embfill at your own database with --dsn or DATABASE_URL and run \`$(BIN) status\`" >&2
-	@exit 2
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory all
+	@$(BIN) demo $(DEMO_ARGS)
+
+test-demo: all
+	sh tests/demo/run.sh $(abspath $(BUILD))
 
 # --- install ---------------------------------------------------------------
 

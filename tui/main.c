@@ -11,6 +11,7 @@
 #include "embfill/redact.h"
 #include "embfill/settings.h"
 #include "tui/cli.h"
+#include "tui/cmd_demo.h"
 #include "tui/console.h"
 
 extern char **environ;
@@ -87,6 +88,9 @@ int main(int argc, char **argv)
 	struct app app = { &cli, NULL, NULL };
 	int rc;
 
+	/* the sandbox has options of its own, parsed by sandbox/demo.sh */
+	if (argc > 1 && strcmp(argv[1], "demo") == 0)
+		return cmd_demo(argc - 1, argv + 1);
 	if ((rc = cli_parse(argc, argv, &cli)) != 0)
 		return rc;
 	if (cli.version) {

@@ -91,6 +91,8 @@ static const struct {
 	{ "spot-check", CMD_SPOTCHECK, "-C COLL [-q QUERY]... [-k N]",
 	  "retrieval with citations; self-retrieval hit rate when sampling" },
 	{ "history", CMD_HISTORY, "[-n N]", "the newest historylog entries" },
+	{ "demo", CMD_NONE, "[--scenario NAME] [--keep | --stop]",
+	  "the sandbox: throwaway database, embedder and corpus, then the console" },
 	{ "schema", CMD_SCHEMA, "init [--dim N] | check",
 	  "create the default layout, or check the mapped one" },
 	{ "tui", CMD_TUI, "", "the operator console (also `embfill` alone on a terminal)" },

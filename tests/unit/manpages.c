@@ -90,7 +90,7 @@ static void in_man(const char *opt, void *ctx)
 Test(manpages, every_help_option_is_in_embfill_1)
 {
 	static const char *const cmds[] = { "", "doctor", "status", "schema", "plan", "run",
-					    "verify", "spot-check", "history", "tui" };
+					    "verify", "spot-check", "history", "tui", "demo" };
 	char *man = slurp("man/embfill.1");
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -106,7 +106,7 @@ Test(manpages, every_option_in_embfill_1_is_in_some_help)
 	char *man = slurp("man/embfill.1");
 	char *all = calloc(1, 65536);
 	static const char *const cmds[] = { "", "doctor", "status", "schema", "plan", "run",
-					    "verify", "spot-check", "history", "tui" };
+					    "verify", "spot-check", "history", "tui", "demo" };
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		char *help = help_of(cmds[i]);

@@ -1,0 +1,210 @@
+#!/bin/sh
+# The sandbox from a clean state: `embfill demo --keep` starts, its seeded
+# counts per collection are what each scenario promises (through the
+# settings it prints), a second demo reuses the kept sandbox, `--stop`
+# leaves no process, socket or port behind; then a second sandbox from
+# scratch (hash backend), and a demo hung up on while it starts cleans up
+# after itself.
+#   usage: sh tests/demo/run.sh BUILD_DIR
+# Prints "N passed, M failed"; exits 1 when anything failed.
+set -u
+
+build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
+bin=$build/embfill
+tmp=$(mktemp -d /tmp/embfill-demo-test.XXXXXX)
+chmod 755 "$tmp"
+export XDG_STATE_HOME="$tmp/state" LC_ALL=C.UTF-8 TZ=UTC
+state=$XDG_STATE_HOME/embfill/sandbox
+passed=0
+failed=0
+
+cleanup() {
+	"$bin" demo --stop >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/     /'; }
+check() { # what command...
+	what=$1
+	shift
+	if "$@"; then ok "$what"; else fail "$what"; fi
+}
+
+# A process counts as gone once it is dead or a zombie.
+alive() {
+	[ -r "/proc/$1/stat" ] || return 1
+	st=$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
+# The recorded PIDs and every descendant of them, now.
+tree() {
+	ps -eo pid=,ppid= | awk -v roots="$(awk '{ print $2 }' "$state/pids" 2>/dev/null)" '
+		{ parent[$1] = $2 }
+		END { n = split(roots, r, /[ \n]+/)
+		      for (i = 1; i <= n; i++) if (r[i] != "") keep[r[i]] = 1
+		      do { grew = 0
+			   for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; grew = 1 }
+		      } while (grew)
+		      for (p in keep) printf "%s ", p }'
+}
+
+port_open() {
+	node -e 'const s=require("net").connect(+process.argv[1],"127.0.0.1");
+		s.on("connect",()=>process.exit(0));s.on("error",()=>process.exit(1));' "$1"
+}
+
+json_field() { # json collection field
+	node -e 'const a=JSON.parse(process.argv[1]);const r=a.find(x=>x.collection===process.argv[2]);
+		console.log(r?r[process.argv[3]]:"none")' "$1" "$2" "$3"
+}
+
+# status --json through the settings the demo printed as `export` lines,
+# from a directory without embfill.env
+status_via_exports() {
+	(
+		cd "$tmp" || exit 1
+		eval "$(sed -n 's/^  export /export /p' "$1")"
+		"$bin" status --json
+	)
+}
+
+check_promises() { # label json
+	label=$1
+	json=$2
+	tail -n +2 "$state/seeded.tsv" >"$tmp/promises"
+	while IFS='	' read -r coll chunks missing smodel scontent; do
+		got="$(json_field "$json" "$coll" chunks) $(json_field "$json" "$coll" missing)"
+		got="$got $(json_field "$json" "$coll" stale_model) $(json_field "$json" "$coll" stale_content)"
+		want="$chunks $missing $smodel $scontent"
+		if [ "$got" = "$want" ]; then
+			ok "$label: $coll has chunks/missing/stale_model/stale_content $want as promised"
+		else
+			fail "$label: $coll counts" "promised $want, status --json says $got"
+		fi
+	done <"$tmp/promises"
+	# shellcheck disable=SC2046
+	set -- $(awk -F'\t' '$1 == "tenant_acme" { print $2, $3 }' "$tmp/promises")
+	check "$label: tenant_acme is mostly embedded, some chunks missing" \
+		test "${2:-0}" -gt 0 -a "${2:-0}" -lt "${1:-0}"
+	# shellcheck disable=SC2046
+	set -- $(awk -F'\t' '$1 == "tenant_globex" { print $2, $4 }' "$tmp/promises")
+	check "$label: every tenant_globex chunk is stale by model" test "${1:-0}" -gt 0 -a "$1" = "${2:-}"
+	# shellcheck disable=SC2046
+	set -- $(awk -F'\t' '$1 == "tenant_initech" { print $2, $5 }' "$tmp/promises")
+	check "$label: some tenant_initech chunks are stale by content" \
+		test "${2:-0}" -gt 0 -a "${2:-0}" -lt "${1:-0}"
+	# shellcheck disable=SC2046
+	set -- $(awk -F'\t' '$1 == "global_corpus" { print $2, $3 }' "$tmp/promises")
+	check "$label: every global_corpus embedding is missing" test "${1:-0}" -gt 0 -a "$1" = "${2:-}"
+	check "$label: global_corpus has no embedded chunk" \
+		test "$(json_field "$json" global_corpus embedded)" = 0
+}
+
+# The chunks are the documents: sizes within MAX_CHUNK_SIZE, and the chunks
+# of every page not edited after loading, overlaps (CHUNK_OVERLAP=100)
+# removed, concatenate back to its body.
+check_chunks() { # label dsn
+	n=$(psql -X -At "$2" -c "SELECT count(*) FROM document_chunks WHERE char_length(content) > 1000
+		OR char_length(content) = 0")
+	check "$1: no chunk is empty or longer than 1000 characters" test "$n" = 0
+	n=$(psql -X -At "$2" -c "SELECT count(*) FROM documents d WHERE d.collection <> 'tenant_initech'
+		AND d.body IS DISTINCT FROM (SELECT string_agg(CASE WHEN c.chunk_index = 0 THEN c.content
+		ELSE substr(c.content, 101) END, '' ORDER BY c.chunk_index)
+		FROM document_chunks c WHERE c.document_id = d.id)")
+	check "$1: chunks without their overlaps concatenate to every document" test "$n" = 0
+	n=$(psql -X -At "$2" -c "SELECT count(*) FROM documents WHERE source_uri LIKE 'man:%(%)'
+		OR source_uri LIKE 'file://%'")
+	check "$1: documents cite their manual page (man:page(section))" test "${n:-0}" -gt 50
+}
+
+check_stopped() { # label pids port pgroot
+	label=$1
+	left=""
+	for p in $2; do alive "$p" && left="$left $p"; done
+	if [ -z "$left" ]; then ok "$label: no process left"; else
+		# shellcheck disable=SC2086 # unquoted on purpose: trims the list
+		fail "$label: no process left" "$(ps -o pid,user,args -p "$(echo $left | tr ' ' ,)")"
+	fi
+	if [ -n "$3" ] && port_open "$3"; then fail "$label: port $3 closed"; else ok "$label: port closed"; fi
+	if ls "$4"/.s.PGSQL.* >/dev/null 2>&1; then fail "$label: no socket left in $4"; else
+		ok "$label: no socket left"; fi
+	check "$label: cluster directory removed" test ! -e "$4"
+	check "$label: pids file removed" test ! -e "$state/pids"
+}
+
+# --- 1. from a clean state, with the default backend ------------------------
+
+start=$(date +%s)
+timeout 900 "$bin" demo --keep </dev/null >"$tmp/keep.out" 2>&1
+rc=$?
+secs=$(($(date +%s) - start))
+if [ "$rc" -eq 0 ]; then ok "demo --keep starts from a clean state ($secs s)"; else
+	fail "demo --keep starts from a clean state (exit $rc)" "$(tail -n 30 "$tmp/keep.out")"
+	echo "$passed passed, $failed failed"
+	exit 1
+fi
+check "it says which embedding backend it uses" grep -q '^demo: embedder: .*backend' "$tmp/keep.out"
+check "it prints how to connect with psql" grep -q '^  psql: *psql "host=' "$tmp/keep.out"
+check "it prints the settings to export" grep -q '^  export DATABASE_URL=' "$tmp/keep.out"
+check "it prints how to stop it" grep -q 'demo --stop' "$tmp/keep.out"
+json=$(status_via_exports "$tmp/keep.out")
+check "status --json works through the exported settings" test -n "$json"
+check_promises "first sandbox" "$json"
+dsn=$(sed -n 's/^  psql: *psql "\(.*\)"$/\1/p' "$tmp/keep.out")
+check_chunks "first sandbox" "$dsn"
+json2=$("$bin" --config "$state/embfill.env" status --json)
+check "status --json through the settings file agrees" test "$json" = "$json2"
+
+pids=$(tree)
+port=$(cat "$state/embedder.port" 2>/dev/null)
+pgroot=$(cat "$state/pgroot" 2>/dev/null)
+before=$(cat "$state/pids")
+timeout 60 "$bin" demo --keep </dev/null >"$tmp/again.out" 2>&1
+check "a second demo --keep reuses the kept sandbox" grep -q 'kept sandbox is running' "$tmp/again.out"
+check "and starts nothing new" test "$before" = "$(cat "$state/pids")"
+
+timeout 60 "$bin" demo --stop >"$tmp/stop.out" 2>&1
+check "demo --stop exits 0" test $? -eq 0
+check_stopped "after --stop" "$pids" "$port" "$pgroot"
+
+# --- 2. a second sandbox from scratch, hash backend --------------------------
+
+start=$(date +%s)
+EMBFILL_DEMO_BACKEND="hash" timeout 600 "$bin" demo --keep </dev/null >"$tmp/hash.out" 2>&1
+rc=$?
+secs=$(($(date +%s) - start))
+check "a second demo starts again after --stop (hash backend, $secs s)" test "$rc" -eq 0
+check "it says it uses the hash backend" grep -q '^demo: embedder: hash backend' "$tmp/hash.out"
+if [ "$rc" -eq 0 ]; then
+	check_promises "hash sandbox" "$(status_via_exports "$tmp/hash.out")"
+	pids=$(tree)
+	port=$(cat "$state/embedder.port" 2>/dev/null)
+	pgroot=$(cat "$state/pgroot" 2>/dev/null)
+	"$bin" demo --stop >/dev/null 2>&1
+	check_stopped "hash sandbox after --stop" "$pids" "$port" "$pgroot"
+fi
+
+# --- 3. a hang-up while it starts ----------------------------------------
+
+EMBFILL_DEMO_BACKEND="hash" "$bin" demo --keep </dev/null >"$tmp/hup.out" 2>&1 &
+demo=$!
+n=600
+while [ "$n" -gt 0 ] && ! grep -q '^postgres ' "$state/pids" 2>/dev/null; do
+	sleep 0.05
+	n=$((n - 1))
+done
+pids=$(tree)
+pgroot=$(cat "$state/pgroot" 2>/dev/null)
+kill -HUP "$demo"
+wait "$demo"
+rc=$?
+check "a demo hung up on while it starts exits non-zero (exit $rc)" test "$rc" -ne 0
+check "it had started PostgreSQL and the embedder" test "$(echo "$pids" | wc -w)" -ge 2
+check_stopped "after SIGHUP" "$pids" "" "$pgroot"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
