@@ -721,8 +721,10 @@ static void console_init(struct console *c, struct app *app)
 	c->app = app;
 	c->st[0] = ST_OPEN;
 	c->scope.batch = app->cfg->batch_size;
+	/* -C names the collection to show first (the sandbox's scenario); the
+	 * fields stay empty: the operator still types the name twice */
 	if (app->cli->collection)
-		snprintf(c->scope.f[F_COLL], sizeof(c->scope.f[F_COLL]), "%s",
+		snprintf(c->scope.suggested, sizeof(c->scope.suggested), "%s",
 			 app->cli->collection);
 	snprintf(c->scope.f[F_BATCH], sizeof(c->scope.f[F_BATCH]), "%d", app->cfg->batch_size);
 }

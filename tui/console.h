@@ -126,6 +126,7 @@ struct console {
 		struct ef_status_report list;
 		char list_err[512];
 		char warn[512];          /* a near name, pending acceptance */
+		char suggested[EF_COLLECTION_NAME_MAX + 1]; /* -C: shown first, never prefilled */
 		char collection[EF_COLLECTION_NAME_MAX + 1];
 		char note[EF_COLLECTION_NAME_MAX + 1];
 		char until[8];

@@ -41,8 +41,8 @@ static const struct opt opts[] = {
 	{ "version", 0, O_VERSION, 0, NULL, CMD_ALL, "print the version" },
 	{ "help", 0, O_HELP, 'h', NULL, CMD_ALL, "show this help" },
 	{ "collection", 1, O_COLLECTION, 'C', "COLL",
-	  CMD_STATUS | CMD_PLAN | CMD_RUN | CMD_VERIFY | CMD_SPOTCHECK,
-	  "the collection (status: only this one)" },
+	  CMD_STATUS | CMD_PLAN | CMD_RUN | CMD_VERIFY | CMD_SPOTCHECK | CMD_TUI,
+	  "the collection (status: only this one; tui: listed first)" },
 	{ "confirm", 1, O_CONFIRM, 0, "COLL", CMD_RUN,
 	  "the collection's name typed again; must equal -C exactly" },
 	{ "batch-size", 1, O_BATCH_SIZE, 0, "N", CMD_RUN | CMD_PLAN,
@@ -95,7 +95,7 @@ static const struct {
 	  "the sandbox: throwaway database, embedder and corpus, then the console" },
 	{ "schema", CMD_SCHEMA, "init [--dim N] | check",
 	  "create the default layout, or check the mapped one" },
-	{ "tui", CMD_TUI, "", "the operator console (also `embfill` alone on a terminal)" },
+	{ "tui", CMD_TUI, "[-C COLL]", "the operator console (also `embfill` alone on a terminal)" },
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 

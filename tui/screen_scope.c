@@ -85,14 +85,50 @@ static void draw_list(struct console *c)
 	}
 	ui_line(c, R_DIM, "  %-20s %7s %7s %6s %8s", "name", "chunks", "missing", "stale",
 		"coverage");
-	for (size_t i = 0; i < l->n; i++) {
-		const struct ef_counts *k = &l->rows[i];
-		long long fresh = k->embedded - k->stale;
-		double cov = k->chunks ? 100.0 * (double)fresh / (double)k->chunks : 0;
+	/* the collection named with -C first, marked; then the others */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < l->n; i++) {
+			const struct ef_counts *k = &l->rows[i];
+			long long fresh = k->embedded - k->stale;
+			double cov = k->chunks ? 100.0 * (double)fresh / (double)k->chunks : 0;
+			bool mine = c->scope.suggested[0] &&
+				    strcmp(k->collection, c->scope.suggested) == 0;
 
-		ui_line(c, R_NORMAL, "  %-20.20s %7lld %7lld %6lld %7.1f%%", k->collection,
-			k->chunks, k->missing, k->stale, cov);
+			if (mine != (pass == 0))
+				continue;
+			ui_line(c, mine ? R_ACCENT : R_NORMAL, "%s%-20.20s %7lld %7lld %6lld %7.1f%%",
+				mine ? "> " : "  ", k->collection, k->chunks, k->missing, k->stale,
+				cov);
+		}
 	}
+}
+
+/* Whether the collection named with -C is in the list, with chunks. */
+static bool suggested_known(const struct console *c)
+{
+	const struct ef_status_report *l = &c->scope.list;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->rows[i].collection, c->scope.suggested) == 0)
+			return l->rows[i].chunks > 0;
+	return false;
+}
+
+/* -C NAME: which collection the scenario is about, or that it is unknown.
+ * Only said: the fields stay empty, the name is still typed twice. */
+static void draw_suggested(struct console *c)
+{
+	if (!c->scope.suggested[0])
+		return;
+	if (c->scope.list_err[0])
+		ui_line(c, R_ACCENT, "The scenario's collection is \"%s\" (-C): type it in both "
+			"fields (the list could not be read to check it).", c->scope.suggested);
+	else if (suggested_known(c))
+		ui_line(c, R_ACCENT, "The scenario's collection is \"%s\" (-C, first in the list "
+			"below): type it in both fields.", c->scope.suggested);
+	else
+		ui_line(c, R_WARN, "[warn] the collection named with -C, \"%s\", is unknown here: it "
+			"has no chunks. Choose one from the list below.", c->scope.suggested);
 }
 
 static void draw_constraints(struct console *c)
@@ -123,6 +159,7 @@ static void draw_constraints(struct console *c)
 static void scope_draw(struct console *c)
 {
 	ui_line(c, R_TITLE, "Step 1 - Scope: confirm the collection and the constraints");
+	draw_suggested(c);
 	ui_blank(c);
 	for (int i = 0; i < F__COUNT; i++)
 		ui_field(c, labels[i], c->scope.f[i], c->scope.focus == i && !c->run.started);

@@ -4,12 +4,15 @@
 # settings it prints), a second demo reuses the kept sandbox, `--stop`
 # leaves no process, socket or port behind; then a second sandbox from
 # scratch (hash backend), and a demo hung up on while it starts cleans up
-# after itself.
+# after itself; and last, `make demo` in a fresh copy of the tree driven in
+# tmux through a whole tenant_acme backfill (make_demo.sh).
 #   usage: sh tests/demo/run.sh BUILD_DIR
 # Prints "N passed, M failed"; exits 1 when anything failed.
 set -u
 
 build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+EF_TOP=$(cd "$here/../.." && pwd)
 bin=$build/embfill
 tmp=$(mktemp -d /tmp/embfill-demo-test.XXXXXX)
 chmod 755 "$tmp"
@@ -20,6 +23,8 @@ failed=0
 
 cleanup() {
 	"$bin" demo --stop >/dev/null 2>&1
+	[ ! -S "$tmp/md.sock" ] || tmux -S "$tmp/md.sock" kill-server 2>/dev/null
+	[ ! -d "$tmp/mdstate" ] || XDG_STATE_HOME="$tmp/mdstate" "$bin" demo --stop >/dev/null 2>&1
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -205,6 +210,11 @@ rc=$?
 check "a demo hung up on while it starts exits non-zero (exit $rc)" test "$rc" -ne 0
 check "it had started PostgreSQL and the embedder" test "$(echo "$pids" | wc -w)" -ge 2
 check_stopped "after SIGHUP" "$pids" "" "$pgroot"
+
+# --- 4. make demo in a fresh copy, a whole backfill in tmux ------------------
+
+. "$here/make_demo.sh"
+make_demo_test
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
