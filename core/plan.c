@@ -18,6 +18,7 @@
 #include "core/collsql.h"
 #include "core/db_pg.h"
 #include "core/run_int.h"
+#include "embfill/lifecycle.h"
 #include "embfill/plan.h"
 #include "embfill/redact.h"
 #include "embfill/schema.h"
@@ -129,7 +130,8 @@ static ef_status chunking_risk(ef_db *db, const struct ef_config *cfg, struct ef
 			 "MAX_CHUNK_SIZE/CHUNK_OVERLAP, re-chunk into a new collection instead",
 			 "the chunking of \"%s\" is not recorded, so a change of MAX_CHUNK_SIZE or "
 			 "CHUNK_OVERLAP cannot be detected", p->collection);
-	else if (ef_db_ll(r, 0, 0) != cfg->max_chunk_size || ef_db_ll(r, 0, 1) != cfg->chunk_overlap)
+	else if ((p->chunking_changed = ef_db_ll(r, 0, 0) != cfg->max_chunk_size ||
+					ef_db_ll(r, 0, 1) != cfg->chunk_overlap))
 		add_risk(p, EF_RISK_HIGH, "re-chunk into a new collection (`embfill chunk -C COLL "
 			 "--into NEW`), backfill and verify it, then swap",
 			 "chunking changed: \"%s\" was chunked at %lld/%lld, the settings say %d/%d",
@@ -139,42 +141,28 @@ static ef_status chunking_risk(ef_db *db, const struct ef_config *cfg, struct ef
 	return EF_OK;
 }
 
-static char *host_of(const char *url)
-{
-	char *shown = ef_redact_url(url ? url : "");
-	char *p = shown ? strstr(shown, "://") : NULL;
-
-	if (p) {
-		memmove(shown, p + 3, strlen(p + 3) + 1);
-		shown[strcspn(shown, "/")] = '\0';
-	}
-	return shown;
-}
-
-/* The provider and the service's host that made the last completed run. */
+/* Who made the collection's embeddings (embfill's record of it, else the
+ * newest run that wrote vectors) against the settings' provider and host:
+ * the same test run and swap apply before they refuse. */
 static ef_status provider_risk(ef_db *db, const struct ef_config *cfg, struct ef_plan *p,
 			       struct ef_error *err)
 {
-	const char *params[1] = { p->collection };
-	char *was = NULL, *now = host_of(cfg->embed_url);
-	PGresult *r;
+	struct ef_origin o;
+	struct ef_error differs;
+	char *now = ef_url_host(cfg->embed_url);
 
-	if (tool_query(db, cfg, "SELECT settings->>'provider', settings->>'url' FROM"
-				" {tool}.runs WHERE collection = $1 AND state = 'completed'"
-				" AND written > 0 ORDER BY id DESC LIMIT 1", 1, params, &r,
-		       err) != EF_OK) {
+	if (ef_coll_origin(db, cfg, p->collection, &o, err) != EF_OK) {
 		free(now);
 		return err->status;
 	}
-	if (PQntuples(r) == 1)
-		was = host_of(PQgetvalue(r, 0, 1));
-	if (was && now && (strcmp(PQgetvalue(r, 0, 0), cfg->provider) != 0 || strcmp(was, now)))
+	ef_error_clear(&differs);
+	if (ef_coll_check_provider(cfg, p->collection, &o, &differs) != EF_OK) {
 		add_risk(p, EF_RISK_HIGH, "a change of provider needs explicit approval: confirm "
-			 "with the collection's owner before running",
-			 "provider change: the last run used %s at %s, the settings say %s at %s",
-			 PQgetvalue(r, 0, 0), was, cfg->provider, now);
-	PQclear(r);
-	free(was);
+			 "with the collection's owner, then run with --approve-provider-change",
+			 "provider change: the embeddings were made by %s at %s, the settings say "
+			 "%s at %s", o.provider, o.host, cfg->provider, now ? now : "?");
+		p->provider_change = true;
+	}
 	free(now);
 	return EF_OK;
 }

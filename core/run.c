@@ -27,6 +27,7 @@
 #include "core/db_pg.h"
 #include "core/run_int.h"
 #include "embfill/redact.h"
+#include "embfill/lifecycle.h"
 #include "embfill/run.h"
 #include "embfill/schema.h"
 #include "embfill/strbuf.h"
@@ -1026,6 +1027,75 @@ static ef_status begin(struct engine *e, long long *todo, struct ef_error *err)
 	return e->o->dry_run ? EF_OK : start_record(e, *todo, err);
 }
 
+/* A change of provider or service host needs the owner's approval: the
+ * collection's own record counts, else (run --into) its source's. */
+static ef_status check_provider(struct engine *e, struct ef_error *err)
+{
+	struct ef_origin o;
+	const char *name = e->o->collection;
+
+	if (e->o->approve_provider_change || e->o->dry_run)
+		return EF_OK;
+	if (ef_coll_origin(e->db, e->cfg, name, &o, err) != EF_OK)
+		return err->status;
+	if (!o.known && e->o->source) {
+		name = e->o->source;
+		if (ef_coll_origin(e->db, e->cfg, name, &o, err) != EF_OK)
+			return err->status;
+	}
+	return ef_coll_check_provider(e->cfg, name, &o, err);
+}
+
+/* --backup: before the first write, every row the run will overwrite. */
+static ef_status backup_rows(struct engine *e, struct ef_error *err)
+{
+	char id[24], d[16];
+	const char *p[5] = { e->o->collection, "0", e->cfg->embed_model, d, id };
+	bool want = e->o->backup;
+	PGresult *r = NULL;
+	char *sql;
+
+	snprintf(id, sizeof(id), "%lld", e->run_id);
+	snprintf(d, sizeof(d), "%d", e->cfg->embed_dim);
+	if (!want && e->res->resumed) {
+		sql = runs_sql(e, "SELECT backup FROM {tool}.runs WHERE id = $1::bigint");
+		if (!sql)
+			return ef_error_set(err, EF_ERR_DB, "out of memory");
+		if (exec1(e, sql, 1, p + 4, &r, err) != EF_OK) {
+			free(sql);
+			return err->status;
+		}
+		free(sql);
+		want = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		PQclear(r);
+	}
+	if (!want)
+		return EF_OK;
+	/* the rows and the run's mark commit together: rollback finds every
+	 * backup it can use, and only those */
+	sql = runs_sql(e, "UPDATE {tool}.runs SET backup = true WHERE id = $1::bigint RETURNING id");
+	if (!sql || ef_db_exec(e->db, "BEGIN", err) != EF_OK) {
+		free(sql);
+		return err->status ? err->status : ef_error_set(err, EF_ERR_DB, "out of memory");
+	}
+	r = ef_db_query(e->db, e->sql.backup, 5, p, PGRES_COMMAND_OK, err);
+	if (r) {
+		e->res->backed_up = atoll(PQcmdTuples(r));
+		PQclear(r);
+	}
+	if (!r || exec1(e, sql, 1, p + 4, NULL, err) != EF_OK ||
+	    ef_db_exec(e->db, "COMMIT", err) != EF_OK) {
+		struct ef_error ignored;
+		ef_db_exec(e->db, "ROLLBACK", &ignored);
+		free(sql);
+		e->res->backed_up = 0;
+		return err->status;
+	}
+	free(sql);
+	logf_(e, "backup: %lld rows saved for rollback", e->res->backed_up);
+	return EF_OK;
+}
+
 static void fill_result(struct engine *e, ef_status st)
 {
 	struct ef_run_result *res = e->res;
@@ -1078,12 +1148,20 @@ ef_status ef_run_execute(const struct ef_config *cfg, const struct ef_embed_conf
 	if (st == EF_OK)
 		st = counts(&e, &res->before, err);
 	if (st == EF_OK)
+		st = check_provider(&e, err);
+	if (st == EF_OK)
 		st = begin(&e, &todo, err);
 	e.prog.run_id = e.run_id;
 	e.prog.total = todo;
 	if (st == EF_OK && !o->dry_run)
+		st = backup_rows(&e, err);
+	if (st == EF_OK && !o->dry_run)
 		st = embed_all(&e, err);
 	fill_result(&e, st);
+	if (e.db && !o->dry_run && res->written > 0) {
+		struct ef_error ignored;
+		ef_coll_record_origin(e.db, cfg, o->collection, &ignored);
+	}
 	if (e.run_id && !o->dry_run && st != EF_ERR_BUSY)
 		end_record(&e, res->state, st == EF_OK ? NULL : err->msg);
 	if (e.db && st != EF_ERR_BUSY && st != EF_ERR_DB) {

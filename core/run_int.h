@@ -20,6 +20,7 @@ struct ef_run_sql {
 	char *checkpoint;   /* the run's checkpoint and counters */
 	char *quarantine;   /* one rejected chunk */
 	char *unquarantine; /* chunks of a batch that now succeeded */
+	char *backup;       /* the rows the run will overwrite, saved for rollback */
 	char *tool;         /* quoted tool schema */
 };
 

@@ -37,6 +37,21 @@ static const char count_tpl[] =
 	"  AND ({e}.{vec} IS NULL OR ({stale_model}) OR ({stale_dim}) OR ({stale_content}))"
 	"  {qfilter}";
 
+/* What a run with --backup saves before it writes anything: the embedding
+ * row of every chunk it will embed, whole, as jsonb (so that a rollback
+ * puts back every column exactly, whatever the mapping), or the fact that
+ * there was none.  $1 collection name, $2 after id, $3 model, $4 dim,
+ * $5 run id.  A resumed run saves again what is still to do; rows saved
+ * the first time are kept (ON CONFLICT DO NOTHING). */
+static const char backup_tpl[] =
+	"INSERT INTO {tool}.backups (run_id, collection, chunk_id, model, existed, row_data)"
+	" SELECT $5::bigint, $1::text, c.{cid}, {e}.{model}, {present}, {rowdata}"
+	" FROM {chunks} c {cjoin} {ejoin}"
+	" WHERE {cfilter} AND c.{cid} > $2::bigint"
+	"  AND ({e}.{vec} IS NULL OR ({stale_model}) OR ({stale_dim}) OR ({stale_content}))"
+	"  {qfilter}"
+	" ON CONFLICT DO NOTHING";
+
 static const char quarantine_filter[] =
 	"AND NOT EXISTS (SELECT 1 FROM {tool}.quarantine q WHERE q.collection = $1::text"
 	" AND q.chunk_id = c.{cid} AND q.content_sha256 = sha256(convert_to(c.{content}, 'UTF8')))";
@@ -88,7 +103,10 @@ static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 			 " encode(sha256(convert_to(c.{content}, 'UTF8')), 'hex')"
 		       : "{e}.{hash} IS DISTINCT FROM sha256(convert_to(c.{content}, 'UTF8'))") &&
 	       ef_sqlvars_frag(v, "qfilter", skip_quarantined && sc->tool_schema
-						     ? quarantine_filter : "");
+						     ? quarantine_filter : "") &&
+	       ef_sqlvars_frag(v, "present", separate ? "e.{echunk} IS NOT NULL" : "true") &&
+	       ef_sqlvars_frag(v, "rowdata", separate ? "CASE WHEN e.{echunk} IS NULL THEN NULL"
+						       " ELSE to_jsonb(e) END" : "to_jsonb(c)");
 }
 
 /*
@@ -176,9 +194,10 @@ ef_status ef_run_sql_build(ef_db *db, const struct ef_mapping *m, const struct e
 		out->checkpoint = ef_sqlvars_expand(&v, ckpt_tpl);
 		out->quarantine = ef_sqlvars_expand(&v, quar_tpl);
 		out->unquarantine = ef_sqlvars_expand(&v, unquar_tpl);
+		out->backup = ef_sqlvars_expand(&v, backup_tpl);
 		out->tool = strdup(ef_sqlvars_get(&v, "tool"));
 		ok = out->select && out->count && out->upsert && out->checkpoint &&
-		     out->quarantine && out->unquarantine && out->tool;
+		     out->quarantine && out->unquarantine && out->backup && out->tool;
 	}
 	ef_sqlvars_free(&v);
 	if (!ok) {
@@ -196,6 +215,7 @@ void ef_run_sql_free(struct ef_run_sql *s)
 	free(s->checkpoint);
 	free(s->quarantine);
 	free(s->unquarantine);
+	free(s->backup);
 	free(s->tool);
 	memset(s, 0, sizeof(*s));
 }

@@ -74,7 +74,15 @@ static const char tool_ddl[] =
 	"CREATE TABLE IF NOT EXISTS {tool}.swaps ("
 	"  id bigserial PRIMARY KEY, collection text NOT NULL, with_collection text NOT NULL,"
 	"  previous_name text NOT NULL, operator text NOT NULL DEFAULT current_user,"
-	"  swapped_at timestamptz NOT NULL DEFAULT now(), rolled_back_at timestamptz);";
+	"  swapped_at timestamptz NOT NULL DEFAULT now(), rolled_back_at timestamptz);"
+	/* version 2: what a rollback and a provider check need */
+	"ALTER TABLE {tool}.collections ADD COLUMN IF NOT EXISTS embeddings_table text;"
+	"ALTER TABLE {tool}.backups ADD COLUMN IF NOT EXISTS existed boolean NOT NULL DEFAULT true;"
+	"ALTER TABLE {tool}.backups ADD COLUMN IF NOT EXISTS row_data jsonb;"
+	"ALTER TABLE {tool}.runs ADD COLUMN IF NOT EXISTS backup boolean NOT NULL DEFAULT false;"
+	"ALTER TABLE {tool}.runs ADD COLUMN IF NOT EXISTS restored_at timestamptz;"
+	"CREATE INDEX IF NOT EXISTS swaps_collection_idx ON {tool}.swaps (collection, id DESC);"
+	"UPDATE {tool}.meta SET value = '2' WHERE key = 'schema_version' AND value::int < 2;";
 
 static const char documents_ddl[] =
 	"CREATE TABLE {documents} ("

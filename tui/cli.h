@@ -21,6 +21,9 @@ enum cli_cmd {
 	CMD_SPOTCHECK = 1u << 6,
 	CMD_HISTORY = 1u << 7,
 	CMD_TUI = 1u << 8,
+	CMD_CHUNK = 1u << 9,
+	CMD_SWAP = 1u << 10,
+	CMD_ROLLBACK = 1u << 11,
 	CMD_ALL = 0xffffu,
 };
 
@@ -41,6 +44,10 @@ struct cli {
 	const char *until;        /* --until HH:MM */
 	const char *note;         /* --note TEXT */
 	const char *into;         /* --into NEWCOLL */
+	const char *with;         /* swap --with NEWCOLL */
+	const char *min_hit_rate; /* swap --min-hit-rate R */
+	bool backup;              /* run --backup */
+	bool approve_provider;    /* --approve-provider-change */
 	const char *k;            /* -k N */
 	const char *n;            /* -n N */
 	bool dry_run;
@@ -85,5 +92,8 @@ int cmd_run(struct app *app);
 int cmd_verify(struct app *app);
 int cmd_spotcheck(struct app *app);
 int cmd_history(struct app *app);
+int cmd_chunk(struct app *app);
+int cmd_swap(struct app *app);
+int cmd_rollback(struct app *app);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "embfill/historylog.h"
 #include "embfill/ident.h"
+#include "embfill/lifecycle.h"
 #include "embfill/run.h"
 #include "embfill/strbuf.h"
 #include "tui/cli.h"
@@ -165,6 +166,14 @@ char *run_command_line(const struct app *app)
 	snprintf(num, sizeof(num), "%d", app->cfg->concurrency);
 	add_word(&b, "--concurrency");
 	add_word(&b, num);
+	if (cli->into) {
+		add_word(&b, "--into");
+		add_word(&b, cli->into);
+	}
+	if (cli->backup)
+		add_word(&b, "--backup");
+	if (cli->approve_provider)
+		add_word(&b, "--approve-provider-change");
 	if (cli->retry_quarantined)
 		add_word(&b, "--retry-quarantined");
 	if (cli->note) {
@@ -228,6 +237,9 @@ static void print_summary(const struct app *app, const struct ef_run_result *r)
 				   "rest embedding)\n", r->fetch_s, r->write_s);
 	print_counts("before", &r->before);
 	print_counts("after", &r->after);
+	if (r->backed_up)
+		out_printf(stdout, "  backup: %lld rows saved first; `embfill rollback -C %s` puts "
+				   "them back\n", r->backed_up, app->cli->collection);
 }
 
 static int finish(struct app *app, const struct ef_run_result *r, ef_status st,
@@ -279,6 +291,45 @@ static int write_history(struct app *app, const struct ef_run_result *r, const c
 	return 0;
 }
 
+/*
+ * run --into NEW: NEW gets COLL's documents and chunks as they are (unless
+ * `embfill chunk` already cut them from COLL), and the run embeds NEW.
+ * From here on the run is NEW's: its lock, record, resume and verdict.
+ */
+static int prepare_into(struct app *app)
+{
+	struct cli *cli = app->cli;
+	struct ef_copy_result res;
+	struct ef_error err;
+	int has = 0;
+
+	if (!cli->into)
+		return 0;
+	ef_error_clear(&err);
+	if (cli->backup) {
+		ef_error_set(&err, EF_ERR_USAGE, "--backup is for in-place runs; --into leaves the "
+			     "vectors of \"%s\" untouched", cli->collection);
+		ef_error_hint(&err, "leave out --backup: the old collection itself is the way back");
+		return out_error(&err);
+	}
+	if (ef_coll_into_state(app->cfg, cli->collection, cli->into, &has, &err) != EF_OK)
+		return out_error(&err);
+	if (!has && cli->dry_run) {
+		out_printf(stdout, "dry run: \"%s\" would get the chunks of \"%s\" as they are, "
+				   "and every one of them would be embedded; nothing was written\n",
+			   cli->into, cli->collection);
+		return -1;
+	}
+	if (!has) {
+		if (ef_coll_copy(app->cfg, cli->collection, cli->into, false, &res, &err) != EF_OK)
+			return out_error(&err);
+		out_printf(stdout, "copied %lld documents and %lld chunks of \"%s\" into \"%s\"%s\n",
+			   res.documents, res.chunks, cli->collection, cli->into,
+			   res.left_out ? " (some chunks had no document of their own and stay)" : "");
+	}
+	return 0;
+}
+
 int cmd_run(struct app *app)
 {
 	struct progress_ctx pc = { .tty = isatty(STDERR_FILENO) != 0 };
@@ -296,15 +347,28 @@ int cmd_run(struct app *app)
 	if ((rc = check_confirmation(app->cli)) != 0 || (rc = parse_until(app->cli->until,
 									     &o.deadline)) != 0)
 		return rc;
+	if ((rc = prepare_into(app)) != 0)
+		return rc < 0 ? 0 : rc;
+	o.command = cmd = run_command_line(app);
+	if (app->cli->into) {
+		o.source = app->cli->collection;
+		app->cli->collection = app->cli->into;
+		o.collection = app->cli->into;
+	}
 	/* a dry run is the plan: the same counts, probe, risks and command */
-	if (app->cli->dry_run)
+	if (app->cli->dry_run) {
+		free(cmd);
 		return cmd_plan(app);
-	if (app_embed_config(app, &ec, &key, &err) != EF_OK)
+	}
+	if (app_embed_config(app, &ec, &key, &err) != EF_OK) {
+		free(cmd);
 		return out_error(&err);
+	}
 	o.dry_run = app->cli->dry_run;
 	o.retry_quarantined = app->cli->retry_quarantined;
+	o.backup = app->cli->backup;
+	o.approve_provider_change = app->cli->approve_provider;
 	o.resume = offer_resume(app);
-	o.command = cmd = run_command_line(app);
 	install_signals();
 	st = ef_run_execute(app->cfg, &ec, &o, &res, &err);
 	rc = finish(app, &res, st, &err, pc.tty);

@@ -59,6 +59,12 @@ static int dispatch(struct app *app)
 		return cmd_run(app);
 	case CMD_HISTORY:
 		return cmd_history(app);
+	case CMD_CHUNK:
+		return cmd_chunk(app);
+	case CMD_SWAP:
+		return cmd_swap(app);
+	case CMD_ROLLBACK:
+		return cmd_rollback(app);
 	case CMD_PLAN:
 		return cmd_plan(app);
 	case CMD_TUI:

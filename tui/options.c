@@ -13,7 +13,8 @@ enum opt_id {
 	O_CONFIG = 256, O_DSN, O_SET, O_JSON, O_NO_COLOR, O_ASCII, O_VERSION, O_HELP,
 	O_COLLECTION, O_DIM, O_VECTOR_TYPE, O_BATCH_SIZE, O_CONCURRENCY,
 	O_CONFIRM, O_OUT, O_UNTIL, O_NOTE, O_INTO, O_K, O_N, O_DRY_RUN, O_RESUME,
-	O_HISTORYLOG, O_RETRY_QUARANTINED, O_QUERY,
+	O_HISTORYLOG, O_RETRY_QUARANTINED, O_QUERY, O_WITH, O_BACKUP, O_APPROVE_PROVIDER,
+	O_MIN_HIT_RATE,
 };
 
 struct opt {
@@ -34,16 +35,17 @@ static const struct opt opts[] = {
 	{ "set", 1, O_SET, 0, "KEY=VALUE", CMD_ALL, "set any settings key for this run" },
 	{ "json", 0, O_JSON, 0, NULL,
 	  CMD_STATUS | CMD_SCHEMA | CMD_DOCTOR | CMD_PLAN | CMD_VERIFY | CMD_SPOTCHECK |
-		  CMD_HISTORY,
+		  CMD_HISTORY | CMD_CHUNK | CMD_SWAP | CMD_ROLLBACK,
 	  "print JSON for scripts" },
 	{ "no-color", 0, O_NO_COLOR, 0, NULL, CMD_ALL, "no colours (NO_COLOR is honoured too)" },
 	{ "ascii", 0, O_ASCII, 0, NULL, CMD_ALL, "ASCII drawing only" },
 	{ "version", 0, O_VERSION, 0, NULL, CMD_ALL, "print the version" },
 	{ "help", 0, O_HELP, 'h', NULL, CMD_ALL, "show this help" },
 	{ "collection", 1, O_COLLECTION, 'C', "COLL",
-	  CMD_STATUS | CMD_PLAN | CMD_RUN | CMD_VERIFY | CMD_SPOTCHECK | CMD_TUI,
+	  CMD_STATUS | CMD_PLAN | CMD_RUN | CMD_VERIFY | CMD_SPOTCHECK | CMD_TUI | CMD_CHUNK |
+		  CMD_SWAP | CMD_ROLLBACK,
 	  "the collection (status: only this one; tui: listed first)" },
-	{ "confirm", 1, O_CONFIRM, 0, "COLL", CMD_RUN,
+	{ "confirm", 1, O_CONFIRM, 0, "COLL", CMD_RUN | CMD_SWAP,
 	  "the collection's name typed again; must equal -C exactly" },
 	{ "batch-size", 1, O_BATCH_SIZE, 0, "N", CMD_RUN | CMD_PLAN,
 	  "chunks per request (sets BATCH_SIZE)" },
@@ -59,6 +61,16 @@ static const struct opt opts[] = {
 	  "write the historylog entry when the run ends" },
 	{ "retry-quarantined", 0, O_RETRY_QUARANTINED, 0, NULL, CMD_RUN | CMD_PLAN,
 	  "try quarantined chunks again" },
+	{ "into", 1, O_INTO, 0, "NEWCOLL", CMD_RUN | CMD_CHUNK,
+	  "write into this new collection instead (run: copying the chunks first)" },
+	{ "backup", 0, O_BACKUP, 0, NULL, CMD_RUN,
+	  "save the vectors an in-place run overwrites; `rollback` restores them" },
+	{ "approve-provider-change", 0, O_APPROVE_PROVIDER, 0, NULL, CMD_RUN | CMD_SWAP,
+	  "the owner approved a new provider or service host" },
+	{ "with", 1, O_WITH, 0, "NEWCOLL", CMD_SWAP,
+	  "the verified new collection that takes the collection's name" },
+	{ "min-hit-rate", 1, O_MIN_HIT_RATE, 0, "R", CMD_SWAP,
+	  "self-retrieval hit rate the new collection needs, 0..1 (default 0.8)" },
 	{ "out", 1, O_OUT, 0, "FILE", CMD_PLAN, "also write the plan as JSON to FILE" },
 	{ "query", 1, O_QUERY, 'q', "QUERY", CMD_SPOTCHECK,
 	  "a query to run (repeatable); without it 5 chunks are sampled" },
@@ -84,12 +96,18 @@ static const struct {
 	{ "plan", CMD_PLAN, "-C COLL [--out FILE]",
 	  "counts, batches, estimated duration, risks and the command to run" },
 	{ "run", CMD_RUN, "-C COLL --confirm COLL [--batch-size N] [--concurrency K] [--dry-run]"
-	  " [--resume] [--until HH:MM] [--note TEXT] [--historylog]",
+	  " [--resume] [--into NEWCOLL] [--backup] [--until HH:MM] [--note TEXT] [--historylog]",
 	  "embed the collection's missing and stale chunks" },
 	{ "verify", CMD_VERIFY, "-C COLL", "vector rows against chunk rows, every discrepancy "
 	  "explained, isolation audit" },
 	{ "spot-check", CMD_SPOTCHECK, "-C COLL [-q QUERY]... [-k N]",
 	  "retrieval with citations; self-retrieval hit rate when sampling" },
+	{ "chunk", CMD_CHUNK, "-C COLL --into NEWCOLL",
+	  "re-chunk the collection's documents into a new collection" },
+	{ "swap", CMD_SWAP, "-C COLL --with NEWCOLL --confirm COLL [--min-hit-rate R]",
+	  "the verified new collection takes the name; the old one is kept" },
+	{ "rollback", CMD_ROLLBACK, "-C COLL",
+	  "undo the collection's last swap, or restore its last backup" },
 	{ "history", CMD_HISTORY, "[-n N]", "the newest historylog entries" },
 	{ "demo", CMD_NONE, "[--scenario NAME] [--keep | --stop]",
 	  "the sandbox: throwaway database, embedder and corpus, then the console" },
@@ -212,6 +230,10 @@ static int take_option(struct cli *cli, int id, const char *arg)
 	case O_UNTIL: cli->until = arg; break;
 	case O_NOTE: cli->note = arg; break;
 	case O_INTO: cli->into = arg; break;
+	case O_WITH: cli->with = arg; break;
+	case O_MIN_HIT_RATE: cli->min_hit_rate = arg; break;
+	case O_BACKUP: cli->backup = true; break;
+	case O_APPROVE_PROVIDER: cli->approve_provider = true; break;
 	case 'k': case O_K: cli->k = arg; break;
 	case 'n': case O_N: cli->n = arg; break;
 	case O_DRY_RUN: cli->dry_run = true; break;

@@ -41,6 +41,8 @@ struct ef_plan {
 	struct ef_risk *risks;
 	size_t nrisks;
 	bool new_collection;       /* recommended: model, dimension or chunking changed */
+	bool chunking_changed;     /* ... and the chunks must be cut anew */
+	bool provider_change;      /* run and swap need --approve-provider-change */
 	int schema_dim;            /* the vector column's dimension, 0 unknown */
 };
 

@@ -63,6 +63,11 @@ struct ef_run_opts {
 	bool resume;             /* continue the collection's interrupted run */
 	bool dry_run;            /* count and plan, write nothing */
 	bool retry_quarantined;  /* also embed chunks in quarantine */
+	bool backup;             /* save the rows the run overwrites, for rollback */
+	bool approve_provider_change; /* the collection's owner approved a new
+				       provider or service host */
+	const char *source;      /* run --into: the collection NEW was made from,
+				    whose provider counts when NEW has none yet */
 	time_t deadline;         /* stop cleanly at this time; 0: none */
 	const char *note;        /* maintenance-window note */
 	const char *command;     /* the command line that reproduces the run */
@@ -80,6 +85,7 @@ struct ef_run_result {
 	bool dry_run;
 	bool stopped_by_deadline;
 	long long total, written, quarantined, retries, requests, splits;
+	long long backed_up;     /* rows saved for rollback (--backup) */
 	double elapsed_s;
 	double rate;             /* chunks per second over the whole run */
 	double write_s;          /* time the loop waited on the database's writes */
