@@ -32,6 +32,8 @@
 
 struct life {
 	const struct ef_config *cfg;
+	struct ef_config own;      /* cfg with a collection's own embedding table */
+	char *own_table;
 	ef_db *db;
 	struct ef_schema sc;
 	struct ef_sqlvars v;
@@ -101,13 +103,23 @@ static ef_status tool_version(struct life *l, struct ef_error *err)
 				  "leaves yours as they are");
 }
 
-static ef_status life_open(struct life *l, const struct ef_config *cfg, struct ef_error *err)
+/* Connects; with coll, the mapping is that collection's (its own
+ * embedding table when it has one). */
+static ef_status life_open(struct life *l, const struct ef_config *cfg, const char *coll,
+			   struct ef_error *err)
 {
+	bool moved = false;
+
 	memset(l, 0, sizeof(*l));
 	l->cfg = cfg;
 	if (ef_db_connect(cfg->dsn, &l->db, err) != EF_OK ||
-	    ef_db_exec(l->db, "SET client_encoding = 'UTF8'", err) != EF_OK ||
-	    ef_schema_discover(l->db, &cfg->map, &l->sc, NULL, err) != EF_OK)
+	    ef_db_exec(l->db, "SET client_encoding = 'UTF8'", err) != EF_OK)
+		return err->status;
+	if (coll && ef_coll_config(l->db, cfg, coll, &l->own, &l->own_table, &moved, err) != EF_OK)
+		return err->status;
+	if (moved)
+		l->cfg = cfg = &l->own;
+	if (ef_schema_discover(l->db, &cfg->map, &l->sc, NULL, err) != EF_OK)
 		return err->status;
 	if (!ef_schema_usable(&l->sc)) {
 		ef_error_set(err, EF_ERR_DB, "the collection's tables are not usable");
@@ -132,6 +144,7 @@ static void life_close(struct life *l)
 		ef_db_exec(l->db, "ROLLBACK", &ignored);
 	ef_sqlvars_free(&l->v);
 	ef_db_close(l->db);
+	free(l->own_table);
 	l->db = NULL;
 }
 
@@ -554,7 +567,7 @@ ef_status ef_coll_copy(const struct ef_config *cfg, const char *from, const char
 		res->max_chunk_size = cfg->max_chunk_size;
 		res->chunk_overlap = cfg->chunk_overlap;
 	}
-	st = life_open(&l, cfg, err);
+	st = life_open(&l, cfg, NULL, err);
 	if (st == EF_OK)
 		st = begin(&l, err);
 	if (st == EF_OK)
@@ -610,7 +623,7 @@ ef_status ef_coll_into_state(const struct ef_config *cfg, const char *from, cons
 		return ef_error_hint(err, "give the new collection a name of its own, e.g. %s_v2",
 				     from);
 	}
-	st = life_open(&l, cfg, err);
+	st = life_open(&l, cfg, NULL, err);
 	if (st == EF_OK)
 		st = coll_value(&l, into, &into_val, err);
 	if (st == EF_OK && into_val)
@@ -879,12 +892,30 @@ static void refuse(struct ef_swap_result *res, const char *fmt, ...)
 }
 
 /* Counts, models and unexplained rows of the new collection. */
-static ef_status gate_verify(struct life *l, const char *with, struct ef_swap_result *res,
-			     struct ef_error *err)
+/* The gates look at the new collection through its own mapping. */
+struct view {
+	struct ef_config cfg;
+	char *table;
+	struct ef_schema sc;
+};
+
+static ef_status view_of(struct life *l, const char *name, struct view *w, struct ef_error *err)
+{
+	bool moved;
+
+	memset(w, 0, sizeof(*w));
+	if (ef_coll_config(l->db, l->cfg, name, &w->cfg, &w->table, &moved, err) != EF_OK ||
+	    ef_schema_discover(l->db, &w->cfg.map, &w->sc, NULL, err) != EF_OK)
+		return err->status;
+	return EF_OK;
+}
+
+static ef_status gate_verify(struct life *l, const struct view *w, const char *with,
+			     struct ef_swap_result *res, struct ef_error *err)
 {
 	struct ef_verify_report v;
 
-	if (ef_verify(l->db, l->cfg, &l->sc, with, &v, err) != EF_OK)
+	if (ef_verify(l->db, &w->cfg, &w->sc, with, &v, err) != EF_OK)
 		return err->status;
 	res->chunks = v.chunks;
 	res->fresh = v.fresh;
@@ -903,13 +934,15 @@ static ef_status gate_verify(struct life *l, const char *with, struct ef_swap_re
 	return EF_OK;
 }
 
-static ef_status gate_retrieval(struct life *l, const struct ef_swap_opts *o,
-				struct ef_swap_result *res, double min, struct ef_error *err)
+static ef_status gate_retrieval(struct life *l, const struct view *w,
+				const struct ef_swap_opts *o, struct ef_swap_result *res, double min,
+				struct ef_error *err)
 {
 	struct ef_spot_request req = { .collection = o->with, .k = 5 };
 	struct ef_spot_report sp;
 
-	if (ef_spotcheck(l->db, l->cfg, &l->sc, o->ecfg, &req, &sp, err) != EF_OK)
+	(void)l;
+	if (ef_spotcheck(l->db, &w->cfg, &w->sc, o->ecfg, &req, &sp, err) != EF_OK)
 		return err->status;
 	res->hits = sp.hits;
 	res->samples = sp.nqueries;
@@ -972,12 +1005,13 @@ ef_status ef_coll_swap(const struct ef_config *cfg, const struct ef_swap_opts *o
 {
 	double min = o->min_hit_rate > 0 ? o->min_hit_rate : EF_SWAP_MIN_HIT_RATE;
 	const char *p[3];
+	struct view w = { .table = NULL };
 	struct life l;
 	PGresult *r;
 	ef_status st;
 
 	memset(res, 0, sizeof(*res));
-	st = life_open(&l, cfg, err);
+	st = life_open(&l, cfg, NULL, err);
 	if (st == EF_OK)
 		st = begin(&l, err);
 	if (st == EF_OK)
@@ -989,9 +1023,13 @@ ef_status ef_coll_swap(const struct ef_config *cfg, const struct ef_swap_opts *o
 	if (st == EF_OK)
 		st = gate_provider(&l, o, err);
 	if (st == EF_OK)
-		st = gate_verify(&l, o->with, res, err);
+		st = view_of(&l, o->with, &w, err);
+	if (st == EF_OK)
+		st = gate_verify(&l, &w, o->with, res, err);
 	if (st == EF_OK && !res->refusal[0])
-		st = gate_retrieval(&l, o, res, min, err);
+		st = gate_retrieval(&l, &w, o, res, min, err);
+	if (st == EF_OK && w.table)
+		snprintf(res->vectors_table, sizeof(res->vectors_table), "%s", w.table);
 	if (st == EF_OK && res->refusal[0]) {
 		ef_error_set(err, EF_ERR_CHECK, "\"%s\" does not verify clean, so it does not replace "
 			     "\"%s\"; nothing was swapped", o->with, o->collection);
@@ -1021,6 +1059,7 @@ ef_status ef_coll_swap(const struct ef_config *cfg, const struct ef_swap_opts *o
 	}
 	if (st == EF_OK)
 		st = commit(&l, err);
+	free(w.table);
 	life_close(&l);
 	return st;
 }
@@ -1120,7 +1159,7 @@ ef_status ef_coll_rollback(const struct ef_config *cfg, const char *collection,
 	ef_status st;
 
 	memset(res, 0, sizeof(*res));
-	st = life_open(&l, cfg, err);
+	st = life_open(&l, cfg, collection, err);
 	if (st == EF_OK)
 		st = begin(&l, err);
 	if (st == EF_OK)
@@ -1150,5 +1189,101 @@ ef_status ef_coll_rollback(const struct ef_config *cfg, const char *collection,
 		st = commit(&l, err);
 	PQclear(ev);
 	life_close(&l);
+	return st;
+}
+
+/* --- a collection of another dimension ---------------------------------- */
+
+ef_status ef_coll_config(ef_db *db, const struct ef_config *cfg, const char *name,
+			 struct ef_config *out, char **owned, bool *moved, struct ef_error *err)
+{
+	const char *p[1] = { name };
+	PGresult *r;
+
+	*out = *cfg;
+	*owned = NULL;
+	*moved = false;
+	/* read through to_jsonb so that embfill's tables of an older version,
+	 * or none at all, simply mean "no table of its own" */
+	if (tool_rows(db, cfg, "SELECT to_jsonb(c)->>'embeddings_table' FROM {tool}.collections c"
+			       " WHERE c.name = $1 AND to_regclass(to_jsonb(c)->>'embeddings_table')"
+			       " IS NOT NULL", 1, p, &r, err) != EF_OK) {
+		ef_error_clear(err);
+		return EF_OK;
+	}
+	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && cfg->map.embeddings &&
+	    strcmp(PQgetvalue(r, 0, 0), cfg->map.embeddings) != 0) {
+		*owned = strdup(PQgetvalue(r, 0, 0));
+		if (!*owned) {
+			PQclear(r);
+			return oom(err);
+		}
+		out->map.embeddings = *owned;
+		*moved = true;
+	}
+	PQclear(r);
+	return EF_OK;
+}
+
+/* <table>_d<dim>, the last part of the name kept within 63 bytes. */
+static char *dim_table_name(const char *table, int dim)
+{
+	const char *dot = strrchr(table, '.');
+	char suffix[16], *out = NULL;
+	int keep;
+
+	snprintf(suffix, sizeof(suffix), "_d%d", dim);
+	keep = (int)(63 - strlen(suffix));
+	if (dot && asprintf(&out, "%.*s%.*s%s", (int)(dot - table + 1), table, keep, dot + 1,
+			    suffix) < 0)
+		return NULL;
+	if (!dot && asprintf(&out, "%.*s%s", keep, table, suffix) < 0)
+		return NULL;
+	return out;
+}
+
+ef_status ef_coll_prepare_dim(const struct ef_config *cfg, const char *into, char **table,
+			      struct ef_error *err)
+{
+	struct life l;
+	char *name = NULL;
+	const char *p[2] = { into, NULL };
+	bool created = false;
+	ef_status st;
+
+	*table = NULL;
+	st = life_open(&l, cfg, NULL, err);
+	if (st != EF_OK || !ef_collsql_fixed_dim(&l.sc) || l.sc.dim == cfg->embed_dim) {
+		life_close(&l);
+		return st;
+	}
+	if (cfg->map.layout != EF_LAYOUT_SEPARATE) {
+		ef_error_set(err, EF_ERR_USAGE, "EMBED_DIM is %d and the embedding column %s holds "
+			     "dimension %d; in the inline layout a new dimension needs a column of "
+			     "its own", cfg->embed_dim, cfg->map.emb_vector, l.sc.dim);
+		ef_error_hint(err, "add a chunk table with a vector(%d) column for the new "
+				   "collection, or keep EMBED_DIM at %d", cfg->embed_dim, l.sc.dim);
+		life_close(&l);
+		return EF_ERR_USAGE;
+	}
+	name = dim_table_name(cfg->map.embeddings, cfg->embed_dim);
+	p[1] = name;
+	st = name ? begin(&l, err) : oom(err);
+	if (st == EF_OK)
+		st = lock_coll(&l, into, err);
+	if (st == EF_OK)
+		st = ef_schema_add_dim_table(l.db, &cfg->map, l.sc.vec_type, cfg->embed_dim, name,
+					     &created, err);
+	if (st == EF_OK)
+		st = x(&l, "INSERT INTO {tool}.collections (name, embeddings_table) VALUES ($1, $2)"
+			   " ON CONFLICT (name) DO UPDATE SET embeddings_table = EXCLUDED"
+			   ".embeddings_table, updated_at = now()", 2, p, NULL, err);
+	if (st == EF_OK)
+		st = commit(&l, err);
+	life_close(&l);
+	if (st == EF_OK)
+		*table = name;
+	else
+		free(name);
 	return st;
 }

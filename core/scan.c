@@ -24,6 +24,7 @@
 #include "core/db_pg.h"
 #include "core/sqltpl.h"
 #include "embfill/ident.h"
+#include "embfill/lifecycle.h"
 #include "embfill/scan.h"
 
 static const char status_sql[] =
@@ -114,6 +115,39 @@ static ef_status fill_report(PGresult *res, struct ef_status_report *out, struct
 	return EF_OK;
 }
 
+/* A collection of another dimension keeps its vectors in a table of its
+ * own (lifecycle.h): its row is counted again against that table. */
+static ef_status own_tables(ef_db *db, const struct ef_config *cfg, struct ef_status_report *out,
+			    struct ef_error *err)
+{
+	for (size_t i = 0; i < out->n; i++) {
+		struct ef_config own;
+		struct ef_schema sc;
+		struct ef_status_report one;
+		char *table = NULL;
+		bool moved = false;
+
+		if (ef_coll_config(db, cfg, out->rows[i].collection, &own, &table, &moved,
+				   err) != EF_OK)
+			return err->status;
+		if (!moved)
+			continue;
+		if (ef_schema_discover(db, &own.map, &sc, NULL, err) != EF_OK ||
+		    ef_scan_status(db, &own, &sc, out->rows[i].collection, &one, err) != EF_OK) {
+			free(table);
+			return err->status;
+		}
+		if (one.n == 1) {
+			free(out->rows[i].collection);
+			out->rows[i] = one.rows[0];
+			one.rows[0].collection = NULL;
+		}
+		ef_status_report_free(&one);
+		free(table);
+	}
+	return EF_OK;
+}
+
 ef_status ef_scan_status(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
 			 const char *collection, struct ef_status_report *out,
 			 struct ef_error *err)
@@ -141,6 +175,8 @@ ef_status ef_scan_status(ef_db *db, const struct ef_config *cfg, const struct ef
 		return err->status;
 	st = fill_report(res, out, err);
 	PQclear(res);
+	if (st == EF_OK && !collection && sc->tool_schema)
+		st = own_tables(db, cfg, out, err);
 	if (st != EF_OK)
 		ef_status_report_free(out);
 	return st;

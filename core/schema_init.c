@@ -337,3 +337,27 @@ ef_status ef_schema_init(ef_db *db, const struct ef_mapping *m,
 	ef_sqlvars_free(&v);
 	return st;
 }
+
+ef_status ef_schema_add_dim_table(ef_db *db, const struct ef_mapping *m, enum ef_vec_type t,
+				  int dim, const char *table, bool *created, struct ef_error *err)
+{
+	struct ef_mapping m2 = *m;
+	struct ef_sqlvars v = { .n = 0 };
+	struct ef_checklist rep;
+	char *emb = NULL;
+	ef_status st = EF_OK;
+	size_t before;
+
+	memset(&rep, 0, sizeof(rep));
+	m2.embeddings = table;
+	if (!set_vars(&v, db, &m2, err) || !(emb = embeddings_ddl(&m2, t, dim)))
+		st = err->status ? err->status : ef_error_set(err, EF_ERR_DB, "out of memory");
+	before = rep.n;
+	if (st == EF_OK)
+		st = create_table(db, "embedding table", table, emb, &v, &rep, err);
+	*created = st == EF_OK && rep.n > before && strstr(rep.items[rep.n - 1].detail, "created");
+	ef_checklist_free(&rep);
+	free(emb);
+	ef_sqlvars_free(&v);
+	return st;
+}

@@ -69,6 +69,8 @@ struct app {
 	struct cli *cli;
 	ef_settings *settings;
 	const struct ef_config *cfg;
+	struct ef_config own_cfg;   /* cfg with a collection's own embedding table */
+	char *own_table;
 };
 
 /* Parses argv into cli; on a usage error prints it and returns 2. */

@@ -234,6 +234,8 @@ static void swap_json(const struct app *app, const struct ef_swap_result *r, ef_
 	if (st == EF_OK) {
 		cJSON_AddNumberToObject(o, "swap_id", (double)r->swap_id);
 		cJSON_AddStringToObject(o, "previous_name", r->previous_name);
+		if (r->vectors_table[0])
+			cJSON_AddStringToObject(o, "vectors_table", r->vectors_table);
 	}
 	cJSON_AddNumberToObject(o, "chunks", (double)r->chunks);
 	cJSON_AddNumberToObject(o, "fresh", (double)r->fresh);
@@ -287,6 +289,10 @@ int cmd_swap(struct app *app)
 		out_printf(stdout, "swapped (swap %lld): \"%s\" now holds what was \"%s\"; the "
 				   "previous \"%s\" is kept as \"%s\"\n", res.swap_id, cli->collection,
 			   cli->with, cli->collection, res.previous_name);
+		if (res.vectors_table[0])
+			out_printf(stdout, "its vectors are of dimension %d and live in %s: point the "
+					   "application's queries there\n", app->cfg->embed_dim,
+				   res.vectors_table);
 		out_printf(stdout, "undo with: embfill rollback -C %s\n", cli->collection);
 	}
 	counts_of(app, cli->collection, &after);

@@ -291,6 +291,23 @@ static int write_history(struct app *app, const struct ef_run_result *r, const c
 	return 0;
 }
 
+/* A new dimension cannot go into the live column: the new collection
+ * gets an embedding table of that dimension. */
+static int prepare_dim(struct app *app)
+{
+	struct ef_error err;
+	char *table = NULL;
+
+	ef_error_clear(&err);
+	if (ef_coll_prepare_dim(app->cfg, app->cli->into, &table, &err) != EF_OK)
+		return out_error(&err);
+	if (table)
+		out_printf(stdout, "EMBED_DIM %d differs from the live column's: \"%s\" keeps its "
+				   "vectors in %s\n", app->cfg->embed_dim, app->cli->into, table);
+	free(table);
+	return 0;
+}
+
 /*
  * run --into NEW: NEW gets COLL's documents and chunks as they are (unless
  * `embfill chunk` already cut them from COLL), and the run embeds NEW.
@@ -327,7 +344,7 @@ static int prepare_into(struct app *app)
 			   res.documents, res.chunks, cli->collection, cli->into,
 			   res.left_out ? " (some chunks had no document of their own and stay)" : "");
 	}
-	return 0;
+	return prepare_dim(app);
 }
 
 int cmd_run(struct app *app)
@@ -354,6 +371,10 @@ int cmd_run(struct app *app)
 		o.source = app->cli->collection;
 		app->cli->collection = app->cli->into;
 		o.collection = app->cli->into;
+		if ((rc = app_use_collection(app, app->cli->into)) != 0) {
+			free(cmd);
+			return rc;
+		}
 	}
 	/* a dry run is the plan: the same counts, probe, risks and command */
 	if (app->cli->dry_run) {

@@ -14,6 +14,7 @@
 
 #include "embfill/schema.h"
 #include "tui/cli.h"
+#include "embfill/lifecycle.h"
 #include "tui/common.h"
 
 ef_status app_connect_discover(struct app *app, ef_db **db, struct ef_schema *sc,
@@ -36,6 +37,28 @@ ef_status app_connect_discover(struct app *app, ef_db **db, struct ef_schema *sc
 					  "`embfill schema init` to create the default layout");
 	}
 	return EF_OK;
+}
+
+int app_use_collection(struct app *app, const char *name)
+{
+	const struct ef_config *base = ef_settings_config(app->settings);
+	struct ef_error err;
+	ef_db *db = NULL;
+	char *table = NULL;
+	bool moved = false;
+
+	ef_error_clear(&err);
+	if (ef_db_connect(base->dsn, &db, &err) != EF_OK)
+		return 0;
+	if (ef_coll_config(db, base, name, &app->own_cfg, &table, &moved, &err) != EF_OK) {
+		ef_db_close(db);
+		return out_error(&err);
+	}
+	ef_db_close(db);
+	free(app->own_table);
+	app->own_table = table;
+	app->cfg = moved ? &app->own_cfg : base;
+	return 0;
 }
 
 static const char *level_tag(enum ef_check_level l, bool ascii)

@@ -16,6 +16,12 @@
 ef_status app_connect_discover(struct app *app, ef_db **db, struct ef_schema *sc,
 			       struct ef_error *err);
 
+/* Points app->cfg at the settings with collection name's own embedding
+ * table when it has one (a collection of another dimension); a database
+ * that cannot be read leaves the settings as they are, for the command to
+ * report.  Returns 0, or an exit code after printing why. */
+int app_use_collection(struct app *app, const char *name);
+
 /* "[ok]   what: detail" lines, with "hint:" under warnings and failures. */
 void print_checklist(const struct ef_checklist *l, bool ascii);
 

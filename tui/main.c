@@ -12,6 +12,7 @@
 #include "embfill/settings.h"
 #include "tui/cli.h"
 #include "tui/cmd_demo.h"
+#include "tui/common.h"
 #include "tui/console.h"
 
 extern char **environ;
@@ -44,6 +45,13 @@ static int load_settings(struct app *app)
 
 static int dispatch(struct app *app)
 {
+	int rc;
+
+	/* a collection of another dimension has an embedding table of its own */
+	if (app->cli->collection && (app->cli->cmd & (CMD_STATUS | CMD_PLAN | CMD_RUN | CMD_VERIFY |
+						       CMD_SPOTCHECK)) &&
+	    (rc = app_use_collection(app, app->cli->collection)) != 0)
+		return rc;
 	switch (app->cli->cmd) {
 	case CMD_STATUS:
 		return cmd_status(app);
@@ -91,7 +99,7 @@ static int no_command(struct cli *cli)
 int main(int argc, char **argv)
 {
 	static struct cli cli;
-	struct app app = { &cli, NULL, NULL };
+	struct app app = { .cli = &cli };
 	int rc;
 
 	/* the sandbox has options of its own, parsed by sandbox/demo.sh */
@@ -117,6 +125,7 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = dispatch(&app);
 	ef_settings_free(app.settings);
+	free(app.own_table);
 	ef_redact_reset();
 	curl_global_cleanup();
 	return rc;

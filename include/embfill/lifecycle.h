@@ -62,6 +62,26 @@ ef_status ef_coll_copy(const struct ef_config *cfg, const char *from, const char
 ef_status ef_coll_into_state(const struct ef_config *cfg, const char *from, const char *into,
 			     int *has_chunks, struct ef_error *err);
 
+/*
+ * A collection whose vectors have another dimension than the live
+ * embedding column lives in an embedding table of its own, one per
+ * dimension (<EMBEDDINGS_TABLE>_d<dim>), recorded in embfill's collections
+ * table.  ef_coll_prepare_dim() creates that table for `into` when
+ * cfg->embed_dim needs it (one transaction; the live table is not
+ * touched) and says which table in *table (NULL: the live one will do;
+ * caller frees).  EF_ERR_USAGE when the layout cannot hold it (inline).
+ */
+ef_status ef_coll_prepare_dim(const struct ef_config *cfg, const char *into, char **table,
+			      struct ef_error *err);
+
+/*
+ * *out = *cfg, with the embedding table of collection name when it has one
+ * of its own; *owned (freed by the caller, may be NULL) keeps that name.
+ * *moved tells whether it differs from cfg's.
+ */
+ef_status ef_coll_config(ef_db *db, const struct ef_config *cfg, const char *name,
+			 struct ef_config *out, char **owned, bool *moved, struct ef_error *err);
+
 /* Who made a collection's embeddings. */
 struct ef_origin {
 	bool known;
@@ -108,6 +128,8 @@ struct ef_swap_result {
 	double hit_rate;
 	size_t hits, samples;
 	char refusal[1024];            /* why the gate refused; "" when it passed */
+	char vectors_table[512];       /* the new collection's own embedding table (another
+					  dimension), "" when it is the live one */
 };
 
 /*

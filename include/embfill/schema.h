@@ -60,6 +60,16 @@ ef_status ef_schema_init(ef_db *db, const struct ef_mapping *map,
 			 struct ef_error *err);
 
 /*
+ * Creates, when it does not exist, an embedding table named table like the
+ * mapping's (same columns, the isolation foreign key to the chunk table,
+ * vectors stored as they are) for vectors of another dimension: vector(dim)
+ * or real[] with a length CHECK, as t says.  In the caller's transaction.
+ * *created tells whether it was made now.
+ */
+ef_status ef_schema_add_dim_table(ef_db *db, const struct ef_mapping *m, enum ef_vec_type t,
+				  int dim, const char *table, bool *created, struct ef_error *err);
+
+/*
  * Parses a CHECK constraint definition as pg_get_constraintdef() prints it
  * and returns the array length it imposes on column (quoted as
  * quote_ident() would), or 0 when it imposes none.  Recognises

@@ -558,3 +558,79 @@ Test(pg_lifecycle, bad_names_and_targets_are_refused_and_nothing_is_written, .ti
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_chunks"), chunks);
 	lt_stop(&t);
 }
+
+/* --- a dimension change ----------------------------------------------------------- */
+
+static void dimension_change(enum backend b)
+{
+	const char *emb32[] = { "--dim", "32", "--model", "m3", NULL };
+	struct embedder_proc e32;
+	struct lt t;
+	struct proc_result r;
+	char url[96], *live;
+	long long n;
+
+	lt_start(&t, b);
+	run_model(&t, "acme", "EMBED_MODEL=m1", NULL);
+	live = fingerprint(&t, "acme");
+	n = count_of(&t, "SELECT count(*) FROM @S.document_chunks WHERE collection = '%s'", "acme");
+	cr_assert_eq(embedder_start(&e32, emb32), 0);
+	snprintf(url, sizeof(url), "EMBED_URL=%s", e32.url);
+	/* in place, the live column cannot take it */
+	cr_expect_eq(cmd(&t, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme", "--set",
+						   url, "--set", "EMBED_MODEL=m3", "--set",
+						   "EMBED_DIM=32", "--approve-provider-change", NULL }), 2);
+	HAS(r.err, "--into");
+	proc_result_free(&r);
+	cr_assert_eq(cmd(&t, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
+						   "--into", "acme_32", "--set", url, "--set",
+						   "EMBED_MODEL=m3", "--set", "EMBED_DIM=32",
+						   "--approve-provider-change", NULL }), 0, "%s%s", r.out,
+		     r.err);
+	HAS(r.out, "document_embeddings_d32");
+	proc_result_free(&r);
+	same(&t, "acme", live, "the live collection was touched");
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings_d32 WHERE collection"
+				 " = 'acme_32' AND model = 'm3'"), n);
+	/* status and verify read the new collection's own table */
+	cr_expect_eq(cmd(&t, &r, (const char *[]){ "verify", "-C", "acme_32", "--set",
+						   "EMBED_MODEL=m3", "--set", "EMBED_DIM=32", NULL }), 0,
+		     "%s", r.out);
+	proc_result_free(&r);
+	{
+		cJSON *st = fx_status(&t.f, (const char *[]){ "--set", "EMBED_MODEL=m3", "--set",
+							    "EMBED_DIM=32", NULL });
+		cr_expect_eq(fx_num(fx_row(st, "acme_32"), "missing"), 0);
+		cr_expect_eq(fx_num(fx_row(st, "acme_32"), "stale"), 0);
+		cr_expect_eq(fx_num(fx_row(st, "acme"), "stale_dim"), n);
+		cJSON_Delete(st);
+	}
+	cr_assert_eq(cmd(&t, &r, (const char *[]){ "swap", "-C", "acme", "--with", "acme_32",
+						   "--confirm", "acme", "--set", url, "--set",
+						   "EMBED_MODEL=m3", "--set", "EMBED_DIM=32",
+						   "--approve-provider-change", NULL }), 0, "%s%s", r.out,
+		     r.err);
+	HAS(r.out, "point the application's queries there");
+	proc_result_free(&r);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings_d32 WHERE collection"
+				 " = 'acme' AND model = 'm3'"), n, "the vectors did not follow the name");
+	cr_expect_eq(cmd(&t, &r, (const char *[]){ "spot-check", "-C", "acme", "--set", url,
+						   "--set", "EMBED_MODEL=m3", "--set", "EMBED_DIM=32",
+						   NULL }), 0, "%s", r.out);
+	proc_result_free(&r);
+	ok(&t, (const char *[]){ "rollback", "-C", "acme", NULL });
+	same(&t, "acme", live, "rollback is not exact");
+	free(live);
+	embedder_stop(&e32);
+	lt_stop(&t);
+}
+
+Test(pg_lifecycle, a_dimension_change_gets_a_table_of_its_own_and_swaps, .timeout = 120)
+{
+	dimension_change(BACKEND_PG);
+}
+
+Test(pglite_lifecycle, a_dimension_change_gets_a_table_of_its_own_and_swaps, .timeout = 180)
+{
+	dimension_change(BACKEND_PGLITE);
+}
