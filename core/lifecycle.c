@@ -267,6 +267,35 @@ static ef_status column_default(struct life *l, const char *table_var, const cha
 	return EF_OK;
 }
 
+/* Rows inserted with ids of their own leave a serial's sequence behind the
+ * largest id, and its next value would collide: move it past them (only
+ * ever forwards; sequences are not transactional, so this stays even if
+ * the copy is rolled back, which costs nothing but a gap). */
+static ef_status catch_up(struct life *l, const char *table_var, const char *column,
+			  const char *seq, struct ef_error *err)
+{
+	struct ef_sqlvars v = { .n = 0 };
+	const char *p[1] = { seq };
+	char *sql = NULL;
+	PGresult *r = NULL;
+
+	if (!*seq)
+		return EF_OK;
+	if (ef_sqlvars_raw(&v, "t", ef_sqlvars_get(&l->v, table_var)) &&
+	    ef_sqlvars_quote(&v, l->db, "c", column, false, err))
+		sql = ef_sqlvars_expand(&v, "SELECT setval($1::regclass, x.m) FROM (SELECT max({c})"
+					    " AS m FROM {t}) x WHERE x.m >="
+					    " coalesce(pg_sequence_last_value($1::regclass), 0)");
+	ef_sqlvars_free(&v);
+	if (sql)
+		r = ef_db_query(l->db, sql, 1, p, PGRES_TUPLES_OK, err);
+	free(sql);
+	if (!r)
+		return err->status ? err->status : oom(err);
+	PQclear(r);
+	return EF_OK;
+}
+
 /* New ids for the documents of `from`, in a temporary map old -> new of
  * the id column's own type.  From the column's sequence when it has one;
  * else above the largest id, with the table locked against inserts. */
@@ -281,6 +310,7 @@ static ef_status map_documents(struct life *l, const char *from_val, long long *
 
 	if (column_default(l, "documents", l->cfg->map.doc_id, &has_default, seq, sizeof(seq),
 			   err) != EF_OK ||
+	    catch_up(l, "documents", l->cfg->map.doc_id, seq, err) != EF_OK ||
 	    x(l, "CREATE TEMP TABLE ef_docmap ON COMMIT DROP AS SELECT d.{doc_id} AS old_id,"
 		 " d.{doc_id} AS new_id FROM {documents} d WITH NO DATA", 0, NULL, NULL, err) != EF_OK)
 		return err->status;
@@ -319,7 +349,8 @@ static ef_status chunk_id_frags(struct life *l, struct ef_error *err)
 	bool has_default;
 
 	if (column_default(l, "chunks", l->cfg->map.chunk_id, &has_default, seq, sizeof(seq),
-			   err) != EF_OK)
+			   err) != EF_OK ||
+	    catch_up(l, "chunks", l->cfg->map.chunk_id, seq, err) != EF_OK)
 		return err->status;
 	if (!has_default && x(l, "LOCK TABLE {chunks} IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL,
 			      err) != EF_OK)

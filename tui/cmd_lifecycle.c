@@ -40,65 +40,21 @@ static int name_ok(const char *name)
 	return ef_collection_name_check(name, &err) == EF_OK ? 0 : out_error(&err);
 }
 
-/* The collection's counts now (zeros when it cannot be read). */
-static void counts_of(struct app *app, const char *name, struct ef_counts *c)
-{
-	struct ef_status_report rep;
-	struct ef_schema sc;
-	struct ef_error err;
-	ef_db *db = NULL;
-
-	memset(c, 0, sizeof(*c));
-	ef_error_clear(&err);
-	if (app_connect_discover(app, &db, &sc, &err) == EF_OK &&
-	    ef_scan_status(db, app->cfg, &sc, name, &rep, &err) == EF_OK) {
-		if (rep.n == 1) {
-			*c = rep.rows[0];
-			c->collection = NULL;
-			free(rep.rows[0].collection);
-			rep.rows[0].collection = NULL;
-		}
-		ef_status_report_free(&rep);
-	}
-	ef_db_close(db);
-}
-
 static void add_word(struct ef_strbuf *b, const char *w)
 {
 	ef_strbuf_add(b, " ");
 	ef_strbuf_add_shell_word(b, w);
 }
 
-static int write_entry(struct app *app, const char *outcome, const char *cmd,
-		       const char *verification, const struct ef_counts *before,
-		       const struct ef_counts *after)
+static int event(struct app *app, const char *outcome, const char *cmd,
+		 const char *verification, const struct ef_counts *before,
+		 const struct ef_counts *after)
 {
-	struct ef_history_entry h;
 	struct ef_error err;
-	char *md;
-	ef_status st;
 
-	memset(&h, 0, sizeof(h));
-	h.collection = app->cli->collection;
-	h.outcome = outcome;
-	h.command = cmd;
-	h.provider = app->cfg->provider;
-	h.url = app->cfg->embed_url;
-	h.model = app->cfg->embed_model;
-	h.dim = app->cfg->embed_dim;
-	h.batch_size = app->cfg->batch_size;
-	h.concurrency = app->cfg->concurrency;
-	h.max_chunk_size = app->cfg->max_chunk_size;
-	h.chunk_overlap = app->cfg->chunk_overlap;
-	h.before = *before;
-	h.after = *after;
-	h.verification = verification;
 	ef_error_clear(&err);
-	if (!(md = ef_history_format(&h)))
-		return out_error(&err);
-	st = ef_history_prepend(app->cfg->historylog, md, &err);
-	free(md);
-	if (st != EF_OK)
+	if (app_write_event(app, app->cli->collection, outcome, cmd, verification, before, after,
+			    &err) != EF_OK)
 		return out_error(&err);
 	if (!app->cli->json)
 		out_printf(stdout, "historylog: entry written at the top of %s\n",
@@ -271,7 +227,7 @@ int cmd_swap(struct app *app)
 	if (app_embed_config(app, &ec, &key, &err) != EF_OK)
 		return out_error(&err);
 	o.ecfg = &ec;
-	counts_of(app, cli->collection, &before);
+	app_counts(app, cli->collection, &before);
 	st = ef_coll_swap(app->cfg, &o, &res, &err);
 	if (cli->json)
 		swap_json(app, &res, st, o.min_hit_rate);
@@ -295,7 +251,7 @@ int cmd_swap(struct app *app)
 				   res.vectors_table);
 		out_printf(stdout, "undo with: embfill rollback -C %s\n", cli->collection);
 	}
-	counts_of(app, cli->collection, &after);
+	app_counts(app, cli->collection, &after);
 	snprintf(outcome, sizeof(outcome), "swap %lld: \"%s\" took the name \"%s\"; the previous "
 		 "collection is kept as \"%s\" (undo: embfill rollback -C %s)", res.swap_id,
 		 cli->with, cli->collection, res.previous_name, cli->collection);
@@ -303,7 +259,7 @@ int cmd_swap(struct app *app)
 		 "a fresh vector, self-retrieval %zu of %zu", res.fresh, res.chunks, res.hits,
 		 res.samples);
 	cmd = swap_command(app);
-	rc = write_entry(app, outcome, cmd, verification, &before, &after);
+	rc = event(app, outcome, cmd, verification, &before, &after);
 	free(cmd);
 	app_key_free(key);
 	return rc;
@@ -325,7 +281,7 @@ int cmd_rollback(struct app *app)
 		       "embfill rollback -C COLL")) != 0 || (rc = name_ok(cli->collection)) != 0)
 		return rc;
 	ef_error_clear(&err);
-	counts_of(app, cli->collection, &before);
+	app_counts(app, cli->collection, &before);
 	if (ef_coll_rollback(app->cfg, cli->collection, &res, &err) != EF_OK)
 		return out_error(&err);
 	if (strcmp(res.kind, "swap") == 0)
@@ -337,7 +293,7 @@ int cmd_rollback(struct app *app)
 		snprintf(outcome, sizeof(outcome), "restored the backup of run %lld (%s UTC): %lld "
 			 "embedding rows put back as they were, %lld rows the run had added "
 			 "removed", res.id, res.when, res.rows_restored, res.rows_removed);
-	counts_of(app, cli->collection, &after);
+	app_counts(app, cli->collection, &after);
 	if (cli->json) {
 		cJSON *o = cJSON_CreateObject();
 		char *text;
@@ -367,7 +323,7 @@ int cmd_rollback(struct app *app)
 	add_word(&cmd, "rollback");
 	add_word(&cmd, "-C");
 	add_word(&cmd, cli->collection);
-	rc = write_entry(app, outcome, ef_strbuf_str(&cmd), "-", &before, &after);
+	rc = event(app, outcome, ef_strbuf_str(&cmd), "-", &before, &after);
 	ef_strbuf_free(&cmd);
 	return rc;
 }

@@ -15,6 +15,7 @@
 #include "embfill/schema.h"
 #include "tui/cli.h"
 #include "embfill/lifecycle.h"
+#include "embfill/scan.h"
 #include "tui/common.h"
 
 ef_status app_connect_discover(struct app *app, ef_db **db, struct ef_schema *sc,
@@ -195,3 +196,59 @@ void app_verification_line(const struct app *app, char *buf, size_t n)
 	ef_verify_report_free(&v);
 	ef_db_close(db);
 }
+
+/* The collection's counts now (zeros when it cannot be read). */
+void app_counts(struct app *app, const char *name, struct ef_counts *c)
+{
+	struct ef_status_report rep;
+	struct ef_schema sc;
+	struct ef_error err;
+	ef_db *db = NULL;
+
+	memset(c, 0, sizeof(*c));
+	ef_error_clear(&err);
+	if (app_connect_discover(app, &db, &sc, &err) == EF_OK &&
+	    ef_scan_status(db, app->cfg, &sc, name, &rep, &err) == EF_OK) {
+		if (rep.n == 1) {
+			*c = rep.rows[0];
+			c->collection = NULL;
+			free(rep.rows[0].collection);
+			rep.rows[0].collection = NULL;
+		}
+		ef_status_report_free(&rep);
+	}
+	ef_db_close(db);
+}
+
+
+ef_status app_write_event(struct app *app, const char *collection, const char *outcome,
+			  const char *cmd, const char *verification,
+			  const struct ef_counts *before, const struct ef_counts *after,
+			  struct ef_error *err)
+{
+	struct ef_history_entry h;
+	char *md;
+	ef_status st;
+
+	memset(&h, 0, sizeof(h));
+	h.collection = collection;
+	h.outcome = outcome;
+	h.command = cmd;
+	h.provider = app->cfg->provider;
+	h.url = app->cfg->embed_url;
+	h.model = app->cfg->embed_model;
+	h.dim = app->cfg->embed_dim;
+	h.batch_size = app->cfg->batch_size;
+	h.concurrency = app->cfg->concurrency;
+	h.max_chunk_size = app->cfg->max_chunk_size;
+	h.chunk_overlap = app->cfg->chunk_overlap;
+	h.before = *before;
+	h.after = *after;
+	h.verification = verification;
+	if (!(md = ef_history_format(&h)))
+		return ef_error_set(err, EF_ERR_USAGE, "out of memory");
+	st = ef_history_prepend(app->cfg->historylog, md, err);
+	free(md);
+	return st;
+}
+

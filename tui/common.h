@@ -46,6 +46,19 @@ void app_history_entry(const struct app *app, const struct ef_run_result *r, con
 /* One line saying whether the collection verifies, for the historylog. */
 void app_verification_line(const struct app *app, char *buf, size_t n);
 
+struct ef_counts;
+
+/* A collection's counts now (zeros when they cannot be read). */
+void app_counts(struct app *app, const char *name, struct ef_counts *c);
+
+/* A historylog entry for an event without a run of its own (a swap, a
+ * rollback), written at once: they change what every reader gets.
+ * Prints nothing (the console calls it too). */
+ef_status app_write_event(struct app *app, const char *collection, const char *outcome,
+			  const char *cmd, const char *verification,
+			  const struct ef_counts *before, const struct ef_counts *after,
+			  struct ef_error *err);
+
 /* The headless command line that reproduces a run, shell-quoted. */
 char *run_command_line(const struct app *app);
 

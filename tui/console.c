@@ -52,6 +52,9 @@ static bool key_is(enum action a, int key)
 	case A_ACCEPT: return key == 'a';
 	case A_RECHECK: return key == 'r';
 	case A_MODE: return key == 'm';
+	case A_BACKUP: return key == 'k';
+	case A_APPROVE: return key == 'v';
+	case A_SWAP: return key == 'x';
 	case A_START: return key == 's';
 	case A_PAUSE: return key == 'p';
 	case A_CANCEL: return key == 'c';
@@ -789,4 +792,14 @@ int cmd_tui(struct app *app)
 	rc = farewell(&c);
 	console_free(&c);
 	return rc;
+}
+
+bool console_into(const struct console *c)
+{
+	return c->plan.mode == MODE_NEW_COLLECTION && c->plan.target[0];
+}
+
+const char *console_target(const struct console *c)
+{
+	return console_into(c) ? c->plan.target : c->scope.collection;
 }

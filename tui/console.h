@@ -42,6 +42,10 @@
 					    "the acceptance is written to the historylog") \
 	X(A_RECHECK, "r", "again", "run this step's checks again")                 \
 	X(A_MODE, "m", "mode", "in place, new collection or dry run")                 \
+	X(A_BACKUP, "k", "backup", "keep the vectors an in-place run overwrites, so "   \
+				   "that `embfill rollback` restores them")           \
+	X(A_APPROVE, "v", "approve provider", "record that the collection's owner "   \
+			"approved embeddings from another provider or service host")     \
 	X(A_START, "s", "start", "start the run (or resume the interrupted one)")     \
 	X(A_PAUSE, "p", "pause/resume", "pause the run (requests on the wire finish) " \
 					"or resume it")                                 \
@@ -50,6 +54,8 @@
 	X(A_QUERY, "t", "query", "type a spot-check query of your own (up to 5)") \
 	X(A_SAMPLE, "s", "sample", "spot-check sampled chunks again")                 \
 	X(A_WRITE, "w", "write historylog", "write the entry at the top of the historylog")  \
+	X(A_SWAP, "x", "swap", "put the verified new collection in the live one's place "  \
+			       "(the live name typed again; `embfill rollback` undoes it)") \
 	X(A_SCROLL, "PgUp/PgDn", "scroll", "scroll this screen (Up, Down, Home, End too)")
 
 enum action {
@@ -148,6 +154,11 @@ struct console {
 		char err[EF_ERR_TEXT_MAX * 2];
 		char path[1024];
 		enum run_mode mode;
+		bool mode_chosen;        /* the operator pressed m: keep the choice */
+		bool backup;             /* in place: keep the old vectors */
+		bool approved;           /* provider change approved by the owner */
+		char target[EF_COLLECTION_NAME_MAX + 1]; /* new collection mode */
+		char target_err[512];
 	} plan;
 
 	struct {                         /* 4: run */
@@ -184,8 +195,15 @@ struct console {
 		char err[EF_ERR_TEXT_MAX * 2];
 		char **spot;             /* "query -> citations" lines */
 		size_t nspot;
+		bool swapped;            /* the new collection took the live name */
+		char swap_msg[1200];
+		enum role swap_role;
 	} summary;
 };
+
+/* The collection the run writes: the new one in new-collection mode. */
+const char *console_target(const struct console *c);
+bool console_into(const struct console *c);
 
 /* `embfill` on a terminal, and `embfill tui`. */
 int cmd_tui(struct app *app);

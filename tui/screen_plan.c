@@ -2,9 +2,11 @@
  * screen_plan.c - step 3: counts, the estimate against the window, risks,
  * in place / new collection / dry run, the backup choice, and plan.json.
  *
- * Backfilling into a new collection and backing up existing embeddings are
- * not part of this build (they arrive with another issue): the screen says
- * so plainly and never offers them as if they worked.
+ * When the model, the dimension or the chunking changed, the plan
+ * recommends (and preselects) a new collection: the run step then makes it
+ * from the live one's documents, embeds it, the validate step checks it,
+ * and the summary offers the swap.  In place, a backup can be kept.  A
+ * change of provider needs the owner's approval, given here with v.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "embfill/lifecycle.h"
 #include "embfill/plan.h"
 #include "embfill/redact.h"
 #include "tui/common.h"
@@ -23,7 +26,7 @@
 #define PLAN_FILE "plan.json"
 
 static const char *const mode_names[MODE__COUNT] = {
-	"in place", "new collection (not available in this build)", "dry run (writes nothing)",
+	"in place", "new collection", "dry run (writes nothing)",
 };
 
 static bool over_window(const struct console *c)
@@ -61,6 +64,37 @@ static void write_plan(struct console *c)
 	free(cmd);
 }
 
+/* The new collection's name: <COLL>_next, or the first of _next2.. that is
+ * free or was made from this collection by an earlier start. */
+static void choose_target(struct console *c)
+{
+	char name[EF_COLLECTION_NAME_MAX + 1];
+	struct ef_error err;
+	int has;
+
+	c->plan.target[0] = '\0';
+	c->plan.target_err[0] = '\0';
+	for (int i = 1; i <= 9; i++) {
+		if (i == 1)
+			snprintf(name, sizeof(name), "%.*s_next", EF_COLLECTION_NAME_MAX - 8,
+				 c->scope.collection);
+		else
+			snprintf(name, sizeof(name), "%.*s_next%d", EF_COLLECTION_NAME_MAX - 8,
+				 c->scope.collection, i);
+		ef_error_clear(&err);
+		if (ef_coll_into_state(c->app->cfg, c->scope.collection, name, &has, &err) == EF_OK) {
+			snprintf(c->plan.target, sizeof(c->plan.target), "%s", name);
+			return;
+		}
+		if (err.status != EF_ERR_USAGE) {
+			snprintf(c->plan.target_err, sizeof(c->plan.target_err), "%.500s", err.msg);
+			return;
+		}
+	}
+	snprintf(c->plan.target_err, sizeof(c->plan.target_err), "no free name from %s_next "
+		 "to %s_next9", c->scope.collection, c->scope.collection);
+}
+
 static void build(struct console *c)
 {
 	struct ef_embed_config ec;
@@ -84,6 +118,10 @@ static void build(struct console *c)
 	}
 	app_key_free(key);
 	c->plan.ok = true;
+	choose_target(c);
+	if (!c->plan.mode_chosen)
+		c->plan.mode = c->plan.plan.new_collection && c->plan.target[0]
+			       ? MODE_NEW_COLLECTION : MODE_IN_PLACE;
 	write_plan(c);
 	c->st[2] = has_warnings(c) ? ST_OPEN : ST_PASSED;
 	console_msg(c, c->st[2] == ST_PASSED ? R_GOOD : R_WARN, c->st[2] == ST_PASSED
@@ -100,11 +138,15 @@ static void plan_enter(struct console *c)
 void plan_free(struct console *c)
 {
 	enum run_mode mode = c->plan.mode;
+	bool chosen = c->plan.mode_chosen, backup = c->plan.backup, approved = c->plan.approved;
 
 	if (c->plan.done)
 		ef_plan_free(&c->plan.plan);
 	memset(&c->plan, 0, sizeof(c->plan));
 	c->plan.mode = mode;
+	c->plan.mode_chosen = chosen;
+	c->plan.backup = backup;
+	c->plan.approved = approved;
 }
 
 static void draw_estimate(struct console *c)
@@ -159,21 +201,62 @@ static void draw_plan(struct console *c)
 		"changed), then verify and swap" : "in place");
 }
 
+static void draw_new_collection(struct console *c)
+{
+	const struct ef_plan *p = &c->plan.plan;
+
+	if (!c->plan.target[0]) {
+		ui_line(c, R_FAIL, "  no name for the new collection: %s", c->plan.target_err);
+		return;
+	}
+	ui_line(c, R_NORMAL, "  the new collection is \"%s\"; \"%s\" stays as it is until the "
+		"swap:", c->plan.target, c->scope.collection);
+	if (p->chunking_changed)
+		ui_line(c, R_NORMAL, "    1. run: re-chunk its documents (MAX_CHUNK_SIZE %d, "
+			"CHUNK_OVERLAP %d) into \"%s\", then embed them with \"%s\"",
+			c->app->cfg->max_chunk_size, c->app->cfg->chunk_overlap, c->plan.target,
+			c->app->cfg->embed_model);
+	else
+		ui_line(c, R_NORMAL, "    1. run: copy its chunks into \"%s\", then embed them "
+			"with \"%s\" (dimension %d)", c->plan.target, c->app->cfg->embed_model,
+			c->app->cfg->embed_dim);
+	ui_line(c, R_NORMAL, "    2. validate: verify and spot-check \"%s\"", c->plan.target);
+	ui_line(c, R_NORMAL, "    3. summary: x swaps it into \"%s\"'s place in one transaction "
+		"(the old one is kept; rollback undoes it)", c->scope.collection);
+}
+
 static void draw_choices(struct console *c)
 {
+	const struct ef_plan *p = &c->plan.plan;
+
 	ui_line(c, R_TITLE, "How (m changes)");
 	for (int m = 0; m < MODE__COUNT; m++)
-		ui_line(c, (int)c->plan.mode == m ? R_FOCUS : R_NORMAL, "  (%s) %s",
-			(int)c->plan.mode == m ? "*" : " ", mode_names[m]);
+		ui_line(c, (int)c->plan.mode == m ? R_FOCUS : R_NORMAL, "  (%s) %s%s",
+			(int)c->plan.mode == m ? "*" : " ", mode_names[m],
+			m == MODE_NEW_COLLECTION && p->new_collection ? " (recommended)" : "");
 	if (c->plan.mode == MODE_NEW_COLLECTION)
-		ui_line(c, R_WARN, "  Backfilling into a new collection, then swapping, is not "
-			"available in this build yet: it arrives with another issue. Choose in "
-			"place or dry run.");
-	ui_line(c, R_TITLE, "Backup");
-	ui_line(c, R_NORMAL, "  ( ) back up the existing embeddings first: not available in "
-		"this build yet (arrives with another issue)");
-	ui_line(c, R_NORMAL, "  (*) no backup: stale vectors are overwritten in place; each "
-		"batch commits with its checkpoint, so a stop loses nothing");
+		draw_new_collection(c);
+	ui_line(c, R_TITLE, "Backup (k changes)");
+	if (c->plan.mode == MODE_IN_PLACE) {
+		ui_line(c, c->plan.backup ? R_FOCUS : R_NORMAL, "  (%s) keep the vectors this run "
+			"overwrites: `embfill rollback -C %s` restores them exactly",
+			c->plan.backup ? "*" : " ", c->scope.collection);
+		ui_line(c, !c->plan.backup ? R_FOCUS : R_NORMAL, "  (%s) no backup: stale vectors "
+			"are overwritten; each batch commits with its checkpoint",
+			!c->plan.backup ? "*" : " ");
+	} else {
+		ui_line(c, R_DIM, "  none needed: %s", c->plan.mode == MODE_DRY_RUN
+			? "a dry run writes nothing" : "the live collection is not written, and the "
+			"swap keeps it under another name");
+	}
+	if (p->provider_change && c->plan.mode != MODE_DRY_RUN) {
+		ui_line(c, R_TITLE, "Approval (v gives it)");
+		ui_line(c, c->plan.approved ? R_GOOD : R_WARN, "  %s", c->plan.approved
+			? "[ok] the collection's owner approved the change of provider (recorded in "
+			  "the historylog)"
+			: "the provider or service host changed: the run needs the collection "
+			  "owner's approval; ask them, then press v");
+	}
 }
 
 static void plan_draw(struct console *c)
@@ -203,21 +286,50 @@ static void accept_plan(struct console *c)
 	for (size_t i = 0; i < p->nrisks; i++)
 		if (p->risks[i].level != EF_RISK_INFO)
 			console_accept(c, "plan", p->risks[i].what);
-	if (p->new_collection)
+	if (p->new_collection && c->plan.mode == MODE_IN_PLACE)
 		console_accept(c, "plan", "a new collection was recommended; ran in place");
 	if (over_window(c))
 		console_accept(c, "plan", "the estimate does not fit the maintenance window");
 	c->st[2] = ST_ACCEPTED;
 }
 
+static bool needs_approval(const struct console *c)
+{
+	return c->plan.plan.provider_change && !c->plan.approved && c->plan.mode != MODE_DRY_RUN;
+}
+
+/* What the headless command line says of these choices. */
+static void set_cli(struct console *c)
+{
+	struct cli *cli = c->app->cli;
+
+	cli->into = console_into(c) ? c->plan.target : NULL;
+	cli->backup = c->plan.mode == MODE_IN_PLACE && c->plan.backup;
+	cli->approve_provider = c->plan.approved;
+}
+
 static enum ev plan_key(struct console *c, int key, enum action a)
 {
 	(void)key;
 	if (c->run.started && a != A_NEXT && a != A_NONE)
-		return a == A_MODE || a == A_RECHECK || a == A_ACCEPT ? EV_HANDLED : EV_IGNORED;
+		return a == A_MODE || a == A_RECHECK || a == A_ACCEPT || a == A_BACKUP ||
+		       a == A_APPROVE ? EV_HANDLED : EV_IGNORED;
 	switch (a) {
 	case A_MODE:
 		c->plan.mode = (enum run_mode)((c->plan.mode + 1) % MODE__COUNT);
+		c->plan.mode_chosen = true;
+		return EV_HANDLED;
+	case A_BACKUP:
+		if (c->plan.mode == MODE_IN_PLACE)
+			c->plan.backup = !c->plan.backup;
+		return EV_HANDLED;
+	case A_APPROVE:
+		if (!c->plan.approved) {
+			c->plan.approved = true;
+			console_accept(c, "plan", "the collection's owner approved the change of "
+				       "provider or service host");
+			console_msg(c, R_WARN, "approval recorded; it goes into the historylog");
+		}
 		return EV_HANDLED;
 	case A_RECHECK:
 		console_reset_after(c, 1);
@@ -230,11 +342,17 @@ static enum ev plan_key(struct console *c, int key, enum action a)
 		console_msg(c, R_WARN, "plan warnings accepted (written to the historylog)");
 		return EV_HANDLED;
 	case A_NEXT:
-		if (c->plan.mode == MODE_NEW_COLLECTION) {
-			console_msg(c, R_FAIL, "new collection is not available in this build: "
-					       "press m for in place or dry run");
+		if (c->plan.mode == MODE_NEW_COLLECTION && !c->plan.target[0]) {
+			console_msg(c, R_FAIL, "the new collection has no name: %s",
+				    c->plan.target_err);
 			return EV_HANDLED;
 		}
+		if (needs_approval(c)) {
+			console_msg(c, R_FAIL, "the provider changed: press v once the collection's "
+					       "owner approved it, or m for a dry run");
+			return EV_HANDLED;
+		}
+		set_cli(c);
 		return EV_NEXT;
 	default:
 		return EV_IGNORED;
@@ -246,7 +364,13 @@ static bool plan_can(const struct console *c, enum action a)
 	switch (a) {
 	case A_NEXT:
 		return (c->st[2] == ST_PASSED || c->st[2] == ST_ACCEPTED) &&
-		       c->plan.mode != MODE_NEW_COLLECTION;
+		       !(c->plan.mode == MODE_NEW_COLLECTION && !c->plan.target[0]) &&
+		       !needs_approval(c);
+	case A_BACKUP:
+		return !c->run.started && c->plan.ok && c->plan.mode == MODE_IN_PLACE;
+	case A_APPROVE:
+		return !c->run.started && c->plan.ok && c->plan.plan.provider_change &&
+		       !c->plan.approved;
 	case A_BACK:
 	case A_RECHECK:
 		return !c->run.started;
@@ -259,16 +383,19 @@ static bool plan_can(const struct console *c, enum action a)
 	}
 }
 
-static const enum action plan_actions[] = { A_MODE, A_ACCEPT, A_RECHECK, A_NONE };
+static const enum action plan_actions[] = { A_MODE, A_BACKUP, A_APPROVE, A_ACCEPT, A_RECHECK,
+					    A_NONE };
 
 const struct screen screen_plan = {
 	.name = "Plan",
 	.help = "Step 3 counts what the run would embed, times one batch with the service "
 		"(nothing is written), and compares the estimate with the window's end. "
 		"Risks name what could go wrong; a changed model, dimension or chunking "
-		"recommends a new collection. Choose in place or dry run with m (a new "
-		"collection and backups are not in this build yet). The plan is written to "
-		"plan.json in the current directory.",
+		"recommends a new collection, preselected then: the run makes it from the "
+		"collection's documents and embeds it, validation checks it, and the summary "
+		"swaps it in. m chooses in place, new collection or dry run; k keeps a backup of "
+		"what an in-place run overwrites; v records the owner's approval of a new "
+		"provider. The plan is written to plan.json in the current directory.",
 	.actions = plan_actions,
 	.enter = plan_enter,
 	.draw = plan_draw,

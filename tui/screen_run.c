@@ -38,13 +38,24 @@ static void start(struct console *c, bool resume)
 	}
 	c->run.cmd = full_command(c);
 	memset(&o, 0, sizeof(o));
-	o.collection = c->scope.collection;
+	o.collection = console_target(c);
 	o.resume = resume;
 	o.dry_run = c->plan.mode == MODE_DRY_RUN;
+	o.backup = c->plan.mode == MODE_IN_PLACE && c->plan.backup;
+	o.approve_provider_change = c->plan.approved;
 	o.deadline = c->scope.deadline;
 	o.note = c->scope.note[0] ? c->scope.note : NULL;
 	o.command = c->run.cmd;
-	c->run.w = worker_start(c->app->cfg, &c->run.ec, &o, term_wake_wfd(), why, sizeof(why));
+	if (console_into(c)) {
+		struct worker_into in = { .rechunk = c->plan.plan.chunking_changed };
+
+		o.source = c->scope.collection;
+		c->run.w = worker_start(c->app->cfg, &c->run.ec, &o, &in, term_wake_wfd(), why,
+					sizeof(why));
+	} else {
+		c->run.w = worker_start(c->app->cfg, &c->run.ec, &o, NULL, term_wake_wfd(), why,
+					sizeof(why));
+	}
 	if (!c->run.w) {
 		console_msg(c, R_FAIL, "%s", why);
 		return;
@@ -66,6 +77,9 @@ static void finished(struct console *c)
 	c->run.res = *r;
 	c->run.have_res = true;
 	c->scope.resume = false;
+	/* validation reads the new collection through its own table, if any */
+	if (console_into(c))
+		app_use_collection(c->app, console_target(c));
 	if (c->run.st == EF_OK && r->quarantined == 0) {
 		c->st[3] = ST_PASSED;
 		console_msg(c, R_GOOD, "%s: Enter goes on to validation", r->dry_run ? "dry run done, "
@@ -107,10 +121,20 @@ static void draw_ready(struct console *c)
 {
 	const struct ef_run_info *ri = &c->scope.interrupted;
 
-	ui_line(c, R_NORMAL, "Ready to %s collection \"%s\" %s, batches of %d, %d in flight.",
-		c->scope.resume ? "resume" : "backfill", c->scope.collection,
-		c->plan.mode == MODE_DRY_RUN ? "as a DRY RUN (nothing is written)" : "in place",
-		c->app->cfg->batch_size, c->app->cfg->concurrency);
+	if (console_into(c))
+		ui_line(c, R_NORMAL, "Ready to %s the new collection \"%s\" from \"%s\", then "
+			"embed it, batches of %d, %d in flight; \"%s\" is not written.",
+			c->plan.plan.chunking_changed ? "re-chunk" : "copy", c->plan.target,
+			c->scope.collection, c->app->cfg->batch_size, c->app->cfg->concurrency,
+			c->scope.collection);
+	else
+		ui_line(c, R_NORMAL, "Ready to %s collection \"%s\" %s, batches of %d, %d in "
+			"flight.", c->scope.resume ? "resume" : "backfill", c->scope.collection,
+			c->plan.mode == MODE_DRY_RUN ? "as a DRY RUN (nothing is written)" : "in place",
+			c->app->cfg->batch_size, c->app->cfg->concurrency);
+	if (c->plan.mode == MODE_IN_PLACE && c->plan.backup)
+		ui_line(c, R_NORMAL, "The vectors it overwrites are saved first (rollback restores "
+			"them).");
 	if (c->scope.resume)
 		ui_line(c, R_WARN, "Run %lld stopped with %lld of %lld done; it continues after "
 			"chunk id %lld.", ri->run_id, ri->done, ri->total, ri->checkpoint);
@@ -189,13 +213,18 @@ static void draw_result(struct console *c)
 
 static void run_draw(struct console *c)
 {
-	ui_line(c, R_TITLE, "Step 4 - Run: \"%s\"%s%s", c->scope.collection,
-		c->plan.mode == MODE_DRY_RUN ? " (dry run)" : " in place",
-		c->run.snap.p.run_id ? "" : "");
+	if (console_into(c))
+		ui_line(c, R_TITLE, "Step 4 - Run: \"%s\" into \"%s\"", c->scope.collection,
+			c->plan.target);
+	else
+		ui_line(c, R_TITLE, "Step 4 - Run: \"%s\"%s", c->scope.collection,
+			c->plan.mode == MODE_DRY_RUN ? " (dry run)" : " in place");
 	if (!c->run.started) {
 		draw_ready(c);
 		return;
 	}
+	if (c->run.snap.prep[0])
+		ui_line(c, R_NORMAL, "%s", c->run.snap.prep);
 	if (c->run.snap.p.run_id)
 		ui_line(c, R_DIM, "run %lld", c->run.snap.p.run_id);
 	if (c->run.finished)
@@ -221,8 +250,10 @@ static enum ev run_key(struct console *c, int key, enum action a)
 	case A_START:
 		if (active || c->st[3] == ST_PASSED || c->st[3] == ST_ACCEPTED)
 			return EV_HANDLED;
-		start(c, c->scope.resume || (c->run.have_res && c->run.res.run_id &&
-					     !c->run.res.dry_run));
+		/* the interrupted run found at scope is the live collection's: a run
+		 * into a new collection resumes only its own */
+		start(c, (c->scope.resume && !console_into(c)) ||
+			 (c->run.have_res && c->run.res.run_id && !c->run.res.dry_run));
 		return EV_HANDLED;
 	case A_PAUSE:
 		if (active && !worker_stopping(c->run.w)) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "embfill/historylog.h"
+#include "embfill/lifecycle.h"
 #include "embfill/spotcheck.h"
 #include "embfill/strbuf.h"
 #include "tui/common.h"
@@ -32,7 +33,7 @@ static char *command(const struct console *c, const char *cmd)
 	ef_strbuf_add(&b, " ");
 	ef_strbuf_add(&b, cmd);
 	shell_word(&b, "-C");
-	shell_word(&b, c->scope.collection);
+	shell_word(&b, console_target(c));
 	return ef_strbuf_take(&b);
 }
 
@@ -75,6 +76,7 @@ static void build_entry(struct console *c)
 		 c->run.res.resumed ? " (resumed)" : "");
 	app_history_entry(c->app, &c->run.res, c->run.cmd, outcome,
 			  c->validate.verification[0] ? c->validate.verification : NULL, &h);
+	h.collection = console_target(c);
 	h.spot_lines = (const char *const *)c->summary.spot;
 	h.nspot = c->summary.nspot;
 	h.accepted_warnings = (const char *const *)c->accepted;
@@ -110,7 +112,15 @@ static void draw_changes(struct console *c)
 	else
 		ui_line(c, R_NORMAL, "  - run %lld wrote %lld vectors into \"%s\" (%lld quarantined) "
 			"in %.1f s, %.0f chunks/s, %lld retries", r->run_id, r->written,
-			c->scope.collection, r->quarantined, r->elapsed_s, r->rate, r->retries);
+			console_target(c), r->quarantined, r->elapsed_s, r->rate, r->retries);
+	if (console_into(c))
+		ui_line(c, R_NORMAL, "  - \"%s\" is a new collection made from \"%s\"%s; \"%s\" "
+			"itself was not written", c->plan.target, c->scope.collection,
+			c->plan.plan.chunking_changed ? " by re-chunking its documents" : "",
+			c->scope.collection);
+	if (r->backed_up)
+		ui_line(c, R_NORMAL, "  - %lld rows were saved first: `embfill rollback -C %s` puts "
+			"them back", r->backed_up, c->scope.collection);
 	ui_line(c, R_NORMAL, "  - before: %lld chunks, %lld missing, %lld stale; after: %lld "
 		"missing, %lld stale", r->before.chunks, r->before.missing, r->before.stale,
 		r->after.missing, r->after.stale);
@@ -134,6 +144,16 @@ static void draw_verify(struct console *c)
 	}
 	ui_line(c, R_ACCENT, "  $ embfill history -n 1");
 	ui_line(c, R_TITLE, "Next steps");
+	if (console_into(c) && !c->summary.swapped) {
+		ui_line(c, R_NORMAL, "  1. x swaps \"%s\" into \"%s\"'s place once it verifies "
+			"clean, or headless:", c->plan.target, c->scope.collection);
+		ui_line(c, R_ACCENT, "  $ embfill swap -C %s --with %s --confirm %s%s",
+			c->scope.collection, c->plan.target, c->scope.collection,
+			c->plan.approved ? " --approve-provider-change" : "");
+		ui_line(c, R_NORMAL, "  2. `embfill rollback -C %s` undoes the swap if readers "
+			"complain", c->scope.collection);
+		return;
+	}
 	if (c->run.res.after.missing + c->run.res.after.stale > 0 || c->run.res.dry_run)
 		ui_line(c, R_NORMAL, "  1. run the backfill again (or resume) until nothing is "
 			"missing or stale");
@@ -148,7 +168,9 @@ static void draw_verify(struct console *c)
 
 static void summary_draw(struct console *c)
 {
-	ui_line(c, R_TITLE, "Step 6 - Summary: \"%s\"", c->scope.collection);
+	ui_line(c, R_TITLE, "Step 6 - Summary: \"%s\"", console_target(c));
+	if (c->summary.swap_msg[0])
+		ui_line(c, c->summary.swap_role, "%s", c->summary.swap_msg);
 	if (c->summary.written)
 		ui_line(c, R_GOOD, "[ok]   entry written at the top of %s", c->summary.where);
 	if (c->summary.err[0])
@@ -185,11 +207,79 @@ static void write_entry(struct console *c)
 	console_msg(c, R_GOOD, "historylog entry written at the top of %s", c->summary.where);
 }
 
+/* The swap, on the live name typed again: the gate, then the renames in
+ * one transaction, then its own historylog entry. */
+static void swap_answer(struct console *c, const char *typed)
+{
+	const struct ef_config *base = ef_settings_config(c->app->settings);
+	struct ef_swap_opts o = { .collection = c->scope.collection, .with = c->plan.target,
+				  .approve_provider_change = c->plan.approved,
+				  .ecfg = &c->run.ec };
+	struct ef_swap_result res;
+	struct ef_counts before, after;
+	struct ef_error err;
+	char outcome[2400], verification[512], *cmd = NULL;
+
+	if (strcmp(typed, c->scope.collection) != 0) {
+		console_msg(c, R_FAIL, "\"%s\" is not \"%s\": nothing was swapped", typed,
+			    c->scope.collection);
+		return;
+	}
+	console_busy(c, "swapping: checking the new collection, then renaming");
+	ef_error_clear(&err);
+	c->app->cfg = base;
+	app_counts(c->app, c->scope.collection, &before);
+	if (ef_coll_swap(base, &o, &res, &err) != EF_OK) {
+		c->summary.swap_role = R_FAIL;
+		snprintf(c->summary.swap_msg, sizeof(c->summary.swap_msg), "[FAIL] not swapped: "
+			 "%.400s%s%.500s", err.msg, res.refusal[0] ? " - " : "", res.refusal);
+		console_msg(c, R_FAIL, "the swap was refused; nothing changed");
+		return;
+	}
+	c->summary.swapped = true;
+	c->summary.swap_role = R_GOOD;
+	snprintf(c->summary.swap_msg, sizeof(c->summary.swap_msg), "[ok]   swap %lld: \"%s\" "
+		 "now holds what was \"%s\"; the previous one is kept as \"%.300s\"%s%.300s",
+		 res.swap_id, c->scope.collection, c->plan.target, res.previous_name,
+		 res.vectors_table[0] ? "; its vectors live in " : "", res.vectors_table);
+	app_counts(c->app, c->scope.collection, &after);
+	snprintf(outcome, sizeof(outcome), "swap %lld: \"%s\" took the name \"%s\"; the "
+		 "previous collection is kept as \"%s\" (undo: embfill rollback -C %s)",
+		 res.swap_id, c->plan.target, c->scope.collection, res.previous_name,
+		 c->scope.collection);
+	snprintf(verification, sizeof(verification), "before the swap: %lld of %lld chunks with "
+		 "a fresh vector, self-retrieval %zu of %zu", res.fresh, res.chunks, res.hits,
+		 res.samples);
+	if (asprintf(&cmd, "embfill swap -C %s --with %s --confirm %s%s", c->scope.collection,
+		     c->plan.target, c->scope.collection,
+		     c->plan.approved ? " --approve-provider-change" : "") < 0)
+		cmd = NULL;
+	if (app_write_event(c->app, c->scope.collection, outcome, cmd, verification, &before,
+			    &after, &err) != EF_OK)
+		console_msg(c, R_FAIL, "swapped, but the historylog entry was not written: %s",
+			    err.msg);
+	else
+		console_msg(c, R_GOOD, "swapped; the swap is in the historylog");
+	free(cmd);
+}
+
 static enum ev summary_key(struct console *c, int key, enum action a)
 {
 	(void)key;
 	if (a == A_WRITE) {
 		write_entry(c);
+		return EV_HANDLED;
+	}
+	if (a == A_SWAP) {
+		if (console_into(c) && !c->summary.swapped && c->run.have_res &&
+		    !c->run.res.dry_run) {
+			char text[1024];
+			snprintf(text, sizeof(text), "Put \"%s\" in the place of \"%s\"? The old "
+				 "one is kept and `embfill rollback` undoes it. Type the live "
+				 "collection's name, \"%s\", to confirm.", c->plan.target,
+				 c->scope.collection, c->scope.collection);
+			console_prompt(c, "Swap", text, swap_answer);
+		}
 		return EV_HANDLED;
 	}
 	if (a == A_NEXT)
@@ -199,10 +289,13 @@ static enum ev summary_key(struct console *c, int key, enum action a)
 
 static bool summary_can(const struct console *c, enum action a)
 {
+	if (a == A_SWAP)
+		return console_into(c) && !c->summary.swapped && c->run.have_res &&
+		       !c->run.res.dry_run;
 	return a == A_WRITE && c->summary.entry && !c->summary.written;
 }
 
-static const enum action summary_actions[] = { A_WRITE, A_NONE };
+static const enum action summary_actions[] = { A_WRITE, A_SWAP, A_NONE };
 
 const struct screen screen_summary = {
 	.name = "Summary",
@@ -210,7 +303,9 @@ const struct screen screen_summary = {
 		"again, and the next steps. Below is the historylog entry exactly as it will "
 		"be written (newest first, under the file's title): w writes it at the top of "
 		"the historylog (setting HISTORYLOG) and shows where. Accepted warnings are part "
-		"of the entry.",
+		"of the entry. After a run into a new collection, x swaps it into the live "
+		"one's place once you type the live name again; the swap checks it first, "
+		"keeps the old collection, and is written to the historylog at once.",
 	.actions = summary_actions,
 	.enter = summary_enter,
 	.draw = summary_draw,

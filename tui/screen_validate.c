@@ -18,7 +18,7 @@
 static void spot(struct console *c, ef_db *db, const struct ef_schema *sc)
 {
 	struct ef_embed_config ec;
-	struct ef_spot_request req = { .collection = c->scope.collection, .k = SPOT_K };
+	struct ef_spot_request req = { .collection = console_target(c), .k = SPOT_K };
 	struct ef_error err;
 	char *key = NULL;
 
@@ -75,7 +75,7 @@ static void validate_run(struct console *c, bool verify_too)
 	if (verify_too) {
 		if (c->validate.have_vr)
 			ef_verify_report_free(&c->validate.vr);
-		c->validate.have_vr = ef_verify(db, c->app->cfg, &sc, c->scope.collection,
+		c->validate.have_vr = ef_verify(db, c->app->cfg, &sc, console_target(c),
 						&c->validate.vr, &err) == EF_OK;
 		c->validate.verify_ok = c->validate.have_vr && c->validate.vr.ok;
 		if (!c->validate.have_vr)
@@ -187,7 +187,7 @@ static void draw_spot(struct console *c)
 
 static void validate_draw(struct console *c)
 {
-	ui_line(c, R_TITLE, "Step 5 - Validate: \"%s\"", c->scope.collection);
+	ui_line(c, R_TITLE, "Step 5 - Validate: \"%s\"", console_target(c));
 	if (c->validate.err[0])
 		ui_line(c, R_FAIL, "[FAIL] %s", c->validate.err);
 	if (!c->validate.have_vr)

@@ -2,6 +2,7 @@
  * worker.c - the run on its own thread; see worker.h.
  */
 #include <pthread.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdatomic.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "embfill/db.h"
+#include "embfill/lifecycle.h"
 #include "tui/worker.h"
 
 struct worker {
@@ -23,6 +26,11 @@ struct worker {
 	pthread_mutex_t lock;     /* guards snap */
 	struct worker_snap snap;
 	double next_spark;        /* engine thread only */
+
+	bool into;                /* prepare o.collection from o.source first */
+	struct worker_into in;
+	struct ef_config own;     /* cfg with the new collection's own table */
+	char *own_table;
 
 	ef_status st;             /* written by the thread, read after join */
 	struct ef_error err;
@@ -60,12 +68,68 @@ static void on_progress(const struct ef_run_progress *p, void *ctx)
 	wake(w);
 }
 
+static void prep_note(worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void prep_note(worker *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&w->lock);
+	va_start(ap, fmt);
+	vsnprintf(w->snap.prep, sizeof(w->snap.prep), fmt, ap);
+	va_end(ap);
+	w->snap.seq++;
+	pthread_mutex_unlock(&w->lock);
+	wake(w);
+}
+
+/* The new collection: made from the source unless an earlier start made it
+ * already, then a table of its own when its dimension needs one. */
+static ef_status prepare_into(worker *w)
+{
+	struct ef_copy_result cr;
+	char *table = NULL;
+	ef_db *db = NULL;
+	bool moved = false;
+	int has = 0;
+	ef_status st;
+
+	st = ef_coll_into_state(w->cfg, w->o.source, w->o.collection, &has, &w->err);
+	if (st == EF_OK && !has) {
+		prep_note(w, "%s the documents of \"%s\" into \"%s\"", w->in.rechunk ?
+			  "re-chunking" : "copying", w->o.source, w->o.collection);
+		st = ef_coll_copy(w->cfg, w->o.source, w->o.collection, w->in.rechunk, &cr,
+				  &w->err);
+		if (st == EF_OK)
+			prep_note(w, "%s %lld documents into %lld chunks of \"%s\" in %.1f s",
+				  w->in.rechunk ? "re-chunked" : "copied", cr.documents, cr.chunks,
+				  w->o.collection, cr.elapsed_s);
+	} else if (st == EF_OK) {
+		prep_note(w, "\"%s\" holds chunks made from \"%s\" already: embedding them",
+			  w->o.collection, w->o.source);
+	}
+	if (st == EF_OK)
+		st = ef_coll_prepare_dim(w->cfg, w->o.collection, &table, &w->err);
+	free(table);
+	if (st == EF_OK)
+		st = ef_db_connect(w->cfg->dsn, &db, &w->err);
+	if (st == EF_OK)
+		st = ef_coll_config(db, w->cfg, w->o.collection, &w->own, &w->own_table, &moved,
+				    &w->err);
+	ef_db_close(db);
+	if (st == EF_OK && moved)
+		w->cfg = &w->own;
+	return st;
+}
+
 static void *run_thread(void *arg)
 {
 	worker *w = arg;
 
 	ef_error_clear(&w->err);
-	w->st = ef_run_execute(w->cfg, &w->ec, &w->o, &w->res, &w->err);
+	w->st = w->into ? prepare_into(w) : EF_OK;
+	if (w->st == EF_OK)
+		w->st = ef_run_execute(w->cfg, &w->ec, &w->o, &w->res, &w->err);
 	pthread_mutex_lock(&w->lock);
 	w->snap.finished = true;
 	w->snap.p.phase = EF_PHASE_FINISHED;
@@ -76,7 +140,8 @@ static void *run_thread(void *arg)
 }
 
 worker *worker_start(const struct ef_config *cfg, const struct ef_embed_config *ec,
-		     const struct ef_run_opts *o, int wake_fd, char *why, size_t n)
+		     const struct ef_run_opts *o, const struct worker_into *into, int wake_fd,
+		     char *why, size_t n)
 {
 	worker *w = calloc(1, sizeof(*w));
 	sigset_t block, old;
@@ -87,6 +152,9 @@ worker *worker_start(const struct ef_config *cfg, const struct ef_embed_config *
 		return NULL;
 	}
 	w->cfg = cfg;
+	w->into = into != NULL;
+	if (into)
+		w->in = *into;
 	w->ec = *ec;
 	w->o = *o;
 	w->o.stop = &w->stop;
@@ -175,6 +243,7 @@ void worker_free(worker *w)
 		return;
 	worker_join(w);
 	ef_run_result_free(&w->res);
+	free(w->own_table);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

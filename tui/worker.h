@@ -28,6 +28,14 @@ struct worker_snap {
 	bool have_progress;     /* the engine reported at least once */
 	bool finished;          /* ef_run_execute returned */
 	unsigned long seq;      /* bumped at every update */
+	char prep[200];         /* --into: what the preparation is doing or did */
+};
+
+/* A run into a new collection (o->collection), made first from
+ * o->source's documents: cut anew (rechunk) or its chunks copied, and
+ * given an embedding table of its own when its dimension needs one. */
+struct worker_into {
+	bool rechunk;
 };
 
 typedef struct worker worker;
@@ -40,7 +48,8 @@ typedef struct worker worker;
  * with a reason in why when the thread cannot start.
  */
 worker *worker_start(const struct ef_config *cfg, const struct ef_embed_config *ec,
-		     const struct ef_run_opts *o, int wake_fd, char *why, size_t n);
+		     const struct ef_run_opts *o, const struct worker_into *into, int wake_fd,
+		     char *why, size_t n);
 
 /* Copies the newest snapshot (under the lock). */
 void worker_snapshot(worker *w, struct worker_snap *out);

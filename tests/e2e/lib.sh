@@ -15,7 +15,7 @@ e2e_setup() {
 	mkdir -p "$tmp/work" "$tmp/home"
 	pg_start "$tmp" || return 1
 	DSN=$EF_TEST_PG_DSN
-	"$BUILD/embfill-embedder" --port 0 --dim 16 --model m1 --latency-ms 150 \
+	"$BUILD/embfill-embedder" --port 0 --dim 16 --model m1,m2 --latency-ms 150 \
 		>"$tmp/embedder.log" 2>&1 &
 	E2E_EMB_PID=$!
 	wait_for 30 grep -q "listening on" "$tmp/embedder.log" || {

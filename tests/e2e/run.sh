@@ -40,7 +40,9 @@ unset NO_COLOR
 
 cli() { (cd "$tmp/work" && "$BUILD/embfill" --config "$CONF" "$@"); }
 
-# Step 3: accept the plan's warnings when it has any, then on to step 4.
+# Step 3: in place (a model change preselects a new collection: m twice
+# goes new -> dry run -> in place), accept the plan's warnings when it has
+# any, then on to step 4.
 plan_on() {
 	wait_text "$1" "Step 3 - Plan" 30 || return 1
 	n=300
@@ -53,6 +55,11 @@ plan_on() {
 		esac
 		sleep 0.1; n=$((n - 1))
 	done
+	keys "$1" End
+	if screen "$1" | grep -qF "(*) new collection"; then
+		keys "$1" m m
+		wait_text "$1" "(*) in place" || return 1
+	fi
 	keys "$1" Enter
 	wait_text "$1" "Press s to start" || return 1
 }
@@ -313,9 +320,66 @@ t_tsan_run() {
 	finish t
 }
 
+# A model change walked through the console: the plan recommends and
+# preselects a new collection, the run makes and embeds it, validation
+# checks it, and x swaps it in on the live name typed again.
+t_model_change_through_a_new_collection() {
+	reset_db
+	cli run -C acme --confirm acme >"$tmp/pre.out" 2>&1 || { cat "$tmp/pre.out" >&2; return 1; }
+	E2E_ENV="EMBED_MODEL=m2" start n tui
+	scope n acme || return 1
+	wait_text n "Step 2 - Locate" || return 1
+	wait_text n "[x] 2 Locate" 30 || return 1
+	keys n Enter
+	wait_text n "Step 3 - Plan" 30 || return 1
+	wait_text n "model change" 30 || return 1
+	keys n End
+	wait_text n "(*) new collection (recommended)" || return 1
+	wait_text n 'the new collection is "acme_next"' || return 1
+	keys n a
+	wait_text n "accepted" || return 1
+	keys n Enter
+	wait_text n 'Ready to copy the new collection "acme_next"' || return 1
+	keys n s
+	wait_text n "run completed" 60 || return 1
+	wait_text n 'copied 1 documents into 400 chunks of "acme_next"' || return 1
+	keys n Enter
+	wait_text n 'Step 5 - Validate: "acme_next"' || return 1
+	wait_text n "they match" 30 || return 1
+	keys n Enter
+	wait_text n 'Step 6 - Summary: "acme_next"' || return 1
+	wait_text n "x swap " || return 1
+	keys n x
+	wait_text n "to confirm" || return 1
+	typ n "acmx"; keys n Enter
+	wait_text n "nothing was swapped" || return 1
+	keys n x
+	wait_text n "to confirm" || return 1
+	typ n "acme"; keys n Enter
+	wait_text n "swap 1:" 30 || return 1
+	keys n w
+	wait_text n "entry written at the top of" || return 1
+	keys n q
+	rc=$(wait_exit n) || return 1
+	[ "$rc" = 0 ] || { echo "    exit status $rc, expected 0" >&2; return 1; }
+	got=$(sql "SELECT count(*) FILTER (WHERE model = 'm2'), count(*) FROM document_embeddings
+		   WHERE collection = 'acme'" | tr '|' ' ')
+	[ "$got" = "400 400" ] || { echo "    acme after the swap: $got" >&2; return 1; }
+	got=$(sql "SELECT count(*) FROM document_embeddings WHERE collection LIKE 'acme__prev_%'
+		   AND model = 'm1'")
+	[ "$got" = 400 ] || { echo "    the previous acme: $got m1 vectors" >&2; return 1; }
+	grep -q 'took the name "acme"' "$HLOG" || { echo "    no swap entry" >&2; return 1; }
+	grep -q -- '--into acme_next' "$HLOG" || { echo "    no run entry with --into" >&2; return 1; }
+	cli rollback -C acme >"$tmp/rb.out" 2>&1 || { cat "$tmp/rb.out" >&2; return 1; }
+	got=$(sql "SELECT count(*) FROM document_embeddings WHERE collection = 'acme' AND model = 'm1'")
+	[ "$got" = 400 ] || { echo "    after rollback: $got" >&2; return 1; }
+	finish n
+}
+
 # --- runner ------------------------------------------------------------------
 
-ALL="whole_session confirmation_mismatch_refused unknown_collection_refused near_miss_warned
+ALL="whole_session model_change_through_a_new_collection confirmation_mismatch_refused
+unknown_collection_refused near_miss_warned
 cancel_then_resume resize_during_run sighup_during_run_is_resumable no_color ascii tsan_run"
 
 e2e_setup || { echo "e2e: set-up failed" >&2; exit 1; }
