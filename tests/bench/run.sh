@@ -105,6 +105,39 @@ for c in 1 8; do
 	done
 done
 
+# The new-collection path on the same chunks: copy and embed into a new
+# collection, swap, roll back; an in-place run with --backup and its
+# restore; and re-chunking documents.
+timed() { # label command...
+	label=$1; shift
+	start=$(date +%s.%N)
+	"$@" >"$tmp/timed.out" 2>&1 </dev/null || { cat "$tmp/timed.out" >&2; exit 1; }
+	end=$(date +%s.%N)
+	printf '%-44s %7.2f s\n' "$label" "$(echo "$end - $start" | bc -l)"
+}
+ef() { "$build/embfill" --set "EMBED_URL=$url0" "$@"; }
+rows=$(psql -qAt "$dsn" -c "SELECT count(*) FROM document_chunks WHERE collection = 'bench'")
+echo "new collection, swap and rollback on $rows chunks (concurrency 8, latency 0):"
+timed "run --into bench_v2 (copy, then embed)" ef run -C bench --confirm bench --into bench_v2 \
+	--concurrency 8
+sed -n 's/^\(copied .*\)/  \1/p; s/^run .* in \([0-9.]*\) s (\([0-9]*\) chunks\/s).*/  of which the run: \1 s, \2 chunks\/s/p' "$tmp/timed.out"
+timed "swap (gate: verify + self-retrieval; renames)" ef swap -C bench --with bench_v2 --confirm bench
+timed "rollback of the swap" ef rollback -C bench
+psql -q "$dsn" -c "UPDATE document_embeddings SET content_sha256 = sha256('x'::bytea) WHERE collection = 'bench'"
+timed "in-place run, every vector stale, --backup" ef run -C bench --confirm bench --backup \
+	--concurrency 8
+sed -n 's/^  backup: \([0-9]*\) rows.*/  rows saved first: \1/p' "$tmp/timed.out"
+timed "rollback: restore the backup" ef rollback -C bench
+psql -q "$dsn" <<SQL
+INSERT INTO documents (id, collection, title, body)
+  SELECT 10 + g, 'docs', 'doc ' || g, string_agg('Paragraph ' || p || ' of ' || g || '. ' ||
+         repeat(md5(g::text || p::text) || ' is a word. ', 12), E'\n\n' ORDER BY p)
+  FROM generate_series(1, 2000) g, generate_series(1, 10) p GROUP BY g;
+SQL
+mb=$(psql -qAt "$dsn" -c "SELECT round(sum(octet_length(body)) / 1048576.0, 1) FROM documents WHERE collection = 'docs'")
+timed "chunk 2,000 documents ($mb MiB) at 1000/100" ef chunk -C docs --into docs_v2
+sed -n 's/^chunked \(.*\)/  \1/p' "$tmp/timed.out"
+
 # status on a million chunks
 psql -q "$dsn" <<SQL
 TRUNCATE document_embeddings, document_chunks, documents CASCADE;
