@@ -787,12 +787,33 @@ ef_status ef_coll_record_origin(ef_db *db, const struct ef_config *cfg, const ch
 	return st;
 }
 
+/* The host of "host[:port]" ("[v6]:port" too): a service that moved to
+ * another port of the same host is the same provider's. */
+static size_t host_len(const char *hp)
+{
+	const char *colon = strrchr(hp, ':'), *bracket = strrchr(hp, ']');
+
+	if (!colon || (bracket && bracket > colon) || (!bracket && strchr(hp, ':') != colon))
+		return strlen(hp);
+	for (const char *d = colon + 1; *d; d++)
+		if (*d < '0' || *d > '9')
+			return strlen(hp);
+	return (size_t)(colon - hp);
+}
+
+bool ef_same_service_host(const char *a, const char *b)
+{
+	size_t n = host_len(a);
+
+	return n == host_len(b) && strncmp(a, b, n) == 0;
+}
+
 ef_status ef_coll_check_provider(const struct ef_config *cfg, const char *name,
 				 const struct ef_origin *o, struct ef_error *err)
 {
 	char *host = ef_url_host(cfg->embed_url);
 	bool same = !o->known || (strcmp(o->provider, cfg->provider) == 0 && host &&
-				  strcmp(o->host, host) == 0);
+				  ef_same_service_host(o->host, host));
 
 	if (!same) {
 		ef_error_set(err, EF_ERR_USAGE, "provider change: the embeddings of \"%s\" were made "
@@ -999,7 +1020,7 @@ static ef_status gate_provider(struct life *l, const struct ef_swap_opts *o,
 	    ef_coll_origin(l->db, l->cfg, o->with, &fresh, err) != EF_OK)
 		return err->status;
 	if (!live.known || !fresh.known || (strcmp(live.provider, fresh.provider) == 0 &&
-					     strcmp(live.host, fresh.host) == 0))
+					     ef_same_service_host(live.host, fresh.host)))
 		return EF_OK;
 	ef_error_set(err, EF_ERR_USAGE, "provider change: \"%s\" was embedded by %s at %s, \"%s\" "
 		     "by %s at %s; nothing was swapped", o->collection, live.provider, live.host,

@@ -102,8 +102,8 @@ ef_status ef_coll_record_origin(ef_db *db, const struct ef_config *cfg, const ch
 				struct ef_error *err);
 
 /*
- * EF_OK when cfg's provider and service host are those of o (or o is
- * unknown); else EF_ERR_USAGE with a message naming both and a hint to
+ * EF_OK when cfg's provider and service host (ports aside) are those of o
+ * (or o is unknown); else EF_ERR_USAGE with a message naming both and a hint to
  * approve the change with --approve-provider-change.
  */
 ef_status ef_coll_check_provider(const struct ef_config *cfg, const char *name,
@@ -112,6 +112,10 @@ ef_status ef_coll_check_provider(const struct ef_config *cfg, const char *name,
 /* host[:port] of a URL through libcurl's parser, without userinfo;
  * NULL when the URL does not parse.  Caller frees. */
 char *ef_url_host(const char *url);
+
+/* Whether two host[:port] name the same host: the port does not count, so
+ * a service moved to another port of its host is no change of provider. */
+bool ef_same_service_host(const char *a, const char *b);
 
 struct ef_swap_opts {
 	const char *collection;        /* the live collection */

@@ -474,11 +474,28 @@ Test(pg_lifecycle, a_provider_change_is_refused_without_approval, .timeout = 120
 	lt_start(&t, BACKEND_PG);
 	run_model(&t, "acme", "EMBED_MODEL=m1", NULL);
 	cr_assert_eq(embedder_start(&other, emb), 0);
-	snprintf(url, sizeof(url), "EMBED_URL=%s", other.url);
+	/* another host: the same loopback address by its name */
+	snprintf(url, sizeof(url), "EMBED_URL=http://localhost:%d", other.port);
+	/* another port of the same host is the same service's: no approval */
+	{
+		char same_host[96];
+
+		snprintf(same_host, sizeof(same_host), "EMBED_URL=%s", other.url);
+		cr_expect_eq(cmd(&t, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
+							   "--set", same_host, "--set",
+							   "EMBED_MODEL=m2", NULL }), 0, "%s", r.err);
+		proc_result_free(&r);
+	}
+	/* another provider on the same service is a change */
+	cr_expect_eq(cmd(&t, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme", "--set",
+						   "EMBED_PROVIDER=tei", "--set", "EMBED_MODEL=m2",
+						   NULL }), 2);
+	HAS(r.err, "were made by openai");
+	proc_result_free(&r);
 	before = fingerprint(&t, "acme");
 	runs = fx_ll(&t.f, "SELECT count(*) FROM @T.runs");
 	cr_expect_eq(cmd(&t, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme", "--set",
-						   url, "--set", "EMBED_MODEL=m2", NULL }), 2);
+						   url, "--set", "EMBED_MODEL=m1", NULL }), 2);
 	HAS(r.err, "provider change");
 	HAS(r.err, "--approve-provider-change");
 	proc_result_free(&r);
