@@ -51,9 +51,15 @@ static void print_plain(const struct app *app, const struct ef_plan *p, const ch
 	for (size_t i = 0; i < p->nrisks; i++)
 		out_printf(stdout, "  risk (%s): %s\n    -> %s\n", ef_risk_level_name(p->risks[i].level),
 			   p->risks[i].what, p->risks[i].advice);
-	if (p->new_collection)
-		out_printf(stdout, "recommendation: backfill into a NEW collection, verify, then swap\n");
-	else
+	if (p->new_collection) {
+		char **steps = plan_steps(app, p, NULL);
+
+		out_printf(stdout, "recommendation: backfill into a NEW collection, verify, then "
+				   "swap:\n");
+		for (size_t i = 0; steps && steps[i]; i++)
+			out_printf(stdout, "  %s\n", steps[i]);
+		plan_steps_free(steps);
+	} else
 		out_printf(stdout, "recommendation: in place\n  %s\n", cmd);
 }
 
@@ -81,7 +87,7 @@ int cmd_plan(struct app *app)
 		return out_error(&err);
 	}
 	cmd = run_command_line(app);
-	o = plan_json(app, &p, cmd);
+	o = plan_json(app, &p, cmd, NULL);
 	json = cJSON_Print(o);
 	safe = ef_redact(json);
 	if (app->cli->json)

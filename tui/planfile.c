@@ -10,7 +10,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "embfill/ident.h"
 #include "embfill/plan.h"
+#include "embfill/strbuf.h"
 #include "tui/cli.h"
 #include "tui/planfile.h"
 
@@ -31,7 +33,20 @@ static cJSON *counts_json(const struct ef_counts *c)
 	return o;
 }
 
-cJSON *plan_json(const struct app *app, const struct ef_plan *p, const char *cmd)
+/* The new collection's name: given, or <collection>_next. */
+static const char *plan_target(const struct ef_plan *p, const char *target)
+{
+	static char buf[EF_COLLECTION_NAME_MAX + 8];
+
+	if (target && *target)
+		return target;
+	snprintf(buf, sizeof(buf), "%.*s_next", EF_COLLECTION_NAME_MAX - 8,
+		 p->collection ? p->collection : "");
+	return buf;
+}
+
+cJSON *plan_json(const struct app *app, const struct ef_plan *p, const char *cmd,
+		 const char *target)
 {
 	cJSON *o = cJSON_CreateObject(), *risks = cJSON_CreateArray(), *models = cJSON_CreateArray();
 	cJSON *probe = cJSON_CreateObject();
@@ -72,8 +87,73 @@ cJSON *plan_json(const struct app *app, const struct ef_plan *p, const char *cmd
 	cJSON_AddItemToObject(o, "risks", risks);
 	cJSON_AddStringToObject(o, "recommendation", p->new_collection ? "new-collection"
 								       : "in-place");
-	cJSON_AddStringToObject(o, "command", p->new_collection ? "" : cmd);
+	if (p->new_collection) {
+		char **steps = plan_steps(app, p, target);
+		cJSON *arr = cJSON_AddArrayToObject(o, "commands");
+
+		cJSON_AddStringToObject(o, "new_collection", plan_target(p, target));
+		for (size_t i = 0; steps && steps[i]; i++)
+			cJSON_AddItemToArray(arr, cJSON_CreateString(steps[i]));
+		/* the run --into line */
+		for (size_t i = 0; steps && steps[i]; i++)
+			if (strstr(steps[i], " run ")) {
+				cJSON_AddStringToObject(o, "command", steps[i]);
+				break;
+			}
+		plan_steps_free(steps);
+	} else {
+		cJSON_AddStringToObject(o, "command", cmd);
+	}
+	cJSON_AddBoolToObject(o, "provider_change", p->provider_change);
+	cJSON_AddBoolToObject(o, "chunking_changed", p->chunking_changed);
 	return o;
+}
+
+static void word(struct ef_strbuf *b, const char *w)
+{
+	ef_strbuf_add(b, " ");
+	ef_strbuf_add_shell_word(b, w);
+}
+
+static char *step(const struct app *app, const char *const *words, bool approve)
+{
+	struct ef_strbuf b = EF_STRBUF_INIT;
+
+	ef_strbuf_add(&b, "embfill");
+	if (app->cli->config) {
+		word(&b, "--config");
+		word(&b, app->cli->config);
+	}
+	for (size_t i = 0; words[i]; i++)
+		word(&b, words[i]);
+	if (approve)
+		word(&b, "--approve-provider-change");
+	return ef_strbuf_take(&b);
+}
+
+char **plan_steps(const struct app *app, const struct ef_plan *p, const char *target)
+{
+	const char *c = p->collection, *t = plan_target(p, target);
+	char **out = calloc(5, sizeof(*out));
+	size_t n = 0;
+
+	if (!out || !t)
+		return out;
+	if (p->chunking_changed)
+		out[n++] = step(app, (const char *[]){ "chunk", "-C", c, "--into", t, NULL }, false);
+	out[n++] = step(app, (const char *[]){ "run", "-C", c, "--confirm", c, "--into", t, NULL },
+			p->provider_change);
+	out[n++] = step(app, (const char *[]){ "verify", "-C", t, NULL }, false);
+	out[n++] = step(app, (const char *[]){ "swap", "-C", c, "--with", t, "--confirm", c, NULL },
+			p->provider_change);
+	return out;
+}
+
+void plan_steps_free(char **steps)
+{
+	for (size_t i = 0; steps && steps[i]; i++)
+		free(steps[i]);
+	free(steps);
 }
 
 /* plan.json is written whole or not at all: a temp file renamed over. */

@@ -47,7 +47,7 @@ static void write_plan(struct console *c)
 {
 	struct ef_error err;
 	char *cmd = run_command_line(c->app), *json, *safe;
-	cJSON *o = plan_json(c->app, &c->plan.plan, cmd ? cmd : "");
+	cJSON *o = plan_json(c->app, &c->plan.plan, cmd ? cmd : "", c->plan.target);
 	char real[PATH_MAX];
 
 	ef_error_clear(&err);
