@@ -650,3 +650,85 @@ Test(pglite_lifecycle, a_dimension_change_gets_a_table_of_its_own_and_swaps, .ti
 {
 	dimension_change(BACKEND_PGLITE);
 }
+
+/* --- lookup mode: the swap renames two rows of the lookup table -------------- */
+
+static void lookup_swap(enum backend b)
+{
+	const char *emb[] = { "--dim", "4", "--model", "m1,m2", NULL };
+	struct embedder_proc e;
+	struct fx f;
+	struct proc_result r;
+	char *ddl = NULL, *line = NULL, *names;
+	FILE *cf;
+
+	fx_init(&f, b, "COLLECTION_MODE=lookup\nCHUNKS_COLLECTION_COLUMN=collection_id\n"
+		       "EMBEDDINGS_COLLECTION_COLUMN=collection_id\nEMBED_PROVIDER=openai\n"
+		       "EMBEDDINGS_DIM_COLUMN=\nEMBEDDINGS_AT_COLUMN=\nEMBEDDINGS_RUN_COLUMN=\n");
+	cr_assert_eq(embedder_start(&e, emb), 0);
+	cf = fopen(f.config, "a");
+	cr_assert(asprintf(&line, "COLLECTIONS_TABLE=%s.collections\nEMBED_URL=%s\n", f.schema,
+			   e.url) > 0);
+	fputs(line, cf);
+	fclose(cf);
+	cr_assert(asprintf(&ddl,
+		"%3$s CREATE SCHEMA \"%1$s\";"
+		"CREATE TABLE \"%1$s\".collections (id int PRIMARY KEY, name text UNIQUE);"
+		"CREATE TABLE \"%1$s\".document_chunks (id bigint PRIMARY KEY, document_id bigint,"
+		" collection_id int, chunk_index int, content text);"
+		"CREATE TABLE \"%1$s\".document_embeddings (chunk_id bigint PRIMARY KEY,"
+		" collection_id int, model text, content_sha256 bytea, embedding %2$s);"
+		"INSERT INTO \"%1$s\".collections VALUES (1, 'acme'), (2, 'acme_next');"
+		"INSERT INTO \"%1$s\".document_chunks SELECT g, 1, 1, g, 'chunk ' || g || ' '"
+		" || md5(g::text) FROM generate_series(1, 30) g",
+		f.schema, b == BACKEND_PG ? "real[]" : "vector(4)",
+		b == BACKEND_PG ? "" : "CREATE EXTENSION IF NOT EXISTS vector;") > 0);
+	sql_exec(b, ddl);
+	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "schema", "init", "--dim", "4", NULL }), 0,
+		     "%s", r.err);
+	proc_result_free(&r);
+	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
+						      "--set", "EMBED_DIM=4", NULL }), 0, "%s", r.err);
+	proc_result_free(&r);
+	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
+						      "--into", "acme_next", "--set", "EMBED_DIM=4",
+						      "--set", "EMBED_MODEL=m2", NULL }), 0, "%s%s",
+		     r.out, r.err);
+	HAS(r.out, "30 chunks");
+	proc_result_free(&r);
+	cr_expect_eq(fx_ll(&f, "SELECT count(*) FROM @S.document_chunks WHERE collection_id = 2"),
+		     30);
+	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "swap", "-C", "acme", "--with", "acme_next",
+						      "--confirm", "acme", "--set", "EMBED_DIM=4",
+						      "--set", "EMBED_MODEL=m2", "--min-hit-rate",
+						      "0.2", NULL }), 0, "%s%s", r.out, r.err);
+	proc_result_free(&r);
+	/* the rows did not move: the names did */
+	names = fx_text(&f, "SELECT string_agg(id || '=' || left(name, 11), ',' ORDER BY id)"
+			    " FROM @S.collections");
+	cr_expect_str_eq(names, "1=acme__prev_,2=acme");
+	free(names);
+	cr_expect_eq(fx_ll(&f, "SELECT count(*) FROM @S.document_embeddings WHERE"
+			       " collection_id = 2 AND model = 'm2'"), 30);
+	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "rollback", "-C", "acme", NULL }), 0, "%s",
+		     r.err);
+	proc_result_free(&r);
+	names = fx_text(&f, "SELECT string_agg(id || '=' || name, ',' ORDER BY id)"
+			    " FROM @S.collections");
+	cr_expect_str_eq(names, "1=acme,2=acme_next");
+	free(names);
+	free(ddl);
+	free(line);
+	embedder_stop(&e);
+	fx_free(&f);
+}
+
+Test(pg_lifecycle, lookup_mode_swaps_the_names_in_the_lookup_table, .timeout = 120)
+{
+	lookup_swap(BACKEND_PG);
+}
+
+Test(pglite_lifecycle, lookup_mode_swaps_the_names_in_the_lookup_table, .timeout = 180)
+{
+	lookup_swap(BACKEND_PGLITE);
+}
