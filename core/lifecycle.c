@@ -148,6 +148,22 @@ static void life_close(struct life *l)
 	l->db = NULL;
 }
 
+/* After rows moved between collection names the planner's statistics of
+ * the collection columns are wrong: a name it thinks empty holds 100,000
+ * chunks, and a status or verify of it would pick a nested loop over the
+ * whole embedding table.  Refreshed at once (a sample, and never blocking
+ * readers or writers); a table we do not own is skipped by the server. */
+static void analyze(struct life *l)
+{
+	struct ef_error ignored;
+
+	x(l, "ANALYZE {chunks}", 0, NULL, NULL, &ignored);
+	if (l->cfg->map.layout == EF_LAYOUT_SEPARATE)
+		x(l, "ANALYZE {embeddings}", 0, NULL, NULL, &ignored);
+	if (l->sc.documents_ok)
+		x(l, "ANALYZE {documents}", 0, NULL, NULL, &ignored);
+}
+
 static ef_status begin(struct life *l, struct ef_error *err)
 {
 	if (ef_db_exec(l->db, "BEGIN", err) != EF_OK)
@@ -629,6 +645,8 @@ ef_status ef_coll_copy(const struct ef_config *cfg, const char *from, const char
 		st = record_copy(&l, from, into, res, err);
 	if (st == EF_OK)
 		st = commit(&l, err);
+	if (st == EF_OK)
+		analyze(&l);
 	res->elapsed_s = now_s() - t0;
 	free(from_val);
 	free(into_val);
@@ -1111,6 +1129,8 @@ ef_status ef_coll_swap(const struct ef_config *cfg, const struct ef_swap_opts *o
 	}
 	if (st == EF_OK)
 		st = commit(&l, err);
+	if (st == EF_OK)
+		analyze(&l);
 	free(w.table);
 	life_close(&l);
 	return st;
@@ -1239,6 +1259,8 @@ ef_status ef_coll_rollback(const struct ef_config *cfg, const char *collection,
 	}
 	if (st == EF_OK)
 		st = commit(&l, err);
+	if (st == EF_OK)
+		analyze(&l);
 	PQclear(ev);
 	life_close(&l);
 	return st;
