@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/collsql.h"
+#include "core/db_pg.h"
 #include "embfill/strbuf.h"
 #include "embfill/scan.h"
 
@@ -89,6 +90,23 @@ bool ef_collsql_stale(struct ef_sqlvars *v, const struct ef_schema *sc)
 	       ef_sqlvars_frag(v, "stale_model", "{e}.{model} IS DISTINCT FROM $1::text") &&
 	       ef_sqlvars_frag(v, "stale_dim", "{vdims} IS DISTINCT FROM $2::int") &&
 	       ef_sqlvars_frag(v, "stale_content", content);
+}
+
+ef_status ef_collsql_tool_query(ef_db *db, const struct ef_config *cfg, const char *tpl, int n,
+				const char *const *params, PGresult **out, struct ef_error *err)
+{
+	struct ef_sqlvars v = { .n = 0 };
+	char *sql = NULL;
+
+	*out = NULL;
+	if (ef_sqlvars_quote(&v, db, "tool", cfg->map.tool_schema, false, err))
+		sql = ef_sqlvars_expand(&v, tpl);
+	ef_sqlvars_free(&v);
+	if (!sql)
+		return err->status ? err->status : ef_error_set(err, EF_ERR_DB, "out of memory");
+	*out = ef_db_query(db, sql, n, params, PGRES_TUPLES_OK, err);
+	free(sql);
+	return *out ? EF_OK : err->status;
 }
 
 ef_status ef_collsql_unknown(ef_db *db, const struct ef_config *cfg, const char *name,

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 
+#include "core/db_pg.h"
 #include "core/sqltpl.h"
 #include "embfill/db.h"
 #include "embfill/error.h"
@@ -70,6 +71,14 @@ int ef_collsql_fixed_dim(const struct ef_schema *sc);
  */
 #define EF_SQL_ONELINE(expr) \
 	"btrim(regexp_replace(" expr ", '[[:space:][:cntrl:]\\u0080-\\u009f]+', ' ', 'g'))"
+
+/*
+ * Runs tpl, whose only placeholder is {tool} (embfill's schema, quoted),
+ * with text parameters; *out is the result (PGRES_TUPLES_OK), which the
+ * caller clears.
+ */
+ef_status ef_collsql_tool_query(ef_db *db, const struct ef_config *cfg, const char *tpl, int n,
+				const char *const *params, PGresult **out, struct ef_error *err);
 
 /*
  * Fills err with EF_ERR_USAGE for a collection that has no chunks and no

@@ -99,29 +99,13 @@ static void dim_risk(struct ef_plan *p, const struct ef_config *cfg)
 			 cfg->embed_dim);
 }
 
-static ef_status tool_query(ef_db *db, const struct ef_config *cfg, const char *tpl, int n,
-			    const char *const *params, PGresult **out, struct ef_error *err)
-{
-	struct ef_sqlvars v = { .n = 0 };
-	char *sql = NULL;
-
-	if (ef_sqlvars_quote(&v, db, "tool", cfg->map.tool_schema, false, err))
-		sql = ef_sqlvars_expand(&v, tpl);
-	ef_sqlvars_free(&v);
-	if (!sql)
-		return err->status ? err->status : ef_error_set(err, EF_ERR_DB, "out of memory");
-	*out = ef_db_query(db, sql, n, params, PGRES_TUPLES_OK, err);
-	free(sql);
-	return *out ? EF_OK : err->status;
-}
-
 static ef_status chunking_risk(ef_db *db, const struct ef_config *cfg, struct ef_plan *p,
 			       struct ef_error *err)
 {
 	const char *params[1] = { p->collection };
 	PGresult *r;
 
-	if (tool_query(db, cfg, "SELECT max_chunk_size, chunk_overlap FROM {tool}.collections"
+	if (ef_collsql_tool_query(db, cfg, "SELECT max_chunk_size, chunk_overlap FROM {tool}.collections"
 				" WHERE name = $1 AND max_chunk_size IS NOT NULL", 1, params, &r,
 		       err) != EF_OK)
 		return err->status;
