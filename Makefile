@@ -62,7 +62,7 @@ INTEG_BIN  := $(BUILD)/tests/integration
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 MANPAGES   := $(sort $(wildcard man/*.[1-8]))
 
-.PHONY: all deps check check-run test-unit test-integration test-e2e test-demo fuzz-smoke lint-man \
+.PHONY: all deps check check-run test-unit test-integration test-e2e test-demo test-docs fuzz-smoke lint-man \
         bench demo install uninstall clean
 .DEFAULT_GOAL := all
 
@@ -134,6 +134,7 @@ check-run: all $(UNIT_BIN) $(INTEG_BIN) $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory test-integration
 	@$(MAKE) --no-print-directory test-e2e
 	@$(MAKE) --no-print-directory test-demo
+	@$(MAKE) --no-print-directory test-docs
 
 test-unit: $(UNIT_BIN) $(BIN)
 	EMBFILL_BIN=$(abspath $(BIN)) \
@@ -174,6 +175,10 @@ demo:
 
 test-demo: all
 	sh tests/demo/run.sh $(abspath $(BUILD))
+
+# Every command README.md and docs/examples.md show, run in the sandbox.
+test-docs: all
+	sh tests/docs/run.sh $(abspath $(BUILD))
 
 # --- install ---------------------------------------------------------------
 
