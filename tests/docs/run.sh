@@ -28,6 +28,8 @@
 # BUILD_DIR/docs-state, where the rendered manual pages stay cached between
 # runs; it is stopped (`embfill demo --stop`) when the test ends, however
 # it ends, and so is anything a page started in the background.
+# With DOCS_OUTPUT=DIR, each command's real output is also kept there, as
+# PAGE:LINE.out, for refreshing what a page shows.
 # Prints "N passed, M failed"; exits 1 when anything failed.
 set -u
 
@@ -67,8 +69,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1"; [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/     /'; }
+ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
+fail() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/     /'; }
 
 # The comparable form of output lines: blanks collapsed, numbers as N, the
 # state directory as a home's (the pages show /home/USER/.local/state).
@@ -156,8 +158,8 @@ run_page() { # page.md
 		[ "$(wc -l <"$k.cmd")" -le 1 ] || cmd="$cmd ..."
 		if [ "$mode" = skip ]; then
 			skipped=$((skipped + 1))
-			echo "skip $where: $cmd"
-			echo "     not run: $why"
+			printf 'skip %s: %s\n' "$where" "$cmd"
+			printf '     not run: %s\n' "$why"
 			continue
 		fi
 		if [ ! -f "$k.rc" ]; then
@@ -165,6 +167,8 @@ run_page() { # page.md
 			continue
 		fi
 		got=$(cat "$k.rc")
+		[ -z "${DOCS_OUTPUT:-}" ] ||
+			{ mkdir -p "$DOCS_OUTPUT" && cp "$k.out" "$DOCS_OUTPUT/$(echo "$where" | tr '/' '_').out"; }
 		if [ "$got" != "$want" ]; then
 			fail "$where: $cmd" "exit $got, the page says $want; its output:
 $(tail -n 25 "$k.out")"
