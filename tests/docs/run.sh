@@ -25,8 +25,8 @@
 # hash backend), in one shell of its own, in an empty scratch directory,
 # with the build directory first on PATH (so `embfill` is the build's) and
 # the settings the demo prints exported.  The sandbox's state lives under
-# BUILD_DIR/docs-state, where the rendered manual pages stay cached between
-# runs; it is stopped (`embfill demo --stop`) when the test ends, however
+# BUILD_DIR/docs-state (or DOCS_STATE), where the rendered manual pages
+# stay cached between runs; it is stopped (`embfill demo --stop`) when the test ends, however
 # it ends, and so is anything a page started in the background.
 # With DOCS_OUTPUT=DIR, each command's real output is also kept there, as
 # PAGE:LINE.out, for refreshing what a page shows.
@@ -45,8 +45,10 @@ chmod 755 "$tmp"
 mkdir -p "$state_home" "$tmp/home"
 export XDG_STATE_HOME="$state_home" EMBFILL_DEMO_BACKEND=hash LC_ALL=C.UTF-8 TZ=UTC \
 	HOME="$tmp/home" NO_COLOR=1
-unset DATABASE_URL EMBED_PROVIDER EMBED_URL EMBED_MODEL EMBED_DIM EMBED_API_KEY \
-	EMBED_API_KEY_FILE HISTORYLOG PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD
+# Only the sandbox's settings: none of the caller's may reach a page.
+# shellcheck disable=SC2046
+unset $(sed -n 's/^	X(\([A-Z_0-9]*\),.*/\1/p' "$top/include/embfill/settings.h") \
+	PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD PGSERVICE
 passed=0
 failed=0
 skipped=0
