@@ -193,10 +193,15 @@ char *ef_history_format(const struct ef_history_entry *e)
 	add_when(&sb, e->when_utc);
 	ef_strbuf_add(&sb, " - ");
 	add_field(&sb, e->collection);
-	if (e->run_id > 0)
+	if (e->event) {
+		ef_strbuf_add(&sb, " - ");
+		add_field(&sb, e->event);
+		ef_strbuf_add(&sb, "\n\n");
+	} else if (e->run_id > 0) {
 		ef_strbuf_addf(&sb, " - run %lld\n\n", e->run_id);
-	else
+	} else {
 		ef_strbuf_add(&sb, " - no run\n\n");
+	}
 	ef_strbuf_add(&sb, "- **Operator:** ");
 	add_operator(&sb, e->operator_name);
 	ef_strbuf_add(&sb, "\n- **Outcome:** ");
@@ -207,13 +212,16 @@ char *ef_history_format(const struct ef_history_entry *e)
 	add_settings(&sb, e);
 	add_counts(&sb, "Before", &e->before);
 	add_counts(&sb, "After", &e->after);
-	add_duration(&sb, e->duration_s, e->rate);
-	ef_strbuf_addf(&sb, "- **Retries:** %lld; **quarantined:** %lld\n", e->retries,
-		       e->quarantined);
+	if (!e->event) {
+		add_duration(&sb, e->duration_s, e->rate);
+		ef_strbuf_addf(&sb, "- **Retries:** %lld; **quarantined:** %lld\n", e->retries,
+			       e->quarantined);
+	}
 	ef_strbuf_add(&sb, "- **Verification:** ");
 	add_field(&sb, e->verification);
 	ef_strbuf_add(&sb, "\n");
-	add_list(&sb, "Spot-check", e->spot_lines, e->nspot);
+	if (!e->event || e->nspot)
+		add_list(&sb, "Spot-check", e->spot_lines, e->nspot);
 	add_list(&sb, "Accepted warnings", e->accepted_warnings, e->naccepted);
 	ef_strbuf_add(&sb, "\n");
 	add_command(&sb, e->command);

@@ -280,15 +280,24 @@ ef_status ef_plan_build(const struct ef_config *cfg, const struct ef_embed_confi
 		st = chunking_risk(db, cfg, p, err);
 	if (st == EF_OK && sc.tool_schema)
 		st = provider_risk(db, cfg, p, err);
-	ef_db_close(db);
-	p->batches = (p->todo + cfg->batch_size - 1) / cfg->batch_size;
 	if (st == EF_OK) {
 		dim_risk(p, cfg);
 		model_risks(p, cfg);
 		count_risks(p);
-		if (!p->new_collection)
-			st = probe(ecfg, p, texts, n, err);
 	}
+	/* a new collection embeds every chunk: count and probe all of them (a
+	 * model name no vector has makes every chunk one to embed) */
+	if (st == EF_OK && p->new_collection) {
+		struct ef_config every = *cfg;
+
+		every.embed_model = "\x1f(every chunk)";
+		free_texts(texts);
+		st = todo(db, &every, &sc, p, retry_quarantined, &texts, &n, err);
+	}
+	ef_db_close(db);
+	p->batches = (p->todo + cfg->batch_size - 1) / cfg->batch_size;
+	if (st == EF_OK)
+		st = probe(ecfg, p, texts, n, err);
 	free_texts(texts);
 	return st;
 }

@@ -14,6 +14,7 @@
 
 #include "core/db_pg.h"
 #include "core/schema_int.h"
+#include "embfill/lifecycle.h"
 #include "embfill/schema.h"
 
 bool ef_schema_usable(const struct ef_schema *sc)
@@ -527,21 +528,55 @@ static ef_status check_lookup(ef_db *db, const struct ef_mapping *m, struct ef_s
 	return EF_OK;
 }
 
+static ef_status tool_version(ef_db *db, const struct ef_mapping *m, int *version,
+			      struct ef_error *err)
+{
+	char *q = ef_db_quote_part(db, m->tool_schema, err), *sql = NULL;
+	PGresult *res = NULL;
+
+	if (!q || asprintf(&sql, "SELECT value FROM %s.meta WHERE key = 'schema_version'", q) < 0) {
+		free(q);
+		return err->status ? err->status : ef_error_set(err, EF_ERR_DB, "out of memory");
+	}
+	res = ef_db_query(db, sql, 0, NULL, PGRES_TUPLES_OK, err);
+	free(sql);
+	free(q);
+	if (!res)
+		return err->status;
+	*version = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+	PQclear(res);
+	return EF_OK;
+}
+
 static ef_status check_tool_schema(ef_db *db, const struct ef_mapping *m, struct ef_schema *sc,
 				   struct ef_checklist *l, struct ef_error *err)
 {
 	static const char sql[] = "SELECT to_regclass(quote_ident($1) || '.runs') IS NOT NULL"
-				  " AND to_regclass(quote_ident($1) || '.quarantine') IS NOT NULL";
+				  " AND to_regclass(quote_ident($1) || '.quarantine') IS NOT NULL,"
+				  " to_regclass(quote_ident($1) || '.meta') IS NOT NULL";
 	const char *p[1] = { m->tool_schema };
 	PGresult *res = ef_db_query(db, sql, 1, p, PGRES_TUPLES_OK, err);
+	bool meta;
+	int version = 0;
 
 	if (!res)
 		return err->status;
 	sc->tool_schema = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	meta = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	PQclear(res);
-	if (sc->tool_schema)
+	if (sc->tool_schema && meta && tool_version(db, m, &version, err) != EF_OK)
+		return err->status;
+	if (sc->tool_schema && version < EF_TOOL_SCHEMA_VERSION)
+		ef_check_add(l, EF_CHECK_WARN, "embfill tables",
+			     "run `embfill schema init`: it upgrades embfill's tables and leaves "
+			     "yours as they are",
+			     "schema \"%s\" holds embfill's tables of version %d; new collections, "
+			     "swaps, rollbacks and backups need version %d", m->tool_schema, version,
+			     EF_TOOL_SCHEMA_VERSION);
+	else if (sc->tool_schema)
 		ef_check_add(l, EF_CHECK_PASS, "embfill tables", "", "schema \"%s\" holds embfill's "
-			     "runs and quarantine", m->tool_schema);
+			     "runs, quarantine, collections, backups and swaps (version %d)",
+			     m->tool_schema, version);
 	else
 		ef_check_add(l, EF_CHECK_WARN, "embfill tables",
 			     "run `embfill schema init` (it adds embfill's own tables and leaves "

@@ -46,15 +46,15 @@ static void add_word(struct ef_strbuf *b, const char *w)
 	ef_strbuf_add_shell_word(b, w);
 }
 
-static int event(struct app *app, const char *outcome, const char *cmd,
+static int event(struct app *app, const char *what, const char *outcome, const char *cmd,
 		 const char *verification, const struct ef_counts *before,
 		 const struct ef_counts *after)
 {
 	struct ef_error err;
 
 	ef_error_clear(&err);
-	if (app_write_event(app, app->cli->collection, outcome, cmd, verification, before, after,
-			    &err) != EF_OK)
+	if (app_write_event(app, app->cli->collection, what, outcome, cmd, verification, before,
+			    after, &err) != EF_OK)
 		return out_error(&err);
 	if (!app->cli->json)
 		out_printf(stdout, "historylog: entry written at the top of %s\n",
@@ -259,7 +259,12 @@ int cmd_swap(struct app *app)
 		 "a fresh vector, self-retrieval %zu of %zu", res.fresh, res.chunks, res.hits,
 		 res.samples);
 	cmd = swap_command(app);
-	rc = event(app, outcome, cmd, verification, &before, &after);
+	{
+		char what[40];
+
+		snprintf(what, sizeof(what), "swap %lld", res.swap_id);
+		rc = event(app, what, outcome, cmd, verification, &before, &after);
+	}
 	free(cmd);
 	app_key_free(key);
 	return rc;
@@ -323,7 +328,7 @@ int cmd_rollback(struct app *app)
 	add_word(&cmd, "rollback");
 	add_word(&cmd, "-C");
 	add_word(&cmd, cli->collection);
-	rc = event(app, outcome, ef_strbuf_str(&cmd), "-", &before, &after);
+	rc = event(app, "rollback", outcome, ef_strbuf_str(&cmd), "-", &before, &after);
 	ef_strbuf_free(&cmd);
 	return rc;
 }

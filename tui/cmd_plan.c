@@ -38,8 +38,10 @@ static void print_plain(const struct app *app, const struct ef_plan *p, const ch
 			   "dim %lld, content %lld), quarantined %lld\n", p->counts.chunks,
 		   p->counts.embedded, p->counts.missing, p->counts.stale, p->counts.stale_model,
 		   p->counts.stale_dim, p->counts.stale_content, p->counts.quarantined);
-	out_printf(stdout, "  to embed: %lld chunks in %lld batches of %d, %d in flight\n", p->todo,
-		   p->batches, p->batch_size, p->concurrency);
+	out_printf(stdout, "  to embed: %s%lld chunks in %lld batches of %d, %d in flight%s\n",
+		   p->new_collection && p->chunking_changed ? "about " : "", p->todo, p->batches,
+		   p->batch_size, p->concurrency, p->new_collection ? " (all of them, into the new "
+		   "collection)" : "");
 	if (p->probe_ms >= 0)
 		out_printf(stdout, "  estimate: %s (a probe of %d chunks took %.0f ms)\n", est,
 			   p->probe_chunks, p->probe_ms);

@@ -155,6 +155,27 @@ char *run_command_line(const struct app *app)
 		add_word(&b, "--config");
 		add_word(&b, cli->config);
 	}
+	/* settings given as flags, so that the line runs against the same
+	 * database and service (a DSN's password is redacted where it is
+	 * printed or stored; keys are never flags) */
+	for (int i = 0; i < cli->nsets; i++) {
+		const char *k = cli->sets[i].key;
+
+		if (strcmp(k, "BATCH_SIZE") == 0 || strcmp(k, "EMBED_CONCURRENCY") == 0)
+			continue;
+		if (strcmp(cli->sets[i].flag, "--dsn") == 0) {
+			add_word(&b, "--dsn");
+			add_word(&b, cli->sets[i].value);
+		} else {
+			char *kv = NULL;
+
+			if (asprintf(&kv, "%s=%s", k, cli->sets[i].value) < 0)
+				continue;
+			add_word(&b, "--set");
+			add_word(&b, kv);
+			free(kv);
+		}
+	}
 	add_word(&b, "run");
 	add_word(&b, "-C");
 	add_word(&b, cli->collection);
@@ -176,6 +197,10 @@ char *run_command_line(const struct app *app)
 		add_word(&b, "--approve-provider-change");
 	if (cli->retry_quarantined)
 		add_word(&b, "--retry-quarantined");
+	if (cli->until) {
+		add_word(&b, "--until");
+		add_word(&b, cli->until);
+	}
 	if (cli->note) {
 		add_word(&b, "--note");
 		add_word(&b, cli->note);

@@ -221,8 +221,8 @@ void app_counts(struct app *app, const char *name, struct ef_counts *c)
 }
 
 
-ef_status app_write_event(struct app *app, const char *collection, const char *outcome,
-			  const char *cmd, const char *verification,
+ef_status app_write_event(struct app *app, const char *collection, const char *event,
+			  const char *outcome, const char *cmd, const char *verification,
 			  const struct ef_counts *before, const struct ef_counts *after,
 			  struct ef_error *err)
 {
@@ -232,6 +232,7 @@ ef_status app_write_event(struct app *app, const char *collection, const char *o
 
 	memset(&h, 0, sizeof(h));
 	h.collection = collection;
+	h.event = event;
 	h.outcome = outcome;
 	h.command = cmd;
 	h.provider = app->cfg->provider;

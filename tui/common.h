@@ -54,8 +54,8 @@ void app_counts(struct app *app, const char *name, struct ef_counts *c);
 /* A historylog entry for an event without a run of its own (a swap, a
  * rollback), written at once: they change what every reader gets.
  * Prints nothing (the console calls it too). */
-ef_status app_write_event(struct app *app, const char *collection, const char *outcome,
-			  const char *cmd, const char *verification,
+ef_status app_write_event(struct app *app, const char *collection, const char *event,
+			  const char *outcome, const char *cmd, const char *verification,
 			  const struct ef_counts *before, const struct ef_counts *after,
 			  struct ef_error *err);
 

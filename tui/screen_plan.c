@@ -181,8 +181,10 @@ static void draw_plan(struct console *c)
 		"%lld, dim %lld, content %lld), quarantined %lld", k->chunks, k->embedded,
 		k->missing, k->stale, k->stale_model, k->stale_dim, k->stale_content,
 		k->quarantined);
-	ui_line(c, R_NORMAL, "  to embed: %lld chunks in %lld batches of %d, %d in flight",
-		p->todo, p->batches, p->batch_size, p->concurrency);
+	ui_line(c, R_NORMAL, "  to embed: %s%lld chunks in %lld batches of %d, %d in flight%s",
+		p->new_collection && p->chunking_changed ? "about " : "", p->todo, p->batches,
+		p->batch_size, p->concurrency, p->new_collection ? " (a new collection: all of "
+		"them)" : "");
 	draw_estimate(c);
 	for (size_t i = 0; i < p->nmodels; i++)
 		ui_line(c, R_DIM, "  vectors now: %lld of \"%s\", dimension %d", p->models[i].count,

@@ -17,8 +17,7 @@ static char *full_command(struct console *c)
 
 	if (!base)
 		return NULL;
-	if (asprintf(&out, "%s%s%s%s", base, c->scope.until[0] ? " --until " : "",
-		     c->scope.until, c->plan.mode == MODE_DRY_RUN ? " --dry-run" : "") < 0)
+	if (asprintf(&out, "%s%s", base, c->plan.mode == MODE_DRY_RUN ? " --dry-run" : "") < 0)
 		out = NULL;
 	free(base);
 	return out;

@@ -218,7 +218,7 @@ static void swap_answer(struct console *c, const char *typed)
 	struct ef_swap_result res;
 	struct ef_counts before, after;
 	struct ef_error err;
-	char outcome[2400], verification[512], *cmd = NULL;
+	char outcome[2400], verification[512], what[40], *cmd = NULL;
 
 	if (strcmp(typed, c->scope.collection) != 0) {
 		console_msg(c, R_FAIL, "\"%s\" is not \"%s\": nothing was swapped", typed,
@@ -254,8 +254,9 @@ static void swap_answer(struct console *c, const char *typed)
 		     c->plan.target, c->scope.collection,
 		     c->plan.approved ? " --approve-provider-change" : "") < 0)
 		cmd = NULL;
-	if (app_write_event(c->app, c->scope.collection, outcome, cmd, verification, &before,
-			    &after, &err) != EF_OK)
+	snprintf(what, sizeof(what), "swap %lld", res.swap_id);
+	if (app_write_event(c->app, c->scope.collection, what, outcome, cmd, verification,
+			    &before, &after, &err) != EF_OK)
 		console_msg(c, R_FAIL, "swapped, but the historylog entry was not written: %s",
 			    err.msg);
 	else

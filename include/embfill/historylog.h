@@ -36,6 +36,9 @@ struct ef_history_entry {
 	const char *operator_name;  /* NULL: user@host of this process */
 	const char *collection;
 	long long run_id;           /* <= 0: no run (dry run, refused run) */
+	const char *event;          /* not a run but this ("swap 3", "rollback"): the
+				       heading names it, and the run's duration,
+				       retries and spot-check lines are left out */
 	const char *outcome;        /* "completed", "interrupted (resumable)", ... */
 	const char *command;        /* reproduces the run headless; may span lines */
 	const char *provider, *url, *model;

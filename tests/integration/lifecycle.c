@@ -215,6 +215,10 @@ static void chunking_change(enum backend b)
 		buf[n] = '\0';
 		if (h)
 			fclose(h);
+		HAS(buf, " - acme - swap 1\n");
+		HAS(buf, " - acme - rollback\n");
+		cr_expect(!strstr(buf, "**Duration"), "an event entry with a run's duration:\n%s",
+			  buf);
 		HAS(buf, "rolled back swap 1");
 		HAS(buf, "took the name \"acme\"");
 		HAS(buf, "embfill --config");
