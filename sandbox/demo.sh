@@ -77,7 +77,7 @@ die() {
 # reused by anything once ours is gone).
 ours() { # pid program
 	[ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
-	tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q -- "$2"
+	tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -q -- "$2"
 }
 
 stop_pid() { # pid program signal
