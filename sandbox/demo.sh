@@ -27,6 +27,12 @@ BACKEND=${EMBFILL_DEMO_BACKEND:-auto}
 PGPORT_SANDBOX=5432
 DBNAME=embfill_demo
 DIM=512
+# The chunking of the corpus, and the settings the console shows for it.
+# use-lite is a small sentence encoder: a question matches a chunk about one
+# or two options of a page far better than a 1000-character stretch of
+# several, which reads like all of them and like any other page.
+CHUNK_SIZE=400
+CHUNK_OVERLAP=50
 OLD_MODEL=embfill-hash-v0
 SCENARIOS="tenant_acme tenant_globex tenant_initech global_corpus"
 
@@ -71,7 +77,7 @@ die() {
 # reused by anything once ours is gone).
 ours() { # pid program
 	[ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
-	tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q -- "$2"
+	tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -q -- "$2"
 }
 
 stop_pid() { # pid program signal
@@ -247,8 +253,8 @@ EMBED_PROVIDER=ollama
 EMBED_URL=$EMBED_URL
 EMBED_MODEL=$MODEL
 EMBED_DIM=$DIM
-MAX_CHUNK_SIZE=1000
-CHUNK_OVERLAP=100
+MAX_CHUNK_SIZE=$CHUNK_SIZE
+CHUNK_OVERLAP=$CHUNK_OVERLAP
 BATCH_SIZE=32
 EMBED_CONCURRENCY=2
 HISTORYLOG=$STATE/historylog.md
@@ -273,8 +279,9 @@ load() {
 chunk_corpus() {
 	rm -rf "$STATE/load"
 	mkdir -p "$STATE/load"
-	"$EMBFILL_BIN" demo --copy-corpus "$STATE/corpus/manifest.tsv" "$STATE/load" 1000 100 1 1 \
-		>"$STATE/load/summary" || die "chunking the corpus failed" "" 2
+	"$EMBFILL_BIN" demo --copy-corpus "$STATE/corpus/manifest.tsv" "$STATE/load" \
+		"$CHUNK_SIZE" "$CHUNK_OVERLAP" 1 1 >"$STATE/load/summary" ||
+		die "chunking the corpus failed" "" 2
 }
 
 backfill() { # collection [flags...]

