@@ -119,9 +119,10 @@ static void build(struct console *c)
 	app_key_free(key);
 	c->plan.ok = true;
 	choose_target(c);
+	/* resuming an interrupted run continues it where it is: in place */
 	if (!c->plan.mode_chosen)
-		c->plan.mode = c->plan.plan.new_collection && c->plan.target[0]
-			       ? MODE_NEW_COLLECTION : MODE_IN_PLACE;
+		c->plan.mode = c->plan.plan.new_collection && c->plan.target[0] &&
+			       !c->scope.resume ? MODE_NEW_COLLECTION : MODE_IN_PLACE;
 	write_plan(c);
 	c->st[2] = has_warnings(c) ? ST_OPEN : ST_PASSED;
 	console_msg(c, c->st[2] == ST_PASSED ? R_GOOD : R_WARN, c->st[2] == ST_PASSED

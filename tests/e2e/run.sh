@@ -56,6 +56,7 @@ plan_on() {
 		sleep 0.1; n=$((n - 1))
 	done
 	keys "$1" End
+	wait_text "$1" "Backup (k changes)" || return 1
 	if screen "$1" | grep -qF "(*) new collection"; then
 		keys "$1" m m
 		wait_text "$1" "(*) in place" || return 1
