@@ -358,10 +358,49 @@ static ef_status restore_inline(struct life *l, const char *id, long long *n,
 	    !ef_sqlvars_frag(&l->v, "set_at", m->emb_at ? ", {at} = r.{at}" : "") ||
 	    !ef_sqlvars_frag(&l->v, "set_run", m->emb_run ? ", {run} = r.{run}" : ""))
 		return life_oom(err);
-	return life_x(l, "UPDATE {chunks} c SET {model} = r.{model}, {hash} = r.{hash}, {vec} = r.{vec}"
+	return life_x(l, "UPDATE {chunks} c SET {model} = r.{model}, {hash} = r.{hash}, {vec} = b.embedding"
 		    "{set_dim}{set_at}{set_run} FROM {tool}.backups b CROSS JOIN LATERAL"
 		    " jsonb_populate_record(NULL::{chunks}, b.row_data) r"
 		    " WHERE b.run_id = $1::bigint AND c.{cid} = b.chunk_id", 1, p, n, err);
+}
+
+/* The saved rows back into the embedding table: every column from the
+ * saved jsonb, the vector from its real[] copy (an assignment cast turns it
+ * into pgvector's type).  The column list comes from the catalog, so that
+ * a mapped table with columns of its own gets them back too. */
+static ef_status restore_rows(struct life *l, const char *id, long long *n,
+			      struct ef_error *err)
+{
+	const char *p[2] = { ef_sqlvars_get(&l->v, "embeddings"), l->cfg->map.emb_vector };
+	const char *pid[1] = { id };
+	struct ef_strbuf cols = EF_STRBUF_INIT, vals = EF_STRBUF_INIT;
+	PGresult *r = ef_db_query(l->db, "SELECT quote_ident(attname), attname = $2 FROM"
+					 " pg_attribute WHERE attrelid = $1::regclass AND attnum > 0"
+					 " AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+				  2, p, PGRES_TUPLES_OK, err);
+	ef_status st = EF_OK;
+
+	if (!r)
+		return err->status;
+	for (int i = 0; i < PQntuples(r); i++) {
+		ef_strbuf_addf(&cols, "%s%s", i ? ", " : "", PQgetvalue(r, i, 0));
+		if (strcmp(PQgetvalue(r, i, 1), "t") == 0)
+			ef_strbuf_addf(&vals, "%sb.embedding", i ? ", " : "");
+		else
+			ef_strbuf_addf(&vals, "%sr.%s", i ? ", " : "", PQgetvalue(r, i, 0));
+	}
+	PQclear(r);
+	if (cols.oom || vals.oom || !ef_sqlvars_raw(&l->v, "rcols", ef_strbuf_str(&cols)) ||
+	    !ef_sqlvars_raw(&l->v, "rvals", ef_strbuf_str(&vals)))
+		st = life_oom(err);
+	ef_strbuf_free(&cols);
+	ef_strbuf_free(&vals);
+	if (st != EF_OK)
+		return st;
+	return life_x(l, "INSERT INTO {embeddings} ({rcols}) OVERRIDING SYSTEM VALUE SELECT {rvals}"
+		    " FROM {tool}.backups b CROSS JOIN LATERAL"
+		    " jsonb_populate_record(NULL::{embeddings}, b.row_data) r"
+		    " WHERE b.run_id = $1::bigint AND b.existed", 1, pid, n, err);
 }
 
 static ef_status restore_backup(struct life *l, const char *coll,
@@ -385,10 +424,7 @@ static ef_status restore_backup(struct life *l, const char *coll,
 			  " $1::bigint AND e.{echunk} = b.chunk_id AND e.{ecoll} = $2", 2, p, &deleted,
 		       err);
 		if (st == EF_OK)
-			st = life_x(l, "INSERT INTO {embeddings} OVERRIDING SYSTEM VALUE SELECT"
-				  " (jsonb_populate_record(NULL::{embeddings}, b.row_data)).*"
-				  " FROM {tool}.backups b WHERE b.run_id = $1::bigint AND b.existed",
-			       1, p, &res->rows_restored, err);
+			st = restore_rows(l, id, &res->rows_restored, err);
 		res->rows_removed = deleted - res->rows_restored;
 		if (res->rows_removed < 0)
 			res->rows_removed = 0;

@@ -1050,7 +1050,8 @@ static ef_status check_provider(struct engine *e, struct ef_error *err)
 static ef_status backup_rows(struct engine *e, struct ef_error *err)
 {
 	char id[24], d[16];
-	const char *p[5] = { e->o->collection, "0", e->cfg->embed_model, d, id };
+	const char *p[6] = { e->o->collection, "0", e->cfg->embed_model, d, id,
+			     e->cfg->map.emb_vector };
 	bool want = e->o->backup;
 	PGresult *r = NULL;
 	char *sql;
@@ -1078,7 +1079,7 @@ static ef_status backup_rows(struct engine *e, struct ef_error *err)
 		free(sql);
 		return err->status ? err->status : ef_error_set(err, EF_ERR_DB, "out of memory");
 	}
-	r = ef_db_query(e->db, e->sql.backup, 5, p, PGRES_COMMAND_OK, err);
+	r = ef_db_query(e->db, e->sql.backup, 6, p, PGRES_COMMAND_OK, err);
 	if (r) {
 		e->res->backed_up = atoll(PQcmdTuples(r));
 		PQclear(r);

@@ -38,14 +38,18 @@ static const char count_tpl[] =
 	"  {qfilter}";
 
 /* What a run with --backup saves before it writes anything: the embedding
- * row of every chunk it will embed, whole, as jsonb (so that a rollback
- * puts back every column exactly, whatever the mapping), or the fact that
- * there was none.  $1 collection name, $2 after id, $3 model, $4 dim,
- * $5 run id.  A resumed run saves again what is still to do; rows saved
- * the first time are kept (ON CONFLICT DO NOTHING). */
+ * row of every chunk it will embed, whole (so that a rollback puts back
+ * every column exactly, whatever the mapping), or the fact that there was
+ * none.  The columns go as jsonb, except the vector: as real[] it is
+ * copied as it is, where jsonb would print and parse every float.
+ * $1 collection name, $2 after id, $3 model, $4 dim, $5 run id, $6 the
+ * vector column's name.  A resumed run saves again what is still to do;
+ * rows saved the first time are kept (ON CONFLICT DO NOTHING). */
 static const char backup_tpl[] =
-	"INSERT INTO {tool}.backups (run_id, collection, chunk_id, model, existed, row_data)"
-	" SELECT $5::bigint, $1::text, c.{cid}, {e}.{model}, {present}, {rowdata}"
+	"INSERT INTO {tool}.backups (run_id, collection, chunk_id, model, existed, row_data,"
+	" embedding)"
+	" SELECT $5::bigint, $1::text, c.{cid}, {e}.{model}, {present}, {rowdata},"
+	"  {e}.{vec}::real[]"
 	" FROM {chunks} c {cjoin} {ejoin}"
 	" WHERE {cfilter} AND c.{cid} > $2::bigint"
 	"  AND ({e}.{vec} IS NULL OR ({stale_model}) OR ({stale_dim}) OR ({stale_content}))"
@@ -106,7 +110,8 @@ static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 						     ? quarantine_filter : "") &&
 	       ef_sqlvars_frag(v, "present", separate ? "e.{echunk} IS NOT NULL" : "true") &&
 	       ef_sqlvars_frag(v, "rowdata", separate ? "CASE WHEN e.{echunk} IS NULL THEN NULL"
-						       " ELSE to_jsonb(e) END" : "to_jsonb(c)");
+						       " ELSE to_jsonb(e) - $6::text END"
+						     : "to_jsonb(c) - $6::text");
 }
 
 /*

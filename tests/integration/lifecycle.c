@@ -736,3 +736,73 @@ Test(pglite_lifecycle, lookup_mode_swaps_the_names_in_the_lookup_table, .timeout
 {
 	lookup_swap(BACKEND_PGLITE);
 }
+
+/* --- the inline layout: a backup of the embedding columns of chunk rows ------ */
+
+static void inline_backup(enum backend b)
+{
+	const char *emb[] = { "--dim", "4", "--model", "m1,m2", NULL };
+	struct embedder_proc e;
+	struct fx f;
+	struct proc_result r;
+	char *ddl = NULL, *line = NULL, *before, *after;
+	const char *fp = "SELECT md5(string_agg(c::text, '|' ORDER BY id)) FROM @S.document_chunks c";
+	FILE *cf;
+
+	fx_init(&f, b, "SCHEMA_LAYOUT=inline\nEMBEDDINGS_VECTOR_COLUMN=emb\nEMBED_PROVIDER=openai\n"
+		       "EMBEDDINGS_MODEL_COLUMN=emb_model\nEMBEDDINGS_HASH_COLUMN=emb_sha\n"
+		       "EMBEDDINGS_DIM_COLUMN=\nEMBEDDINGS_AT_COLUMN=\nEMBEDDINGS_RUN_COLUMN=\n");
+	cr_assert_eq(embedder_start(&e, emb), 0);
+	cf = fopen(f.config, "a");
+	cr_assert(asprintf(&line, "EMBED_URL=%s\n", e.url) > 0);
+	fputs(line, cf);
+	fclose(cf);
+	cr_assert(asprintf(&ddl,
+		"%3$s CREATE SCHEMA \"%1$s\";"
+		"CREATE TABLE \"%1$s\".document_chunks (id bigint PRIMARY KEY, document_id bigint,"
+		" collection text, chunk_index int, content text, emb %2$s, emb_model text,"
+		" emb_sha bytea);"
+		"CREATE UNIQUE INDEX ON \"%1$s\".document_chunks (id);"
+		"INSERT INTO \"%1$s\".document_chunks (id, document_id, collection, chunk_index,"
+		" content) SELECT g, 1, 'acme', g, 'chunk ' || g FROM generate_series(1, 12) g",
+		f.schema, b == BACKEND_PG ? "real[]" : "vector(4)",
+		b == BACKEND_PG ? "" : "CREATE EXTENSION IF NOT EXISTS vector;") > 0);
+	sql_exec(b, ddl);
+	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "schema", "init", "--dim", "4", NULL }), 0,
+		     "%s", r.err);
+	proc_result_free(&r);
+	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
+						      "--set", "EMBED_DIM=4", NULL }), 0, "%s", r.err);
+	proc_result_free(&r);
+	fx_sql(&f, "UPDATE @S.document_chunks SET emb = NULL, emb_model = NULL, emb_sha = NULL"
+		   " WHERE id % 3 = 0");
+	before = fx_text(&f, fp);
+	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
+						      "--backup", "--set", "EMBED_DIM=4", "--set",
+						      "EMBED_MODEL=m2", NULL }), 0, "%s", r.err);
+	proc_result_free(&r);
+	after = fx_text(&f, fp);
+	cr_expect_str_neq(after, before, "the run changed nothing");
+	free(after);
+	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "rollback", "-C", "acme", NULL }), 0, "%s",
+		     r.err);
+	proc_result_free(&r);
+	after = fx_text(&f, fp);
+	cr_expect_str_eq(after, before, "rollback did not restore the chunk rows exactly");
+	free(after);
+	free(before);
+	free(ddl);
+	free(line);
+	embedder_stop(&e);
+	fx_free(&f);
+}
+
+Test(pg_lifecycle, inline_layout_backup_restores_the_embedding_columns, .timeout = 120)
+{
+	inline_backup(BACKEND_PG);
+}
+
+Test(pglite_lifecycle, inline_layout_backup_restores_the_embedding_columns, .timeout = 180)
+{
+	inline_backup(BACKEND_PGLITE);
+}
