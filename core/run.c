@@ -1046,15 +1046,56 @@ static ef_status check_provider(struct engine *e, struct ef_error *err)
 	return ef_coll_check_provider(e->cfg, name, &o, err);
 }
 
+/* The backup statement with {rowobj}: jsonb_build_object() over the
+ * columns of the row that holds the vector, the vector left out (it is
+ * saved as real[] beside it).  Building the object from named columns
+ * spares converting 768 floats to jsonb numbers only to drop them. */
+static char *backup_sql(struct engine *e, struct ef_error *err)
+{
+	const struct ef_mapping *m = &e->cfg->map;
+	bool separate = m->layout == EF_LAYOUT_SEPARATE;
+	const char *alias = separate ? "e" : "c";
+	char *table = ef_db_quote_ident(e->db, separate ? m->embeddings : m->chunks, err);
+	const char *p[2] = { table, m->emb_vector };
+	struct ef_strbuf obj = EF_STRBUF_INIT;
+	struct ef_sqlvars v = { .n = 0 };
+	PGresult *r = NULL;
+	char *out = NULL;
+
+	if (table)
+		r = ef_db_query(e->db, "SELECT quote_literal(attname), quote_ident(attname) FROM"
+				       " pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND"
+				       " NOT attisdropped AND attname <> $2 ORDER BY attnum", 2, p,
+				PGRES_TUPLES_OK, err);
+	free(table);
+	if (!r)
+		return NULL;
+	/* jsonb_build_object() takes 100 arguments: past that, the whole row */
+	if (PQntuples(r) > 50)
+		ef_strbuf_addf(&obj, "(to_jsonb(%s) - %s)", alias, PQgetvalue(r, 0, 0));
+	for (int i = 0; PQntuples(r) <= 50 && i < PQntuples(r); i++)
+		ef_strbuf_addf(&obj, "%s%s, %s.%s", i ? ", " : "jsonb_build_object(",
+			       PQgetvalue(r, i, 0), alias, PQgetvalue(r, i, 1));
+	if (PQntuples(r) <= 50)
+		ef_strbuf_add(&obj, PQntuples(r) ? ")" : "'{}'::jsonb");
+	PQclear(r);
+	if (!obj.oom && ef_sqlvars_raw(&v, "rowobj", ef_strbuf_str(&obj)))
+		out = ef_sqlvars_expand(&v, e->sql.backup);
+	ef_strbuf_free(&obj);
+	ef_sqlvars_free(&v);
+	if (!out)
+		ef_error_set(err, EF_ERR_DB, "out of memory");
+	return out;
+}
+
 /* --backup: before the first write, every row the run will overwrite. */
 static ef_status backup_rows(struct engine *e, struct ef_error *err)
 {
 	char id[24], d[16];
-	const char *p[6] = { e->o->collection, "0", e->cfg->embed_model, d, id,
-			     e->cfg->map.emb_vector };
+	const char *p[5] = { e->o->collection, "0", e->cfg->embed_model, d, id };
 	bool want = e->o->backup;
 	PGresult *r = NULL;
-	char *sql;
+	char *sql, *bsql;
 
 	snprintf(id, sizeof(id), "%lld", e->run_id);
 	snprintf(d, sizeof(d), "%d", e->cfg->embed_dim);
@@ -1079,7 +1120,10 @@ static ef_status backup_rows(struct engine *e, struct ef_error *err)
 		free(sql);
 		return err->status ? err->status : ef_error_set(err, EF_ERR_DB, "out of memory");
 	}
-	r = ef_db_query(e->db, e->sql.backup, 6, p, PGRES_COMMAND_OK, err);
+	r = NULL;
+	if ((bsql = backup_sql(e, err)) != NULL)
+		r = ef_db_query(e->db, bsql, 5, p, PGRES_COMMAND_OK, err);
+	free(bsql);
 	if (r) {
 		e->res->backed_up = atoll(PQcmdTuples(r));
 		PQclear(r);

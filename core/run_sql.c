@@ -40,11 +40,12 @@ static const char count_tpl[] =
 /* What a run with --backup saves before it writes anything: the embedding
  * row of every chunk it will embed, whole (so that a rollback puts back
  * every column exactly, whatever the mapping), or the fact that there was
- * none.  The columns go as jsonb, except the vector: as real[] it is
+ * none.  The columns go as a jsonb object built from the catalog's list
+ * ({rowobj}, filled in by the run), except the vector: as real[] it is
  * copied as it is, where jsonb would print and parse every float.
- * $1 collection name, $2 after id, $3 model, $4 dim, $5 run id, $6 the
- * vector column's name.  A resumed run saves again what is still to do;
- * rows saved the first time are kept (ON CONFLICT DO NOTHING). */
+ * $1 collection name, $2 after id, $3 model, $4 dim, $5 run id.  A resumed
+ * run saves again what is still to do; rows saved the first time are kept
+ * (ON CONFLICT DO NOTHING). */
 static const char backup_tpl[] =
 	"INSERT INTO {tool}.backups (run_id, collection, chunk_id, model, existed, row_data,"
 	" embedding)"
@@ -109,9 +110,9 @@ static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 	       ef_sqlvars_frag(v, "qfilter", skip_quarantined && sc->tool_schema
 						     ? quarantine_filter : "") &&
 	       ef_sqlvars_frag(v, "present", separate ? "e.{echunk} IS NOT NULL" : "true") &&
+	       /* {rowobj}: the row's other columns, named at backup time */
 	       ef_sqlvars_frag(v, "rowdata", separate ? "CASE WHEN e.{echunk} IS NULL THEN NULL"
-						       " ELSE to_jsonb(e) - $6::text END"
-						     : "to_jsonb(c) - $6::text");
+						       " ELSE {rowobj} END" : "{rowobj}");
 }
 
 /*

@@ -82,6 +82,8 @@ static const char tool_ddl[] =
 	"ALTER TABLE {tool}.runs ADD COLUMN IF NOT EXISTS backup boolean NOT NULL DEFAULT false;"
 	"ALTER TABLE {tool}.runs ADD COLUMN IF NOT EXISTS restored_at timestamptz;"
 	"CREATE INDEX IF NOT EXISTS swaps_collection_idx ON {tool}.swaps (collection, id DESC);"
+	/* saved vectors do not compress either */
+	"ALTER TABLE {tool}.backups ALTER COLUMN embedding SET STORAGE EXTERNAL;"
 	"UPDATE {tool}.meta SET value = '2' WHERE key = 'schema_version' AND value::int < 2;";
 
 static const char documents_ddl[] =
