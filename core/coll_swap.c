@@ -189,7 +189,6 @@ static ef_status gate_retrieval(struct life *l, const struct view *w,
 	struct ef_spot_request req = { .collection = o->with, .k = 5 };
 	struct ef_spot_report sp;
 
-	(void)l;
 	if (ef_spotcheck(l->db, &w->cfg, &w->sc, o->ecfg, &req, &sp, err) != EF_OK)
 		return err->status;
 	res->hits = sp.hits;

@@ -117,37 +117,62 @@ static ef_status fill_report(PGresult *res, struct ef_status_report *out, struct
 
 /* A collection of another dimension keeps its vectors in a table of its
  * own (lifecycle.h): its row is counted again against that table. */
-static ef_status own_tables(ef_db *db, const struct ef_config *cfg, struct ef_status_report *out,
-			    struct ef_error *err)
+/* One collection counted again against its own embedding table. */
+static ef_status recount(ef_db *db, const struct ef_config *cfg, struct ef_counts *row,
+			 struct ef_error *err)
 {
-	for (size_t i = 0; i < out->n; i++) {
-		struct ef_config own;
-		struct ef_schema sc;
-		struct ef_status_report one;
-		char *table = NULL;
-		bool moved = false;
+	struct ef_config own;
+	struct ef_schema sc;
+	struct ef_status_report one;
+	char *table = NULL;
+	bool moved = false;
 
-		if (ef_coll_config(db, cfg, out->rows[i].collection, &own, &table, &moved,
-				   err) != EF_OK)
-			return err->status;
-		if (!moved)
-			continue;
-		if (ef_schema_discover(db, &own.map, &sc, NULL, err) != EF_OK ||
-		    ef_scan_status(db, &own, &sc, out->rows[i].collection, &one, err) != EF_OK) {
-			free(table);
-			return err->status;
-		}
-		if (one.n == 1) {
-			free(out->rows[i].collection);
-			out->rows[i] = one.rows[0];
-			one.rows[0].collection = NULL;
-		}
-		ef_status_report_free(&one);
+	if (ef_coll_config(db, cfg, row->collection, &own, &table, &moved, err) != EF_OK)
+		return err->status;
+	if (moved && (ef_schema_discover(db, &own.map, &sc, NULL, err) != EF_OK ||
+		      ef_scan_status(db, &own, &sc, row->collection, &one, err) != EF_OK)) {
 		free(table);
+		return err->status;
 	}
+	if (moved && one.n == 1) {
+		free(row->collection);
+		*row = one.rows[0];
+		one.rows[0].collection = NULL;
+	}
+	if (moved)
+		ef_status_report_free(&one);
+	free(table);
 	return EF_OK;
 }
 
+static bool listed(const PGresult *r, const char *name)
+{
+	for (int i = 0; i < PQntuples(r); i++)
+		if (strcmp(PQgetvalue(r, i, 0), name) == 0)
+			return true;
+	return false;
+}
+
+static ef_status own_tables(ef_db *db, const struct ef_config *cfg, struct ef_status_report *out,
+			    struct ef_error *err)
+{
+	PGresult *r = NULL;
+	ef_status st = EF_OK;
+
+	/* one query says which collections have a table of their own (none,
+	 * mostly); embfill's tables of an older version have no such column */
+	if (ef_collsql_tool_query(db, cfg, "SELECT name FROM {tool}.collections c WHERE"
+					   " to_jsonb(c)->>'embeddings_table' IS NOT NULL", 0, NULL,
+				  &r, err) != EF_OK) {
+		ef_error_clear(err);
+		return EF_OK;
+	}
+	for (size_t i = 0; st == EF_OK && i < out->n; i++)
+		if (listed(r, out->rows[i].collection))
+			st = recount(db, cfg, &out->rows[i], err);
+	PQclear(r);
+	return st;
+}
 ef_status ef_scan_status(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
 			 const char *collection, struct ef_status_report *out,
 			 struct ef_error *err)

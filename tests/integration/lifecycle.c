@@ -657,40 +657,49 @@ Test(pglite_lifecycle, a_dimension_change_gets_a_table_of_its_own_and_swaps, .ti
 
 /* --- lookup mode: the swap renames two rows of the lookup table -------------- */
 
-static void lookup_swap(enum backend b)
+/* A mapped layout of the test's own: settings, an embedder of dimension 4
+ * that knows m1 and m2, tables from ddl (printf: %1$s the schema, %2$s the
+ * vector type, %3$s what creates pgvector on PGlite), and embfill's tables. */
+static void mapped_start(struct fx *f, struct embedder_proc *e, enum backend b,
+			 const char *settings, const char *ddl_fmt)
 {
 	const char *emb[] = { "--dim", "4", "--model", "m1,m2", NULL };
+	struct proc_result r;
+	char *ddl = NULL;
+
+	fx_init(f, b, settings);
+	cr_assert_eq(embedder_start(e, emb), 0);
+	add_settings(f, "EMBED_URL=%s\n", e->url);
+	cr_assert(asprintf(&ddl, ddl_fmt, f->schema, b == BACKEND_PG ? "real[]" : "vector(4)",
+			   b == BACKEND_PG ? "" : "CREATE EXTENSION IF NOT EXISTS vector;") > 0);
+	sql_exec(b, ddl);
+	free(ddl);
+	cr_assert_eq(fx_run(f, &r, (const char *[]){ "schema", "init", "--dim", "4", NULL }), 0,
+		     "%s", r.err);
+	proc_result_free(&r);
+}
+
+static void lookup_swap(enum backend b)
+{
 	struct embedder_proc e;
 	struct fx f;
 	struct proc_result r;
-	char *ddl = NULL, *line = NULL, *names;
-	FILE *cf;
+	char *names;
 
-	fx_init(&f, b, "COLLECTION_MODE=lookup\nCHUNKS_COLLECTION_COLUMN=collection_id\n"
-		       "EMBEDDINGS_COLLECTION_COLUMN=collection_id\nEMBED_PROVIDER=openai\n"
-		       "EMBEDDINGS_DIM_COLUMN=\nEMBEDDINGS_AT_COLUMN=\nEMBEDDINGS_RUN_COLUMN=\n");
-	cr_assert_eq(embedder_start(&e, emb), 0);
-	cf = fopen(f.config, "a");
-	cr_assert(asprintf(&line, "COLLECTIONS_TABLE=%s.collections\nEMBED_URL=%s\n", f.schema,
-			   e.url) > 0);
-	fputs(line, cf);
-	fclose(cf);
-	cr_assert(asprintf(&ddl,
-		"%3$s CREATE SCHEMA \"%1$s\";"
-		"CREATE TABLE \"%1$s\".collections (id int PRIMARY KEY, name text UNIQUE);"
-		"CREATE TABLE \"%1$s\".document_chunks (id bigint PRIMARY KEY, document_id bigint,"
-		" collection_id int, chunk_index int, content text);"
-		"CREATE TABLE \"%1$s\".document_embeddings (chunk_id bigint PRIMARY KEY,"
-		" collection_id int, model text, content_sha256 bytea, embedding %2$s);"
-		"INSERT INTO \"%1$s\".collections VALUES (1, 'acme'), (2, 'acme_next');"
-		"INSERT INTO \"%1$s\".document_chunks SELECT g, 1, 1, g, 'chunk ' || g || ' '"
-		" || md5(g::text) FROM generate_series(1, 30) g",
-		f.schema, b == BACKEND_PG ? "real[]" : "vector(4)",
-		b == BACKEND_PG ? "" : "CREATE EXTENSION IF NOT EXISTS vector;") > 0);
-	sql_exec(b, ddl);
-	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "schema", "init", "--dim", "4", NULL }), 0,
-		     "%s", r.err);
-	proc_result_free(&r);
+	mapped_start(&f, &e, b, "COLLECTION_MODE=lookup\nCHUNKS_COLLECTION_COLUMN=collection_id\n"
+				"EMBEDDINGS_COLLECTION_COLUMN=collection_id\nEMBED_PROVIDER=openai\n"
+				"EMBEDDINGS_DIM_COLUMN=\nEMBEDDINGS_AT_COLUMN=\n"
+				"EMBEDDINGS_RUN_COLUMN=\n",
+		     "%3$s CREATE SCHEMA \"%1$s\";"
+		     "CREATE TABLE \"%1$s\".collections (id int PRIMARY KEY, name text UNIQUE);"
+		     "CREATE TABLE \"%1$s\".document_chunks (id bigint PRIMARY KEY, document_id bigint,"
+		     " collection_id int, chunk_index int, content text);"
+		     "CREATE TABLE \"%1$s\".document_embeddings (chunk_id bigint PRIMARY KEY,"
+		     " collection_id int, model text, content_sha256 bytea, embedding %2$s);"
+		     "INSERT INTO \"%1$s\".collections VALUES (1, 'acme'), (2, 'acme_next');"
+		     "INSERT INTO \"%1$s\".document_chunks SELECT g, 1, 1, g, 'chunk ' || g || ' '"
+		     " || md5(g::text) FROM generate_series(1, 30) g");
+	add_settings(&f, "COLLECTIONS_TABLE=%s.collections\n", f.schema);
 	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
 						      "--set", "EMBED_DIM=4", NULL }), 0, "%s", r.err);
 	proc_result_free(&r);
@@ -721,8 +730,6 @@ static void lookup_swap(enum backend b)
 			    " FROM @S.collections");
 	cr_expect_str_eq(names, "1=acme,2=acme_next");
 	free(names);
-	free(ddl);
-	free(line);
 	embedder_stop(&e);
 	fx_free(&f);
 }
@@ -741,36 +748,23 @@ Test(pglite_lifecycle, lookup_mode_swaps_the_names_in_the_lookup_table, .timeout
 
 static void inline_backup(enum backend b)
 {
-	const char *emb[] = { "--dim", "4", "--model", "m1,m2", NULL };
 	struct embedder_proc e;
 	struct fx f;
 	struct proc_result r;
-	char *ddl = NULL, *line = NULL, *before, *after;
+	char *before, *after;
 	const char *fp = "SELECT md5(string_agg(c::text, '|' ORDER BY id)) FROM @S.document_chunks c";
-	FILE *cf;
 
-	fx_init(&f, b, "SCHEMA_LAYOUT=inline\nEMBEDDINGS_VECTOR_COLUMN=emb\nEMBED_PROVIDER=openai\n"
-		       "EMBEDDINGS_MODEL_COLUMN=emb_model\nEMBEDDINGS_HASH_COLUMN=emb_sha\n"
-		       "EMBEDDINGS_DIM_COLUMN=\nEMBEDDINGS_AT_COLUMN=\nEMBEDDINGS_RUN_COLUMN=\n");
-	cr_assert_eq(embedder_start(&e, emb), 0);
-	cf = fopen(f.config, "a");
-	cr_assert(asprintf(&line, "EMBED_URL=%s\n", e.url) > 0);
-	fputs(line, cf);
-	fclose(cf);
-	cr_assert(asprintf(&ddl,
-		"%3$s CREATE SCHEMA \"%1$s\";"
-		"CREATE TABLE \"%1$s\".document_chunks (id bigint PRIMARY KEY, document_id bigint,"
-		" collection text, chunk_index int, content text, emb %2$s, emb_model text,"
-		" emb_sha bytea);"
-		"CREATE UNIQUE INDEX ON \"%1$s\".document_chunks (id);"
-		"INSERT INTO \"%1$s\".document_chunks (id, document_id, collection, chunk_index,"
-		" content) SELECT g, 1, 'acme', g, 'chunk ' || g FROM generate_series(1, 12) g",
-		f.schema, b == BACKEND_PG ? "real[]" : "vector(4)",
-		b == BACKEND_PG ? "" : "CREATE EXTENSION IF NOT EXISTS vector;") > 0);
-	sql_exec(b, ddl);
-	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "schema", "init", "--dim", "4", NULL }), 0,
-		     "%s", r.err);
-	proc_result_free(&r);
+	mapped_start(&f, &e, b, "SCHEMA_LAYOUT=inline\nEMBEDDINGS_VECTOR_COLUMN=emb\n"
+				"EMBED_PROVIDER=openai\nEMBEDDINGS_MODEL_COLUMN=emb_model\n"
+				"EMBEDDINGS_HASH_COLUMN=emb_sha\nEMBEDDINGS_DIM_COLUMN=\n"
+				"EMBEDDINGS_AT_COLUMN=\nEMBEDDINGS_RUN_COLUMN=\n",
+		     "%3$s CREATE SCHEMA \"%1$s\";"
+		     "CREATE TABLE \"%1$s\".document_chunks (id bigint PRIMARY KEY, document_id bigint,"
+		     " collection text, chunk_index int, content text, emb %2$s, emb_model text,"
+		     " emb_sha bytea);"
+		     "CREATE UNIQUE INDEX ON \"%1$s\".document_chunks (id);"
+		     "INSERT INTO \"%1$s\".document_chunks (id, document_id, collection, chunk_index,"
+		     " content) SELECT g, 1, 'acme', g, 'chunk ' || g FROM generate_series(1, 12) g");
 	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
 						      "--set", "EMBED_DIM=4", NULL }), 0, "%s", r.err);
 	proc_result_free(&r);
@@ -791,8 +785,6 @@ static void inline_backup(enum backend b)
 	cr_expect_str_eq(after, before, "rollback did not restore the chunk rows exactly");
 	free(after);
 	free(before);
-	free(ddl);
-	free(line);
 	embedder_stop(&e);
 	fx_free(&f);
 }
