@@ -37,8 +37,8 @@ OPT       ?= -O2 -g
 BASEFLAGS  = -std=gnu11 $(OPT) -I. -Iinclude -MMD -MP -D_GNU_SOURCE \
              -DEF_VERSION='"$(VERSION)"' $(SANFLAGS)
 
-CORE_SRC    := $(sort $(wildcard core/*.c))
-TUI_SRC     := $(sort $(wildcard tui/*.c))
+CORE_SRC    := $(sort $(wildcard core/*/*.c))
+TUI_SRC     := $(sort $(wildcard tui/*.c tui/*/*.c))
 SANDBOX_SRC := $(sort $(wildcard sandbox/*.c))
 TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
 UNIT_SRC    := $(sort $(wildcard tests/unit/*.c))

@@ -66,8 +66,11 @@ static int print_json(const struct ef_history_list *l)
 	text = arr ? cJSON_PrintUnformatted(arr) : NULL;
 	cJSON_Delete(arr);
 	if (!text) {
-		fprintf(stderr, "embfill: out of memory\n");
-		return EF_ERR_USAGE;
+		struct ef_error err;
+
+		ef_error_clear(&err);
+		ef_error_oom(&err, "listing the historylog");
+		return out_error(&err);
 	}
 	out_json(text);
 	free(text);

@@ -247,7 +247,7 @@ ef_status app_write_event(struct app *app, const char *collection, const char *e
 	h.after = *after;
 	h.verification = verification;
 	if (!(md = ef_history_format(&h)))
-		return ef_error_set(err, EF_ERR_USAGE, "out of memory");
+		return ef_error_oom(err, NULL);
 	st = ef_history_prepend(app->cfg->historylog, md, err);
 	free(md);
 	return st;

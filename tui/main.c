@@ -25,8 +25,8 @@ static int load_settings(struct app *app)
 	ef_error_clear(&err);
 	app->settings = ef_settings_new();
 	if (!app->settings) {
-		fprintf(stderr, "embfill: out of memory\n");
-		return EF_ERR_USAGE;
+		ef_error_oom(&err, "reading the settings");
+		return out_error(&err);
 	}
 	if (ef_settings_load_file(app->settings, cli->config ? cli->config : "embfill.env",
 				  cli->config != NULL, &err) != EF_OK ||

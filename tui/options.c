@@ -166,7 +166,8 @@ void cli_usage(FILE *f, enum cli_cmd cmd)
 		    (cmd != CMD_NONE && (opts[i].cmds & cmd)))
 			opt_line(f, &opts[i], true);
 	fprintf(f, "\nexit codes: 0 ok, 1 checks found problems, 2 usage or settings, "
-		   "3 database,\n4 embedding service, 5 interrupted, 6 collection busy.\n"
+		   "3 database,\n4 embedding service, 5 interrupted, 6 collection busy, "
+		   "7 out of memory.\n"
 		   "See embfill(1) and embfill.env(5).\n");
 }
 

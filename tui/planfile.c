@@ -163,7 +163,7 @@ ef_status plan_write_file(const char *path, const char *text, struct ef_error *e
 	FILE *f;
 
 	if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
-		return ef_error_set(err, EF_ERR_USAGE, "out of memory");
+		return ef_error_oom(err, NULL);
 	f = fopen(tmp, "w");
 	if (f) {
 		bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0 &&

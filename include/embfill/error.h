@@ -18,6 +18,7 @@ typedef enum ef_status {
 	EF_ERR_EMBED = 4,       /* embedding service error */
 	EF_ERR_INTERRUPTED = 5, /* interrupted, resumable */
 	EF_ERR_BUSY = 6,        /* collection busy: another run holds it */
+	EF_ERR_NOMEM = 7,       /* out of memory */
 } ef_status;
 
 #define EF_ERR_TEXT_MAX 1024
@@ -38,6 +39,14 @@ ef_status ef_error_set(struct ef_error *err, ef_status st, const char *fmt, ...)
 /* Sets the hint line.  Returns err->status. */
 ef_status ef_error_hint(struct ef_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Sets EF_ERR_NOMEM with "out of memory" (and what was being done, when
+ * what is not NULL) and the hint every such failure shares.  Returns
+ * EF_ERR_NOMEM.  Out of memory is never reported as another status: the
+ * operator's fix is different.
+ */
+ef_status ef_error_oom(struct ef_error *err, const char *what);
 
 /* Prefixes the message with context ("reading settings: ..."). */
 void ef_error_prefix(struct ef_error *err, const char *fmt, ...)

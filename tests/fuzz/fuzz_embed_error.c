@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/embed_classify.h"
+#include "core/service/embed_classify.h"
 
 #define KEY "sk-test-PLANTED-fuzz"
 #define CAP 60000

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/embed_classify.h"
+#include "core/service/embed_classify.h"
 
 static const enum ef_embed_provider providers[] = {
 	EF_EMBED_OLLAMA, EF_EMBED_OPENAI, EF_EMBED_TEI,

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/embed_classify.h"
+#include "core/service/embed_classify.h"
 
 #define KEY "sk-test-PLANTED-0123456789"
 

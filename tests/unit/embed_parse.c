@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/embed_parse.h"
+#include "core/service/embed_parse.h"
 
 static enum ef_embed_parse_rc parse(enum ef_embed_provider p, const char *body, size_t n,
 				    int dim, struct ef_embed_vectors *v, char *why)

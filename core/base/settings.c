@@ -1,0 +1,776 @@
+/*
+ * settings.c - defaults < settings file < environment < flags.
+ *
+ * Values are kept as strings with their origin until ef_settings_finish(),
+ * which validates the winning value of every key once.  Validating late
+ * means a bad value in the file that the environment overrides does not
+ * stop anyone, and every message can name the source that actually won.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <libpq-fe.h>
+
+#include "embfill/ident.h"
+#include "embfill/redact.h"
+#include "embfill/settings.h"
+
+enum ktype {
+	T_DSN,      /* libpq connection string or URI, may be empty */
+	T_ENUM,     /* one of a list */
+	T_URL,      /* http or https URL */
+	T_TEXT,     /* non-empty free text */
+	T_INT,      /* whole number within [min, max] */
+	T_SECRET,   /* environment only, may be empty */
+	T_FILE,     /* readable file, may be empty */
+	T_PATH,     /* non-empty path, need not exist yet */
+	T_TABLE,    /* identifier, may be schema-qualified */
+	T_COLUMN,   /* identifier */
+	T_COLUMN_OPT, /* identifier or empty (column absent) */
+	T_SCHEMA,   /* identifier, unqualified */
+};
+
+struct keydef {
+	const char *name;
+	enum ktype type;
+	long min, max;
+	const char *choices; /* T_ENUM: "a|b|c" */
+	const char *help;
+};
+
+#define KD(key, t, lo, hi, ch, hl) [EF_K_##key] = { #key, t, lo, hi, ch, hl }
+
+static struct keydef keys[EF_K__COUNT] = {
+	KD(DATABASE_URL, T_DSN, 0, 0, NULL,
+	   "PostgreSQL connection string or URI (else libpq's PG* variables); flag --dsn"),
+	KD(EMBED_PROVIDER, T_ENUM, 0, 0, "ollama|openai|tei",
+	   "API of the embedding service: ollama, openai (OpenAI-compatible) or tei"),
+	KD(EMBED_URL, T_URL, 0, 0, NULL, "base URL of the embedding service (http or https)"),
+	KD(EMBED_MODEL, T_TEXT, 0, 0, NULL, "model name sent to the service and recorded per vector"),
+	KD(EMBED_DIM, T_INT, 1, 16000, NULL, "dimension of the model's vectors"),
+	KD(EMBED_API_KEY, T_SECRET, 0, 0, NULL,
+	   "API key (environment only, never a file or flag); prefer EMBED_API_KEY_FILE"),
+	KD(EMBED_API_KEY_FILE, T_FILE, 0, 0, NULL, "file holding the API key (mode 600)"),
+	KD(EMBED_CA_FILE, T_FILE, 0, 0, NULL,
+	   "extra CA certificates (PEM) to trust for the service; verification stays on"),
+	KD(EMBED_TIMEOUT_S, T_INT, 1, 3600, NULL, "seconds one embedding request may take"),
+	KD(EMBED_CONNECT_TIMEOUT_S, T_INT, 1, 600, NULL, "seconds to connect to the service"),
+	KD(EMBED_MAX_ATTEMPTS, T_INT, 1, 100, NULL, "attempts per request before giving up"),
+	KD(EMBED_CONCURRENCY, T_INT, 1, 64, NULL, "embedding requests in flight at once"),
+	KD(BATCH_SIZE, T_INT, 1, 10000, NULL, "chunks per embedding request"),
+	KD(MAX_CHUNK_SIZE, T_INT, 16, 1000000, NULL, "largest chunk, in characters"),
+	KD(CHUNK_OVERLAP, T_INT, 0, 999999, NULL,
+	   "characters shared by neighbouring chunks (below MAX_CHUNK_SIZE)"),
+	KD(HISTORYLOG, T_PATH, 0, 0, NULL, "the historylog file, newest entry first"),
+	KD(SCHEMA_LAYOUT, T_ENUM, 0, 0, "separate|inline",
+	   "separate: embeddings in their own table; inline: embedding column on the chunk table"),
+	KD(COLLECTION_MODE, T_ENUM, 0, 0, "column|lookup",
+	   "column: collection name on each row; lookup: a key into COLLECTIONS_TABLE"),
+	KD(EMBFILL_SCHEMA, T_SCHEMA, 0, 0, NULL, "schema of embfill's own tables"),
+	KD(DOCUMENTS_TABLE, T_TABLE, 0, 0, NULL, "documents table"),
+	KD(DOCUMENTS_ID_COLUMN, T_COLUMN, 0, 0, NULL, "documents: key column"),
+	KD(DOCUMENTS_COLLECTION_COLUMN, T_COLUMN, 0, 0, NULL, "documents: collection column"),
+	KD(DOCUMENTS_TITLE_COLUMN, T_COLUMN, 0, 0, NULL, "documents: title column"),
+	KD(DOCUMENTS_SOURCE_COLUMN, T_COLUMN, 0, 0, NULL, "documents: source URI column"),
+	KD(DOCUMENTS_BODY_COLUMN, T_COLUMN, 0, 0, NULL, "documents: full text column"),
+	KD(CHUNKS_TABLE, T_TABLE, 0, 0, NULL, "chunk table"),
+	KD(CHUNKS_ID_COLUMN, T_COLUMN, 0, 0, NULL, "chunks: key column (bigint)"),
+	KD(CHUNKS_DOCUMENT_COLUMN, T_COLUMN, 0, 0, NULL, "chunks: document key column"),
+	KD(CHUNKS_COLLECTION_COLUMN, T_COLUMN, 0, 0, NULL, "chunks: collection column"),
+	KD(CHUNKS_INDEX_COLUMN, T_COLUMN, 0, 0, NULL, "chunks: position within the document"),
+	KD(CHUNKS_CONTENT_COLUMN, T_COLUMN, 0, 0, NULL, "chunks: text column"),
+	KD(EMBEDDINGS_TABLE, T_TABLE, 0, 0, NULL, "embedding table (separate layout)"),
+	KD(EMBEDDINGS_CHUNK_COLUMN, T_COLUMN, 0, 0, NULL, "embeddings: chunk key column"),
+	KD(EMBEDDINGS_COLLECTION_COLUMN, T_COLUMN, 0, 0, NULL, "embeddings: collection column"),
+	KD(EMBEDDINGS_MODEL_COLUMN, T_COLUMN, 0, 0, NULL, "embeddings: model name column"),
+	KD(EMBEDDINGS_DIM_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
+	   "embeddings: dimension column (empty: none)"),
+	KD(EMBEDDINGS_HASH_COLUMN, T_COLUMN, 0, 0, NULL,
+	   "embeddings: SHA-256 of the embedded content (bytea or hex text)"),
+	KD(EMBEDDINGS_VECTOR_COLUMN, T_COLUMN, 0, 0, NULL,
+	   "embeddings: the vector column, vector(N) or real[]"),
+	KD(EMBEDDINGS_AT_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
+	   "embeddings: time of embedding column (empty: none)"),
+	KD(EMBEDDINGS_RUN_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
+	   "embeddings: embfill run id column (empty: none)"),
+	KD(COLLECTIONS_TABLE, T_TABLE, 0, 0, NULL, "collection lookup table (lookup mode)"),
+	KD(COLLECTIONS_KEY_COLUMN, T_COLUMN, 0, 0, NULL, "lookup: key column"),
+	KD(COLLECTIONS_NAME_COLUMN, T_COLUMN, 0, 0, NULL, "lookup: collection name column"),
+};
+
+static const char *const defaults[EF_K__COUNT] = {
+#define EF_KEY_DEFAULT(name, def) [EF_K_##name] = def,
+	EF_SETTINGS_KEYS(EF_KEY_DEFAULT)
+#undef EF_KEY_DEFAULT
+};
+
+struct slot {
+	char *value;
+	enum ef_origin_kind kind;
+	char *where; /* file name or flag spelling */
+	unsigned line;
+};
+
+struct ef_settings {
+	struct slot slots[EF_K__COUNT];
+	struct ef_config cfg;
+	bool finished;
+};
+
+ef_settings *ef_settings_new(void)
+{
+	ef_settings *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	for (int k = 0; k < EF_K__COUNT; k++) {
+		s->slots[k].value = strdup(defaults[k]);
+		if (!s->slots[k].value) {
+			ef_settings_free(s);
+			return NULL;
+		}
+	}
+	return s;
+}
+
+void ef_settings_free(ef_settings *s)
+{
+	if (!s)
+		return;
+	for (int k = 0; k < EF_K__COUNT; k++) {
+		free(s->slots[k].value);
+		free(s->slots[k].where);
+	}
+	free(s);
+}
+
+const char *ef_settings_key_name(enum ef_key key)
+{
+	return (unsigned)key < EF_K__COUNT ? keys[key].name : "?";
+}
+
+const char *ef_settings_key_help(enum ef_key key)
+{
+	return (unsigned)key < EF_K__COUNT ? keys[key].help : "";
+}
+
+int ef_settings_key_lookup(const char *name)
+{
+	for (int k = 0; k < EF_K__COUNT; k++)
+		if (strcmp(keys[k].name, name) == 0)
+			return k;
+	return -1;
+}
+
+static const char *nearest_key(const char *name)
+{
+	const char *best = NULL;
+	size_t bestd = 4;
+
+	for (int k = 0; k < EF_K__COUNT; k++) {
+		size_t d = ef_edit_distance(name, keys[k].name, 3);
+		if (d < bestd) {
+			bestd = d;
+			best = keys[k].name;
+		}
+	}
+	return best;
+}
+
+/* Stores value unless a source of higher rank already set the key. */
+static ef_status store(ef_settings *s, int k, const char *value, size_t vlen,
+		       enum ef_origin_kind kind, const char *where, unsigned line)
+{
+	struct slot *sl = &s->slots[k];
+	char *v, *w = NULL;
+
+	if (sl->kind > kind)
+		return EF_OK;
+	v = strndup(value, vlen);
+	if (where)
+		w = strdup(where);
+	if (!v || (where && !w)) {
+		free(v);
+		free(w);
+		return EF_ERR_USAGE;
+	}
+	free(sl->value);
+	free(sl->where);
+	sl->value = v;
+	sl->where = w;
+	sl->kind = kind;
+	sl->line = line;
+	s->finished = false;
+	return EF_OK;
+}
+
+/* --- dotenv ------------------------------------------------------------ */
+
+struct line_ctx {
+	const char *name;
+	unsigned lineno;
+	struct ef_error *err;
+};
+
+static ef_status malformed(struct line_ctx *lc, const char *why, const char *hint)
+{
+	ef_error_set(lc->err, EF_ERR_USAGE, "%s:%u: %s", lc->name, lc->lineno, why);
+	return ef_error_hint(lc->err, "%s", hint);
+}
+
+static const char *skip_blanks(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	return p;
+}
+
+/* After a closing quote only blanks and a comment may follow. */
+static ef_status tail_ok(struct line_ctx *lc, const char *p, const char *end)
+{
+	p = skip_blanks(p, end);
+	if (p < end && *p != '#')
+		return malformed(lc, "text after the closing quote",
+				 "put the whole value inside the quotes, or start a comment with #");
+	return EF_OK;
+}
+
+static ef_status parse_double_quoted(struct line_ctx *lc, const char *p, const char *end,
+				     char *out, size_t *olen)
+{
+	size_t n = 0;
+
+	for (p++; p < end && *p != '"'; p++) {
+		if (*p == '\\' && p + 1 < end) {
+			p++;
+			out[n++] = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p;
+		} else {
+			out[n++] = *p;
+		}
+	}
+	if (p >= end)
+		return malformed(lc, "unterminated double quote",
+				 "close the value with \" on the same line");
+	*olen = n;
+	return tail_ok(lc, p + 1, end);
+}
+
+static ef_status parse_single_quoted(struct line_ctx *lc, const char *p, const char *end,
+				     char *out, size_t *olen)
+{
+	const char *close = memchr(p + 1, '\'', (size_t)(end - p - 1));
+
+	if (!close)
+		return malformed(lc, "unterminated single quote",
+				 "close the value with ' on the same line");
+	*olen = (size_t)(close - p - 1);
+	memcpy(out, p + 1, *olen);
+	return tail_ok(lc, close + 1, end);
+}
+
+static void parse_bare(const char *p, const char *end, char *out, size_t *olen)
+{
+	const char *q = p;
+
+	while (q < end && !(*q == '#' && q > p && (q[-1] == ' ' || q[-1] == '\t')))
+		q++;
+	while (q > p && (q[-1] == ' ' || q[-1] == '\t'))
+		q--;
+	*olen = (size_t)(q - p);
+	memcpy(out, p, *olen);
+}
+
+static bool key_char(char c, bool first)
+{
+	return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (!first && c >= '0' && c <= '9');
+}
+
+static ef_status key_in_file(struct line_ctx *lc, const char *key, int *k)
+{
+	const char *near;
+
+	*k = ef_settings_key_lookup(key);
+	if (*k == EF_K_EMBED_API_KEY) {
+		malformed(lc, "EMBED_API_KEY is not read from settings files", "");
+		return ef_error_hint(lc->err, "export EMBED_API_KEY in the environment, or put "
+					      "the key in a file of its own (chmod 600) and set "
+					      "EMBED_API_KEY_FILE to its path");
+	}
+	if (*k >= 0)
+		return EF_OK;
+	ef_error_set(lc->err, EF_ERR_USAGE, "%s:%u: unknown setting \"%.64s\"", lc->name,
+		     lc->lineno, key);
+	near = nearest_key(key);
+	if (near)
+		return ef_error_hint(lc->err, "did you mean %s? `man embfill.env` lists the keys",
+				     near);
+	return ef_error_hint(lc->err, "`man embfill.env` lists the keys");
+}
+
+static ef_status parse_line(ef_settings *s, struct line_ctx *lc, const char *p, const char *end)
+{
+	char key[128];
+	const char *k0;
+	char *val;
+	size_t klen, vlen = 0;
+	int k;
+	ef_status st;
+
+	p = skip_blanks(p, end);
+	if (p == end || *p == '#')
+		return EF_OK;
+	if (memchr(p, '\0', (size_t)(end - p)))
+		return malformed(lc, "the line holds a NUL byte", "save the file as plain text");
+	if (end - p > 7 && strncmp(p, "export ", 7) == 0)
+		p = skip_blanks(p + 7, end);
+	k0 = p;
+	while (p < end && key_char(*p, p == k0))
+		p++;
+	klen = (size_t)(p - k0);
+	p = skip_blanks(p, end);
+	if (klen == 0 || p == end || *p != '=')
+		return malformed(lc, "expected KEY=VALUE",
+				 "write one setting per line as KEY=VALUE; start comments with #");
+	if (klen >= sizeof(key))
+		return malformed(lc, "the key is too long", "`man embfill.env` lists the keys");
+	memcpy(key, k0, klen);
+	key[klen] = '\0';
+	if (key_in_file(lc, key, &k) != EF_OK)
+		return lc->err->status;
+	{
+		const char *v0 = p + 1;
+
+		p = skip_blanks(v0, end);
+		/* "KEY=   # note": blanks then a comment leave the value empty */
+		if (p > v0 && p < end && *p == '#')
+			p = end;
+	}
+	val = malloc((size_t)(end - p) + 1);
+	if (!val)
+		return ef_error_oom(lc->err, "reading a settings file");
+	st = EF_OK;
+	if (p < end && *p == '"')
+		st = parse_double_quoted(lc, p, end, val, &vlen);
+	else if (p < end && *p == '\'')
+		st = parse_single_quoted(lc, p, end, val, &vlen);
+	else
+		parse_bare(p, end, val, &vlen);
+	if (st == EF_OK && store(s, k, val, vlen, EF_FROM_FILE, lc->name, lc->lineno) != EF_OK)
+		st = ef_error_oom(lc->err, "reading a settings file");
+	free(val);
+	return st;
+}
+
+ef_status ef_settings_load_text(ef_settings *s, const char *name, const char *text, size_t len,
+				struct ef_error *err)
+{
+	struct line_ctx lc = { name, 0, err };
+	const char *p = text, *end = text + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+
+		lc.lineno++;
+		if (le > p && le[-1] == '\r')
+			le--;
+		if (parse_line(s, &lc, p, le) != EF_OK)
+			return err->status;
+		p = nl ? nl + 1 : end;
+	}
+	return EF_OK;
+}
+
+ef_status ef_settings_load_file(ef_settings *s, const char *path, bool must_exist,
+				struct ef_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t cap = 0, len = 0, n;
+	ef_status st;
+
+	if (!f) {
+		if (!must_exist && errno == ENOENT)
+			return EF_OK;
+		ef_error_set(err, EF_ERR_USAGE, "cannot read settings file \"%s\": %s", path,
+			     strerror(errno));
+		return ef_error_hint(err, "check the path given to --config");
+	}
+	do {
+		if (len + 4096 > cap) {
+			char *nb = realloc(buf, cap = cap ? cap * 2 : 8192);
+			if (!nb || cap > (size_t)16 << 20) {
+				free(nb ? nb : buf);
+				fclose(f);
+				return ef_error_set(err, EF_ERR_USAGE,
+						    "settings file \"%s\" is too large", path);
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	st = ef_settings_load_text(s, path, buf ? buf : "", len, err);
+	free(buf);
+	return st;
+}
+
+ef_status ef_settings_load_env(ef_settings *s, char *const *envp, struct ef_error *err)
+{
+	for (; envp && *envp; envp++) {
+		const char *eq = strchr(*envp, '=');
+		char name[128];
+		int k;
+
+		if (!eq || (size_t)(eq - *envp) >= sizeof(name))
+			continue;
+		memcpy(name, *envp, (size_t)(eq - *envp));
+		name[eq - *envp] = '\0';
+		k = ef_settings_key_lookup(name);
+		if (k < 0)
+			continue;
+		if (store(s, k, eq + 1, strlen(eq + 1), EF_FROM_ENV, NULL, 0) != EF_OK)
+			return ef_error_oom(err, "reading the environment");
+	}
+	return EF_OK;
+}
+
+ef_status ef_settings_set_flag(ef_settings *s, const char *key, const char *value,
+			       const char *flag, struct ef_error *err)
+{
+	int k = ef_settings_key_lookup(key);
+
+	if (k < 0) {
+		const char *near = nearest_key(key);
+		ef_error_set(err, EF_ERR_USAGE, "%s: unknown setting \"%.64s\"", flag, key);
+		if (near)
+			return ef_error_hint(err, "did you mean %s?", near);
+		return ef_error_hint(err, "`man embfill.env` lists the keys");
+	}
+	if (k == EF_K_EMBED_API_KEY) {
+		ef_error_set(err, EF_ERR_USAGE, "%s: EMBED_API_KEY cannot be given on the command line",
+			     flag);
+		return ef_error_hint(err, "command lines are visible to every user of the host; "
+					  "export EMBED_API_KEY or set EMBED_API_KEY_FILE");
+	}
+	if (store(s, k, value, strlen(value), EF_FROM_FLAG, flag, 0) != EF_OK)
+		return ef_error_oom(err, NULL);
+	return EF_OK;
+}
+
+/* --- origins and display ---------------------------------------------- */
+
+const char *ef_settings_value(const ef_settings *s, enum ef_key key)
+{
+	return (unsigned)key < EF_K__COUNT ? s->slots[key].value : "";
+}
+
+enum ef_origin_kind ef_settings_origin_kind(const ef_settings *s, enum ef_key key)
+{
+	return (unsigned)key < EF_K__COUNT ? s->slots[key].kind : EF_FROM_DEFAULT;
+}
+
+void ef_settings_origin(const ef_settings *s, enum ef_key key, char *buf, size_t n)
+{
+	const struct slot *sl = &s->slots[key];
+
+	switch (sl->kind) {
+	case EF_FROM_FILE:
+		snprintf(buf, n, "%s:%u", sl->where, sl->line);
+		break;
+	case EF_FROM_ENV:
+		snprintf(buf, n, "environment");
+		break;
+	case EF_FROM_FLAG:
+		snprintf(buf, n, "flag %s", sl->where);
+		break;
+	default:
+		snprintf(buf, n, "default");
+	}
+}
+
+char *ef_settings_display(const ef_settings *s, enum ef_key key)
+{
+	const char *v = ef_settings_value(s, key);
+
+	if (key == EF_K_EMBED_API_KEY)
+		return strdup(*v ? "*** (set)" : "(not set)");
+	if (keys[key].type == T_DSN)
+		return ef_redact_dsn(v);
+	if (keys[key].type == T_URL)
+		return ef_redact_url(v);
+	return ef_redact(v);
+}
+
+void ef_settings_register_secrets(const ef_settings *s)
+{
+	ef_redact_add_secret(ef_settings_value(s, EF_K_EMBED_API_KEY));
+	ef_redact_add_dsn_secrets(ef_settings_value(s, EF_K_DATABASE_URL));
+}
+
+/* --- validation -------------------------------------------------------- */
+
+static ef_status bad_value(const ef_settings *s, int k, const char *why, struct ef_error *err)
+{
+	char origin[512], safe[256];
+	char *shown = ef_settings_display(s, (enum ef_key)k);
+
+	ef_settings_origin(s, (enum ef_key)k, origin, sizeof(origin));
+	ef_escape_controls(shown ? shown : "", safe, sizeof(safe));
+	ef_error_set(err, EF_ERR_USAGE, "%s=\"%s\" (from %s) %s", keys[k].name, safe, origin,
+		     why);
+	free(shown);
+	return EF_ERR_USAGE;
+}
+
+static ef_status check_int(const ef_settings *s, int k, int *out, struct ef_error *err)
+{
+	const char *v = s->slots[k].value;
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (!*v || *end || errno == ERANGE || (*v != '-' && (*v < '0' || *v > '9'))) {
+		bad_value(s, k, "is not a whole number", err);
+		return ef_error_hint(err, "%s takes a whole number from %ld to %ld", keys[k].name,
+				     keys[k].min, keys[k].max);
+	}
+	if (n < keys[k].min || n > keys[k].max) {
+		bad_value(s, k, "is out of range", err);
+		return ef_error_hint(err, "%s takes a whole number from %ld to %ld", keys[k].name,
+				     keys[k].min, keys[k].max);
+	}
+	*out = (int)n;
+	return EF_OK;
+}
+
+static ef_status check_enum(const ef_settings *s, int k, struct ef_error *err)
+{
+	const char *v = s->slots[k].value, *c = keys[k].choices;
+	size_t vl = strlen(v);
+
+	while (*c) {
+		size_t cl = strcspn(c, "|");
+		if (cl == vl && strncmp(c, v, vl) == 0)
+			return EF_OK;
+		c += cl + (c[cl] == '|');
+	}
+	bad_value(s, k, "is not one of the accepted values", err);
+	return ef_error_hint(err, "%s accepts %s", keys[k].name, keys[k].choices);
+}
+
+static ef_status check_url(const ef_settings *s, int k, struct ef_error *err)
+{
+	const char *v = s->slots[k].value;
+	CURLU *u = curl_url();
+	char *scheme = NULL;
+	bool ok;
+
+	ok = u && curl_url_set(u, CURLUPART_URL, v, 0) == CURLUE_OK &&
+	     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	     (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0);
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	if (ok)
+		return EF_OK;
+	bad_value(s, k, "is not an http or https URL", err);
+	return ef_error_hint(err, "write it as http://host:port or https://host, e.g. "
+				  "http://127.0.0.1:11434 for a local Ollama");
+}
+
+/* libpq's parse errors quote the offending text, which in a URI with
+ * userinfo may be the password itself ("invalid percent-encoded token:
+ * \"pa%zzss\""): its detail is only shown for strings that carry none. */
+static bool may_hold_password(const char *dsn)
+{
+	const char *scheme = strstr(dsn, "://");
+
+	return strcasestr(dsn, "password") || (scheme && strchr(scheme, '@'));
+}
+
+static ef_status check_dsn(const ef_settings *s, int k, struct ef_error *err)
+{
+	const char *v = s->slots[k].value;
+	char *msg = NULL, *red;
+	PQconninfoOption *o = PQconninfoParse(v, &msg);
+	char why[512], detail[300];
+
+	if (o) {
+		PQconninfoFree(o);
+		return EF_OK;
+	}
+	red = ef_redact(msg ? msg : "out of memory");
+	ef_escape_controls(red ? red : "", detail, sizeof(detail));
+	free(red);
+	PQfreemem(msg);
+	snprintf(why, sizeof(why), "is not a connection string libpq understands%s%s",
+		 may_hold_password(v) ? "" : ": ", may_hold_password(v) ? "" : detail);
+	bad_value(s, k, why, err);
+	return ef_error_hint(err, "use postgresql://user@host:5432/dbname or "
+				  "\"host=... dbname=... user=...\"; keep the password in "
+				  "~/.pgpass or PGPASSWORD");
+}
+
+static ef_status check_file(const ef_settings *s, int k, struct ef_error *err)
+{
+	const char *v = s->slots[k].value;
+	struct stat st;
+	const char *reason = NULL;
+
+	if (!*v)
+		return EF_OK;
+
+	if (stat(v, &st) != 0)
+		reason = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		reason = "not a regular file";
+	else if (access(v, R_OK) != 0)
+		reason = strerror(errno);
+	if (reason) {
+		char why[300];
+		snprintf(why, sizeof(why), "cannot be read: %s", reason);
+		bad_value(s, k, why, err);
+		return ef_error_hint(err, "point %s at a readable file, or leave it empty",
+				     keys[k].name);
+	}
+	return EF_OK;
+}
+
+static ef_status check_ident(const ef_settings *s, int k, struct ef_error *err)
+{
+	const char *v = s->slots[k].value;
+	char origin[300], what[400];
+	enum ktype t = keys[k].type;
+
+	if (t == T_COLUMN_OPT && !*v)
+		return EF_OK;
+	ef_settings_origin(s, (enum ef_key)k, origin, sizeof(origin));
+	snprintf(what, sizeof(what), "%s (from %s)", keys[k].name, origin);
+	return ef_ident_check(v, t == T_TABLE, what, err);
+}
+
+static ef_status check_key(const ef_settings *s, int k, int *ival, struct ef_error *err)
+{
+	switch (keys[k].type) {
+	case T_INT:
+		return check_int(s, k, ival, err);
+	case T_ENUM:
+		return check_enum(s, k, err);
+	case T_URL:
+		return check_url(s, k, err);
+	case T_DSN:
+		return check_dsn(s, k, err);
+	case T_FILE:
+		return check_file(s, k, err);
+	case T_TEXT:
+	case T_PATH:
+		if (*s->slots[k].value)
+			return EF_OK;
+		bad_value(s, k, "is empty", err);
+		return ef_error_hint(err, "%s: %s", keys[k].name, keys[k].help);
+	case T_TABLE:
+	case T_COLUMN:
+	case T_COLUMN_OPT:
+	case T_SCHEMA:
+		return check_ident(s, k, err);
+	case T_SECRET:
+		return EF_OK;
+	}
+	return EF_OK;
+}
+
+static const char *opt(const ef_settings *s, int k)
+{
+	return *s->slots[k].value ? s->slots[k].value : NULL;
+}
+
+static void build_mapping(ef_settings *s)
+{
+	struct ef_mapping *m = &s->cfg.map;
+#define V(key) (s->slots[EF_K_##key].value)
+	m->layout = strcmp(V(SCHEMA_LAYOUT), "inline") == 0 ? EF_LAYOUT_INLINE : EF_LAYOUT_SEPARATE;
+	m->coll_mode = strcmp(V(COLLECTION_MODE), "lookup") == 0 ? EF_COLL_LOOKUP : EF_COLL_COLUMN;
+	m->tool_schema = V(EMBFILL_SCHEMA);
+	m->documents = V(DOCUMENTS_TABLE);
+	m->doc_id = V(DOCUMENTS_ID_COLUMN);
+	m->doc_collection = V(DOCUMENTS_COLLECTION_COLUMN);
+	m->doc_title = V(DOCUMENTS_TITLE_COLUMN);
+	m->doc_source = V(DOCUMENTS_SOURCE_COLUMN);
+	m->doc_body = V(DOCUMENTS_BODY_COLUMN);
+	m->chunks = V(CHUNKS_TABLE);
+	m->chunk_id = V(CHUNKS_ID_COLUMN);
+	m->chunk_document = V(CHUNKS_DOCUMENT_COLUMN);
+	m->chunk_collection = V(CHUNKS_COLLECTION_COLUMN);
+	m->chunk_index = V(CHUNKS_INDEX_COLUMN);
+	m->chunk_content = V(CHUNKS_CONTENT_COLUMN);
+	m->embeddings = m->layout == EF_LAYOUT_SEPARATE ? V(EMBEDDINGS_TABLE) : NULL;
+	m->emb_chunk = V(EMBEDDINGS_CHUNK_COLUMN);
+	m->emb_collection = V(EMBEDDINGS_COLLECTION_COLUMN);
+	m->emb_model = V(EMBEDDINGS_MODEL_COLUMN);
+	m->emb_dim = opt(s, EF_K_EMBEDDINGS_DIM_COLUMN);
+	m->emb_hash = V(EMBEDDINGS_HASH_COLUMN);
+	m->emb_vector = V(EMBEDDINGS_VECTOR_COLUMN);
+	m->emb_at = opt(s, EF_K_EMBEDDINGS_AT_COLUMN);
+	m->emb_run = opt(s, EF_K_EMBEDDINGS_RUN_COLUMN);
+	m->lookup = m->coll_mode == EF_COLL_LOOKUP ? V(COLLECTIONS_TABLE) : NULL;
+	m->lookup_key = V(COLLECTIONS_KEY_COLUMN);
+	m->lookup_name = V(COLLECTIONS_NAME_COLUMN);
+#undef V
+}
+
+static ef_status check_cross(ef_settings *s, struct ef_error *err)
+{
+	if (s->cfg.chunk_overlap >= s->cfg.max_chunk_size) {
+		bad_value(s, EF_K_CHUNK_OVERLAP, "is not below MAX_CHUNK_SIZE", err);
+		return ef_error_hint(err, "CHUNK_OVERLAP must be smaller than MAX_CHUNK_SIZE (%d); "
+					  "a tenth to a fifth of it is usual",
+				     s->cfg.max_chunk_size);
+	}
+	return EF_OK;
+}
+
+ef_status ef_settings_finish(ef_settings *s, struct ef_error *err)
+{
+	int ival[EF_K__COUNT] = { 0 };
+	struct ef_config *c = &s->cfg;
+
+	s->finished = false;
+	for (int k = 0; k < EF_K__COUNT; k++)
+		if (check_key(s, k, &ival[k], err) != EF_OK)
+			return err->status;
+	c->dsn = s->slots[EF_K_DATABASE_URL].value;
+	c->provider = s->slots[EF_K_EMBED_PROVIDER].value;
+	c->embed_url = s->slots[EF_K_EMBED_URL].value;
+	c->embed_model = s->slots[EF_K_EMBED_MODEL].value;
+	c->embed_dim = ival[EF_K_EMBED_DIM];
+	c->api_key = opt(s, EF_K_EMBED_API_KEY);
+	c->api_key_file = opt(s, EF_K_EMBED_API_KEY_FILE);
+	c->ca_file = opt(s, EF_K_EMBED_CA_FILE);
+	c->timeout_s = ival[EF_K_EMBED_TIMEOUT_S];
+	c->connect_timeout_s = ival[EF_K_EMBED_CONNECT_TIMEOUT_S];
+	c->max_attempts = ival[EF_K_EMBED_MAX_ATTEMPTS];
+	c->concurrency = ival[EF_K_EMBED_CONCURRENCY];
+	c->batch_size = ival[EF_K_BATCH_SIZE];
+	c->max_chunk_size = ival[EF_K_MAX_CHUNK_SIZE];
+	c->chunk_overlap = ival[EF_K_CHUNK_OVERLAP];
+	c->historylog = s->slots[EF_K_HISTORYLOG].value;
+	build_mapping(s);
+	if (check_cross(s, err) != EF_OK)
+		return err->status;
+	s->finished = true;
+	return EF_OK;
+}
+
+const struct ef_config *ef_settings_config(const ef_settings *s)
+{
+	return s->finished ? &s->cfg : NULL;
+}

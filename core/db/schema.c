@@ -1,0 +1,613 @@
+/*
+ * schema.c - discovery of the collection's tables through the mapping.
+ *
+ * Discovery asks the catalog, not the data, wherever it can: the vector's
+ * dimension from vector(N)'s type modifier or a real[] CHECK constraint, the
+ * scan path from pg_index, isolation from pg_constraint.  Only a real[]
+ * column without a CHECK is sampled, and only a bounded number of rows, so
+ * that `schema check` stays instant on a large table.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/db/db_pg.h"
+#include "core/db/schema_int.h"
+#include "embfill/lifecycle.h"
+#include "embfill/schema.h"
+
+bool ef_schema_usable(const struct ef_schema *sc)
+{
+	return sc->chunks_ok && sc->embeddings_ok;
+}
+
+void ef_relinfo_free(struct ef_relinfo *r)
+{
+	for (int i = 0; i < r->ncols; i++) {
+		free(r->cols[i].name);
+		free(r->cols[i].type);
+	}
+	free(r->cols);
+	free(r->quoted);
+	memset(r, 0, sizeof(*r));
+}
+
+const struct ef_colinfo *ef_relinfo_col(const struct ef_relinfo *r, const char *name)
+{
+	for (int i = 0; name && i < r->ncols; i++)
+		if (strcmp(r->cols[i].name, name) == 0)
+			return &r->cols[i];
+	return NULL;
+}
+
+static ef_status load_columns(ef_db *db, struct ef_relinfo *r, struct ef_error *err)
+{
+	static const char sql[] =
+		"SELECT attname, format_type(atttypid, NULL), atttypmod, attnum, atttypid"
+		"  FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0"
+		"   AND NOT attisdropped ORDER BY attnum";
+	const char *p[1] = { r->oid };
+	PGresult *res = ef_db_query(db, sql, 1, p, PGRES_TUPLES_OK, err);
+
+	if (!res)
+		return err->status;
+	r->ncols = PQntuples(res);
+	r->cols = calloc((size_t)r->ncols + 1, sizeof(*r->cols));
+	for (int i = 0; r->cols && i < r->ncols; i++) {
+		r->cols[i].name = strdup(PQgetvalue(res, i, 0));
+		r->cols[i].type = strdup(PQgetvalue(res, i, 1));
+		r->cols[i].typmod = (int)ef_db_ll(res, i, 2);
+		r->cols[i].attnum = (int)ef_db_ll(res, i, 3);
+		r->cols[i].typoid = (unsigned)ef_db_ll(res, i, 4);
+		if (!r->cols[i].name || !r->cols[i].type)
+			r->cols = NULL;
+	}
+	PQclear(res);
+	if (!r->cols)
+		return ef_error_oom(err, NULL);
+	return EF_OK;
+}
+
+/* Resolves a (possibly qualified) table name the way the server would,
+ * through search_path; r->exists is false when there is no such table. */
+ef_status ef_relinfo_load(ef_db *db, const char *name, struct ef_relinfo *r,
+			  struct ef_error *err)
+{
+	static const char sql[] = "SELECT to_regclass($1)::oid";
+	const char *p[1];
+	PGresult *res;
+
+	memset(r, 0, sizeof(*r));
+	r->quoted = ef_db_quote_ident(db, name, err);
+	if (!r->quoted)
+		return err->status;
+	p[0] = r->quoted;
+	res = ef_db_query(db, sql, 1, p, PGRES_TUPLES_OK, err);
+	if (!res)
+		return err->status;
+	r->exists = !PQgetisnull(res, 0, 0);
+	snprintf(r->oid, sizeof(r->oid), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return r->exists ? load_columns(db, r, err) : EF_OK;
+}
+
+/* --- CHECK constraint parsing ----------------------------------------- */
+
+static const char *after_ws(const char *p)
+{
+	while (*p == ' ' || *p == '(')
+		p++;
+	return p;
+}
+
+static int number_after_eq(const char *p)
+{
+	long n;
+
+	while (*p == ' ' || *p == ')')
+		p++;
+	if (*p != '=')
+		return 0;
+	p = after_ws(p + 1);
+	if (!isdigit((unsigned char)*p))
+		return 0;
+	n = strtol(p, NULL, 10);
+	return n > 0 && n <= 100000 ? (int)n : 0;
+}
+
+/* True when the text just before p (skipping blanks and parentheses) ends
+ * with NOT: a negated length fixes nothing. */
+static bool negated(const char *def, const char *p)
+{
+	while (p > def && (p[-1] == ' ' || p[-1] == '('))
+		p--;
+	return p - def >= 3 && strncasecmp(p - 3, "NOT", 3) == 0 &&
+	       (p - def == 3 || !isalnum((unsigned char)p[-4]));
+}
+
+/* The length one match at p imposes, or 0. */
+static int match_at(const char *def, const char *p, const char *col, size_t ql)
+{
+	static const char *const fns[] = { "array_length(", "cardinality(" };
+
+	if (p > def && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+		return 0;
+	for (size_t f = 0; f < 2; f++) {
+		size_t fl = strlen(fns[f]);
+		const char *q = p + fl;
+
+		if (strncmp(p, fns[f], fl) != 0 || strncmp(q, col, ql) != 0)
+			continue;
+		q += ql;
+		if (f == 0 && strncmp(q, ", 1)", 4) == 0)
+			return number_after_eq(q + 4);
+		if (f == 1 && *q == ')')
+			return number_after_eq(q + 1);
+	}
+	return 0;
+}
+
+int ef_schema_parse_dim_check(const char *def, const char *quoted_column)
+{
+	size_t ql;
+	int found = 0;
+
+	if (!def || !quoted_column || !*quoted_column)
+		return 0;
+	ql = strlen(quoted_column);
+	for (const char *p = def; *p; p++) {
+		int n = match_at(def, p, quoted_column, ql);
+
+		if (!n)
+			continue;
+		if (negated(def, p) || (found && found != n))
+			return 0;
+		found = n;
+	}
+	return found;
+}
+
+/* --- discovery ----------------------------------------------------------- */
+
+static bool is_int_type(const char *t)
+{
+	return strcmp(t, "bigint") == 0 || strcmp(t, "integer") == 0 || strcmp(t, "smallint") == 0;
+}
+
+static bool need_col(struct ef_checklist *l, const struct ef_relinfo *r, const char *table,
+		     const char *col, const char *key)
+{
+	char hint[512];
+
+	if (ef_relinfo_col(r, col))
+		return true;
+	snprintf(hint, sizeof(hint), "set %s to the column's name, or add the column", key);
+	ef_check_add(l, EF_CHECK_FAIL, "column", hint, "%s has no column \"%s\"", table, col);
+	return false;
+}
+
+static bool table_found(struct ef_checklist *l, const struct ef_relinfo *r, const char *what,
+			const char *name, const char *key)
+{
+	char hint[512];
+
+	if (r->exists) {
+		ef_check_add(l, EF_CHECK_PASS, what, "", "%s found", r->quoted);
+		return true;
+	}
+	snprintf(hint, sizeof(hint), "run `embfill schema init` for the default layout, or set "
+				     "%s to your table's name (schema.table)", key);
+	ef_check_add(l, EF_CHECK_FAIL, what, hint, "table %s not found", name);
+	return false;
+}
+
+static bool has_index(ef_db *db, const struct ef_relinfo *r, int first, int second,
+		      bool unique, struct ef_error *err, bool *out)
+{
+	static const char sql[] =
+		"SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = $1::oid"
+		" AND indkey[0] = $2::int2 AND ($3::int2 = 0 OR indkey[1] = $3::int2)"
+		" AND ($4::bool = false OR (indisunique AND indnkeyatts <= 2))"
+		" AND indpred IS NULL AND indisvalid)";
+	char a[16], b[16];
+	const char *p[4] = { r->oid, a, b, unique ? "true" : "false" };
+	PGresult *res;
+
+	snprintf(a, sizeof(a), "%d", first);
+	snprintf(b, sizeof(b), "%d", second);
+	res = ef_db_query(db, sql, 4, p, PGRES_TUPLES_OK, err);
+	if (!res)
+		return false;
+	*out = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return true;
+}
+
+static ef_status check_chunks(ef_db *db, const struct ef_mapping *m, struct ef_relinfo *ch,
+			      struct ef_schema *sc, struct ef_checklist *l, struct ef_error *err)
+{
+	const struct ef_colinfo *id, *coll;
+	bool ok = true;
+
+	if (!table_found(l, ch, "chunk table", m->chunks, "CHUNKS_TABLE"))
+		return EF_OK;
+	ok &= need_col(l, ch, ch->quoted, m->chunk_id, "CHUNKS_ID_COLUMN");
+	ok &= need_col(l, ch, ch->quoted, m->chunk_collection, "CHUNKS_COLLECTION_COLUMN");
+	ok &= need_col(l, ch, ch->quoted, m->chunk_content, "CHUNKS_CONTENT_COLUMN");
+	ok &= need_col(l, ch, ch->quoted, m->chunk_document, "CHUNKS_DOCUMENT_COLUMN");
+	ok &= need_col(l, ch, ch->quoted, m->chunk_index, "CHUNKS_INDEX_COLUMN");
+	if (!ok)
+		return EF_OK;
+	id = ef_relinfo_col(ch, m->chunk_id);
+	coll = ef_relinfo_col(ch, m->chunk_collection);
+	if (!is_int_type(id->type)) {
+		ef_check_add(l, EF_CHECK_FAIL, "chunk key", "batches walk the chunks by an integer "
+			     "key; map CHUNKS_ID_COLUMN to a bigint or integer column",
+			     "%s.%s is %s", ch->quoted, id->name, id->type);
+		return EF_OK;
+	}
+	sc->chunks_ok = true;
+	if (!has_index(db, ch, coll->attnum, id->attnum, false, err, &sc->chunk_scan_index))
+		return err->status;
+	if (sc->chunk_scan_index)
+		ef_check_add(l, EF_CHECK_PASS, "scan index", "", "%s has an index on (%s, %s)",
+			     ch->quoted, coll->name, id->name);
+	else
+		ef_check_add(l, EF_CHECK_WARN, "scan index",
+			     "create one: CREATE INDEX ON <chunks> (<collection>, <id>)",
+			     "%s has no index leading with (%s, %s): counts and batches of one "
+			     "collection read the whole table", ch->quoted, coll->name, id->name);
+	return EF_OK;
+}
+
+static void describe_vector(struct ef_schema *sc, struct ef_checklist *l, const char *where)
+{
+	const char *t = sc->vec_type == EF_VEC_PGVECTOR ? "vector" : "real[]";
+
+	if (sc->dim > 0)
+		ef_check_add(l, sc->mixed_dims ? EF_CHECK_WARN : EF_CHECK_PASS, "vector column",
+			     sc->mixed_dims ? "vectors of several dimensions are stored; "
+					      "`embfill status` counts them as stale by dimension" : "",
+			     "%s is %s, dimension %d (from the %s)", where, t, sc->dim,
+			     sc->dim_source);
+	else
+		ef_check_add(l, EF_CHECK_WARN, "vector column",
+			     "fix the dimension in the schema: vector(N), or a CHECK "
+			     "(array_length(col, 1) = N) on real[]",
+			     "%s is %s without a fixed dimension and holds no vectors yet", where, t);
+}
+
+/* Reads the dimension off a sample of stored vectors: bounded, so that a
+ * column without a declared dimension costs milliseconds, not a table scan. */
+static ef_status sample_dims(ef_db *db, const struct ef_relinfo *r, const char *col,
+			     const char *fn, struct ef_schema *sc, struct ef_error *err)
+{
+	char *sql = NULL, *qc = ef_db_quote_part(db, col, err);
+	PGresult *res;
+
+	if (!qc)
+		return err->status;
+	if (asprintf(&sql, "SELECT min(n), max(n) FROM (SELECT %s(%s) AS n FROM %s"
+			   " WHERE %s IS NOT NULL LIMIT 1000) s", fn, qc, r->quoted, qc) < 0)
+		sql = NULL;
+	free(qc);
+	if (!sql)
+		return ef_error_oom(err, NULL);
+	res = ef_db_query(db, sql, 0, NULL, PGRES_TUPLES_OK, err);
+	free(sql);
+	if (!res)
+		return err->status;
+	sc->dim = (int)ef_db_ll(res, 0, 1);
+	sc->mixed_dims = ef_db_ll(res, 0, 0) != ef_db_ll(res, 0, 1);
+	snprintf(sc->dim_source, sizeof(sc->dim_source), "sample of the data");
+	PQclear(res);
+	return EF_OK;
+}
+
+static ef_status real_array_dim(ef_db *db, const struct ef_relinfo *r, const char *col,
+				struct ef_schema *sc, struct ef_error *err)
+{
+	static const char cons[] =
+		"SELECT pg_get_constraintdef(oid), quote_ident($2) FROM pg_constraint"
+		" WHERE conrelid = $1::oid AND contype = 'c' AND convalidated";
+	const char *p[2] = { r->oid, col };
+	PGresult *res = ef_db_query(db, cons, 2, p, PGRES_TUPLES_OK, err);
+
+	if (!res)
+		return err->status;
+	for (int i = 0; i < PQntuples(res) && !sc->dim; i++)
+		sc->dim = ef_schema_parse_dim_check(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+	PQclear(res);
+	if (!sc->dim)
+		return sample_dims(db, r, col, "cardinality", sc, err);
+	snprintf(sc->dim_source, sizeof(sc->dim_source), "CHECK constraint");
+	return EF_OK;
+}
+
+static ef_status vector_column(ef_db *db, const struct ef_relinfo *r, const char *col,
+			       struct ef_schema *sc, struct ef_checklist *l, struct ef_error *err)
+{
+	const struct ef_colinfo *c = ef_relinfo_col(r, col);
+	const char *dot = strrchr(c->type, '.');
+	char where[300];
+
+	snprintf(where, sizeof(where), "%s.%s", r->quoted, col);
+	sc->vec_typoid = c->typoid;
+
+	if (strcmp(dot ? dot + 1 : c->type, "vector") == 0) {
+		sc->vec_type = EF_VEC_PGVECTOR;
+		sc->dim = c->typmod > 0 ? c->typmod : 0;
+		snprintf(sc->dim_source, sizeof(sc->dim_source), "type modifier");
+	} else if (strcmp(c->type, "real[]") == 0) {
+		sc->vec_type = EF_VEC_REAL_ARRAY;
+		if (real_array_dim(db, r, col, sc, err) != EF_OK)
+			return err->status;
+	} else {
+		ef_check_add(l, EF_CHECK_FAIL, "vector column", "embfill stores vectors as pgvector's "
+			     "vector(N) or as real[]; map EMBEDDINGS_VECTOR_COLUMN to such a column",
+			     "%s is %s", where, c->type);
+		return EF_OK;
+	}
+	if (sc->vec_type == EF_VEC_PGVECTOR && sc->dim == 0 &&
+	    sample_dims(db, r, col, "vector_dims", sc, err) != EF_OK)
+		return err->status;
+	describe_vector(sc, l, where);
+	return EF_OK;
+}
+
+static bool hash_column(const struct ef_relinfo *r, const char *col, struct ef_schema *sc,
+			struct ef_checklist *l)
+{
+	const struct ef_colinfo *c = ef_relinfo_col(r, col);
+
+	if (strcmp(c->type, "bytea") == 0)
+		return true;
+	if (strcmp(c->type, "text") == 0 || strncmp(c->type, "character", 9) == 0) {
+		sc->hash_is_text = true;
+		return true;
+	}
+	ef_check_add(l, EF_CHECK_FAIL, "content hash", "map EMBEDDINGS_HASH_COLUMN to a bytea "
+		     "(32 bytes) or text (64 hex digits) column",
+		     "%s.%s is %s", r->quoted, col, c->type);
+	return false;
+}
+
+static bool emb_columns(const struct ef_mapping *m, const struct ef_relinfo *r,
+			struct ef_checklist *l, bool separate)
+{
+	bool ok = true;
+
+	if (separate) {
+		ok &= need_col(l, r, r->quoted, m->emb_chunk, "EMBEDDINGS_CHUNK_COLUMN");
+		ok &= need_col(l, r, r->quoted, m->emb_collection, "EMBEDDINGS_COLLECTION_COLUMN");
+	}
+	ok &= need_col(l, r, r->quoted, m->emb_vector, "EMBEDDINGS_VECTOR_COLUMN");
+	ok &= need_col(l, r, r->quoted, m->emb_model, "EMBEDDINGS_MODEL_COLUMN");
+	ok &= need_col(l, r, r->quoted, m->emb_hash, "EMBEDDINGS_HASH_COLUMN");
+	if (m->emb_dim)
+		ok &= need_col(l, r, r->quoted, m->emb_dim, "EMBEDDINGS_DIM_COLUMN");
+	if (m->emb_at)
+		ok &= need_col(l, r, r->quoted, m->emb_at, "EMBEDDINGS_AT_COLUMN");
+	if (m->emb_run)
+		ok &= need_col(l, r, r->quoted, m->emb_run, "EMBEDDINGS_RUN_COLUMN");
+	return ok;
+}
+
+static ef_status isolation(ef_db *db, const struct ef_relinfo *e, const struct ef_relinfo *ch,
+			   const struct ef_mapping *m, struct ef_schema *sc,
+			   struct ef_checklist *l, struct ef_error *err)
+{
+	static const char sql[] =
+		"SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid"
+		" AND contype = 'f' AND confrelid = $2::oid AND cardinality(conkey) = 2"
+		" AND conkey @> ARRAY[$3::int2, $4::int2])";
+	char a[16], b[16];
+	const char *p[4] = { e->oid, ch->oid, a, b };
+	PGresult *res;
+
+	snprintf(a, sizeof(a), "%d", ef_relinfo_col(e, m->emb_chunk)->attnum);
+	snprintf(b, sizeof(b), "%d", ef_relinfo_col(e, m->emb_collection)->attnum);
+	res = ef_db_query(db, sql, 4, p, PGRES_TUPLES_OK, err);
+	if (!res)
+		return err->status;
+	sc->isolation_fk = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (sc->isolation_fk)
+		ef_check_add(l, EF_CHECK_PASS, "tenant isolation", "",
+			     "foreign key (%s, %s) -> %s: cross-tenant rows are impossible",
+			     m->emb_chunk, m->emb_collection, ch->quoted);
+	else
+		ef_check_add(l, EF_CHECK_WARN, "tenant isolation",
+			     "add FOREIGN KEY (chunk, collection) REFERENCES chunks (id, collection) "
+			     "so the database refuses them; embfill counts them meanwhile",
+			     "no composite foreign key (%s, %s) -> %s: cross-tenant rows are possible",
+			     m->emb_chunk, m->emb_collection, ch->quoted);
+	return EF_OK;
+}
+
+static ef_status check_emb_indexes(ef_db *db, const struct ef_relinfo *e,
+				   const struct ef_mapping *m, struct ef_schema *sc,
+				   struct ef_checklist *l, struct ef_error *err)
+{
+	int chunk = ef_relinfo_col(e, m->emb_chunk)->attnum;
+	int coll = ef_relinfo_col(e, m->emb_collection)->attnum;
+	bool alone = false, pair = false;
+
+	if (!has_index(db, e, chunk, 0, true, err, &alone) ||
+	    !has_index(db, e, chunk, coll, true, err, &pair))
+		return err->status;
+	sc->emb_unique = alone || pair;
+	sc->emb_unique_alone = alone;
+	if (sc->emb_unique)
+		ef_check_add(l, EF_CHECK_PASS, "upsert key", "", "%s has a unique index on %s",
+			     e->quoted, m->emb_chunk);
+	else
+		ef_check_add(l, EF_CHECK_FAIL, "upsert key",
+			     "CREATE UNIQUE INDEX ON <embeddings> (<chunk_id>): without it a chunk "
+			     "could get two vectors and upserts cannot work",
+			     "%s has no unique index on %s", e->quoted, m->emb_chunk);
+	return EF_OK;
+}
+
+static ef_status check_embeddings(ef_db *db, const struct ef_mapping *m,
+				  const struct ef_relinfo *ch, struct ef_schema *sc,
+				  struct ef_checklist *l, struct ef_error *err)
+{
+	struct ef_relinfo e;
+	const struct ef_relinfo *on = ch;
+	ef_status st = EF_OK;
+	bool separate = m->layout == EF_LAYOUT_SEPARATE;
+
+	memset(&e, 0, sizeof(e));
+	if (separate) {
+		if (ef_relinfo_load(db, m->embeddings, &e, err) != EF_OK)
+			return err->status;
+		if (!table_found(l, &e, "embedding table", m->embeddings, "EMBEDDINGS_TABLE"))
+			goto out;
+		on = &e;
+	} else if (!ch->exists) {
+		return EF_OK;
+	}
+	if (!emb_columns(m, on, l, separate) || !hash_column(on, m->emb_hash, sc, l))
+		goto out;
+	st = vector_column(db, on, m->emb_vector, sc, l, err);
+	if (st != EF_OK || sc->vec_type == EF_VEC_UNKNOWN)
+		goto out;
+	sc->embeddings_ok = true;
+	if (separate && ch->exists && sc->chunks_ok) {
+		st = isolation(db, &e, ch, m, sc, l, err);
+		if (st == EF_OK)
+			st = check_emb_indexes(db, &e, m, sc, l, err);
+	} else if (!separate) {
+		sc->emb_unique = sc->emb_unique_alone = sc->isolation_fk = true;
+	}
+out:
+	ef_relinfo_free(&e);
+	return st;
+}
+
+static ef_status check_documents(ef_db *db, const struct ef_mapping *m, struct ef_schema *sc,
+				 struct ef_checklist *l, struct ef_error *err)
+{
+	struct ef_relinfo d;
+	bool ok = true;
+
+	if (ef_relinfo_load(db, m->documents, &d, err) != EF_OK)
+		return err->status;
+	if (table_found(l, &d, "document table", m->documents, "DOCUMENTS_TABLE")) {
+		ok &= need_col(l, &d, d.quoted, m->doc_id, "DOCUMENTS_ID_COLUMN");
+		ok &= need_col(l, &d, d.quoted, m->doc_title, "DOCUMENTS_TITLE_COLUMN");
+		ok &= need_col(l, &d, d.quoted, m->doc_source, "DOCUMENTS_SOURCE_COLUMN");
+		ok &= need_col(l, &d, d.quoted, m->doc_body, "DOCUMENTS_BODY_COLUMN");
+		ok &= need_col(l, &d, d.quoted, m->doc_collection, "DOCUMENTS_COLLECTION_COLUMN");
+		sc->documents_ok = ok;
+	}
+	ef_relinfo_free(&d);
+	return EF_OK;
+}
+
+static ef_status check_lookup(ef_db *db, const struct ef_mapping *m, struct ef_schema *sc,
+			      struct ef_checklist *l, struct ef_error *err)
+{
+	struct ef_relinfo r;
+	bool ok = true;
+
+	if (m->coll_mode != EF_COLL_LOOKUP) {
+		sc->lookup_ok = true;
+		return EF_OK;
+	}
+	if (ef_relinfo_load(db, m->lookup, &r, err) != EF_OK)
+		return err->status;
+	if (table_found(l, &r, "collection lookup", m->lookup, "COLLECTIONS_TABLE")) {
+		ok &= need_col(l, &r, r.quoted, m->lookup_key, "COLLECTIONS_KEY_COLUMN");
+		ok &= need_col(l, &r, r.quoted, m->lookup_name, "COLLECTIONS_NAME_COLUMN");
+		sc->lookup_ok = ok;
+	}
+	ef_relinfo_free(&r);
+	return EF_OK;
+}
+
+static ef_status tool_version(ef_db *db, const struct ef_mapping *m, int *version,
+			      struct ef_error *err)
+{
+	char *q = ef_db_quote_part(db, m->tool_schema, err), *sql = NULL;
+	PGresult *res = NULL;
+
+	if (!q || asprintf(&sql, "SELECT value FROM %s.meta WHERE key = 'schema_version'", q) < 0) {
+		free(q);
+		return err->status ? err->status : ef_error_oom(err, NULL);
+	}
+	res = ef_db_query(db, sql, 0, NULL, PGRES_TUPLES_OK, err);
+	free(sql);
+	free(q);
+	if (!res)
+		return err->status;
+	*version = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+	PQclear(res);
+	return EF_OK;
+}
+
+static ef_status check_tool_schema(ef_db *db, const struct ef_mapping *m, struct ef_schema *sc,
+				   struct ef_checklist *l, struct ef_error *err)
+{
+	static const char sql[] = "SELECT to_regclass(quote_ident($1) || '.runs') IS NOT NULL"
+				  " AND to_regclass(quote_ident($1) || '.quarantine') IS NOT NULL,"
+				  " to_regclass(quote_ident($1) || '.meta') IS NOT NULL";
+	const char *p[1] = { m->tool_schema };
+	PGresult *res = ef_db_query(db, sql, 1, p, PGRES_TUPLES_OK, err);
+	bool meta;
+	int version = 0;
+
+	if (!res)
+		return err->status;
+	sc->tool_schema = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	meta = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	PQclear(res);
+	if (sc->tool_schema && meta && tool_version(db, m, &version, err) != EF_OK)
+		return err->status;
+	if (sc->tool_schema && version < EF_TOOL_SCHEMA_VERSION)
+		ef_check_add(l, EF_CHECK_WARN, "embfill tables",
+			     "run `embfill schema init`: it upgrades embfill's tables and leaves "
+			     "yours as they are",
+			     "schema \"%s\" holds embfill's tables of version %d; new collections, "
+			     "swaps, rollbacks and backups need version %d", m->tool_schema, version,
+			     EF_TOOL_SCHEMA_VERSION);
+	else if (sc->tool_schema)
+		ef_check_add(l, EF_CHECK_PASS, "embfill tables", "", "schema \"%s\" holds embfill's "
+			     "runs, quarantine, collections, backups and swaps (version %d)",
+			     m->tool_schema, version);
+	else
+		ef_check_add(l, EF_CHECK_WARN, "embfill tables",
+			     "run `embfill schema init` (it adds embfill's own tables and leaves "
+			     "yours as they are)",
+			     "schema \"%s\" has no embfill tables yet", m->tool_schema);
+	return EF_OK;
+}
+
+ef_status ef_schema_discover(ef_db *db, const struct ef_mapping *m, struct ef_schema *sc,
+			     struct ef_checklist *list, struct ef_error *err)
+{
+	struct ef_checklist scratch = EF_CHECKLIST_INIT;
+	struct ef_checklist *l = list ? list : &scratch;
+	struct ef_relinfo ch;
+	ef_status st;
+
+	memset(sc, 0, sizeof(*sc));
+	if (ef_relinfo_load(db, m->chunks, &ch, err) != EF_OK)
+		return err->status;
+	st = check_chunks(db, m, &ch, sc, l, err);
+	if (st == EF_OK)
+		st = check_embeddings(db, m, &ch, sc, l, err);
+	if (st == EF_OK)
+		st = check_documents(db, m, sc, l, err);
+	if (st == EF_OK)
+		st = check_lookup(db, m, sc, l, err);
+	if (st == EF_OK)
+		st = check_tool_schema(db, m, sc, l, err);
+	ef_relinfo_free(&ch);
+	ef_checklist_free(&scratch);
+	if (st == EF_OK && !sc->lookup_ok)
+		sc->chunks_ok = false;
+	return st;
+}

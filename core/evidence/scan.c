@@ -1,0 +1,270 @@
+/*
+ * scan.c - collection counts in one set-based statement.
+ *
+ * Status is one query with three parts, so that the database does the
+ * counting in a single pass per table instead of a round trip per
+ * collection or per chunk:
+ *   ch - per collection, chunks joined to their embedding row (same chunk
+ *        key AND same collection, so a vector filed under another tenant
+ *        never counts as this tenant's), with FILTERed counts;
+ *   em - per collection named by the embedding rows: orphans and
+ *        cross-tenant rows (separate layout only);
+ *   q  - quarantined chunks from embfill's own table.
+ * The content check hashes the chunk text in the database
+ * (sha256(convert_to(content, 'UTF8'))), the same bytes embfill hashes
+ * when it embeds, so nothing but counts crosses the wire.  What belongs
+ * to a collection, and what is stale, comes from core/collsql.h, which
+ * verify and spot-check share.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/db/collsql.h"
+#include "core/db/db_pg.h"
+#include "core/db/sqltpl.h"
+#include "embfill/ident.h"
+#include "embfill/lifecycle.h"
+#include "embfill/scan.h"
+
+static const char status_sql[] =
+	"WITH ch AS ("
+	" SELECT {cname}::text AS collection, count(*) AS chunks,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL) AS embedded,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_model})) AS stale_model,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_dim})) AS stale_dim,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_content})) AS stale_content,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND"
+	"   (({stale_model}) OR ({stale_dim}) OR ({stale_content}))) AS stale"
+	" FROM {chunks} c {cjoin} {ejoin} {cwhere} GROUP BY 1),"
+	"em AS ({em_sql}),"
+	"q AS ({q_sql})"
+	" SELECT coalesce(ch.collection, em.collection),"
+	"  coalesce(ch.chunks, 0), coalesce(ch.embedded, 0),"
+	"  coalesce(ch.chunks, 0) - coalesce(ch.embedded, 0),"
+	"  coalesce(ch.stale, 0), coalesce(ch.stale_model, 0), coalesce(ch.stale_dim, 0),"
+	"  coalesce(ch.stale_content, 0), coalesce(em.orphans, 0),"
+	"  coalesce(em.cross_tenant, 0), coalesce(q.quarantined, 0)"
+	" FROM ch FULL JOIN em ON em.collection = ch.collection"
+	" LEFT JOIN q ON q.collection = coalesce(ch.collection, em.collection)"
+	" ORDER BY 1";
+
+static const char em_separate[] =
+	"SELECT {ename}::text AS collection,"
+	"  count(*) FILTER (WHERE c.{cid} IS NULL) AS orphans,"
+	"  count(*) FILTER (WHERE c.{cid} IS NOT NULL"
+	"   AND c.{ccoll} IS DISTINCT FROM e.{ecoll}) AS cross_tenant"
+	" FROM {embeddings} e {eljoin} LEFT JOIN {chunks} c ON c.{cid} = e.{echunk}"
+	" {ewhere} GROUP BY 1";
+
+static const char em_none[] =
+	"SELECT NULL::text AS collection, 0::bigint AS orphans, 0::bigint AS cross_tenant"
+	" WHERE false";
+
+static const char q_tool[] =
+	"SELECT collection, count(*) AS quarantined FROM {tool}.quarantine {qwhere} GROUP BY 1";
+
+static const char q_none[] =
+	"SELECT NULL::text AS collection, 0::bigint AS quarantined WHERE false";
+
+static char *build_status_sql(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
+			      bool one, struct ef_error *err)
+{
+	struct ef_sqlvars v = { .n = 0 };
+	bool separate = m->layout == EF_LAYOUT_SEPARATE;
+	bool ok;
+	char *sql = NULL;
+
+	ok = ef_collsql_quote(&v, db, m, err) && ef_collsql_layout(&v, m) &&
+	     ef_collsql_frags(&v, m, one) && ef_collsql_stale(&v, sc) &&
+	     ef_sqlvars_frag(&v, "em_sql", separate ? em_separate : em_none) &&
+	     ef_sqlvars_frag(&v, "q_sql", sc->tool_schema ? q_tool : q_none);
+	if (ok)
+		sql = ef_sqlvars_expand(&v, status_sql);
+	if (!sql && err->status == EF_OK)
+		ef_error_oom(err, NULL);
+	ef_sqlvars_free(&v);
+	return sql;
+}
+
+static ef_status fill_report(PGresult *res, struct ef_status_report *out, struct ef_error *err)
+{
+	int n = PQntuples(res);
+
+	out->rows = calloc((size_t)n + 1, sizeof(*out->rows));
+	if (!out->rows)
+		return ef_error_oom(err, NULL);
+	for (int i = 0; i < n; i++) {
+		struct ef_counts *c = &out->rows[i];
+
+		c->collection = strdup(PQgetvalue(res, i, 0));
+		if (!c->collection)
+			return ef_error_oom(err, NULL);
+		out->n++;
+		c->chunks = ef_db_ll(res, i, 1);
+		c->embedded = ef_db_ll(res, i, 2);
+		c->missing = ef_db_ll(res, i, 3);
+		c->stale = ef_db_ll(res, i, 4);
+		c->stale_model = ef_db_ll(res, i, 5);
+		c->stale_dim = ef_db_ll(res, i, 6);
+		c->stale_content = ef_db_ll(res, i, 7);
+		c->orphans = ef_db_ll(res, i, 8);
+		c->cross_tenant = ef_db_ll(res, i, 9);
+		c->quarantined = ef_db_ll(res, i, 10);
+	}
+	return EF_OK;
+}
+
+/* A collection of another dimension keeps its vectors in a table of its
+ * own (lifecycle.h): its row is counted again against that table. */
+/* One collection counted again against its own embedding table. */
+static ef_status recount(ef_db *db, const struct ef_config *cfg, struct ef_counts *row,
+			 struct ef_error *err)
+{
+	struct ef_config own;
+	struct ef_schema sc;
+	struct ef_status_report one;
+	char *table = NULL;
+	bool moved = false;
+
+	if (ef_coll_config(db, cfg, row->collection, &own, &table, &moved, err) != EF_OK)
+		return err->status;
+	if (moved && (ef_schema_discover(db, &own.map, &sc, NULL, err) != EF_OK ||
+		      ef_scan_status(db, &own, &sc, row->collection, &one, err) != EF_OK)) {
+		free(table);
+		return err->status;
+	}
+	if (moved && one.n == 1) {
+		free(row->collection);
+		*row = one.rows[0];
+		one.rows[0].collection = NULL;
+	}
+	if (moved)
+		ef_status_report_free(&one);
+	free(table);
+	return EF_OK;
+}
+
+static bool listed(const PGresult *r, const char *name)
+{
+	for (int i = 0; i < PQntuples(r); i++)
+		if (strcmp(PQgetvalue(r, i, 0), name) == 0)
+			return true;
+	return false;
+}
+
+static ef_status own_tables(ef_db *db, const struct ef_config *cfg, struct ef_status_report *out,
+			    struct ef_error *err)
+{
+	PGresult *r = NULL;
+	ef_status st = EF_OK;
+
+	/* one query says which collections have a table of their own (none,
+	 * mostly); embfill's tables of an older version have no such column */
+	if (ef_collsql_tool_query(db, cfg, "SELECT name FROM {tool}.collections c WHERE"
+					   " to_jsonb(c)->>'embeddings_table' IS NOT NULL", 0, NULL,
+				  &r, err) != EF_OK) {
+		ef_error_clear(err);
+		return EF_OK;
+	}
+	for (size_t i = 0; st == EF_OK && i < out->n; i++)
+		if (listed(r, out->rows[i].collection))
+			st = recount(db, cfg, &out->rows[i], err);
+	PQclear(r);
+	return st;
+}
+ef_status ef_scan_status(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
+			 const char *collection, struct ef_status_report *out,
+			 struct ef_error *err)
+{
+	char dim[16];
+	const char *params[3] = { cfg->embed_model, dim, collection };
+	char *sql;
+	PGresult *res;
+	ef_status st;
+
+	memset(out, 0, sizeof(*out));
+	if (!ef_schema_usable(sc)) {
+		ef_error_set(err, EF_ERR_DB, "the chunk and embedding tables are not usable as mapped");
+		return ef_error_hint(err, "run `embfill schema check` to see what is missing");
+	}
+	if (collection && ef_collection_name_check(collection, err) != EF_OK)
+		return err->status;
+	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
+	sql = build_status_sql(db, &cfg->map, sc, collection != NULL, err);
+	if (!sql)
+		return err->status;
+	res = ef_db_query(db, sql, collection ? 3 : 2, params, PGRES_TUPLES_OK, err);
+	free(sql);
+	if (!res)
+		return err->status;
+	st = fill_report(res, out, err);
+	PQclear(res);
+	if (st == EF_OK && !collection && sc->tool_schema)
+		st = own_tables(db, cfg, out, err);
+	if (st != EF_OK)
+		ef_status_report_free(out);
+	return st;
+}
+
+void ef_status_report_free(struct ef_status_report *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->rows[i].collection);
+	free(r->rows);
+	r->rows = NULL;
+	r->n = 0;
+}
+
+void ef_names_free(char **names)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+}
+
+char **ef_scan_collection_names(ef_db *db, const struct ef_config *cfg, struct ef_error *err)
+{
+	struct ef_sqlvars v = { .n = 0 };
+	char *sql = NULL, **names = NULL;
+	PGresult *res = NULL;
+	int n;
+
+	if (ef_collsql_quote(&v, db, &cfg->map, err) && ef_collsql_frags(&v, &cfg->map, false))
+		sql = ef_sqlvars_expand(&v, "SELECT DISTINCT {cname}::text FROM {chunks} c {cjoin}"
+					    " ORDER BY 1");
+	ef_sqlvars_free(&v);
+	if (sql)
+		res = ef_db_query(db, sql, 0, NULL, PGRES_TUPLES_OK, err);
+	free(sql);
+	if (!res)
+		return NULL;
+	n = PQntuples(res);
+	names = calloc((size_t)n + 1, sizeof(*names));
+	for (int i = 0; names && i < n; i++)
+		names[i] = strdup(PQgetvalue(res, i, 0));
+	PQclear(res);
+	if (!names)
+		ef_error_oom(err, NULL);
+	return names;
+}
+
+char **ef_scan_near_names(ef_db *db, const struct ef_config *cfg, const char *name,
+			  size_t max, struct ef_error *err)
+{
+	char **all = ef_scan_collection_names(db, cfg, err);
+	size_t k = 0;
+
+	if (!all)
+		return NULL;
+	for (size_t i = 0; all[i]; i++) {
+		char *cand = all[i];
+
+		all[i] = NULL;
+		if (strcmp(cand, name) != 0 && ef_edit_distance(cand, name, max) <= max)
+			all[k++] = cand;
+		else
+			free(cand);
+	}
+	return all;
+}

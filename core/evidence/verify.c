@@ -1,0 +1,474 @@
+/*
+ * verify.c - one collection's vectors against its chunks, every
+ * discrepancy counted and explained.
+ *
+ * Everything comes from one statement, so the counts, the examples and the
+ * model list describe one snapshot: separate queries under READ COMMITTED
+ * could each see a different moment of a backfill running next door, and
+ * the report would not add up.  The statement makes one pass over the
+ * collection's chunks (f/g/h: one row per chunk with its state), turns each
+ * row into the discrepancy kinds it belongs to (hits), adds the embedding
+ * rows seen from the other side (orphans, cross-tenant in both
+ * directions), and returns typed rows:
+ *   ('chunks'|'embedded'|'fresh'|'vectors', NULL, n)   totals
+ *   ('kind', kind, count)                              one per kind found
+ *   ('example', kind, chunk_id, note)                  the lowest 5 ids
+ *   ('model', model, count, NULL, dim)                 (model, dim) pairs
+ *   ('reason', reason, count)                          quarantine reasons
+ * Examples are ranked with row_number() rather than array_agg(), so memory
+ * stays bounded by five ids per kind whatever the collection's size.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/db/collsql.h"
+#include "core/db/db_pg.h"
+#include "core/db/sqltpl.h"
+#include "embfill/ident.h"
+#include "embfill/strbuf.h"
+#include "embfill/verify.h"
+
+enum kind_id {
+	K_MISSING_ROW, K_NULL_VECTOR, K_STALE_CONTENT, K_STALE_MODEL, K_STALE_DIM,
+	K_Q_OUTDATED, K_QUARANTINED, K_MIXED, K_ORPHANS, K_CROSS, K_INBOUND, NKINDS
+};
+
+/* Hints name the collection as {c}, a shell word the operator can paste. */
+static const struct kind {
+	const char *kind, *title, *note_key, *hint;
+} kinds[NKINDS] = {
+	[K_MISSING_ROW] = { "missing_row", "chunks without an embedding row", NULL,
+			    "`embfill run -C {c} --confirm {c}` embeds them" },
+	[K_NULL_VECTOR] = { "null_vector", "chunks whose vector is NULL", NULL,
+			    "`embfill run -C {c} --confirm {c}` embeds them" },
+	[K_STALE_CONTENT] = { "stale_content", "chunks changed after they were embedded",
+			      "embedded_at", "`embfill run -C {c} --confirm {c}` re-embeds them" },
+	[K_STALE_MODEL] = { "stale_model", "vectors of another model", "model",
+			    "`embfill plan -C {c}` shows how to re-embed them with the current "
+			    "model" },
+	[K_STALE_DIM] = { "stale_dim", "vectors of another dimension", "dim",
+			  "`embfill plan -C {c}` shows how to re-embed them at EMBED_DIM" },
+	[K_Q_OUTDATED] = { "quarantine_outdated", "quarantined chunks that changed since",
+			   "reason", "`embfill run -C {c} --confirm {c} --retry-quarantined` "
+			   "tries them again" },
+	[K_QUARANTINED] = { "quarantined", "quarantined chunks, explained", "reason",
+			    "fix or split these chunks, then `embfill run -C {c} --confirm {c} "
+			    "--retry-quarantined`" },
+	[K_MIXED] = { "mixed_models", "vectors outside the main (model, dimension)", "pair",
+		      "re-embed the collection with one model: `embfill plan -C {c}`" },
+	[K_ORPHANS] = { "orphans", "embedding rows without a chunk", NULL,
+			"delete them or restore their chunks; a foreign key (chunk, collection) "
+			"-> chunks makes the database refuse them" },
+	[K_CROSS] = { "cross_tenant", "rows pointing at another collection's chunk",
+		      "collection", "delete these rows; FOREIGN KEY (chunk, collection) "
+		      "REFERENCES chunks (id, collection) makes the database refuse them" },
+	[K_INBOUND] = { "cross_tenant_inbound", "other collections' rows pointing here",
+			"filed_under", "delete these rows; FOREIGN KEY (chunk, collection) "
+			"REFERENCES chunks (id, collection) makes the database refuse them" },
+};
+
+static const char verify_sql[] =
+	"WITH f AS ("
+	" SELECT c.{cid}::bigint AS id, {no_row} AS no_row, {e}.{vec} IS NULL AS vec_null,"
+	"  {e}.{vec} IS NOT NULL AND ({stale_model}) AS s_model,"
+	"  {e}.{vec} IS NOT NULL AND ({stale_dim}) AS s_dim,"
+	"  {e}.{vec} IS NOT NULL AND ({stale_content}) AS s_content,"
+	"  {e}.{model}::text AS model, {vdims}::int AS dim, {at_note} AS at,"
+	"  q.chunk_id IS NOT NULL AS quar,"
+	"  left(" EF_SQL_ONELINE("q.reason::text") ", 200) AS reason,"
+	"  q.content_sha256 IS NULL"
+	"   OR q.content_sha256 = sha256(convert_to(c.{content}, 'UTF8')) AS q_same"
+	" FROM {chunks} c {cjoin} {ejoin} {qjoin} {cwhere}),"
+	"g AS (SELECT f.*, vec_null OR s_model OR s_dim OR s_content AS unfresh FROM f),"
+	"h AS (SELECT g.*, quar AND q_same AND unfresh AS expl FROM g),"
+	"top AS (SELECT model, dim FROM h WHERE NOT vec_null GROUP BY 1, 2"
+	" ORDER BY count(*) DESC, 1, 2 LIMIT 1),"
+	"hits AS ("
+	" SELECT v.kind, h.id, v.note FROM h LEFT JOIN top ON true CROSS JOIN LATERAL (VALUES"
+	"  ('missing_row', h.no_row AND NOT h.expl, NULL::text),"
+	"  ('null_vector', h.vec_null AND NOT h.no_row AND NOT h.expl, NULL),"
+	"  ('stale_content', h.s_content AND NOT h.expl, h.at),"
+	"  ('stale_model', h.s_model AND NOT h.expl, coalesce(h.model, '(none)')),"
+	"  ('stale_dim', h.s_dim AND NOT h.expl, h.dim::text),"
+	"  ('quarantine_outdated', h.quar AND NOT h.q_same AND h.unfresh, h.reason),"
+	"  ('quarantined', h.expl, h.reason),"
+	"  ('mixed_models', NOT h.vec_null"
+	"   AND (h.model, h.dim) IS DISTINCT FROM (top.model, top.dim),"
+	"   coalesce(h.model, '(none)') || '/' || h.dim)"
+	" ) v(kind, hit, note) WHERE v.hit"
+	" {emb_hits}),"
+	"ranked AS (SELECT kind, id, note,"
+	" row_number() OVER (PARTITION BY kind ORDER BY id) AS rn FROM hits)"
+	"SELECT what, name, n, note, dim FROM ("
+	" SELECT 'kind' AS what, kind AS name, count(*) AS n, NULL::text AS note,"
+	"  NULL::int AS dim FROM ranked GROUP BY kind"
+	" UNION ALL SELECT 'example', kind, id, note, NULL FROM ranked WHERE rn <= 5"
+	" UNION ALL SELECT 'model', model, count(*), NULL, dim FROM h WHERE NOT vec_null"
+	"  GROUP BY model, dim"
+	" UNION ALL (SELECT 'reason', reason, count(*), NULL, NULL FROM h WHERE expl"
+	"  GROUP BY reason ORDER BY 3 DESC, 2 LIMIT 10)"
+	" UNION ALL SELECT 'chunks', NULL, count(*), NULL, NULL FROM h"
+	" UNION ALL SELECT 'embedded', NULL, count(*) FILTER (WHERE NOT vec_null), NULL, NULL"
+	"  FROM h"
+	" UNION ALL SELECT 'fresh', NULL, count(*) FILTER (WHERE NOT unfresh), NULL, NULL FROM h"
+	" UNION ALL SELECT 'vectors', NULL, ({vectors}), NULL, NULL) u"
+	" ORDER BY what, CASE WHEN what IN ('model', 'reason') THEN -n ELSE n END, name";
+
+/* The embedding rows seen from their side (separate layout only). */
+static const char emb_hits_sql[] =
+	" UNION ALL SELECT 'orphans', e.{echunk}::bigint, NULL FROM {embeddings} e {eljoin}"
+	"  LEFT JOIN {chunks} c ON c.{cid} = e.{echunk} {ewhere} AND c.{cid} IS NULL"
+	" UNION ALL SELECT 'cross_tenant', e.{echunk}::bigint, {chname}"
+	"  FROM {embeddings} e {eljoin} JOIN {chunks} c ON c.{cid} = e.{echunk} {lcjoin}"
+	"  {ewhere} AND c.{ccoll} IS DISTINCT FROM e.{ecoll}"
+	" UNION ALL SELECT 'cross_tenant_inbound', c.{cid}::bigint, {ename2}"
+	"  FROM {chunks} c {cjoin} JOIN {embeddings} e ON e.{echunk} = c.{cid} {lejoin}"
+	"  {cwhere} AND e.{ecoll} IS DISTINCT FROM c.{ccoll}";
+
+static const char q_tool[] =
+	"LEFT JOIN {tool}.quarantine q ON q.collection = $3 AND q.chunk_id = c.{cid}";
+static const char q_none[] =
+	"LEFT JOIN (SELECT NULL::bigint AS chunk_id, NULL::text AS reason,"
+	" NULL::bytea AS content_sha256) q ON false";
+
+/* The other side's collection name, through second aliases of the lookup
+ * table (l is taken by the side being filtered). */
+static bool isolation_frags(struct ef_sqlvars *v, const struct ef_mapping *m)
+{
+	bool lookup = m->coll_mode == EF_COLL_LOOKUP;
+
+	return ef_sqlvars_frag(v, "lcjoin", lookup ? "LEFT JOIN {lookup} lc ON"
+						     " lc.{lkey} = c.{ccoll}" : "") &&
+	       ef_sqlvars_frag(v, "chname", lookup ? EF_SQL_ONELINE("coalesce(lc.{lname}::text,"
+								    " '?' || c.{ccoll}::text)")
+						   : EF_SQL_ONELINE("c.{ccoll}::text")) &&
+	       ef_sqlvars_frag(v, "lejoin", lookup ? "LEFT JOIN {lookup} le ON"
+						     " le.{lkey} = e.{ecoll}" : "") &&
+	       ef_sqlvars_frag(v, "ename2", lookup ? EF_SQL_ONELINE("coalesce(le.{lname}::text,"
+								    " '?' || e.{ecoll}::text)")
+						   : EF_SQL_ONELINE("e.{ecoll}::text"));
+}
+
+static char *build_sql(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
+		       struct ef_error *err)
+{
+	struct ef_sqlvars v = { .n = 0 };
+	bool separate = m->layout == EF_LAYOUT_SEPARATE;
+	char *sql = NULL;
+	bool ok;
+
+	ok = ef_collsql_quote(&v, db, m, err) && ef_collsql_layout(&v, m) &&
+	     ef_collsql_frags(&v, m, true) && ef_collsql_stale(&v, sc) &&
+	     isolation_frags(&v, m) &&
+	     ef_sqlvars_frag(&v, "no_row", separate ? "e.{echunk} IS NULL" : "false") &&
+	     ef_sqlvars_frag(&v, "at_note", m->emb_at ? "date_trunc('second', {e}.{at})::text"
+						      : "NULL::text") &&
+	     ef_sqlvars_frag(&v, "qjoin", sc->tool_schema ? q_tool : q_none) &&
+	     ef_sqlvars_frag(&v, "emb_hits", separate ? emb_hits_sql : "") &&
+	     ef_sqlvars_frag(&v, "vectors", separate ? "SELECT count(*) FROM {embeddings} e"
+						       " {eljoin} {ewhere} AND e.{vec} IS NOT NULL"
+						     : "SELECT count(*) FROM h WHERE NOT vec_null");
+	if (ok)
+		sql = ef_sqlvars_expand(&v, verify_sql);
+	if (!sql && err->status == EF_OK)
+		ef_error_oom(err, NULL);
+	ef_sqlvars_free(&v);
+	return sql;
+}
+
+static int kind_index(const char *name)
+{
+	for (int i = 0; i < NKINDS; i++)
+		if (strcmp(kinds[i].kind, name) == 0)
+			return i;
+	return -1;
+}
+
+static char *dup_or_null(const PGresult *res, int r, int c)
+{
+	return PQgetisnull(res, r, c) ? NULL : strdup(PQgetvalue(res, r, c));
+}
+
+static void add_example(struct ef_verify_issue *is, const PGresult *res, int r)
+{
+	struct ef_verify_example *ex;
+
+	if (is->nexamples == EF_VERIFY_EXAMPLES)
+		return;
+	ex = &is->examples[is->nexamples++];
+	ex->chunk_id = ef_db_ll(res, r, 2);
+	ex->note = dup_or_null(res, r, 3);
+}
+
+static void add_total(struct ef_verify_report *out, const char *what, long long n)
+{
+	if (strcmp(what, "chunks") == 0)
+		out->chunks = n;
+	else if (strcmp(what, "embedded") == 0)
+		out->embedded = n;
+	else if (strcmp(what, "fresh") == 0)
+		out->fresh = n;
+	else if (strcmp(what, "vectors") == 0)
+		out->vectors = n;
+}
+
+/* One typed row of the result (see the file comment) into the report;
+ * issues is indexed by kind_id and compacted later. */
+static void add_row(struct ef_verify_report *out, const PGresult *res, int r)
+{
+	const char *what = PQgetvalue(res, r, 0);
+	int k = kind_index(PQgetvalue(res, r, 1));
+	long long n = ef_db_ll(res, r, 2);
+
+	if (strcmp(what, "kind") == 0 && k >= 0) {
+		out->issues[k].count = n;
+	} else if (strcmp(what, "example") == 0 && k >= 0) {
+		add_example(&out->issues[k], res, r);
+	} else if (strcmp(what, "model") == 0) {
+		struct ef_verify_model *m = &out->models[out->nmodels++];
+
+		m->model = dup_or_null(res, r, 1);
+		m->dim = (int)ef_db_ll(res, r, 4);
+		m->count = n;
+	} else if (strcmp(what, "reason") == 0) {
+		struct ef_verify_reason *q = &out->reasons[out->nreasons++];
+
+		q->reason = strdup(PQgetisnull(res, r, 1) || !*PQgetvalue(res, r, 1)
+					   ? "(no reason recorded)" : PQgetvalue(res, r, 1));
+		q->count = n;
+	} else {
+		add_total(out, what, n);
+	}
+}
+
+static ef_status fill(PGresult *res, struct ef_verify_report *out, struct ef_error *err)
+{
+	size_t n = (size_t)PQntuples(res);
+
+	out->issues = calloc(NKINDS, sizeof(*out->issues));
+	out->models = calloc(n + 1, sizeof(*out->models));
+	out->reasons = calloc(n + 1, sizeof(*out->reasons));
+	if (!out->issues || !out->models || !out->reasons)
+		return ef_error_oom(err, NULL);
+	out->nissues = NKINDS;
+	for (size_t i = 0; i < n; i++)
+		add_row(out, res, (int)i);
+	return EF_OK;
+}
+
+/* Replaces each {c} in tpl by word. */
+static void add_with_name(struct ef_strbuf *b, const char *tpl, const char *word)
+{
+	const char *p;
+
+	while ((p = strstr(tpl, "{c}")) != NULL) {
+		ef_strbuf_addn(b, tpl, (size_t)(p - tpl));
+		ef_strbuf_add(b, word);
+		tpl = p + 3;
+	}
+	ef_strbuf_add(b, tpl);
+}
+
+static void add_pairs(struct ef_strbuf *b, const struct ef_verify_report *r)
+{
+	for (size_t i = 0; i < r->nmodels; i++)
+		ef_strbuf_addf(b, "%s%s/%d (%lld)", i ? ", " : "",
+			       r->models[i].model ? r->models[i].model : "(none)", r->models[i].dim,
+			       r->models[i].count);
+}
+
+static void add_reasons(struct ef_strbuf *b, const struct ef_verify_report *r)
+{
+	for (size_t i = 0; i < r->nreasons && i < 3; i++)
+		ef_strbuf_addf(b, "%s%s (%lld)", i ? "; " : "", r->reasons[i].reason,
+			       r->reasons[i].count);
+	if (r->nreasons > 3)
+		ef_strbuf_add(b, "; ...");
+}
+
+/* The one-line reason of a kind, with the values that make it concrete. */
+static void reason_text(struct ef_strbuf *b, int k, const struct ef_verify_report *r,
+			const struct ef_config *cfg)
+{
+	switch (k) {
+	case K_MISSING_ROW:
+		ef_strbuf_add(b, "no embedding row: never embedded, or its row was deleted");
+		break;
+	case K_NULL_VECTOR:
+		ef_strbuf_add(b, r->inline_layout ? "the vector column is NULL"
+						  : "an embedding row whose vector is NULL");
+		break;
+	case K_STALE_CONTENT:
+		ef_strbuf_add(b, "chunk changed after it was embedded: its text no longer "
+				 "matches the stored hash");
+		if (cfg->map.emb_at)
+			ef_strbuf_add(b, " (each example with its embedded_at)");
+		break;
+	case K_STALE_MODEL:
+		ef_strbuf_addf(b, "embedded with another model than \"%s\" (EMBED_MODEL)",
+			       cfg->embed_model);
+		break;
+	case K_STALE_DIM:
+		ef_strbuf_addf(b, "vector dimension is not %d (EMBED_DIM)", cfg->embed_dim);
+		break;
+	case K_Q_OUTDATED:
+		ef_strbuf_add(b, "quarantined, but the chunk changed after it was quarantined: "
+				 "the rejection may no longer apply");
+		break;
+	case K_QUARANTINED:
+		ef_strbuf_add(b, "rejected by the embedding service, quarantined and unchanged "
+				 "since: ");
+		add_reasons(b, r);
+		break;
+	case K_MIXED:
+		ef_strbuf_addf(b, "the vectors hold %zu (model, dimension) pairs: ", r->nmodels);
+		add_pairs(b, r);
+		ef_strbuf_add(b, "; examples are outside the most common pair");
+		break;
+	case K_ORPHANS:
+		ef_strbuf_addf(b, "embedding rows filed under \"%s\" whose chunk does not exist",
+			       r->collection);
+		break;
+	case K_CROSS:
+		ef_strbuf_addf(b, "embedding rows filed under \"%s\" that point at another "
+				  "collection's chunk", r->collection);
+		break;
+	default:
+		ef_strbuf_addf(b, "embedding rows filed under another collection that point at "
+				  "a chunk of \"%s\"", r->collection);
+		break;
+	}
+}
+
+/* Keeps the kinds found, in table order, each with its reason and hint. */
+static ef_status describe(struct ef_verify_report *r, const struct ef_config *cfg,
+			  struct ef_error *err)
+{
+	char *word = ef_collsql_shell_word(r->collection);
+	size_t keep = 0;
+	bool oom = !word;
+
+	for (int k = 0; k < NKINDS; k++) {
+		struct ef_verify_issue is = r->issues[k];
+		struct ef_strbuf reason = EF_STRBUF_INIT, hint = EF_STRBUF_INIT;
+
+		if (is.count == 0)
+			continue;
+		is.kind = kinds[k].kind;
+		is.title = kinds[k].title;
+		is.note_key = kinds[k].note_key;
+		is.explained = k == K_QUARANTINED;
+		reason_text(&reason, k, r, cfg);
+		add_with_name(&hint, kinds[k].hint, word ? word : "");
+		is.reason = ef_strbuf_take(&reason);
+		is.hint = ef_strbuf_take(&hint);
+		oom |= !is.reason || !is.hint;
+		r->issues[keep++] = is;
+	}
+	r->nissues = keep;
+	free(word);
+	r->ok = ef_verify_unexplained(r) == 0;
+	return oom ? ef_error_oom(err, NULL) : EF_OK;
+}
+
+static bool nothing_found(const struct ef_verify_report *r)
+{
+	for (size_t i = 0; i < r->nissues; i++)
+		if (r->issues[i].count > 0)
+			return false;
+	return r->chunks == 0 && r->vectors == 0;
+}
+
+static ef_status run_query(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
+			   struct ef_verify_report *out, struct ef_error *err)
+{
+	char dim[16];
+	const char *params[3] = { cfg->embed_model, dim, out->collection };
+	char *sql = build_sql(db, &cfg->map, sc, err);
+	PGresult *res;
+	ef_status st;
+
+	if (!sql)
+		return err->status;
+	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
+	res = ef_db_query(db, sql, 3, params, PGRES_TUPLES_OK, err);
+	free(sql);
+	if (!res)
+		return err->status;
+	st = fill(res, out, err);
+	PQclear(res);
+	return st;
+}
+
+ef_status ef_verify(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
+		    const char *collection, struct ef_verify_report *out, struct ef_error *err)
+{
+	ef_status st;
+
+	memset(out, 0, sizeof(*out));
+	if (!ef_schema_usable(sc)) {
+		ef_error_set(err, EF_ERR_DB, "the chunk and embedding tables are not usable as mapped");
+		return ef_error_hint(err, "run `embfill schema check` to see what is missing");
+	}
+	if (ef_collection_name_check(collection, err) != EF_OK)
+		return err->status;
+	out->collection = strdup(collection);
+	out->inline_layout = cfg->map.layout == EF_LAYOUT_INLINE;
+	out->isolation_fk = sc->isolation_fk;
+	if (!out->collection)
+		st = ef_error_oom(err, NULL);
+	else
+		st = run_query(db, cfg, sc, out, err);
+	if (st == EF_OK && nothing_found(out))
+		st = ef_collsql_unknown(db, cfg, collection, err);
+	if (st == EF_OK)
+		st = describe(out, cfg, err);
+	if (st != EF_OK)
+		ef_verify_report_free(out);
+	return st;
+}
+
+void ef_verify_report_free(struct ef_verify_report *r)
+{
+	for (size_t i = 0; r->issues && i < r->nissues; i++) {
+		for (size_t j = 0; j < r->issues[i].nexamples; j++)
+			free(r->issues[i].examples[j].note);
+		free(r->issues[i].reason);
+		free(r->issues[i].hint);
+	}
+	for (size_t i = 0; i < r->nmodels; i++)
+		free(r->models[i].model);
+	for (size_t i = 0; i < r->nreasons; i++)
+		free(r->reasons[i].reason);
+	free(r->issues);
+	free(r->models);
+	free(r->reasons);
+	free(r->collection);
+	memset(r, 0, sizeof(*r));
+}
+
+const struct ef_verify_issue *ef_verify_issue(const struct ef_verify_report *r,
+					      const char *kind)
+{
+	for (size_t i = 0; i < r->nissues; i++)
+		if (strcmp(r->issues[i].kind, kind) == 0)
+			return &r->issues[i];
+	return NULL;
+}
+
+long long ef_verify_count(const struct ef_verify_report *r, const char *kind)
+{
+	const struct ef_verify_issue *is = ef_verify_issue(r, kind);
+
+	return is ? is->count : 0;
+}
+
+size_t ef_verify_unexplained(const struct ef_verify_report *r)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->nissues; i++)
+		n += !r->issues[i].explained;
+	return n;
+}

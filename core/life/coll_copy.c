@@ -1,0 +1,466 @@
+/*
+ * coll_copy.c - a new collection from an old one's documents: its chunks
+ * copied as they are, or the documents cut anew by core's chunker; one
+ * transaction, the chunking recorded with the collection.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/db/collsql.h"
+#include "core/db/db_pg.h"
+#include "core/life/life_int.h"
+#include "core/db/sqltpl.h"
+#include "embfill/chunker.h"
+#include "embfill/ident.h"
+#include "embfill/lifecycle.h"
+#include "embfill/redact.h"
+#include "embfill/schema.h"
+#include "embfill/spotcheck.h"
+#include "embfill/strbuf.h"
+#include "embfill/verify.h"
+
+/* --- copy and re-chunk ---------------------------------------------------- */
+
+/* A column with a default (serial, identity, any expression) can be left
+ * out of an INSERT; one without needs ids from us. */
+static ef_status column_default(struct life *l, const char *table_var, const char *column,
+				bool *has, char *seq, size_t seqn, struct ef_error *err)
+{
+	const char *p[2] = { ef_sqlvars_get(&l->v, table_var), column };
+	PGresult *r = ef_db_query(l->db, "SELECT a.atthasdef OR a.attidentity <> '',"
+					 " coalesce(pg_get_serial_sequence($1, $2), '')"
+					 " FROM pg_attribute a WHERE a.attrelid = $1::regclass"
+					 " AND a.attname = $2", 2, p, PGRES_TUPLES_OK, err);
+
+	if (!r)
+		return err->status;
+	*has = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	snprintf(seq, seqn, "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 1) : "");
+	PQclear(r);
+	return EF_OK;
+}
+
+/* Rows inserted with ids of their own leave a serial's sequence behind the
+ * largest id, and its next value would collide: move it past them (only
+ * ever forwards; sequences are not transactional, so this stays even if
+ * the copy is rolled back, which costs nothing but a gap). */
+static ef_status catch_up(struct life *l, const char *table_var, const char *column,
+			  const char *seq, struct ef_error *err)
+{
+	struct ef_sqlvars v = { .n = 0 };
+	const char *p[1] = { seq };
+	char *sql = NULL;
+	PGresult *r = NULL;
+
+	if (!*seq)
+		return EF_OK;
+	if (ef_sqlvars_raw(&v, "t", ef_sqlvars_get(&l->v, table_var)) &&
+	    ef_sqlvars_quote(&v, l->db, "c", column, false, err))
+		sql = ef_sqlvars_expand(&v, "SELECT setval($1::regclass, x.m) FROM (SELECT max({c})"
+					    " AS m FROM {t}) x WHERE x.m >="
+					    " coalesce(pg_sequence_last_value($1::regclass), 0)");
+	ef_sqlvars_free(&v);
+	if (sql)
+		r = ef_db_query(l->db, sql, 1, p, PGRES_TUPLES_OK, err);
+	free(sql);
+	if (!r)
+		return err->status ? err->status : life_oom(err);
+	PQclear(r);
+	return EF_OK;
+}
+
+/* New ids for the documents of `from`, in a temporary map old -> new of
+ * the id column's own type.  From the column's sequence when it has one;
+ * else above the largest id, with the table locked against inserts. */
+static ef_status map_documents(struct life *l, const char *from_val, long long *n,
+			       struct ef_error *err)
+{
+	char seq[512];
+	bool has_default;
+	const char *p[2] = { from_val, seq };
+	PGresult *r;
+	ef_status st;
+
+	if (column_default(l, "documents", l->cfg->map.doc_id, &has_default, seq, sizeof(seq),
+			   err) != EF_OK ||
+	    catch_up(l, "documents", l->cfg->map.doc_id, seq, err) != EF_OK ||
+	    life_x(l, "CREATE TEMP TABLE ef_docmap ON COMMIT DROP AS SELECT d.{doc_id} AS old_id,"
+		 " d.{doc_id} AS new_id FROM {documents} d WITH NO DATA", 0, NULL, NULL, err) != EF_OK)
+		return err->status;
+	if (*seq)
+		st = life_x(l, "INSERT INTO ef_docmap SELECT d.{doc_id}, nextval($2::regclass)"
+			  " FROM {documents} d WHERE d.{doc_coll} = $1 ORDER BY d.{doc_id}", 2, p, n,
+		       err);
+	else if ((st = life_x(l, "LOCK TABLE {documents} IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL,
+			 err)) == EF_OK)
+		st = life_x(l, "INSERT INTO ef_docmap SELECT d.{doc_id}, (SELECT coalesce(max({doc_id}), 0)"
+			  " FROM {documents}) + row_number() OVER (ORDER BY d.{doc_id})"
+			  " FROM {documents} d WHERE d.{doc_coll} = $1", 1, p, n, err);
+	if (st != EF_OK)
+		return st;
+	r = life_q(l, "ANALYZE ef_docmap", 0, NULL, PGRES_COMMAND_OK, err);
+	PQclear(r);
+	return r ? EF_OK : err->status;
+}
+
+static ef_status copy_documents(struct life *l, const char *into_val, long long *n,
+				struct ef_error *err)
+{
+	const char *p[1] = { into_val };
+
+	return life_x(l, "INSERT INTO {documents} ({doc_id}, {doc_coll}, {title}, {source}, {body})"
+		    " OVERRIDING SYSTEM VALUE"
+		    " SELECT m.new_id, $1, d.{title}, d.{source}, d.{body}"
+		    " FROM ef_docmap m JOIN {documents} d ON d.{doc_id} = m.old_id ORDER BY m.new_id",
+		 1, p, n, err);
+}
+
+/* The chunk id: left to its default, or numbered above the largest one. */
+static ef_status chunk_id_frags(struct life *l, struct ef_error *err)
+{
+	char seq[512];
+	bool has_default;
+
+	if (column_default(l, "chunks", l->cfg->map.chunk_id, &has_default, seq, sizeof(seq),
+			   err) != EF_OK ||
+	    catch_up(l, "chunks", l->cfg->map.chunk_id, seq, err) != EF_OK)
+		return err->status;
+	if (!has_default && life_x(l, "LOCK TABLE {chunks} IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL,
+			      err) != EF_OK)
+		return err->status;
+	if (!ef_sqlvars_frag(&l->v, "newcid_col", has_default ? "" : "{cid}, ") ||
+	    !ef_sqlvars_frag(&l->v, "newcid_val", has_default ? "" :
+			     "(SELECT coalesce(max(z.{cid}), 0) FROM {chunks} z)"
+			     " + row_number() OVER (), "))
+		return life_oom(err);
+	return EF_OK;
+}
+
+static ef_status copy_chunks(struct life *l, const char *from_val, const char *into_val,
+			     long long *n, struct ef_error *err)
+{
+	const char *p[2] = { from_val, into_val };
+
+	if (chunk_id_frags(l, err) != EF_OK)
+		return err->status;
+	if (l->sc.documents_ok)
+		return life_x(l, "INSERT INTO {chunks} ({newcid_col}{cdoc}, {ccoll}, {cidx}, {content})"
+			    " SELECT {newcid_val}m.new_id, $2, c.{cidx}, c.{content}"
+			    " FROM (SELECT * FROM {chunks} WHERE {ccoll} = $1 ORDER BY {cid}) c"
+			    " JOIN ef_docmap m ON m.old_id = c.{cdoc}", 2, p, n, err);
+	return life_x(l, "INSERT INTO {chunks} ({newcid_col}{cdoc}, {ccoll}, {cidx}, {content})"
+		    " SELECT {newcid_val}c.{cdoc}, $2, c.{cidx}, c.{content}"
+		    " FROM (SELECT * FROM {chunks} WHERE {ccoll} = $1 ORDER BY {cid}) c", 2, p, n, err);
+}
+
+/* One element of a text[] literal: "..." with \ and " escaped. */
+static void array_elem(struct ef_strbuf *b, const char *s, size_t n)
+{
+	ef_strbuf_add(b, b->len > 1 ? ",\"" : "\"");
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\\' || s[i] == '"')
+			ef_strbuf_addn(b, "\\", 1);
+		ef_strbuf_addn(b, s + i, 1);
+	}
+	ef_strbuf_add(b, "\"");
+}
+
+struct pending {
+	struct ef_strbuf docs, idx, text;
+	long long n;
+};
+
+static void pending_reset(struct pending *pc)
+{
+	ef_strbuf_free(&pc->docs);
+	ef_strbuf_free(&pc->idx);
+	ef_strbuf_free(&pc->text);
+	ef_strbuf_add(&pc->docs, "{");
+	ef_strbuf_add(&pc->idx, "{");
+	ef_strbuf_add(&pc->text, "{");
+	pc->n = 0;
+}
+
+static ef_status flush_chunks(struct life *l, struct pending *pc, const char *into_val,
+			      long long *written, struct ef_error *err)
+{
+	const char *p[4];
+	long long n = 0;
+
+	if (pc->n == 0)
+		return EF_OK;
+	ef_strbuf_add(&pc->docs, "}");
+	ef_strbuf_add(&pc->idx, "}");
+	ef_strbuf_add(&pc->text, "}");
+	if (pc->docs.oom || pc->idx.oom || pc->text.oom)
+		return life_oom(err);
+	p[0] = into_val;
+	p[1] = pc->docs.buf;
+	p[2] = pc->idx.buf;
+	p[3] = pc->text.buf;
+	if (life_x(l, "INSERT INTO {chunks} ({newcid_col}{cdoc}, {ccoll}, {cidx}, {content})"
+		 " SELECT {newcid_val}CAST(u.d AS {doc_type}), $1, u.i, u.t"
+		 " FROM unnest($2::text[], $3::int[], $4::text[]) AS u(d, i, t)", 4, p, &n,
+	      err) != EF_OK)
+		return err->status;
+	*written += n;
+	pending_reset(pc);
+	return EF_OK;
+}
+
+static ef_status chunk_document(struct pending *pc, const char *doc, const char *body,
+				size_t len, const struct ef_config *cfg, struct ef_error *err)
+{
+	struct ef_chunk *ch = NULL;
+	size_t n = 0;
+	char num[24];
+
+	if (ef_chunk_split(body, len, (size_t)cfg->max_chunk_size, (size_t)cfg->chunk_overlap, &ch,
+			   &n, err) != EF_OK)
+		return err->status;
+	for (size_t i = 0; i < n; i++) {
+		array_elem(&pc->docs, doc, strlen(doc));
+		snprintf(num, sizeof(num), "%zu", i);
+		array_elem(&pc->idx, num, strlen(num));
+		array_elem(&pc->text, body + ch[i].offset, ch[i].length);
+		pc->n++;
+	}
+	free(ch);
+	return EF_OK;
+}
+
+/* The documents' bodies through a cursor, a few hundred at a time, cut by
+ * the chunker and written in batches: memory stays bounded by the batch. */
+static ef_status rechunk(struct life *l, const char *into_val, long long *written,
+			 struct ef_error *err)
+{
+	const char *cdoc[2] = { l->cfg->map.chunk_document, ef_sqlvars_get(&l->v, "chunks") };
+	struct pending pc = { EF_STRBUF_INIT, EF_STRBUF_INIT, EF_STRBUF_INIT, 0 };
+	PGresult *r;
+	ef_status st = EF_OK;
+	int rows;
+
+	if (chunk_id_frags(l, err) != EF_OK)
+		return err->status;
+	/* the chunk table's own type for the document key, as the server
+	 * spells it, so that the text array casts to exactly that */
+	r = life_q(l, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid ="
+		 " $2::regclass AND attname = $1", 2, cdoc, PGRES_TUPLES_OK, err);
+	if (!r)
+		return err->status;
+	if (PQntuples(r) != 1 || !ef_sqlvars_raw(&l->v, "doc_type", PQgetvalue(r, 0, 0))) {
+		PQclear(r);
+		return ef_error_set(err, EF_ERR_DB, "cannot read the type of %s.%s",
+				    l->cfg->map.chunks, l->cfg->map.chunk_document);
+	}
+	PQclear(r);
+	if (life_x(l, "DECLARE ef_bodies NO SCROLL CURSOR FOR SELECT m.new_id::text, d.{body}"
+		 " FROM ef_docmap m JOIN {documents} d ON d.{doc_id} = m.old_id ORDER BY m.new_id",
+	      0, NULL, NULL, err) != EF_OK)
+		return err->status;
+	pending_reset(&pc);
+	do {
+		r = ef_db_query(l->db, "FETCH 200 FROM ef_bodies", 0, NULL, PGRES_TUPLES_OK, err);
+		if (!r) {
+			st = err->status;
+			break;
+		}
+		rows = PQntuples(r);
+		for (int i = 0; i < rows && st == EF_OK; i++) {
+			st = chunk_document(&pc, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+					    (size_t)PQgetlength(r, i, 1), l->cfg, err);
+			if (st == EF_OK && (pc.n >= 2000 || pc.text.len >= (8u << 20)))
+				st = flush_chunks(l, &pc, into_val, written, err);
+		}
+		PQclear(r);
+	} while (st == EF_OK && rows > 0);
+	if (st == EF_OK)
+		st = flush_chunks(l, &pc, into_val, written, err);
+	ef_strbuf_free(&pc.docs);
+	ef_strbuf_free(&pc.idx);
+	ef_strbuf_free(&pc.text);
+	return st;
+}
+
+static ef_status record_copy(struct life *l, const char *from, const char *into,
+			     struct ef_copy_result *res, struct ef_error *err)
+{
+	char size[16], overlap[16];
+	const char *p[4] = { into, size, overlap, from };
+	PGresult *r;
+
+	if (!res->rechunked) {
+		const char *pf[1] = { from };
+		r = life_q(l, "SELECT max_chunk_size, chunk_overlap FROM {tool}.collections WHERE name = $1"
+			 " AND max_chunk_size IS NOT NULL", 1, pf, PGRES_TUPLES_OK, err);
+		if (!r)
+			return err->status;
+		if (PQntuples(r) == 1) {
+			res->max_chunk_size = (int)ef_db_ll(r, 0, 0);
+			res->chunk_overlap = (int)ef_db_ll(r, 0, 1);
+		}
+		PQclear(r);
+	}
+	snprintf(size, sizeof(size), "%d", res->max_chunk_size);
+	snprintf(overlap, sizeof(overlap), "%d", res->chunk_overlap);
+	if (!res->max_chunk_size)
+		p[1] = p[2] = NULL;
+	return life_x(l, "INSERT INTO {tool}.collections (name, max_chunk_size, chunk_overlap,"
+		    " chunked_from) VALUES ($1, $2::int, $3::int, $4) ON CONFLICT (name) DO UPDATE"
+		    " SET model = NULL, dim = NULL, provider = NULL, service_host = NULL,"
+		    " max_chunk_size = EXCLUDED.max_chunk_size, chunk_overlap ="
+		    " EXCLUDED.chunk_overlap, chunked_from = EXCLUDED.chunked_from,"
+		    " embeddings_table = NULL, updated_at = now()", 4, p, NULL, err);
+}
+
+static ef_status copy_checks(struct life *l, const char *from, const char *into,
+			     const char *from_val, const char *into_val, bool rechunk_,
+			     struct ef_error *err)
+{
+	long long docs, chunks;
+
+	if (!from_val)
+		return life_lookup_missing(l, from, err);
+	if (!into_val)
+		return life_lookup_missing(l, into, err);
+	if (life_holds(l, from_val, &docs, &chunks, err) != EF_OK)
+		return err->status;
+	if (chunks == 0 && docs == 0)
+		return ef_collsql_unknown(l->db, l->cfg, from, err);
+	if (rechunk_ && !l->sc.documents_ok) {
+		ef_error_set(err, EF_ERR_USAGE, "re-chunking needs the documents' text, and the "
+			     "documents table %s is not usable", l->cfg->map.documents);
+		return ef_error_hint(err, "`embfill schema check` says what is missing; without "
+					  "documents, `embfill run --into` copies the chunks as they are");
+	}
+	if (rechunk_ && docs == 0) {
+		ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" has no documents to re-chunk",
+			     from);
+		return ef_error_hint(err, "its chunks have no documents in %s; `embfill run --into` "
+					  "copies the chunks as they are", l->cfg->map.documents);
+	}
+	if (life_holds(l, into_val, &docs, &chunks, err) != EF_OK)
+		return err->status;
+	if (chunks || docs) {
+		ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" already holds %lld documents and "
+			     "%lld chunks; nothing was written", into, docs, chunks);
+		return ef_error_hint(err, "choose a name no collection uses (`embfill status` "
+					  "lists them)");
+	}
+	return EF_OK;
+}
+
+ef_status ef_coll_copy(const struct ef_config *cfg, const char *from, const char *into,
+		       bool rechunk_, struct ef_copy_result *res, struct ef_error *err)
+{
+	struct life l;
+	char *from_val = NULL, *into_val = NULL;
+	double t0 = life_now();
+	ef_status st;
+
+	memset(res, 0, sizeof(*res));
+	if (ef_collection_name_check(into, err) != EF_OK)
+		return err->status;
+	if (strcmp(from, into) == 0) {
+		ef_error_set(err, EF_ERR_USAGE, "--into names the collection itself (\"%s\")", from);
+		return ef_error_hint(err, "give the new collection a name of its own, e.g. %s_v2",
+				     from);
+	}
+	res->rechunked = rechunk_;
+	if (rechunk_) {
+		res->max_chunk_size = cfg->max_chunk_size;
+		res->chunk_overlap = cfg->chunk_overlap;
+	}
+	st = life_open(&l, cfg, NULL, err);
+	if (st == EF_OK)
+		st = life_begin(&l, err);
+	if (st == EF_OK)
+		st = life_lock(&l, from, err);
+	if (st == EF_OK)
+		st = life_lock(&l, into, err);
+	if (st == EF_OK)
+		st = life_value(&l, from, &from_val, err);
+	if (st == EF_OK)
+		st = life_value(&l, into, &into_val, err);
+	if (st == EF_OK)
+		st = copy_checks(&l, from, into, from_val, into_val, rechunk_, err);
+	if (st == EF_OK && l.sc.documents_ok) {
+		long long mapped = 0;
+		st = map_documents(&l, from_val, &mapped, err);
+		if (st == EF_OK)
+			st = copy_documents(&l, into_val, &res->documents, err);
+	}
+	if (st == EF_OK)
+		st = rechunk_ ? rechunk(&l, into_val, &res->chunks, err)
+			      : copy_chunks(&l, from_val, into_val, &res->chunks, err);
+	if (st == EF_OK && !rechunk_) {
+		long long d, c;
+		st = life_holds(&l, from_val, &d, &c, err);
+		res->left_out = c - res->chunks;
+	}
+	if (st == EF_OK)
+		st = record_copy(&l, from, into, res, err);
+	if (st == EF_OK)
+		st = life_commit(&l, err);
+	if (st == EF_OK)
+		life_analyze(&l);
+	res->elapsed_s = life_now() - t0;
+	free(from_val);
+	free(into_val);
+	life_close(&l);
+	return st;
+}
+
+ef_status ef_coll_into_state(const struct ef_config *cfg, const char *from, const char *into,
+			     int *has_chunks, struct ef_error *err)
+{
+	struct life l;
+	char *into_val = NULL;
+	long long docs = 0, chunks = 0;
+	const char *p[1] = { into };
+	PGresult *r = NULL;
+	ef_status st;
+
+	*has_chunks = 0;
+	if (ef_collection_name_check(into, err) != EF_OK)
+		return err->status;
+	if (strcmp(from, into) == 0) {
+		ef_error_set(err, EF_ERR_USAGE, "--into names the collection itself (\"%s\")", from);
+		return ef_error_hint(err, "give the new collection a name of its own, e.g. %s_v2",
+				     from);
+	}
+	st = life_open(&l, cfg, NULL, err);
+	if (st == EF_OK)
+		st = life_value(&l, into, &into_val, err);
+	if (st == EF_OK && into_val)
+		st = life_holds(&l, into_val, &docs, &chunks, err);
+	if (st == EF_OK && chunks)
+		r = life_q(&l, "SELECT chunked_from FROM {tool}.collections WHERE name = $1", 1, p,
+		      PGRES_TUPLES_OK, err);
+	if (st == EF_OK && chunks && !r)
+		st = err->status;
+	if (st == EF_OK && chunks) {
+		const char *made = PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "";
+		if (strcmp(made, from) == 0) {
+			*has_chunks = 1;
+		} else {
+			ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" already holds %lld chunks, "
+				     "and they were not made from \"%s\"; nothing was written", into,
+				     chunks, from);
+			st = ef_error_hint(err, "choose a name no collection uses for --into; "
+						"`embfill status` lists them");
+		}
+	} else if (st == EF_OK && docs) {
+		ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" already holds %lld documents; "
+			     "nothing was written", into, docs);
+		st = ef_error_hint(err, "choose a name no collection uses for --into");
+	}
+	PQclear(r);
+	free(into_val);
+	life_close(&l);
+	return st;
+}
+

@@ -1,0 +1,51 @@
+/*
+ * life_int.h - what the files of a collection's life (lifecycle.h) share:
+ * a connection with the quoted names of the mapping, transactions, the run
+ * locks, and the value rows carry for a collection name.
+ */
+#ifndef EMBFILL_CORE_LIFE_INT_H
+#define EMBFILL_CORE_LIFE_INT_H
+
+#include <stdbool.h>
+
+#include "core/db/db_pg.h"
+#include "core/db/sqltpl.h"
+#include "embfill/error.h"
+#include "embfill/schema.h"
+#include "embfill/settings.h"
+
+struct life {
+	const struct ef_config *cfg;
+	struct ef_config own;      /* cfg with a collection's own embedding table */
+	char *own_table;
+	ef_db *db;
+	struct ef_schema sc;
+	struct ef_sqlvars v;
+	bool in_txn;
+};
+
+double life_now(void);
+ef_status life_oom(struct ef_error *err);
+/* tpl expanded with the quoted names; the result when its status is expect */
+PGresult *life_q(struct life *l, const char *tpl, int n, const char *const *p,
+		 ExecStatusType expect, struct ef_error *err);
+/* a statement without rows; *affected (may be NULL) gets its row count */
+ef_status life_x(struct life *l, const char *tpl, int n, const char *const *p,
+		 long long *affected, struct ef_error *err);
+/* connects; with coll, the mapping is that collection's own */
+ef_status life_open(struct life *l, const struct ef_config *cfg, const char *coll,
+		    struct ef_error *err);
+void life_close(struct life *l);
+void life_analyze(struct life *l);
+ef_status life_begin(struct life *l, struct ef_error *err);
+ef_status life_commit(struct life *l, struct ef_error *err);
+/* the run lock of a collection, for this transaction; EF_ERR_BUSY if taken */
+ef_status life_lock(struct life *l, const char *name, struct ef_error *err);
+/* the name, or in lookup mode its key (*out NULL when not in the table) */
+ef_status life_value(struct life *l, const char *name, char **out, struct ef_error *err);
+ef_status life_lookup_missing(struct life *l, const char *name, struct ef_error *err);
+/* documents and chunks that carry a collection value */
+ef_status life_holds(struct life *l, const char *value, long long *docs, long long *chunks,
+		     struct ef_error *err);
+
+#endif

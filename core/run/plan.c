@@ -1,0 +1,318 @@
+/*
+ * plan.c - counts, a timed probe of the service, and the risks of a run.
+ *
+ * The estimate comes from embedding one real batch of the chunks the run
+ * would embed (nothing is written): the same texts, sizes and service as
+ * the run, so it accounts for the model's speed on this corpus rather than
+ * a guess.  Risks follow the procedure: a change of model, dimension or
+ * chunking belongs in a new collection, and a change of provider needs
+ * explicit approval.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/db/collsql.h"
+#include "core/db/db_pg.h"
+#include "core/run/run_int.h"
+#include "embfill/lifecycle.h"
+#include "embfill/plan.h"
+#include "embfill/redact.h"
+#include "embfill/schema.h"
+#include "embfill/verify.h"
+
+static void add_risk(struct ef_plan *p, enum ef_risk_level level, const char *advice,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void add_risk(struct ef_plan *p, enum ef_risk_level level, const char *advice,
+		     const char *fmt, ...)
+{
+	struct ef_risk *nr = realloc(p->risks, (p->nrisks + 1) * sizeof(*nr));
+	va_list ap;
+
+	if (!nr)
+		return;
+	p->risks = nr;
+	nr[p->nrisks].level = level;
+	nr[p->nrisks].advice = strdup(advice);
+	va_start(ap, fmt);
+	if (vasprintf(&nr[p->nrisks].what, fmt, ap) < 0)
+		nr[p->nrisks].what = NULL;
+	va_end(ap);
+	if (nr[p->nrisks].what && nr[p->nrisks].advice)
+		p->nrisks++;
+	if (level == EF_RISK_HIGH && strstr(advice, "new collection"))
+		p->new_collection = true;
+}
+
+const char *ef_risk_level_name(enum ef_risk_level l)
+{
+	return l == EF_RISK_HIGH ? "high" : l == EF_RISK_MEDIUM ? "medium" : "info";
+}
+
+static void copy_models(struct ef_plan *p, const struct ef_verify_report *v)
+{
+	p->models = calloc(v->nmodels + 1, sizeof(*p->models));
+	for (size_t i = 0; p->models && i < v->nmodels; i++) {
+		p->models[i].model = strdup(v->models[i].model ? v->models[i].model : "(none)");
+		p->models[i].dim = v->models[i].dim;
+		p->models[i].count = v->models[i].count;
+		p->nmodels++;
+	}
+}
+
+static void model_risks(struct ef_plan *p, const struct ef_config *cfg)
+{
+	long long other = 0, all = 0;
+	const char *top = NULL;
+
+	for (size_t i = 0; i < p->nmodels; i++) {
+		all += p->models[i].count;
+		if (strcmp(p->models[i].model, cfg->embed_model) != 0 ||
+		    p->models[i].dim != cfg->embed_dim) {
+			other += p->models[i].count;
+			if (!top)
+				top = p->models[i].model;
+		}
+	}
+	if (!other)
+		return;
+	if (other * 2 >= all)
+		add_risk(p, EF_RISK_HIGH, "backfill into a new collection first, verify it, then "
+			 "swap (`embfill run --into NEW`); in place, readers would see two models "
+			 "at once", "model change: %lld of %lld vectors were made by \"%s\", not "
+			 "\"%s\"", other, all, top, cfg->embed_model);
+	else
+		add_risk(p, EF_RISK_MEDIUM, "they are replaced in place, batch by batch",
+			 "%lld of %lld vectors are of another model or dimension", other, all);
+}
+
+static void dim_risk(struct ef_plan *p, const struct ef_config *cfg)
+{
+	if (p->schema_dim && p->schema_dim != cfg->embed_dim)
+		add_risk(p, EF_RISK_HIGH, "a new dimension needs a new collection (`embfill run "
+			 "--into NEW`): this column cannot hold it",
+			 "dimension: the vector column holds %d, EMBED_DIM is %d", p->schema_dim,
+			 cfg->embed_dim);
+}
+
+static ef_status chunking_risk(ef_db *db, const struct ef_config *cfg, struct ef_plan *p,
+			       struct ef_error *err)
+{
+	const char *params[1] = { p->collection };
+	PGresult *r;
+
+	if (ef_collsql_tool_query(db, cfg, "SELECT max_chunk_size, chunk_overlap FROM {tool}.collections"
+				" WHERE name = $1 AND max_chunk_size IS NOT NULL", 1, params, &r,
+		       err) != EF_OK)
+		return err->status;
+	if (PQntuples(r) == 0)
+		add_risk(p, EF_RISK_INFO, "if the chunks were cut with other settings than "
+			 "MAX_CHUNK_SIZE/CHUNK_OVERLAP, re-chunk into a new collection instead",
+			 "the chunking of \"%s\" is not recorded, so a change of MAX_CHUNK_SIZE or "
+			 "CHUNK_OVERLAP cannot be detected", p->collection);
+	else if ((p->chunking_changed = ef_db_ll(r, 0, 0) != cfg->max_chunk_size ||
+					ef_db_ll(r, 0, 1) != cfg->chunk_overlap))
+		add_risk(p, EF_RISK_HIGH, "re-chunk into a new collection (`embfill chunk -C COLL "
+			 "--into NEW`), backfill and verify it, then swap",
+			 "chunking changed: \"%s\" was chunked at %lld/%lld, the settings say %d/%d",
+			 p->collection, ef_db_ll(r, 0, 0), ef_db_ll(r, 0, 1), cfg->max_chunk_size,
+			 cfg->chunk_overlap);
+	PQclear(r);
+	return EF_OK;
+}
+
+/* Who made the collection's embeddings (embfill's record of it, else the
+ * newest run that wrote vectors) against the settings' provider and host:
+ * the same test run and swap apply before they refuse. */
+static ef_status provider_risk(ef_db *db, const struct ef_config *cfg, struct ef_plan *p,
+			       struct ef_error *err)
+{
+	struct ef_origin o;
+	struct ef_error differs;
+	char *now = ef_url_host(cfg->embed_url);
+
+	if (ef_coll_origin(db, cfg, p->collection, &o, err) != EF_OK) {
+		free(now);
+		return err->status;
+	}
+	ef_error_clear(&differs);
+	if (ef_coll_check_provider(cfg, p->collection, &o, &differs) != EF_OK) {
+		add_risk(p, EF_RISK_HIGH, "a change of provider needs explicit approval: confirm "
+			 "with the collection's owner, then run with --approve-provider-change",
+			 "provider change: the embeddings were made by %s at %s, the settings say "
+			 "%s at %s", o.provider, o.host, cfg->provider, now ? now : "?");
+		p->provider_change = true;
+	}
+	free(now);
+	return EF_OK;
+}
+
+static void count_risks(struct ef_plan *p)
+{
+	const struct ef_counts *c = &p->counts;
+
+	if (c->quarantined)
+		add_risk(p, EF_RISK_INFO, "`embfill verify` lists them with the service's reasons; "
+			 "--retry-quarantined tries them again",
+			 "%lld chunks are in quarantine and will be skipped", c->quarantined);
+	if (c->cross_tenant || c->orphans)
+		add_risk(p, EF_RISK_MEDIUM, "see `embfill verify`: the run does not touch rows of "
+			 "other collections", "%lld cross-tenant and %lld orphan embedding rows are "
+			 "filed under \"%s\"", c->cross_tenant, c->orphans, p->collection);
+}
+
+/* The chunks the run would embed: how many, and the first batch of them. */
+static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
+		      struct ef_plan *p, bool retry_q, char ***texts, size_t *n,
+		      struct ef_error *err)
+{
+	struct ef_run_sql sql;
+	char dim[16], limit[16];
+	const char *params[5] = { p->collection, "0", cfg->embed_model, dim, limit };
+	PGresult *r = NULL;
+
+	*texts = NULL;
+	*n = 0;
+	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
+	snprintf(limit, sizeof(limit), "%d", cfg->batch_size);
+	if (ef_run_sql_build(db, &cfg->map, sc, !retry_q, &sql, err) != EF_OK)
+		return err->status;
+	r = ef_db_query(db, sql.count, 4, params, PGRES_TUPLES_OK, err);
+	if (r) {
+		p->todo = ef_db_ll(r, 0, 0);
+		PQclear(r);
+		r = ef_db_query(db, sql.select, 5, params, PGRES_TUPLES_OK, err);
+	}
+	ef_run_sql_free(&sql);
+	if (!r)
+		return err->status;
+	*texts = calloc((size_t)PQntuples(r) + 1, sizeof(**texts));
+	for (int i = 0; *texts && i < PQntuples(r); i++)
+		(*texts)[(*n)++] = strdup(PQgetvalue(r, i, 1));
+	PQclear(r);
+	return EF_OK;
+}
+
+static ef_status probe(const struct ef_embed_config *ecfg, struct ef_plan *p, char **texts,
+		       size_t n, struct ef_error *err)
+{
+	struct ef_embed_result *res = NULL;
+	struct timespec a, b;
+	double batches_per_lane;
+
+	p->probe_ms = -1;
+	p->est_seconds = p->todo ? -1 : 0;
+	if (!n)
+		return EF_OK;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	if (ef_embed_batch(ecfg, (const char *const *)texts, n, &res, err) != EF_OK)
+		return err->status;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ef_embed_result_free(res);
+	p->probe_chunks = (int)n;
+	p->probe_ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+	batches_per_lane = ceil((double)p->batches / (double)p->concurrency);
+	p->est_seconds = batches_per_lane * p->probe_ms / 1e3;
+	return EF_OK;
+}
+
+static void free_texts(char **texts)
+{
+	for (size_t i = 0; texts && texts[i]; i++)
+		free(texts[i]);
+	free(texts);
+}
+
+static ef_status gather(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
+			struct ef_plan *p, struct ef_error *err)
+{
+	struct ef_status_report rep;
+	struct ef_verify_report v;
+
+	if (ef_scan_status(db, cfg, sc, p->collection, &rep, err) != EF_OK)
+		return err->status;
+	if (rep.n == 0) {
+		ef_status_report_free(&rep);
+		return ef_collsql_unknown(db, cfg, p->collection, err);
+	}
+	p->counts = rep.rows[0];
+	rep.rows[0].collection = NULL;
+	ef_status_report_free(&rep);
+	if (ef_verify(db, cfg, sc, p->collection, &v, err) != EF_OK)
+		return err->status;
+	copy_models(p, &v);
+	ef_verify_report_free(&v);
+	return EF_OK;
+}
+
+ef_status ef_plan_build(const struct ef_config *cfg, const struct ef_embed_config *ecfg,
+			const char *collection, bool retry_quarantined, struct ef_plan *p,
+			struct ef_error *err)
+{
+	struct ef_schema sc;
+	ef_db *db = NULL;
+	char **texts = NULL;
+	size_t n = 0;
+	ef_status st;
+
+	memset(p, 0, sizeof(*p));
+	memset(&sc, 0, sizeof(sc));
+	p->collection = strdup(collection);
+	p->batch_size = cfg->batch_size;
+	p->concurrency = cfg->concurrency;
+	st = ef_db_connect(cfg->dsn, &db, err);
+	if (st == EF_OK)
+		st = ef_schema_discover(db, &cfg->map, &sc, NULL, err);
+	if (st == EF_OK && !ef_schema_usable(&sc)) {
+		st = ef_error_set(err, EF_ERR_DB, "the collection's tables are not usable as mapped");
+		ef_error_hint(err, "run `embfill schema check` to see what is missing");
+	}
+	p->schema_dim = sc.dim;
+	if (st == EF_OK)
+		st = gather(db, cfg, &sc, p, err);
+	if (st == EF_OK)
+		st = todo(db, cfg, &sc, p, retry_quarantined, &texts, &n, err);
+	if (st == EF_OK && sc.tool_schema)
+		st = chunking_risk(db, cfg, p, err);
+	if (st == EF_OK && sc.tool_schema)
+		st = provider_risk(db, cfg, p, err);
+	if (st == EF_OK) {
+		dim_risk(p, cfg);
+		model_risks(p, cfg);
+		count_risks(p);
+	}
+	/* a new collection embeds every chunk: count and probe all of them (a
+	 * model name no vector has makes every chunk one to embed) */
+	if (st == EF_OK && p->new_collection) {
+		struct ef_config every = *cfg;
+
+		every.embed_model = "\x1f(every chunk)";
+		free_texts(texts);
+		st = todo(db, &every, &sc, p, retry_quarantined, &texts, &n, err);
+	}
+	ef_db_close(db);
+	p->batches = (p->todo + cfg->batch_size - 1) / cfg->batch_size;
+	if (st == EF_OK)
+		st = probe(ecfg, p, texts, n, err);
+	free_texts(texts);
+	return st;
+}
+
+void ef_plan_free(struct ef_plan *p)
+{
+	for (size_t i = 0; i < p->nrisks; i++) {
+		free(p->risks[i].what);
+		free(p->risks[i].advice);
+	}
+	for (size_t i = 0; i < p->nmodels; i++)
+		free(p->models[i].model);
+	free(p->risks);
+	free(p->models);
+	free(p->collection);
+	free(p->counts.collection);
+	memset(p, 0, sizeof(*p));
+}

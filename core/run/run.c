@@ -1,0 +1,1234 @@
+/*
+ * run.c - the backfill loop.
+ *
+ * One loop on one thread: fetch a keyset batch, submit it to the embedding
+ * pool, and whenever the pool hands back a finished batch, write its vectors
+ * and the run's checkpoint in one transaction.  Up to EMBED_CONCURRENCY
+ * batches are in flight, so memory is bounded by batch size x concurrency
+ * whatever the collection's size.
+ *
+ * Batches can finish out of order.  The checkpoint is the last id of the
+ * longest prefix of written batches, committed in the same transaction as
+ * the batch that completes the prefix: after a crash at any point every
+ * committed batch is either behind the checkpoint or already fresh (and so
+ * not selected again), and nothing behind the checkpoint is unwritten.
+ */
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/db/db_pg.h"
+#include "core/run/run_int.h"
+#include "embfill/redact.h"
+#include "embfill/lifecycle.h"
+#include "embfill/run.h"
+#include "embfill/schema.h"
+#include "embfill/strbuf.h"
+
+#define FLOAT4ARRAYOID 1021
+#define RATE_WINDOW 64
+
+struct batch {
+	long long first_id, last_id;
+	size_t n;
+	long long *ids;
+	char **texts;
+	char **hashes;
+	bool written;
+	size_t n_rejected;        /* known once embedded */
+	unsigned retries, splits;
+	struct batch *next;
+};
+
+struct engine {
+	const struct ef_config *cfg;
+	const struct ef_embed_config *ecfg;
+	const struct ef_run_opts *o;
+	struct ef_run_result *res;
+	ef_db *db;
+	PGconn *pg;
+	struct ef_schema sc;
+	struct ef_run_sql sql;
+	char *coll_value;         /* the collection as its column stores it */
+	char stmt[48];            /* the prepared upsert's name */
+	ef_embed_pool *pool;
+	long long run_id;
+	long long scan_pos;       /* last id fetched */
+	bool exhausted;
+	struct batch *head, *tail;  /* every batch not yet behind the checkpoint, in id order */
+	struct batch *next_submit;  /* first fetched batch not yet given to the pool */
+	unsigned nready;            /* fetched, not yet submitted */
+	unsigned inflight;
+	struct batch *pending;      /* written, its results not yet read */
+	int pending_sent;
+	long long pending_ckpt;
+	struct ef_run_progress prog;
+	struct timespec t0;
+	double last_cb;
+	double win_t[RATE_WINDOW];
+	long long win_done[RATE_WINDOW];
+	int win_n;
+	long long base_done;      /* done before this process (resumed runs) */
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool flag(const atomic_int *f)
+{
+	return f && atomic_load(f) != 0;
+}
+
+/* --- progress ----------------------------------------------------------- */
+
+static void logf_(struct engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void logf_(struct engine *e, const char *fmt, ...)
+{
+	struct ef_run_progress *p = &e->prog;
+	char line[EF_RUN_LOG_WIDTH];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (p->nlog == EF_RUN_LOG_LINES) {
+		memmove(p->log[0], p->log[1], sizeof(p->log[0]) * (EF_RUN_LOG_LINES - 1));
+		p->nlog--;
+	}
+	ef_redact_buf(line, p->log[p->nlog++], EF_RUN_LOG_WIDTH);
+}
+
+/* Rate over the last ten seconds or so: a window of samples, so that a
+ * pause or a slow spell shows in the rate and the ETA within seconds. */
+static void update_rate(struct engine *e, double t)
+{
+	int i;
+
+	if (e->win_n == RATE_WINDOW) {
+		memmove(e->win_t, e->win_t + 1, sizeof(e->win_t[0]) * (RATE_WINDOW - 1));
+		memmove(e->win_done, e->win_done + 1, sizeof(e->win_done[0]) * (RATE_WINDOW - 1));
+		e->win_n--;
+	}
+	e->win_t[e->win_n] = t;
+	e->win_done[e->win_n++] = e->prog.done;
+	for (i = 0; i < e->win_n - 1 && t - e->win_t[i] > 10.0; i++)
+		;
+	if (t - e->win_t[i] > 0.2)
+		e->prog.rate = (double)(e->prog.done - e->win_done[i]) / (t - e->win_t[i]);
+	e->prog.eta_s = e->prog.rate > 0 ? (double)(e->prog.total - e->prog.done) / e->prog.rate
+					 : -1;
+}
+
+static void report(struct engine *e, bool force)
+{
+	double t = now_s();
+	struct ef_embed_counters c;
+	int every = e->o->progress_ms > 0 ? e->o->progress_ms : 250;
+
+	if (!force && (t - e->last_cb) * 1000 < every)
+		return;
+	e->last_cb = t;
+	if (e->pool) {
+		ef_embed_pool_counters(e->pool, &c);
+		e->prog.in_flight = c.in_flight;
+		e->prog.retries = (long long)c.retries;
+		e->prog.requests = (long long)c.requests;
+	}
+	e->prog.elapsed_s = t - ((double)e->t0.tv_sec + (double)e->t0.tv_nsec / 1e9);
+	update_rate(e, t);
+	if (e->o->on_progress)
+		e->o->on_progress(&e->prog, e->o->ctx);
+}
+
+/* --- batches -------------------------------------------------------------- */
+
+static void batch_free_data(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->texts[i]);
+		free(b->hashes[i]);
+	}
+	free(b->texts);
+	free(b->hashes);
+	free(b->ids);
+	b->texts = b->hashes = NULL;
+	b->ids = NULL;
+	b->n = 0;
+}
+
+static void batch_free(struct batch *b)
+{
+	batch_free_data(b);
+	free(b);
+}
+
+static ef_status fetch(struct engine *e, struct batch **out, struct ef_error *err)
+{
+	char after[24], model_dim[16], limit[16];
+	const char *p[5] = { e->o->collection, after, e->cfg->embed_model, model_dim, limit };
+	PGresult *r;
+	struct batch *b;
+	int n;
+
+	*out = NULL;
+	snprintf(after, sizeof(after), "%lld", e->scan_pos);
+	snprintf(model_dim, sizeof(model_dim), "%d", e->cfg->embed_dim);
+	snprintf(limit, sizeof(limit), "%d", e->cfg->batch_size);
+	r = ef_db_query(e->db, e->sql.select, 5, p, PGRES_TUPLES_OK, err);
+	if (!r)
+		return err->status;
+	n = PQntuples(r);
+	if (n == 0) {
+		PQclear(r);
+		e->exhausted = true;
+		return EF_OK;
+	}
+	b = calloc(1, sizeof(*b));
+	if (b) {
+		b->ids = calloc((size_t)n, sizeof(*b->ids));
+		b->texts = calloc((size_t)n, sizeof(*b->texts));
+		b->hashes = calloc((size_t)n, sizeof(*b->hashes));
+	}
+	if (!b || !b->ids || !b->texts || !b->hashes) {
+		PQclear(r);
+		if (b)
+			batch_free(b);
+		return ef_error_oom(err, NULL);
+	}
+	for (int i = 0; i < n; i++) {
+		b->ids[i] = ef_db_ll(r, i, 0);
+		b->texts[i] = strdup(PQgetvalue(r, i, 1));
+		b->hashes[i] = strdup(PQgetvalue(r, i, 2));
+		b->n++;
+	}
+	PQclear(r);
+	b->first_id = b->ids[0];
+	b->last_id = b->ids[n - 1];
+	e->scan_pos = b->last_id;
+	*out = b;
+	return EF_OK;
+}
+
+static void enqueue(struct engine *e, struct batch *b)
+{
+	if (e->tail)
+		e->tail->next = b;
+	else
+		e->head = b;
+	e->tail = b;
+}
+
+/* Fetches batches ahead, up to concurrency + 2 of them, so that most turns
+ * of the loop need no query and a batch's write can run on the server
+ * while the next response is parsed here. */
+static ef_status refill(struct engine *e, struct ef_error *err)
+{
+	unsigned want = (unsigned)e->cfg->concurrency + 2;
+
+	while (e->nready < want && !e->exhausted) {
+		struct batch *b;
+		double t0 = now_s();
+		ef_status st = fetch(e, &b, err);
+
+		e->res->fetch_s += now_s() - t0;
+		if (st != EF_OK)
+			return err->status;
+		if (!b)
+			break;
+		enqueue(e, b);
+		if (!e->next_submit)
+			e->next_submit = b;
+		e->nready++;
+	}
+	return EF_OK;
+}
+
+static ef_status submit_ready(struct engine *e, struct ef_error *err)
+{
+	while (e->inflight < (unsigned)e->cfg->concurrency && e->next_submit) {
+		struct batch *b = e->next_submit;
+
+		if (ef_embed_pool_submit(e->pool, b, (const char *const *)b->texts, b->n, err) != EF_OK)
+			return err->status;
+		e->next_submit = b->next;
+		e->nready--;
+		e->inflight++;
+	}
+	return EF_OK;
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+/* Reads one pipelined command's result and the NULL that ends it. */
+static ef_status pipe_result(struct engine *e, struct ef_error *err)
+{
+	PGresult *r = PQgetResult(e->pg), *x;
+	ef_status st = EF_OK;
+
+	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+		st = ef_db_fail(e->db, r, err);
+	PQclear(r);
+	if (r)
+		while ((x = PQgetResult(e->pg)) != NULL)
+			PQclear(x);
+	return st;
+}
+
+/* ids and hashes of the rows to write, as text-format array literals */
+static char *text_array(const struct batch *b, const struct ef_embed_result *res, bool ids)
+{
+	struct ef_strbuf sb = EF_STRBUF_INIT;
+
+	ef_strbuf_add(&sb, "{");
+	for (size_t i = 0; i < b->n; i++) {
+		if (res->rejected[i])
+			continue;
+		if (sb.len > 1)
+			ef_strbuf_add(&sb, ",");
+		if (ids)
+			ef_strbuf_addf(&sb, "%lld", b->ids[i]);
+		else
+			ef_strbuf_add(&sb, b->hashes[i]);
+	}
+	ef_strbuf_add(&sb, "}");
+	return ef_strbuf_take(&sb);
+}
+
+static int send_vectors(struct engine *e, const struct batch *b, const struct ef_embed_result *res,
+			const char *run)
+{
+	bool pgv = e->sc.vec_type == EF_VEC_PGVECTOR;
+	size_t veclen = 0;
+	unsigned char *vecs = ef_vec_batch_binary(res->vectors, b->n, res->dim, res->rejected, pgv,
+						  e->sc.vec_typoid, &veclen);
+	char *ids = text_array(b, res, true), *hashes = text_array(b, res, false), dim[16];
+	const char *values[7] = { ids, e->coll_value, e->cfg->embed_model, dim, hashes,
+				  (const char *)vecs, run };
+	int lengths[7] = { 0, 0, 0, 0, 0, (int)veclen, 0 };
+	int formats[7] = { 0, 0, 0, 0, 0, 1, 0 };
+	int sent = 0;
+
+	snprintf(dim, sizeof(dim), "%d", res->dim);
+	if (vecs && ids && hashes)
+		sent = PQsendQueryPrepared(e->pg, e->stmt, 7, values, lengths, formats, 0) == 1;
+	free(vecs);
+	free(ids);
+	free(hashes);
+	return sent;
+}
+
+static bool send_quarantine(struct engine *e, const struct batch *b, size_t i,
+			    const struct ef_embed_result *res, const char *run)
+{
+	char id[24], reason[512];
+	const char *p[5] = { e->o->collection, id, reason, b->hashes[i], run };
+
+	snprintf(id, sizeof(id), "%lld", b->ids[i]);
+	ef_redact_buf(res->reasons[i] ? res->reasons[i] : "rejected by the service", reason,
+		      sizeof(reason));
+	return PQsendQueryParams(e->pg, e->sql.quarantine, 5, NULL, p, NULL, NULL, 0) == 1;
+}
+
+static char *id_array(const struct batch *b, const struct ef_embed_result *res)
+{
+	size_t cap = b->n * 21 + 3, len = 1;
+	char *s = malloc(cap);
+
+	if (!s)
+		return NULL;
+	s[0] = '{';
+	for (size_t i = 0; i < b->n; i++)
+		if (!res->rejected[i])
+			len += (size_t)snprintf(s + len, cap - len, "%s%lld", len > 1 ? "," : "",
+						b->ids[i]);
+	snprintf(s + len, cap - len, "}");
+	return s;
+}
+
+/* The new checkpoint once b is written: the end of the written prefix. */
+static long long prefix_end(const struct engine *e, const struct batch *b)
+{
+	long long end = -1;
+
+	for (const struct batch *x = e->head; x && (x->written || x == b); x = x->next)
+		end = x->last_id;
+	return end;
+}
+
+static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_result *res,
+		      long long ckpt)
+{
+	char run[24], c[24], done[24], wr[24], q[24], retries[24], requests[24];
+	const char *cp[7] = { run, c, done, wr, q, retries, requests };
+	struct ef_embed_counters cnt;
+	char *ids = id_array(b, res);
+	const char *up[2] = { e->o->collection, ids };
+	int sent = 0;
+
+	ef_embed_pool_counters(e->pool, &cnt);
+	snprintf(run, sizeof(run), "%lld", e->run_id);
+	snprintf(c, sizeof(c), "%lld", ckpt < 0 ? 0 : ckpt);
+	snprintf(done, sizeof(done), "%zu", b->n);
+	snprintf(wr, sizeof(wr), "%zu", b->n - res->n_rejected);
+	snprintf(q, sizeof(q), "%zu", res->n_rejected);
+	snprintf(retries, sizeof(retries), "%lu", cnt.retries);
+	snprintf(requests, sizeof(requests), "%lu", cnt.requests);
+	sent += PQsendQueryParams(e->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+	if (res->n_rejected < b->n)
+		sent += send_vectors(e, b, res, run);
+	for (size_t i = 0; i < b->n; i++)
+		if (res->rejected[i])
+			sent += send_quarantine(e, b, i, res, run);
+	if (ids && e->sc.tool_schema)
+		sent += PQsendQueryParams(e->pg, e->sql.unquarantine, 2, NULL, up, NULL, NULL, 0);
+	sent += PQsendQueryParams(e->pg, e->sql.checkpoint, 7, NULL, cp, NULL, NULL, 0);
+	sent += PQsendQueryParams(e->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+	free(ids);
+	PQpipelineSync(e->pg);
+	return sent;
+}
+
+static ef_status collect_batch(struct engine *e, int nsent, struct ef_error *err)
+{
+	ef_status st = EF_OK;
+	PGresult *r;
+
+	for (int i = 0; i < nsent; i++) {
+		struct ef_error later;
+		ef_status one = pipe_result(e, st == EF_OK ? err : &later);
+
+		if (st == EF_OK)
+			st = one;
+	}
+	while ((r = PQgetResult(e->pg)) != NULL) {
+		ExecStatusType s = PQresultStatus(r);
+
+		PQclear(r);
+		if (s == PGRES_PIPELINE_SYNC)
+			break;
+	}
+	return st;
+}
+
+/*
+ * One transaction per batch, sent in pipeline mode: the batch's vectors in
+ * one statement with a binary parameter, the quarantined rows, and the
+ * checkpoint, in one round trip.  A batch is all or nothing.  Sending does
+ * not wait: the server writes while the loop parses the next response, and
+ * collect_pending() reads the outcome before the connection is used again.
+ */
+static ef_status send_write(struct engine *e, struct batch *b, const struct ef_embed_result *res,
+			    struct ef_error *err)
+{
+	int expected = (int)res->n_rejected + (res->n_rejected < b->n) + 3 +
+		       (e->sc.tool_schema ? 1 : 0);
+
+	double t0 = now_s();
+
+	e->pending_ckpt = prefix_end(e, b);
+	if (PQenterPipelineMode(e->pg) != 1)
+		return ef_db_fail(e->db, NULL, err);
+	e->pending = b;
+	e->pending_sent = send_batch(e, b, res, e->pending_ckpt);
+	if (e->pending_sent != expected) {
+		ef_status st = ef_db_fail(e->db, NULL, err);
+		struct ef_error ignored;
+
+		collect_batch(e, e->pending_sent, &ignored);
+		PQexitPipelineMode(e->pg);
+		ef_db_exec(e->db, "ROLLBACK", &ignored);
+		e->pending = NULL;
+		return st;
+	}
+	b->n_rejected = res->n_rejected;
+	b->retries = res->retries;
+	b->splits = res->splits;
+	e->res->write_s += now_s() - t0;
+	return EF_OK;
+}
+
+/* Pops the written prefix off the queue. */
+static void advance(struct engine *e)
+{
+	while (e->head && e->head->written) {
+		struct batch *b = e->head;
+		e->head = b->next;
+		if (!e->head)
+			e->tail = NULL;
+		batch_free(b);
+	}
+}
+
+static void account(struct engine *e, struct batch *b)
+{
+	b->written = true;
+	e->prog.done += (long long)b->n;
+	e->prog.written += (long long)(b->n - b->n_rejected);
+	e->prog.quarantined += (long long)b->n_rejected;
+	e->res->splits += b->splits;
+	if (b->retries || b->splits)
+		logf_(e, "chunks %lld..%lld: %u retries, %u splits", b->first_id, b->last_id,
+		      b->retries, b->splits);
+	if (e->pending_ckpt >= 0)
+		e->prog.checkpoint = e->pending_ckpt;
+	batch_free_data(b);
+	advance(e);
+}
+
+static ef_status collect_pending(struct engine *e, struct ef_error *err)
+{
+	struct batch *b = e->pending;
+	ef_status st;
+
+	double t0 = now_s();
+
+	if (!b)
+		return EF_OK;
+	e->pending = NULL;
+	st = collect_batch(e, e->pending_sent, err);
+	PQexitPipelineMode(e->pg);
+	e->res->write_s += now_s() - t0;
+	if (st != EF_OK) {
+		struct ef_error ignored;
+		ef_db_exec(e->db, "ROLLBACK", &ignored);
+		ef_error_prefix(err, "writing chunks %lld..%lld", b->first_id, b->last_id);
+		return st;
+	}
+	account(e, b);
+	return EF_OK;
+}
+
+static void note_rejections(struct engine *e, const struct batch *b,
+			    const struct ef_embed_result *res)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (res->rejected[i])
+			logf_(e, "chunk %lld quarantined: %.100s", b->ids[i],
+			      res->reasons[i] ? res->reasons[i] : "rejected");
+}
+
+static ef_status finish_batch(struct engine *e, struct ef_embed_result *res, struct ef_error *err)
+{
+	struct batch *b = res->tag;
+
+	e->inflight--;
+	if (collect_pending(e, err) != EF_OK || send_write(e, b, res, err) != EF_OK)
+		return err->status;
+	note_rejections(e, b, res);
+	return EF_OK;
+}
+
+/* --- the loop ------------------------------------------------------------- */
+
+static bool should_stop(struct engine *e)
+{
+	if (flag(e->o->stop))
+		return true;
+	if (e->o->deadline && time(NULL) >= e->o->deadline) {
+		if (!e->res->stopped_by_deadline)
+			logf_(e, "maintenance window ends: stopping after the batches in flight");
+		e->res->stopped_by_deadline = true;
+		return true;
+	}
+	return false;
+}
+
+static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
+		      struct ef_error *err)
+{
+	struct ef_embed_result *res = NULL;
+	ef_status st;
+
+	if (!stopping && !paused) {
+		if (e->nready == 0 && !e->exhausted &&
+		    (collect_pending(e, err) != EF_OK || refill(e, err) != EF_OK))
+			return err->status;
+		if (submit_ready(e, err) != EF_OK)
+			return err->status;
+	}
+	if (e->inflight == 0) {
+		if (collect_pending(e, err) != EF_OK)
+			return err->status;
+		if (stopping)
+			return ef_error_set(err, EF_ERR_INTERRUPTED, "the run was stopped");
+		*done = e->exhausted && e->nready == 0;
+		report(e, false);
+		if (!*done)
+			usleep(50 * 1000);
+		return EF_OK;
+	}
+	if (ef_embed_pool_next(e->pool, 200, &res, err) != EF_OK)
+		return err->status;
+	if (!res) {
+		report(e, false);
+		return EF_OK;
+	}
+	st = finish_batch(e, res, err);
+	ef_embed_result_free(res);
+	report(e, true);
+	return st;
+}
+
+static ef_status loop(struct engine *e, struct ef_error *err)
+{
+	bool done = false;
+
+	while (!done) {
+		bool stopping = should_stop(e);
+		bool paused = flag(e->o->pause);
+		ef_status st;
+
+		if (flag(e->o->cancel)) {
+			struct ef_error later;
+			collect_pending(e, &later);
+			return ef_error_set(err, EF_ERR_INTERRUPTED, "the run was cancelled");
+		}
+		e->prog.phase = stopping ? EF_PHASE_STOPPING : paused ? EF_PHASE_PAUSED
+								    : EF_PHASE_EMBEDDING;
+		st = turn(e, stopping, paused, &done, err);
+		if (st != EF_OK) {
+			struct ef_error later;
+			collect_pending(e, &later);
+			return st;
+		}
+	}
+	return EF_OK;
+}
+
+/* --- set-up and records ------------------------------------------------- */
+
+static ef_status exec1(struct engine *e, const char *sql, int n, const char *const *p,
+		       PGresult **out, struct ef_error *err)
+{
+	PGresult *r = ef_db_query(e->db, sql, n, p, PGRES_TUPLES_OK, err);
+
+	if (!r)
+		return err->status;
+	if (out)
+		*out = r;
+	else
+		PQclear(r);
+	return EF_OK;
+}
+
+/* SQL on embfill's own tables: {tool} is the quoted tool schema. */
+static char *runs_sql(const struct engine *e, const char *tpl)
+{
+	struct ef_sqlvars v = { .n = 0 };
+	char *s = NULL;
+
+	if (ef_sqlvars_raw(&v, "tool", e->sql.tool))
+		s = ef_sqlvars_expand(&v, tpl);
+	ef_sqlvars_free(&v);
+	return s;
+}
+
+/* The lock is a session lock keyed by schema and collection: it goes away
+ * with the connection, so a crashed run never leaves the collection busy. */
+static ef_status lock_collection(struct engine *e, struct ef_error *err)
+{
+	char key[512];
+	const char *p[1] = { key };
+	PGresult *r = NULL;
+	bool got;
+
+	snprintf(key, sizeof(key), "embfill:%s:%s", e->cfg->map.tool_schema, e->o->collection);
+	if (exec1(e, "SELECT pg_try_advisory_lock(hashtextextended($1::text, 0))", 1, p, &r,
+		  err) != EF_OK)
+		return err->status;
+	got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return got ? EF_OK : EF_ERR_BUSY;
+}
+
+static ef_status busy(struct engine *e, struct ef_error *err)
+{
+	char *sql = runs_sql(e, "SELECT id, coalesce(host, '?'), coalesce(pid, 0),"
+				" to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+				" FROM {tool}.runs WHERE collection = $1 AND state = 'running'"
+				" ORDER BY id DESC LIMIT 1");
+	const char *p[1] = { e->o->collection };
+	PGresult *r = NULL;
+
+	if (sql && exec1(e, sql, 1, p, &r, err) == EF_OK && PQntuples(r) == 1)
+		ef_error_set(err, EF_ERR_BUSY, "collection \"%s\" is busy: run %s on host %s "
+			     "(pid %s) since %s UTC", e->o->collection, PQgetvalue(r, 0, 0),
+			     PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
+	else
+		ef_error_set(err, EF_ERR_BUSY, "collection \"%s\" is busy: another embfill run "
+			     "holds it", e->o->collection);
+	PQclear(r);
+	free(sql);
+	return ef_error_hint(err, "one run per collection at a time: wait for it to finish, "
+				  "or stop it (Ctrl-C there checkpoints and exits)");
+}
+
+static ef_status mark_dead_runs(struct engine *e, struct ef_error *err)
+{
+	char *sql = runs_sql(e, "UPDATE {tool}.runs SET state = 'interrupted',"
+				" finished_at = heartbeat_at WHERE collection = $1 AND state = 'running'"
+				" RETURNING id");
+	const char *p[1] = { e->o->collection };
+	ef_status st;
+
+	if (!sql)
+		return ef_error_oom(err, NULL);
+	st = exec1(e, sql, 1, p, NULL, err);
+	free(sql);
+	return st;
+}
+
+static cJSON *settings_json(const struct engine *e)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *url = ef_redact_url(e->cfg->embed_url);
+
+	cJSON_AddStringToObject(o, "provider", e->cfg->provider);
+	cJSON_AddStringToObject(o, "url", url ? url : "");
+	cJSON_AddStringToObject(o, "model", e->cfg->embed_model);
+	cJSON_AddNumberToObject(o, "dim", e->cfg->embed_dim);
+	cJSON_AddNumberToObject(o, "batch_size", e->cfg->batch_size);
+	cJSON_AddNumberToObject(o, "concurrency", e->cfg->concurrency);
+	cJSON_AddNumberToObject(o, "max_chunk_size", e->cfg->max_chunk_size);
+	cJSON_AddNumberToObject(o, "chunk_overlap", e->cfg->chunk_overlap);
+	free(url);
+	return o;
+}
+
+static ef_status start_record(struct engine *e, long long total, struct ef_error *err)
+{
+	char host[256] = "", pid[16], tot[24];
+	cJSON *s = settings_json(e);
+	char *settings = cJSON_PrintUnformatted(s);
+	char *cmd = ef_redact(e->o->command ? e->o->command : "");
+	char *note = ef_redact(e->o->note ? e->o->note : "");
+	const char *p[7] = { e->o->collection, host, pid, cmd, e->o->note ? note : NULL,
+			     settings, tot };
+	char *sql = runs_sql(e, "INSERT INTO {tool}.runs (collection, target_collection, host, pid,"
+				" command, note, settings, total) VALUES ($1, $1, $2, $3::int, $4, $5,"
+				" $6::jsonb, $7::bigint) RETURNING id");
+	PGresult *r = NULL;
+	ef_status st = EF_ERR_DB;
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	snprintf(tot, sizeof(tot), "%lld", total);
+	if (sql && settings && cmd && note)
+		st = exec1(e, sql, 7, p, &r, err);
+	if (st == EF_OK)
+		e->run_id = ef_db_ll(r, 0, 0);
+	PQclear(r);
+	free(sql);
+	free(settings);
+	free(cmd);
+	free(note);
+	cJSON_Delete(s);
+	return st == EF_OK || err->status ? st : ef_error_oom(err, NULL);
+}
+
+static ef_status resume_record(struct engine *e, const struct ef_run_info *ri, long long left,
+			       struct ef_error *err)
+{
+	char host[256] = "", pid[16], id[24], tot[24];
+	const char *p[4] = { id, host, pid, tot };
+	char *sql = runs_sql(e, "UPDATE {tool}.runs SET state = 'running', host = $2, pid = $3::int,"
+				" heartbeat_at = now(), finished_at = NULL, error = NULL,"
+				" total = done + $4::bigint WHERE id = $1::bigint RETURNING id");
+	ef_status st;
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	snprintf(id, sizeof(id), "%lld", ri->run_id);
+	snprintf(tot, sizeof(tot), "%lld", left);
+	if (!sql)
+		return ef_error_oom(err, NULL);
+	st = exec1(e, sql, 4, p, NULL, err);
+	free(sql);
+	e->run_id = ri->run_id;
+	e->scan_pos = ri->checkpoint;
+	e->base_done = ri->done;
+	return st;
+}
+
+static ef_status end_record(struct engine *e, const char *state, const char *error_text)
+{
+	char id[24];
+	char *msg = ef_redact(error_text ? error_text : "");
+	const char *p[3] = { id, state, error_text ? msg : NULL };
+	char *sql = runs_sql(e, "UPDATE {tool}.runs SET state = $2, finished_at = now(),"
+				" heartbeat_at = now(), error = $3 WHERE id = $1::bigint RETURNING id");
+	struct ef_error ignored;
+	ef_status st = EF_ERR_DB;
+
+	snprintf(id, sizeof(id), "%lld", e->run_id);
+	if (sql && msg && e->run_id)
+		st = exec1(e, sql, 3, p, NULL, &ignored);
+	free(sql);
+	free(msg);
+	return st;
+}
+
+static ef_status count_todo(struct engine *e, long long after, long long *n, struct ef_error *err)
+{
+	char a[24], d[16];
+	const char *p[4] = { e->o->collection, a, e->cfg->embed_model, d };
+	PGresult *r = NULL;
+
+	snprintf(a, sizeof(a), "%lld", after);
+	snprintf(d, sizeof(d), "%d", e->cfg->embed_dim);
+	if (exec1(e, e->sql.count, 4, p, &r, err) != EF_OK)
+		return err->status;
+	*n = ef_db_ll(r, 0, 0);
+	PQclear(r);
+	return EF_OK;
+}
+
+static ef_status counts(struct engine *e, struct ef_counts *c, struct ef_error *err)
+{
+	struct ef_status_report rep;
+
+	memset(c, 0, sizeof(*c));
+	if (ef_scan_status(e->db, e->cfg, &e->sc, e->o->collection, &rep, err) != EF_OK)
+		return err->status;
+	if (rep.n == 1) {
+		*c = rep.rows[0];
+		rep.rows[0].collection = NULL;
+	}
+	free(c->collection);
+	c->collection = strdup(e->o->collection);
+	ef_status_report_free(&rep);
+	return EF_OK;
+}
+
+static ef_status resolve_collection(struct engine *e, struct ef_error *err)
+{
+	const struct ef_mapping *m = &e->cfg->map;
+	char *sql = NULL, *t = NULL, *k = NULL, *nm = NULL;
+	const char *p[1] = { e->o->collection };
+	PGresult *r = NULL;
+	ef_status st = EF_OK;
+
+	if (m->coll_mode != EF_COLL_LOOKUP) {
+		e->coll_value = strdup(e->o->collection);
+		return e->coll_value ? EF_OK : ef_error_oom(err, NULL);
+	}
+	t = ef_db_quote_ident(e->db, m->lookup, err);
+	k = t ? ef_db_quote_part(e->db, m->lookup_key, err) : NULL;
+	nm = k ? ef_db_quote_part(e->db, m->lookup_name, err) : NULL;
+	if (!nm || asprintf(&sql, "SELECT %s::text FROM %s WHERE %s = $1", k, t, nm) < 0)
+		st = err->status ? err->status : ef_error_oom(err, NULL);
+	else if ((st = exec1(e, sql, 1, p, &r, err)) == EF_OK && PQntuples(r) == 1)
+		e->coll_value = strdup(PQgetvalue(r, 0, 0));
+	else if (st == EF_OK)
+		st = ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" is not in the lookup table",
+				  e->o->collection);
+	PQclear(r);
+	free(sql);
+	free(t);
+	free(k);
+	free(nm);
+	return st;
+}
+
+static ef_status vector_array_type(struct engine *e, Oid *out, struct ef_error *err)
+{
+	char oid[16];
+	const char *p[1] = { oid };
+	PGresult *r = NULL;
+
+	if (e->sc.vec_type == EF_VEC_REAL_ARRAY) {
+		*out = FLOAT4ARRAYOID;
+		return EF_OK;
+	}
+	snprintf(oid, sizeof(oid), "%u", e->sc.vec_typoid);
+	if (exec1(e, "SELECT typarray FROM pg_type WHERE oid = $1::oid", 1, p, &r, err) != EF_OK)
+		return err->status;
+	*out = PQntuples(r) == 1 ? (Oid)ef_db_ll(r, 0, 0) : 0;
+	PQclear(r);
+	return *out ? EF_OK : ef_error_set(err, EF_ERR_DB, "the vector type has no array type");
+}
+
+static ef_status prepare(struct engine *e, struct ef_error *err)
+{
+	Oid types[7] = { 1016, 0, 25, 23, 1009, 0, 20 };
+	PGresult *r;
+
+	if (vector_array_type(e, &types[5], err) != EF_OK)
+		return err->status;
+	/* unique per process and run: a server that keeps one session for
+	 * every connection (PGlite) still has earlier runs' statements */
+	snprintf(e->stmt, sizeof(e->stmt), "embfill_upsert_%d_%lld", (int)getpid(), e->run_id);
+	r = PQprepare(e->pg, e->stmt, e->sql.upsert, 7, types);
+	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+		ef_db_fail(e->db, r, err);
+		PQclear(r);
+		return err->status;
+	}
+	PQclear(r);
+	return EF_OK;
+}
+
+static ef_status check_schema(struct engine *e, struct ef_error *err)
+{
+	if (ef_schema_discover(e->db, &e->cfg->map, &e->sc, NULL, err) != EF_OK)
+		return err->status;
+	if (!ef_schema_usable(&e->sc) || !e->sc.emb_unique) {
+		ef_error_set(err, EF_ERR_DB, "the collection's tables are not ready for a run");
+		return ef_error_hint(err, "run `embfill schema check` to see what is missing");
+	}
+	if (!e->sc.tool_schema) {
+		ef_error_set(err, EF_ERR_DB, "embfill's own tables (schema \"%s\") do not exist",
+			     e->cfg->map.tool_schema);
+		return ef_error_hint(err, "run `embfill schema init`: it adds them and leaves "
+					  "your tables as they are");
+	}
+	if (e->sc.dim && e->sc.dim != e->cfg->embed_dim && !e->sc.mixed_dims) {
+		ef_error_set(err, EF_ERR_USAGE, "the vector column holds dimension %d, EMBED_DIM "
+			     "is %d", e->sc.dim, e->cfg->embed_dim);
+		return ef_error_hint(err, "vectors of another dimension go into a new collection "
+					  "(`embfill run --into NEW`), never into this column");
+	}
+	return EF_OK;
+}
+
+/* --- entry points ----------------------------------------------------- */
+
+static ef_status open_engine(struct engine *e, struct ef_error *err)
+{
+	if (ef_db_connect(e->cfg->dsn, &e->db, err) != EF_OK)
+		return err->status;
+	e->pg = ef_db_pg(e->db);
+	if (ef_db_exec(e->db, "SET client_encoding = 'UTF8'", err) != EF_OK ||
+	    check_schema(e, err) != EF_OK)
+		return err->status;
+	if (ef_run_sql_build(e->db, &e->cfg->map, &e->sc, !e->o->retry_quarantined, &e->sql,
+			     err) != EF_OK)
+		return err->status;
+	return resolve_collection(e, err);
+}
+
+static void close_engine(struct engine *e)
+{
+	if (e->db && e->stmt[0]) {
+		char sql[80];
+		struct ef_error ignored;
+
+		snprintf(sql, sizeof(sql), "DEALLOCATE %s", e->stmt);
+		ef_db_exec(e->db, sql, &ignored);
+	}
+	while (e->head) {
+		struct batch *b = e->head;
+		e->head = b->next;
+		batch_free(b);
+	}
+	ef_embed_pool_free(e->pool);
+	ef_run_sql_free(&e->sql);
+	free(e->coll_value);
+	ef_db_close(e->db);
+}
+
+static ef_status newest_run(ef_db *db, const char *tool, const char *collection,
+			   struct ef_run_info *ri, struct ef_error *err)
+{
+	char *sql = NULL;
+	const char *p[1] = { collection };
+	PGresult *r;
+
+	memset(ri, 0, sizeof(*ri));
+	if (asprintf(&sql, "SELECT id, state, coalesce(host, '?'), to_char(started_at AT TIME ZONE"
+			   " 'UTC', 'YYYY-MM-DD HH24:MI:SS'), coalesce(checkpoint_chunk_id, 0), done,"
+			   " total FROM %s.runs WHERE collection = $1 ORDER BY id DESC LIMIT 1",
+		     tool) < 0)
+		return ef_error_oom(err, NULL);
+	r = ef_db_query(db, sql, 1, p, PGRES_TUPLES_OK, err);
+	free(sql);
+	if (!r)
+		return err->status;
+	if (PQntuples(r) == 1) {
+		ri->run_id = ef_db_ll(r, 0, 0);
+		snprintf(ri->state, sizeof(ri->state), "%s", PQgetvalue(r, 0, 1));
+		snprintf(ri->host, sizeof(ri->host), "%s", PQgetvalue(r, 0, 2));
+		snprintf(ri->started_at, sizeof(ri->started_at), "%s", PQgetvalue(r, 0, 3));
+		ri->checkpoint = ef_db_ll(r, 0, 4);
+		ri->done = ef_db_ll(r, 0, 5);
+		ri->total = ef_db_ll(r, 0, 6);
+	}
+	PQclear(r);
+	return EF_OK;
+}
+
+static bool resumable(const struct ef_run_info *ri)
+{
+	return ri->run_id && (strcmp(ri->state, "interrupted") == 0 ||
+			      strcmp(ri->state, "failed") == 0);
+}
+
+/* A run recorded as running whose lock is free died without a word (kill
+ * -9, a dropped SSH session): it is interrupted, and resumable. */
+ef_status ef_run_find_interrupted(const struct ef_config *cfg, const char *collection,
+				  struct ef_run_info *info, struct ef_error *err)
+{
+	struct ef_run_opts o = { .collection = collection };
+	struct ef_run_result res;
+	struct engine e = { .cfg = cfg, .o = &o, .res = &res };
+	ef_status st;
+
+	memset(info, 0, sizeof(*info));
+	st = ef_db_connect(cfg->dsn, &e.db, err);
+	if (st == EF_OK)
+		st = ef_run_sql_build_tool(e.db, cfg, &e.sql.tool, err);
+	if (st == EF_OK)
+		st = newest_run(e.db, e.sql.tool, collection, info, err);
+	if (st == EF_OK && strcmp(info->state, "running") == 0 &&
+	    lock_collection(&e, err) == EF_OK)
+		snprintf(info->state, sizeof(info->state), "interrupted");
+	if (st == EF_OK && !resumable(info) && strcmp(info->state, "running") != 0)
+		memset(info, 0, sizeof(*info));
+	free(e.sql.tool);
+	ef_db_close(e.db);
+	return st == EF_ERR_BUSY ? EF_OK : st;
+}
+
+static ef_status begin(struct engine *e, long long *todo, struct ef_error *err)
+{
+	struct ef_run_info ri;
+
+	if (mark_dead_runs(e, err) != EF_OK ||
+	    newest_run(e->db, e->sql.tool, e->o->collection, &ri, err) != EF_OK)
+		return err->status;
+	if (!resumable(&ri))
+		ri.run_id = 0;
+	if (e->o->resume && !ri.run_id) {
+		ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" has no interrupted run to resume",
+			     e->o->collection);
+		return ef_error_hint(err, "leave out --resume to start a new run");
+	}
+	if (e->o->resume) {
+		e->res->resumed = true;
+		if (count_todo(e, ri.checkpoint, todo, err) != EF_OK)
+			return err->status;
+		return resume_record(e, &ri, *todo, err);
+	}
+	if (count_todo(e, 0, todo, err) != EF_OK)
+		return err->status;
+	return e->o->dry_run ? EF_OK : start_record(e, *todo, err);
+}
+
+/* A change of provider or service host needs the owner's approval: the
+ * collection's own record counts, else (run --into) its source's. */
+static ef_status check_provider(struct engine *e, struct ef_error *err)
+{
+	struct ef_origin o;
+	const char *name = e->o->collection;
+
+	if (e->o->approve_provider_change || e->o->dry_run)
+		return EF_OK;
+	if (ef_coll_origin(e->db, e->cfg, name, &o, err) != EF_OK)
+		return err->status;
+	if (!o.known && e->o->source) {
+		name = e->o->source;
+		if (ef_coll_origin(e->db, e->cfg, name, &o, err) != EF_OK)
+			return err->status;
+	}
+	return ef_coll_check_provider(e->cfg, name, &o, err);
+}
+
+/* The backup statement with {rowobj}: jsonb_build_object() over the
+ * columns of the row that holds the vector, the vector left out (it is
+ * saved as real[] beside it).  Building the object from named columns
+ * spares converting 768 floats to jsonb numbers only to drop them. */
+static char *backup_sql(struct engine *e, struct ef_error *err)
+{
+	const struct ef_mapping *m = &e->cfg->map;
+	bool separate = m->layout == EF_LAYOUT_SEPARATE;
+	const char *alias = separate ? "e" : "c";
+	char *table = ef_db_quote_ident(e->db, separate ? m->embeddings : m->chunks, err);
+	const char *p[2] = { table, m->emb_vector };
+	struct ef_strbuf obj = EF_STRBUF_INIT;
+	struct ef_sqlvars v = { .n = 0 };
+	PGresult *r = NULL;
+	char *out = NULL;
+
+	if (table)
+		r = ef_db_query(e->db, "SELECT quote_literal(attname), quote_ident(attname) FROM"
+				       " pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND"
+				       " NOT attisdropped AND attname <> $2 ORDER BY attnum", 2, p,
+				PGRES_TUPLES_OK, err);
+	free(table);
+	if (!r)
+		return NULL;
+	/* jsonb_build_object() takes 100 arguments: past that, the whole row */
+	if (PQntuples(r) > 50)
+		ef_strbuf_addf(&obj, "(to_jsonb(%s) - %s)", alias, PQgetvalue(r, 0, 0));
+	for (int i = 0; PQntuples(r) <= 50 && i < PQntuples(r); i++)
+		ef_strbuf_addf(&obj, "%s%s, %s.%s", i ? ", " : "jsonb_build_object(",
+			       PQgetvalue(r, i, 0), alias, PQgetvalue(r, i, 1));
+	if (PQntuples(r) <= 50)
+		ef_strbuf_add(&obj, PQntuples(r) ? ")" : "'{}'::jsonb");
+	PQclear(r);
+	if (!obj.oom && ef_sqlvars_raw(&v, "rowobj", ef_strbuf_str(&obj)))
+		out = ef_sqlvars_expand(&v, e->sql.backup);
+	ef_strbuf_free(&obj);
+	ef_sqlvars_free(&v);
+	if (!out)
+		ef_error_oom(err, NULL);
+	return out;
+}
+
+/* --backup: before the first write, every row the run will overwrite. */
+static ef_status backup_rows(struct engine *e, struct ef_error *err)
+{
+	char id[24], d[16];
+	const char *p[5] = { e->o->collection, "0", e->cfg->embed_model, d, id };
+	bool want = e->o->backup;
+	PGresult *r = NULL;
+	char *sql, *bsql;
+
+	snprintf(id, sizeof(id), "%lld", e->run_id);
+	snprintf(d, sizeof(d), "%d", e->cfg->embed_dim);
+	if (!want && e->res->resumed) {
+		sql = runs_sql(e, "SELECT backup FROM {tool}.runs WHERE id = $1::bigint");
+		if (!sql)
+			return ef_error_oom(err, NULL);
+		if (exec1(e, sql, 1, p + 4, &r, err) != EF_OK) {
+			free(sql);
+			return err->status;
+		}
+		free(sql);
+		want = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		PQclear(r);
+	}
+	if (!want)
+		return EF_OK;
+	/* the rows and the run's mark commit together: rollback finds every
+	 * backup it can use, and only those */
+	sql = runs_sql(e, "UPDATE {tool}.runs SET backup = true WHERE id = $1::bigint RETURNING id");
+	if (!sql || ef_db_exec(e->db, "BEGIN", err) != EF_OK) {
+		free(sql);
+		return err->status ? err->status : ef_error_oom(err, NULL);
+	}
+	r = NULL;
+	if ((bsql = backup_sql(e, err)) != NULL)
+		r = ef_db_query(e->db, bsql, 5, p, PGRES_COMMAND_OK, err);
+	free(bsql);
+	if (r) {
+		e->res->backed_up = atoll(PQcmdTuples(r));
+		PQclear(r);
+	}
+	if (!r || exec1(e, sql, 1, p + 4, NULL, err) != EF_OK ||
+	    ef_db_exec(e->db, "COMMIT", err) != EF_OK) {
+		struct ef_error ignored;
+		ef_db_exec(e->db, "ROLLBACK", &ignored);
+		free(sql);
+		e->res->backed_up = 0;
+		return err->status;
+	}
+	free(sql);
+	logf_(e, "backup: %lld rows saved for rollback", e->res->backed_up);
+	return EF_OK;
+}
+
+static void fill_result(struct engine *e, ef_status st)
+{
+	struct ef_run_result *res = e->res;
+
+	res->run_id = e->run_id;
+	res->total = e->prog.total;
+	res->written = e->prog.written;
+	res->quarantined = e->prog.quarantined;
+	res->retries = e->prog.retries;
+	res->requests = e->prog.requests;
+	res->elapsed_s = e->prog.elapsed_s;
+	res->rate = res->elapsed_s > 0 ? (double)e->prog.done / res->elapsed_s : 0;
+	snprintf(res->state, sizeof(res->state), "%s",
+		 res->dry_run ? "dry-run" : st == EF_OK ? "completed"
+		 : st == EF_ERR_INTERRUPTED ? "interrupted" : "failed");
+}
+
+static ef_status embed_all(struct engine *e, struct ef_error *err)
+{
+	ef_status st;
+
+	if (ef_embed_pool_new(e->ecfg, (unsigned)e->cfg->concurrency, &e->pool, err) != EF_OK ||
+	    prepare(e, err) != EF_OK)
+		return err->status;
+	ef_embed_pool_set_flags(e->pool, e->o->cancel, e->o->pause);
+	logf_(e, "run %lld: %lld chunks to embed in batches of %d, %d in flight", e->run_id,
+	      e->prog.total, e->cfg->batch_size, e->cfg->concurrency);
+	report(e, true);
+	st = loop(e, err);
+	report(e, true);
+	return st;
+}
+
+ef_status ef_run_execute(const struct ef_config *cfg, const struct ef_embed_config *ecfg,
+			 const struct ef_run_opts *o, struct ef_run_result *res,
+			 struct ef_error *err)
+{
+	struct engine e = { .cfg = cfg, .ecfg = ecfg, .o = o, .res = res };
+	long long todo = 0;
+	ef_status st;
+
+	memset(res, 0, sizeof(*res));
+	res->dry_run = o->dry_run;
+	clock_gettime(CLOCK_MONOTONIC, &e.t0);
+	e.prog.concurrency = (unsigned)cfg->concurrency;
+	e.prog.eta_s = -1;
+	st = open_engine(&e, err);
+	if (st == EF_OK && (st = lock_collection(&e, err)) == EF_ERR_BUSY)
+		st = busy(&e, err);
+	if (st == EF_OK)
+		st = counts(&e, &res->before, err);
+	if (st == EF_OK)
+		st = check_provider(&e, err);
+	if (st == EF_OK)
+		st = begin(&e, &todo, err);
+	e.prog.run_id = e.run_id;
+	e.prog.total = todo;
+	if (st == EF_OK && !o->dry_run)
+		st = backup_rows(&e, err);
+	if (st == EF_OK && !o->dry_run)
+		st = embed_all(&e, err);
+	fill_result(&e, st);
+	if (e.db && !o->dry_run && res->written > 0) {
+		struct ef_error ignored;
+		ef_coll_record_origin(e.db, cfg, o->collection, &ignored);
+	}
+	if (e.run_id && !o->dry_run && st != EF_ERR_BUSY)
+		end_record(&e, res->state, st == EF_OK ? NULL : err->msg);
+	if (e.db && st != EF_ERR_BUSY && st != EF_ERR_DB) {
+		struct ef_error ignored;
+		counts(&e, &res->after, &ignored);
+	}
+	e.prog.phase = EF_PHASE_FINISHED;
+	close_engine(&e);
+	return st;
+}
+
+void ef_run_result_free(struct ef_run_result *res)
+{
+	free(res->before.collection);
+	free(res->after.collection);
+	res->before.collection = res->after.collection = NULL;
+}
+
+const char *ef_run_phase_name(enum ef_run_phase p)
+{
+	static const char *const names[] = { "starting", "embedding", "paused", "stopping",
+					     "finished" };
+
+	return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
+}

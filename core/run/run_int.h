@@ -1,0 +1,58 @@
+/*
+ * run_int.h - pieces of the run engine shared by its files.
+ */
+#ifndef EMBFILL_CORE_RUN_INT_H
+#define EMBFILL_CORE_RUN_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/db/sqltpl.h"
+#include "embfill/db.h"
+#include "embfill/error.h"
+#include "embfill/schema.h"
+#include "embfill/settings.h"
+
+struct ef_run_sql {
+	char *select;       /* one keyset batch of missing or stale chunks */
+	char *count;        /* how many such chunks after an id */
+	char *upsert;       /* one vector */
+	char *checkpoint;   /* the run's checkpoint and counters */
+	char *quarantine;   /* one rejected chunk */
+	char *unquarantine; /* chunks of a batch that now succeeded */
+	char *backup;       /* the rows the run will overwrite, saved for rollback */
+	char *tool;         /* quoted tool schema */
+};
+
+ef_status ef_run_sql_build(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
+			   bool skip_quarantined, struct ef_run_sql *out, struct ef_error *err);
+void ef_run_sql_free(struct ef_run_sql *s);
+/* "stale by dimension" against $4, without reading vectors when possible. */
+void ef_run_dims_expr(const struct ef_schema *sc, const struct ef_mapping *m, char *buf,
+		      size_t n);
+
+/* Just the quoted tool schema, for callers that need only embfill's tables. */
+ef_status ef_run_sql_build_tool(ef_db *db, const struct ef_config *cfg, char **tool,
+				struct ef_error *err);
+
+/*
+ * Encodes n floats as the binary input of the vector column: pgvector's
+ * vector_recv format (int16 dim, int16 unused, float4s) or a one-dimension
+ * float4[] (array_recv).  Binary transfer spares both sides formatting and
+ * parsing 768 decimal floats per row.  Returns the number of bytes written
+ * to out, which must hold ef_vec_binary_size(n, pgvector).
+ */
+size_t ef_vec_binary_size(int n, bool pgvector);
+size_t ef_vec_to_binary(const float *v, int n, bool pgvector, unsigned char *out);
+
+/*
+ * Encodes the rows of a batch whose flag in skip is 0 as one binary array
+ * parameter: vector[] (elements in vector_recv format) for pgvector, or one
+ * flat float4[] of rows x dim for real[].  Returns a malloc'ed buffer and
+ * its length in *len, or NULL when out of memory.
+ */
+unsigned char *ef_vec_batch_binary(const float *vectors, size_t n, int dim,
+				   const unsigned char *skip, bool pgvector, unsigned vec_oid,
+				   size_t *len);
+
+#endif

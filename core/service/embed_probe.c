@@ -1,0 +1,110 @@
+/*
+ * embed_probe.c - the two blocking calls of the embedding client: one
+ * batch through a pool of one, and doctor's single-request probe.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/service/embed_http.h"
+
+ef_status ef_embed_batch(const struct ef_embed_config *cfg, const char *const *texts,
+			 size_t n, struct ef_embed_result **out, struct ef_error *err)
+{
+	ef_embed_pool *pool;
+	ef_status st;
+
+	*out = NULL;
+	st = ef_embed_pool_new(cfg, 1, &pool, err);
+	if (st != EF_OK)
+		return st;
+	st = ef_embed_pool_submit(pool, NULL, texts, n, err);
+	while (st == EF_OK && !*out)
+		st = ef_embed_pool_next(pool, -1, out, err);
+	ef_embed_pool_free(pool);
+	return st;
+}
+
+static ef_status probe_dim(const struct ef_embed_resolved *r, int wanted,
+			   struct ef_embed_probe *out, struct ef_error *err)
+{
+	out->dim_matches = wanted == 0 || out->dim == wanted;
+	if (out->dim_matches)
+		return EF_OK;
+	ef_error_set(err, EF_ERR_EMBED, "model \"%s\" at \"%s\" returns vectors of dimension %d, "
+		     "EMBED_DIM is %d", r->model ? r->model : "", r->shown, out->dim, wanted);
+	return ef_error_hint(err, "set EMBED_DIM=%d (a new collection: see `embfill plan`), or "
+			     "set EMBED_MODEL to a model of dimension %d", out->dim, wanted);
+}
+
+/*
+ * The probe takes the classifier's word, except that what the pool would
+ * retry or split is an answer here: doctor reports, it does not insist.
+ */
+static ef_status probe_verdict(const struct ef_embed_resolved *r, int wanted,
+			       const struct ef_embed_outcome *o, struct ef_embed_probe *out,
+			       struct ef_error *err)
+{
+	if (o->action == EF_EMBED_ACT_OK) {
+		out->dim = o->vec.dim;
+		return probe_dim(r, wanted, out, err);
+	}
+	ef_error_set(err, EF_ERR_EMBED, "%s", o->cause);
+	if (o->hint[0])
+		return ef_error_hint(err, "%s", o->hint);
+	if (o->action == EF_EMBED_ACT_RETRY)
+		return ef_error_hint(err, "the service may be starting, overloaded or down: "
+				     "check it and run `embfill doctor` again");
+	return ef_error_hint(err, "the service refused a one-line text: check EMBED_MODEL "
+			     "and EMBED_PROVIDER");
+}
+
+/* One request, one answer, no retry: doctor reports what it sees. */
+static ef_status probe_once(struct ef_embed_resolved *r, int wanted, struct ef_embed_probe *out,
+			    struct ef_error *err)
+{
+	static const char *const text[] = { "embfill probe: is the embedding service up?" };
+	struct ef_embed_xfer x;
+	struct ef_embed_exchange ex;
+	struct ef_embed_outcome o;
+	CURLcode rc;
+	ef_status st;
+
+	st = ef_embed_xfer_init(&x, r, text, 1, NULL, err);
+	if (st != EF_OK)
+		return st;
+	rc = curl_easy_perform(x.easy);
+	out->latency_ms = ef_embed_now_ms() - x.started_ms;
+	ef_embed_xfer_exchange(&x, rc, r, 1, &ex);
+	out->reachable = rc == CURLE_OK;
+	out->http_status = ex.status;
+	ef_embed_classify(&ex, &o);
+	st = probe_verdict(r, wanted, &o, out, err);
+	free(o.vec.data);
+	ef_embed_xfer_cleanup(&x);
+	return st;
+}
+
+/*
+ * The expected dimension is set aside (0 accepts any), so that a service
+ * of another dimension still reports the one it returns.
+ */
+ef_status ef_embed_probe(const struct ef_embed_config *cfg, struct ef_embed_probe *out,
+			 struct ef_error *err)
+{
+	struct ef_embed_resolved r;
+	ef_status st;
+	int wanted;
+
+	memset(out, 0, sizeof(*out));
+	ef_error_clear(err);
+	st = ef_embed_resolve(cfg, &r, err);
+	if (st != EF_OK)
+		return st;
+	snprintf(out->endpoint, sizeof(out->endpoint), "%s", r.shown);
+	wanted = r.dim;
+	r.dim = 0;
+	st = probe_once(&r, wanted, out, err);
+	ef_embed_resolved_release(&r);
+	return st;
+}
