@@ -62,7 +62,7 @@ INTEG_BIN  := $(BUILD)/tests/integration
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 MANPAGES   := $(sort $(wildcard man/*.[1-8]))
 
-.PHONY: all deps check check-run test-unit test-integration test-e2e test-demo test-docs fuzz-smoke lint-man \
+.PHONY: all deps check check-run check-layers test-unit test-integration test-e2e test-demo test-docs fuzz-smoke lint-man \
         bench demo install uninstall clean
 .DEFAULT_GOAL := all
 
@@ -128,6 +128,7 @@ check:
 	@$(MAKE) --no-print-directory check-run
 
 check-run: all $(UNIT_BIN) $(INTEG_BIN) $(FUZZ_BINS)
+	@$(MAKE) --no-print-directory check-layers
 	@$(MAKE) --no-print-directory lint-man
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory fuzz-smoke
@@ -150,6 +151,10 @@ test-integration: all $(INTEG_BIN)
 test-e2e: all
 	@$(MAKE) --no-print-directory SANITIZE=thread build-thread/embfill
 	sh tests/e2e/run.sh $(abspath $(BUILD))
+
+# Calls between modules go one way (docs/architecture.md, "Layers").
+check-layers: all
+	@sh build-aux/layers.sh $(BUILD)
 
 FUZZ_SECONDS ?= 10
 fuzz-smoke: $(FUZZ_BINS)

@@ -10,10 +10,10 @@
 
 #include "embfill/redact.h"
 #include "embfill/settings.h"
-#include "tui/cli.h"
-#include "tui/cmd_demo.h"
-#include "tui/common.h"
-#include "tui/console.h"
+#include "tui/cli/cli.h"
+#include "tui/cli/cmd_demo.h"
+#include "tui/flow/app.h"
+#include "tui/console/console.h"
 
 extern char **environ;
 
@@ -45,13 +45,6 @@ static int load_settings(struct app *app)
 
 static int dispatch(struct app *app)
 {
-	int rc;
-
-	/* a collection of another dimension has an embedding table of its own */
-	if (app->cli->collection && (app->cli->cmd & (CMD_STATUS | CMD_PLAN | CMD_RUN | CMD_VERIFY |
-						       CMD_SPOTCHECK)) &&
-	    (rc = app_use_collection(app, app->cli->collection)) != 0)
-		return rc;
 	switch (app->cli->cmd) {
 	case CMD_STATUS:
 		return cmd_status(app);
@@ -124,8 +117,8 @@ int main(int argc, char **argv)
 	rc = load_settings(&app);
 	if (rc == 0)
 		rc = dispatch(&app);
+	app_free(&app);
 	ef_settings_free(app.settings);
-	free(app.own_table);
 	ef_redact_reset();
 	curl_global_cleanup();
 	return rc;

@@ -103,3 +103,10 @@ void ef_strbuf_add_shell_word(struct ef_strbuf *sb, const char *w)
 	}
 	ef_strbuf_add(sb, "'");
 }
+
+void ef_names_free(char **names)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+}

@@ -9,7 +9,6 @@
 #include "core/db/collsql.h"
 #include "core/db/db_pg.h"
 #include "embfill/strbuf.h"
-#include "embfill/scan.h"
 
 bool ef_collsql_quote(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m,
 		      struct ef_error *err)
@@ -107,25 +106,6 @@ ef_status ef_collsql_tool_query(ef_db *db, const struct ef_config *cfg, const ch
 	*out = ef_db_query(db, sql, n, params, PGRES_TUPLES_OK, err);
 	free(sql);
 	return *out ? EF_OK : err->status;
-}
-
-ef_status ef_collsql_unknown(ef_db *db, const struct ef_config *cfg, const char *name,
-			     struct ef_error *err)
-{
-	struct ef_error scratch;
-	char **near;
-
-	ef_error_clear(&scratch);
-	near = ef_scan_near_names(db, cfg, name, 2, &scratch);
-	ef_error_clear(err);
-	ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" has no chunks and no embeddings", name);
-	if (near && near[0])
-		ef_error_hint(err, "did you mean \"%s\"? `embfill status` lists the collections",
-			      near[0]);
-	else
-		ef_error_hint(err, "`embfill status` lists the collections");
-	ef_names_free(near);
-	return EF_ERR_USAGE;
 }
 
 char *ef_collsql_shell_word(const char *name)

@@ -80,14 +80,6 @@ int ef_collsql_fixed_dim(const struct ef_schema *sc);
 ef_status ef_collsql_tool_query(ef_db *db, const struct ef_config *cfg, const char *tpl, int n,
 				const char *const *params, PGresult **out, struct ef_error *err);
 
-/*
- * Fills err with EF_ERR_USAGE for a collection that has no chunks and no
- * embeddings, with a "did you mean" hint naming a collection a typo away.
- * Returns EF_ERR_USAGE; when the names cannot be read the hint is generic.
- */
-ef_status ef_collsql_unknown(ef_db *db, const struct ef_config *cfg, const char *name,
-			     struct ef_error *err);
-
 /* The collection's name as one shell word, for hints that show a command
  * to paste: as it is when it is plain, else in single quotes.  Caller
  * frees; NULL when out of memory. */

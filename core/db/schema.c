@@ -14,7 +14,6 @@
 
 #include "core/db/db_pg.h"
 #include "core/db/schema_int.h"
-#include "embfill/lifecycle.h"
 #include "embfill/schema.h"
 
 bool ef_schema_usable(const struct ef_schema *sc)
@@ -566,6 +565,7 @@ static ef_status check_tool_schema(ef_db *db, const struct ef_mapping *m, struct
 	PQclear(res);
 	if (sc->tool_schema && meta && tool_version(db, m, &version, err) != EF_OK)
 		return err->status;
+	sc->tool_version = version;
 	if (sc->tool_schema && version < EF_TOOL_SCHEMA_VERSION)
 		ef_check_add(l, EF_CHECK_WARN, "embfill tables",
 			     "run `embfill schema init`: it upgrades embfill's tables and leaves "

@@ -24,8 +24,9 @@
 #include "core/db/db_pg.h"
 #include "core/db/sqltpl.h"
 #include "embfill/ident.h"
-#include "embfill/lifecycle.h"
+#include "embfill/registry.h"
 #include "embfill/scan.h"
+#include "embfill/session.h"
 
 static const char status_sql[] =
 	"WITH ch AS ("
@@ -115,96 +116,121 @@ static ef_status fill_report(PGresult *res, struct ef_status_report *out, struct
 	return EF_OK;
 }
 
-/* A collection of another dimension keeps its vectors in a table of its
- * own (lifecycle.h): its row is counted again against that table. */
-/* One collection counted again against its own embedding table. */
-static ef_status recount(ef_db *db, const struct ef_config *cfg, struct ef_counts *row,
-			 struct ef_error *err)
-{
-	struct ef_config own;
-	struct ef_schema sc;
-	struct ef_status_report one;
-	char *table = NULL;
-	bool moved = false;
+static ef_status count(ef_session *s, const struct ef_view *v, const char *collection,
+		       struct ef_status_report *out, struct ef_error *err);
 
-	if (ef_coll_config(db, cfg, row->collection, &own, &table, &moved, err) != EF_OK)
+/* A collection of another dimension keeps its vectors in a table of its
+ * own (registry.h): its row is counted again through its view. */
+static ef_status recount(ef_session *s, struct ef_counts *row, struct ef_error *err)
+{
+	struct ef_status_report one;
+	struct ef_view v;
+
+	if (ef_coll_view(s, row->collection, &v, err) != EF_OK)
 		return err->status;
-	if (moved && (ef_schema_discover(db, &own.map, &sc, NULL, err) != EF_OK ||
-		      ef_scan_status(db, &own, &sc, row->collection, &one, err) != EF_OK)) {
-		free(table);
+	if (!v.own_table)
+		return EF_OK;
+	if (count(s, &v, row->collection, &one, err) != EF_OK)
 		return err->status;
-	}
-	if (moved && one.n == 1) {
+	if (one.n == 1) {
 		free(row->collection);
 		*row = one.rows[0];
 		one.rows[0].collection = NULL;
 	}
-	if (moved)
-		ef_status_report_free(&one);
-	free(table);
+	ef_status_report_free(&one);
 	return EF_OK;
 }
 
-static bool listed(const PGresult *r, const char *name)
+static bool listed(char **names, const char *name)
 {
-	for (int i = 0; i < PQntuples(r); i++)
-		if (strcmp(PQgetvalue(r, i, 0), name) == 0)
+	for (size_t i = 0; names && names[i]; i++)
+		if (strcmp(names[i], name) == 0)
 			return true;
 	return false;
 }
 
-static ef_status own_tables(ef_db *db, const struct ef_config *cfg, struct ef_status_report *out,
-			    struct ef_error *err)
+/* One query says which collections have a table of their own (none,
+ * mostly); only those are counted again. */
+static ef_status own_tables(ef_session *s, struct ef_status_report *out, struct ef_error *err)
 {
-	PGresult *r = NULL;
-	ef_status st = EF_OK;
+	char **own = NULL;
+	ef_status st = ef_coll_own_tables(s, &own, err);
 
-	/* one query says which collections have a table of their own (none,
-	 * mostly); embfill's tables of an older version have no such column */
-	if (ef_collsql_tool_query(db, cfg, "SELECT name FROM {tool}.collections c WHERE"
-					   " to_jsonb(c)->>'embeddings_table' IS NOT NULL", 0, NULL,
-				  &r, err) != EF_OK) {
-		ef_error_clear(err);
-		return EF_OK;
-	}
-	for (size_t i = 0; st == EF_OK && i < out->n; i++)
-		if (listed(r, out->rows[i].collection))
-			st = recount(db, cfg, &out->rows[i], err);
-	PQclear(r);
+	for (size_t i = 0; st == EF_OK && own && own[0] && i < out->n; i++)
+		if (listed(own, out->rows[i].collection))
+			st = recount(s, &out->rows[i], err);
+	ef_names_free(own);
 	return st;
 }
-ef_status ef_scan_status(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
-			 const char *collection, struct ef_status_report *out,
-			 struct ef_error *err)
+
+static ef_status count(ef_session *s, const struct ef_view *v, const char *collection,
+		       struct ef_status_report *out, struct ef_error *err)
 {
 	char dim[16];
-	const char *params[3] = { cfg->embed_model, dim, collection };
+	const char *params[3] = { v->cfg->embed_model, dim, collection };
 	char *sql;
 	PGresult *res;
 	ef_status st;
 
 	memset(out, 0, sizeof(*out));
-	if (!ef_schema_usable(sc)) {
-		ef_error_set(err, EF_ERR_DB, "the chunk and embedding tables are not usable as mapped");
-		return ef_error_hint(err, "run `embfill schema check` to see what is missing");
-	}
-	if (collection && ef_collection_name_check(collection, err) != EF_OK)
-		return err->status;
-	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
-	sql = build_status_sql(db, &cfg->map, sc, collection != NULL, err);
+	snprintf(dim, sizeof(dim), "%d", v->cfg->embed_dim);
+	sql = build_status_sql(ef_session_db(s), &v->cfg->map, v->sc, collection != NULL, err);
 	if (!sql)
 		return err->status;
-	res = ef_db_query(db, sql, collection ? 3 : 2, params, PGRES_TUPLES_OK, err);
+	res = ef_db_query(ef_session_db(s), sql, collection ? 3 : 2, params, PGRES_TUPLES_OK, err);
 	free(sql);
 	if (!res)
 		return err->status;
 	st = fill_report(res, out, err);
 	PQclear(res);
-	if (st == EF_OK && !collection && sc->tool_schema)
-		st = own_tables(db, cfg, out, err);
 	if (st != EF_OK)
 		ef_status_report_free(out);
 	return st;
+}
+
+ef_status ef_scan_status(ef_session *s, const char *collection, struct ef_status_report *out,
+			 struct ef_error *err)
+{
+	struct ef_view v;
+	ef_status st;
+
+	memset(out, 0, sizeof(*out));
+	if (ef_session_require(s, EF_NEED_TABLES, err) != EF_OK)
+		return err->status;
+	if (collection && ef_collection_name_check(collection, err) != EF_OK)
+		return err->status;
+	if (collection && ef_coll_view(s, collection, &v, err) != EF_OK)
+		return err->status;
+	if (!collection) {
+		v.collection = NULL;
+		v.cfg = ef_session_config(s);
+		v.sc = ef_session_schema(s);
+		v.own_table = NULL;
+	}
+	st = count(s, &v, collection, out, err);
+	if (st == EF_OK && !collection)
+		st = own_tables(s, out, err);
+	if (st != EF_OK)
+		ef_status_report_free(out);
+	return st;
+}
+
+ef_status ef_scan_counts(ef_session *s, const char *collection, struct ef_counts *c,
+			 struct ef_error *err)
+{
+	struct ef_status_report rep;
+
+	memset(c, 0, sizeof(*c));
+	if (ef_scan_status(s, collection, &rep, err) != EF_OK)
+		return err->status;
+	if (rep.n == 1) {
+		*c = rep.rows[0];
+		rep.rows[0].collection = NULL;
+	}
+	ef_status_report_free(&rep);
+	free(c->collection);
+	c->collection = strdup(collection);
+	return c->collection ? EF_OK : ef_error_oom(err, NULL);
 }
 
 void ef_status_report_free(struct ef_status_report *r)
@@ -216,15 +242,10 @@ void ef_status_report_free(struct ef_status_report *r)
 	r->n = 0;
 }
 
-void ef_names_free(char **names)
+char **ef_scan_collection_names(ef_session *s, struct ef_error *err)
 {
-	for (size_t i = 0; names && names[i]; i++)
-		free(names[i]);
-	free(names);
-}
-
-char **ef_scan_collection_names(ef_db *db, const struct ef_config *cfg, struct ef_error *err)
-{
+	ef_db *db = ef_session_db(s);
+	const struct ef_config *cfg = ef_session_config(s);
 	struct ef_sqlvars v = { .n = 0 };
 	char *sql = NULL, **names = NULL;
 	PGresult *res = NULL;
@@ -249,10 +270,9 @@ char **ef_scan_collection_names(ef_db *db, const struct ef_config *cfg, struct e
 	return names;
 }
 
-char **ef_scan_near_names(ef_db *db, const struct ef_config *cfg, const char *name,
-			  size_t max, struct ef_error *err)
+char **ef_scan_near_names(ef_session *s, const char *name, size_t max, struct ef_error *err)
 {
-	char **all = ef_scan_collection_names(db, cfg, err);
+	char **all = ef_scan_collection_names(s, err);
 	size_t k = 0;
 
 	if (!all)
@@ -267,4 +287,22 @@ char **ef_scan_near_names(ef_db *db, const struct ef_config *cfg, const char *na
 			free(cand);
 	}
 	return all;
+}
+
+ef_status ef_scan_unknown(ef_session *s, const char *name, struct ef_error *err)
+{
+	struct ef_error scratch;
+	char **near;
+
+	ef_error_clear(&scratch);
+	near = ef_scan_near_names(s, name, 2, &scratch);
+	ef_error_clear(err);
+	ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" has no chunks and no embeddings", name);
+	if (near && near[0])
+		ef_error_hint(err, "did you mean \"%s\"? `embfill status` lists the collections",
+			      near[0]);
+	else
+		ef_error_hint(err, "`embfill status` lists the collections");
+	ef_names_free(near);
+	return EF_ERR_USAGE;
 }

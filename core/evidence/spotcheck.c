@@ -22,6 +22,9 @@
 #include "core/db/collsql.h"
 #include "core/db/db_pg.h"
 #include "core/db/sqltpl.h"
+#include "embfill/registry.h"
+#include "embfill/scan.h"
+#include "embfill/session.h"
 #include "embfill/ident.h"
 #include "embfill/spotcheck.h"
 #include "embfill/strbuf.h"
@@ -392,10 +395,13 @@ static ef_status retrieve(ef_db *db, const struct ef_sqlvars *v, const struct ef
 	return st;
 }
 
-static ef_status spotcheck(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
+static ef_status spotcheck(ef_session *s, const struct ef_view *view,
 			   const struct ef_embed_config *ec, const struct ef_spot_request *req,
 			   struct ef_spot_report *out, struct ef_error *err)
 {
+	ef_db *db = ef_session_db(s);
+	const struct ef_config *cfg = view->cfg;
+	const struct ef_schema *sc = view->sc;
 	struct ef_sqlvars v = { .n = 0 };
 	char dim[16];
 	const char *p[3] = { cfg->embed_model, dim, req->collection };
@@ -407,7 +413,7 @@ static ef_status spotcheck(ef_db *db, const struct ef_config *cfg, const struct 
 	if (st == EF_OK)
 		st = count(db, &v, p, out, err);
 	if (st == EF_OK && out->chunks == 0)
-		st = ef_collsql_unknown(db, cfg, req->collection, err);
+		st = ef_scan_unknown(s, req->collection, err);
 	if (st == EF_OK)
 		st = req->nqueries ? take_queries(req, out, err) : sample(db, &v, p, out, err);
 	if (st == EF_OK && out->nqueries > 0)
@@ -416,22 +422,21 @@ static ef_status spotcheck(ef_db *db, const struct ef_config *cfg, const struct 
 	return st;
 }
 
-ef_status ef_spotcheck(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
-		       const struct ef_embed_config *ec, const struct ef_spot_request *req,
-		       struct ef_spot_report *out, struct ef_error *err)
+ef_status ef_spotcheck(ef_session *s, const struct ef_embed_config *ec,
+		       const struct ef_spot_request *req, struct ef_spot_report *out,
+		       struct ef_error *err)
 {
+	struct ef_view view;
 	ef_status st;
 
 	memset(out, 0, sizeof(*out));
-	if (!ef_schema_usable(sc)) {
-		ef_error_set(err, EF_ERR_DB, "the chunk and embedding tables are not usable as mapped");
-		return ef_error_hint(err, "run `embfill schema check` to see what is missing");
-	}
-	if (check_request(req, err) != EF_OK)
+	if (ef_session_require(s, EF_NEED_TABLES, err) != EF_OK ||
+	    check_request(req, err) != EF_OK ||
+	    ef_coll_view(s, req->collection, &view, err) != EF_OK)
 		return err->status;
 	out->k = req->k;
 	out->collection = strdup(req->collection);
-	st = out->collection ? spotcheck(db, cfg, sc, ec, req, out, err)
+	st = out->collection ? spotcheck(s, &view, ec, req, out, err)
 			     : ef_error_oom(err, NULL);
 	if (st == EF_OK)
 		judge(out);

@@ -26,6 +26,9 @@
 #include "core/db/db_pg.h"
 #include "core/db/sqltpl.h"
 #include "embfill/ident.h"
+#include "embfill/registry.h"
+#include "embfill/scan.h"
+#include "embfill/session.h"
 #include "embfill/strbuf.h"
 #include "embfill/verify.h"
 
@@ -401,18 +404,22 @@ static ef_status run_query(ef_db *db, const struct ef_config *cfg, const struct 
 	return st;
 }
 
-ef_status ef_verify(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
-		    const char *collection, struct ef_verify_report *out, struct ef_error *err)
+ef_status ef_verify(ef_session *s, const char *collection, struct ef_verify_report *out,
+		    struct ef_error *err)
 {
+	ef_db *db = ef_session_db(s);
+	const struct ef_config *cfg;
+	const struct ef_schema *sc;
+	struct ef_view view;
 	ef_status st;
 
 	memset(out, 0, sizeof(*out));
-	if (!ef_schema_usable(sc)) {
-		ef_error_set(err, EF_ERR_DB, "the chunk and embedding tables are not usable as mapped");
-		return ef_error_hint(err, "run `embfill schema check` to see what is missing");
-	}
-	if (ef_collection_name_check(collection, err) != EF_OK)
+	if (ef_session_require(s, EF_NEED_TABLES, err) != EF_OK ||
+	    ef_collection_name_check(collection, err) != EF_OK ||
+	    ef_coll_view(s, collection, &view, err) != EF_OK)
 		return err->status;
+	cfg = view.cfg;
+	sc = view.sc;
 	out->collection = strdup(collection);
 	out->inline_layout = cfg->map.layout == EF_LAYOUT_INLINE;
 	out->isolation_fk = sc->isolation_fk;
@@ -421,7 +428,7 @@ ef_status ef_verify(ef_db *db, const struct ef_config *cfg, const struct ef_sche
 	else
 		st = run_query(db, cfg, sc, out, err);
 	if (st == EF_OK && nothing_found(out))
-		st = ef_collsql_unknown(db, cfg, collection, err);
+		st = ef_scan_unknown(s, collection, err);
 	if (st == EF_OK)
 		st = describe(out, cfg, err);
 	if (st != EF_OK)

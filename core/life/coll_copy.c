@@ -16,6 +16,8 @@
 #include "embfill/chunker.h"
 #include "embfill/ident.h"
 #include "embfill/lifecycle.h"
+#include "embfill/scan.h"
+#include "embfill/session.h"
 #include "embfill/redact.h"
 #include "embfill/schema.h"
 #include "embfill/spotcheck.h"
@@ -329,7 +331,7 @@ static ef_status copy_checks(struct life *l, const char *from, const char *into,
 	if (life_holds(l, from_val, &docs, &chunks, err) != EF_OK)
 		return err->status;
 	if (chunks == 0 && docs == 0)
-		return ef_collsql_unknown(l->db, l->cfg, from, err);
+		return ef_scan_unknown(l->s, from, err);
 	if (rechunk_ && !l->sc.documents_ok) {
 		ef_error_set(err, EF_ERR_USAGE, "re-chunking needs the documents' text, and the "
 			     "documents table %s is not usable", l->cfg->map.documents);
@@ -353,7 +355,7 @@ static ef_status copy_checks(struct life *l, const char *from, const char *into,
 	return EF_OK;
 }
 
-ef_status ef_coll_copy(const struct ef_config *cfg, const char *from, const char *into,
+ef_status ef_coll_copy(ef_session *s, const char *from, const char *into,
 		       bool rechunk_, struct ef_copy_result *res, struct ef_error *err)
 {
 	struct life l;
@@ -371,10 +373,10 @@ ef_status ef_coll_copy(const struct ef_config *cfg, const char *from, const char
 	}
 	res->rechunked = rechunk_;
 	if (rechunk_) {
-		res->max_chunk_size = cfg->max_chunk_size;
-		res->chunk_overlap = cfg->chunk_overlap;
+		res->max_chunk_size = ef_session_config(s)->max_chunk_size;
+		res->chunk_overlap = ef_session_config(s)->chunk_overlap;
 	}
-	st = life_open(&l, cfg, NULL, err);
+	st = life_open(&l, s, NULL, err);
 	if (st == EF_OK)
 		st = life_begin(&l, err);
 	if (st == EF_OK)
@@ -414,7 +416,7 @@ ef_status ef_coll_copy(const struct ef_config *cfg, const char *from, const char
 	return st;
 }
 
-ef_status ef_coll_into_state(const struct ef_config *cfg, const char *from, const char *into,
+ef_status ef_coll_into_state(ef_session *s, const char *from, const char *into,
 			     int *has_chunks, struct ef_error *err)
 {
 	struct life l;
@@ -432,7 +434,7 @@ ef_status ef_coll_into_state(const struct ef_config *cfg, const char *from, cons
 		return ef_error_hint(err, "give the new collection a name of its own, e.g. %s_v2",
 				     from);
 	}
-	st = life_open(&l, cfg, NULL, err);
+	st = life_open(&l, s, NULL, err);
 	if (st == EF_OK)
 		st = life_value(&l, into, &into_val, err);
 	if (st == EF_OK && into_val)
@@ -464,3 +466,56 @@ ef_status ef_coll_into_state(const struct ef_config *cfg, const char *from, cons
 	return st;
 }
 
+
+static void note(ef_life_note_fn fn, void *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void note(ef_life_note_fn fn, void *ctx, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	if (!fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	fn(ctx, text);
+}
+
+ef_status ef_coll_prepare_into(ef_session *s, const char *from, const char *into, bool rechunk_,
+			       bool dry_run, ef_life_note_fn fn, void *ctx,
+			       struct ef_into_result *r, struct ef_error *err)
+{
+	char *table = NULL;
+	int has = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (ef_coll_into_state(s, from, into, &has, err) != EF_OK)
+		return err->status;
+	r->made_before = has != 0;
+	if (has) {
+		note(fn, ctx, "\"%s\" holds chunks made from \"%s\" already: embedding them", into,
+		     from);
+	} else if (dry_run) {
+		r->would_copy = true;
+		return EF_OK;
+	} else {
+		note(fn, ctx, "%s the documents of \"%s\" into \"%s\"", rechunk_ ? "re-chunking"
+		     : "copying", from, into);
+		if (ef_coll_copy(s, from, into, rechunk_, &r->copy, err) != EF_OK)
+			return err->status;
+		r->copied = true;
+		note(fn, ctx, "%s %lld documents into %lld chunks of \"%s\" in %.1f s", rechunk_ ?
+		     "re-chunked" : "copied", r->copy.documents, r->copy.chunks, into,
+		     r->copy.elapsed_s);
+	}
+	if (dry_run)
+		return EF_OK;
+	if (ef_coll_prepare_dim(s, into, &table, err) != EF_OK)
+		return err->status;
+	if (table)
+		snprintf(r->own_table, sizeof(r->own_table), "%s", table);
+	free(table);
+	return EF_OK;
+}

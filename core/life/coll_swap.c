@@ -16,6 +16,9 @@
 #include "embfill/chunker.h"
 #include "embfill/ident.h"
 #include "embfill/lifecycle.h"
+#include "embfill/registry.h"
+#include "embfill/scan.h"
+#include "embfill/session.h"
 #include "embfill/redact.h"
 #include "embfill/schema.h"
 #include "embfill/spotcheck.h"
@@ -139,31 +142,14 @@ static void refuse(struct ef_swap_result *res, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Counts, models and unexplained rows of the new collection. */
-/* The gates look at the new collection through its own mapping. */
-struct view {
-	struct ef_config cfg;
-	char *table;
-	struct ef_schema sc;
-};
-
-static ef_status view_of(struct life *l, const char *name, struct view *w, struct ef_error *err)
-{
-	bool moved;
-
-	memset(w, 0, sizeof(*w));
-	if (ef_coll_config(l->db, l->cfg, name, &w->cfg, &w->table, &moved, err) != EF_OK ||
-	    ef_schema_discover(l->db, &w->cfg.map, &w->sc, NULL, err) != EF_OK)
-		return err->status;
-	return EF_OK;
-}
-
-static ef_status gate_verify(struct life *l, const struct view *w, const char *with,
-			     struct ef_swap_result *res, struct ef_error *err)
+/* Counts, models and unexplained rows of the new collection, through its
+ * own view. */
+static ef_status gate_verify(struct life *l, const char *with, struct ef_swap_result *res,
+			     struct ef_error *err)
 {
 	struct ef_verify_report v;
 
-	if (ef_verify(l->db, &w->cfg, &w->sc, with, &v, err) != EF_OK)
+	if (ef_verify(l->s, with, &v, err) != EF_OK)
 		return err->status;
 	res->chunks = v.chunks;
 	res->fresh = v.fresh;
@@ -182,14 +168,13 @@ static ef_status gate_verify(struct life *l, const struct view *w, const char *w
 	return EF_OK;
 }
 
-static ef_status gate_retrieval(struct life *l, const struct view *w,
-				const struct ef_swap_opts *o, struct ef_swap_result *res, double min,
-				struct ef_error *err)
+static ef_status gate_retrieval(struct life *l, const struct ef_swap_opts *o,
+				struct ef_swap_result *res, double min, struct ef_error *err)
 {
 	struct ef_spot_request req = { .collection = o->with, .k = 5 };
 	struct ef_spot_report sp;
 
-	if (ef_spotcheck(l->db, &w->cfg, &w->sc, o->ecfg, &req, &sp, err) != EF_OK)
+	if (ef_spotcheck(l->s, o->ecfg, &req, &sp, err) != EF_OK)
 		return err->status;
 	res->hits = sp.hits;
 	res->samples = sp.nqueries;
@@ -211,8 +196,8 @@ static ef_status gate_provider(struct life *l, const struct ef_swap_opts *o,
 
 	if (o->approve_provider_change)
 		return EF_OK;
-	if (ef_coll_origin(l->db, l->cfg, o->collection, &live, err) != EF_OK ||
-	    ef_coll_origin(l->db, l->cfg, o->with, &fresh, err) != EF_OK)
+	if (ef_coll_origin(l->s, o->collection, &live, err) != EF_OK ||
+	    ef_coll_origin(l->s, o->with, &fresh, err) != EF_OK)
 		return err->status;
 	if (!live.known || !fresh.known || (strcmp(live.provider, fresh.provider) == 0 &&
 					     ef_same_service_host(live.host, fresh.host)))
@@ -239,26 +224,38 @@ static ef_status swap_checks(struct life *l, const struct ef_swap_opts *o, struc
 	if (name_used(l, o->collection, &used, err) != EF_OK)
 		return err->status;
 	if (!used)
-		return ef_collsql_unknown(l->db, l->cfg, o->collection, err);
+		return ef_scan_unknown(l->s, o->collection, err);
 	if (name_used(l, o->with, &used, err) != EF_OK)
 		return err->status;
 	if (!used)
-		return ef_collsql_unknown(l->db, l->cfg, o->with, err);
+		return ef_scan_unknown(l->s, o->with, err);
 	return EF_OK;
 }
 
-ef_status ef_coll_swap(const struct ef_config *cfg, const struct ef_swap_opts *o,
-		       struct ef_swap_result *res, struct ef_error *err)
+/* Where the new collection's vectors live, when not in the live table. */
+static ef_status vectors_table(struct life *l, const char *with, struct ef_swap_result *res,
+			       struct ef_error *err)
+{
+	struct ef_view v;
+
+	if (ef_coll_view(l->s, with, &v, err) != EF_OK)
+		return err->status;
+	if (v.own_table)
+		snprintf(res->vectors_table, sizeof(res->vectors_table), "%s", v.own_table);
+	return EF_OK;
+}
+
+ef_status ef_coll_swap(ef_session *s, const struct ef_swap_opts *o, struct ef_swap_result *res,
+		       struct ef_error *err)
 {
 	double min = o->min_hit_rate > 0 ? o->min_hit_rate : EF_SWAP_MIN_HIT_RATE;
 	const char *p[3];
-	struct view w = { .table = NULL };
 	struct life l;
 	PGresult *r;
 	ef_status st;
 
 	memset(res, 0, sizeof(*res));
-	st = life_open(&l, cfg, NULL, err);
+	st = life_open(&l, s, NULL, err);
 	if (st == EF_OK)
 		st = life_begin(&l, err);
 	if (st == EF_OK)
@@ -270,13 +267,11 @@ ef_status ef_coll_swap(const struct ef_config *cfg, const struct ef_swap_opts *o
 	if (st == EF_OK)
 		st = gate_provider(&l, o, err);
 	if (st == EF_OK)
-		st = view_of(&l, o->with, &w, err);
-	if (st == EF_OK)
-		st = gate_verify(&l, &w, o->with, res, err);
+		st = gate_verify(&l, o->with, res, err);
 	if (st == EF_OK && !res->refusal[0])
-		st = gate_retrieval(&l, &w, o, res, min, err);
-	if (st == EF_OK && w.table)
-		snprintf(res->vectors_table, sizeof(res->vectors_table), "%s", w.table);
+		st = gate_retrieval(&l, o, res, min, err);
+	if (st == EF_OK)
+		st = vectors_table(&l, o->with, res, err);
 	if (st == EF_OK && res->refusal[0]) {
 		ef_error_set(err, EF_ERR_CHECK, "\"%s\" does not verify clean, so it does not replace "
 			     "\"%s\"; nothing was swapped", o->with, o->collection);
@@ -308,7 +303,6 @@ ef_status ef_coll_swap(const struct ef_config *cfg, const struct ef_swap_opts *o
 		st = life_commit(&l, err);
 	if (st == EF_OK)
 		life_analyze(&l);
-	free(w.table);
 	life_close(&l);
 	return st;
 }
@@ -435,8 +429,8 @@ static ef_status restore_backup(struct life *l, const char *coll,
 	return st;
 }
 
-ef_status ef_coll_rollback(const struct ef_config *cfg, const char *collection,
-			   struct ef_rollback_result *res, struct ef_error *err)
+ef_status ef_coll_rollback(ef_session *s, const char *collection, struct ef_rollback_result *res,
+			   struct ef_error *err)
 {
 	const char *p[1] = { collection };
 	struct life l;
@@ -444,7 +438,7 @@ ef_status ef_coll_rollback(const struct ef_config *cfg, const char *collection,
 	ef_status st;
 
 	memset(res, 0, sizeof(*res));
-	st = life_open(&l, cfg, collection, err);
+	st = life_open(&l, s, collection, err);
 	if (st == EF_OK)
 		st = life_begin(&l, err);
 	if (st == EF_OK)
@@ -481,37 +475,6 @@ ef_status ef_coll_rollback(const struct ef_config *cfg, const char *collection,
 
 /* --- a collection of another dimension ---------------------------------- */
 
-ef_status ef_coll_config(ef_db *db, const struct ef_config *cfg, const char *name,
-			 struct ef_config *out, char **owned, bool *moved, struct ef_error *err)
-{
-	const char *p[1] = { name };
-	PGresult *r;
-
-	*out = *cfg;
-	*owned = NULL;
-	*moved = false;
-	/* read through to_jsonb so that embfill's tables of an older version,
-	 * or none at all, simply mean "no table of its own" */
-	if (ef_collsql_tool_query(db, cfg, "SELECT to_jsonb(c)->>'embeddings_table' FROM {tool}.collections c"
-			       " WHERE c.name = $1 AND to_regclass(to_jsonb(c)->>'embeddings_table')"
-			       " IS NOT NULL", 1, p, &r, err) != EF_OK) {
-		ef_error_clear(err);
-		return EF_OK;
-	}
-	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && cfg->map.embeddings &&
-	    strcmp(PQgetvalue(r, 0, 0), cfg->map.embeddings) != 0) {
-		*owned = strdup(PQgetvalue(r, 0, 0));
-		if (!*owned) {
-			PQclear(r);
-			return life_oom(err);
-		}
-		out->map.embeddings = *owned;
-		*moved = true;
-	}
-	PQclear(r);
-	return EF_OK;
-}
-
 /* <table>_d<dim>, the last part of the name kept within 63 bytes. */
 static char *dim_table_name(const char *table, int dim)
 {
@@ -529,9 +492,10 @@ static char *dim_table_name(const char *table, int dim)
 	return out;
 }
 
-ef_status ef_coll_prepare_dim(const struct ef_config *cfg, const char *into, char **table,
+ef_status ef_coll_prepare_dim(ef_session *s, const char *into, char **table,
 			      struct ef_error *err)
 {
+	const struct ef_config *cfg = ef_session_config(s);
 	struct life l;
 	char *name = NULL;
 	const char *p[2] = { into, NULL };
@@ -539,7 +503,7 @@ ef_status ef_coll_prepare_dim(const struct ef_config *cfg, const char *into, cha
 	ef_status st;
 
 	*table = NULL;
-	st = life_open(&l, cfg, NULL, err);
+	st = life_open(&l, s, NULL, err);
 	if (st != EF_OK || !ef_collsql_fixed_dim(&l.sc) || l.sc.dim == cfg->embed_dim) {
 		life_close(&l);
 		return st;

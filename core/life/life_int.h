@@ -12,13 +12,13 @@
 #include "core/db/sqltpl.h"
 #include "embfill/error.h"
 #include "embfill/schema.h"
+#include "embfill/session.h"
 #include "embfill/settings.h"
 
 struct life {
-	const struct ef_config *cfg;
-	struct ef_config own;      /* cfg with a collection's own embedding table */
-	char *own_table;
-	ef_db *db;
+	ef_session *s;
+	const struct ef_config *cfg; /* the collection's view of the settings */
+	ef_db *db;                   /* the session's */
 	struct ef_schema sc;
 	struct ef_sqlvars v;
 	bool in_txn;
@@ -32,9 +32,8 @@ PGresult *life_q(struct life *l, const char *tpl, int n, const char *const *p,
 /* a statement without rows; *affected (may be NULL) gets its row count */
 ef_status life_x(struct life *l, const char *tpl, int n, const char *const *p,
 		 long long *affected, struct ef_error *err);
-/* connects; with coll, the mapping is that collection's own */
-ef_status life_open(struct life *l, const struct ef_config *cfg, const char *coll,
-		    struct ef_error *err);
+/* on the session; with coll, the mapping is that collection's view */
+ef_status life_open(struct life *l, ef_session *s, const char *coll, struct ef_error *err);
 void life_close(struct life *l);
 void life_analyze(struct life *l);
 ef_status life_begin(struct life *l, struct ef_error *err);

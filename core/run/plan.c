@@ -18,7 +18,9 @@
 #include "core/db/collsql.h"
 #include "core/db/db_pg.h"
 #include "core/run/run_int.h"
-#include "embfill/lifecycle.h"
+#include "embfill/registry.h"
+#include "embfill/scan.h"
+#include "embfill/session.h"
 #include "embfill/plan.h"
 #include "embfill/redact.h"
 #include "embfill/schema.h"
@@ -99,9 +101,10 @@ static void dim_risk(struct ef_plan *p, const struct ef_config *cfg)
 			 cfg->embed_dim);
 }
 
-static ef_status chunking_risk(ef_db *db, const struct ef_config *cfg, struct ef_plan *p,
+static ef_status chunking_risk(ef_session *s, const struct ef_config *cfg, struct ef_plan *p,
 			       struct ef_error *err)
 {
+	ef_db *db = ef_session_db(s);
 	const char *params[1] = { p->collection };
 	PGresult *r;
 
@@ -128,14 +131,14 @@ static ef_status chunking_risk(ef_db *db, const struct ef_config *cfg, struct ef
 /* Who made the collection's embeddings (embfill's record of it, else the
  * newest run that wrote vectors) against the settings' provider and host:
  * the same test run and swap apply before they refuse. */
-static ef_status provider_risk(ef_db *db, const struct ef_config *cfg, struct ef_plan *p,
+static ef_status provider_risk(ef_session *s, const struct ef_config *cfg, struct ef_plan *p,
 			       struct ef_error *err)
 {
 	struct ef_origin o;
 	struct ef_error differs;
 	char *now = ef_url_host(cfg->embed_url);
 
-	if (ef_coll_origin(db, cfg, p->collection, &o, err) != EF_OK) {
+	if (ef_coll_origin(s, p->collection, &o, err) != EF_OK) {
 		free(now);
 		return err->status;
 	}
@@ -227,59 +230,57 @@ static void free_texts(char **texts)
 	free(texts);
 }
 
-static ef_status gather(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
-			struct ef_plan *p, struct ef_error *err)
+static ef_status gather(ef_session *s, struct ef_plan *p, struct ef_error *err)
 {
 	struct ef_status_report rep;
 	struct ef_verify_report v;
 
-	if (ef_scan_status(db, cfg, sc, p->collection, &rep, err) != EF_OK)
+	if (ef_scan_status(s, p->collection, &rep, err) != EF_OK)
 		return err->status;
 	if (rep.n == 0) {
 		ef_status_report_free(&rep);
-		return ef_collsql_unknown(db, cfg, p->collection, err);
+		return ef_scan_unknown(s, p->collection, err);
 	}
 	p->counts = rep.rows[0];
 	rep.rows[0].collection = NULL;
 	ef_status_report_free(&rep);
-	if (ef_verify(db, cfg, sc, p->collection, &v, err) != EF_OK)
+	if (ef_verify(s, p->collection, &v, err) != EF_OK)
 		return err->status;
 	copy_models(p, &v);
 	ef_verify_report_free(&v);
 	return EF_OK;
 }
 
-ef_status ef_plan_build(const struct ef_config *cfg, const struct ef_embed_config *ecfg,
-			const char *collection, bool retry_quarantined, struct ef_plan *p,
-			struct ef_error *err)
+ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const char *collection,
+			bool retry_quarantined, struct ef_plan *p, struct ef_error *err)
 {
-	struct ef_schema sc;
-	ef_db *db = NULL;
+	ef_db *db = ef_session_db(s);
+	const struct ef_config *cfg;
+	const struct ef_schema *sc;
+	struct ef_view view;
 	char **texts = NULL;
 	size_t n = 0;
 	ef_status st;
 
 	memset(p, 0, sizeof(*p));
-	memset(&sc, 0, sizeof(sc));
 	p->collection = strdup(collection);
-	p->batch_size = cfg->batch_size;
-	p->concurrency = cfg->concurrency;
-	st = ef_db_connect(cfg->dsn, &db, err);
+	p->batch_size = ef_session_config(s)->batch_size;
+	p->concurrency = ef_session_config(s)->concurrency;
+	if (!p->collection)
+		return ef_error_oom(err, NULL);
+	if (ef_session_require(s, EF_NEED_TABLES, err) != EF_OK ||
+	    ef_coll_view(s, collection, &view, err) != EF_OK)
+		return err->status;
+	cfg = view.cfg;
+	sc = view.sc;
+	p->schema_dim = sc->dim;
+	st = gather(s, p, err);
 	if (st == EF_OK)
-		st = ef_schema_discover(db, &cfg->map, &sc, NULL, err);
-	if (st == EF_OK && !ef_schema_usable(&sc)) {
-		st = ef_error_set(err, EF_ERR_DB, "the collection's tables are not usable as mapped");
-		ef_error_hint(err, "run `embfill schema check` to see what is missing");
-	}
-	p->schema_dim = sc.dim;
-	if (st == EF_OK)
-		st = gather(db, cfg, &sc, p, err);
-	if (st == EF_OK)
-		st = todo(db, cfg, &sc, p, retry_quarantined, &texts, &n, err);
-	if (st == EF_OK && sc.tool_schema)
-		st = chunking_risk(db, cfg, p, err);
-	if (st == EF_OK && sc.tool_schema)
-		st = provider_risk(db, cfg, p, err);
+		st = todo(db, cfg, sc, p, retry_quarantined, &texts, &n, err);
+	if (st == EF_OK && sc->tool_schema)
+		st = chunking_risk(s, cfg, p, err);
+	if (st == EF_OK && sc->tool_schema)
+		st = provider_risk(s, cfg, p, err);
 	if (st == EF_OK) {
 		dim_risk(p, cfg);
 		model_risks(p, cfg);
@@ -289,12 +290,10 @@ ef_status ef_plan_build(const struct ef_config *cfg, const struct ef_embed_confi
 	 * model name no vector has makes every chunk one to embed) */
 	if (st == EF_OK && p->new_collection) {
 		struct ef_config every = *cfg;
-
 		every.embed_model = "\x1f(every chunk)";
 		free_texts(texts);
-		st = todo(db, &every, &sc, p, retry_quarantined, &texts, &n, err);
+		st = todo(db, &every, sc, p, retry_quarantined, &texts, &n, err);
 	}
-	ef_db_close(db);
 	p->batches = (p->todo + cfg->batch_size - 1) / cfg->batch_size;
 	if (st == EF_OK)
 		st = probe(ecfg, p, texts, n, err);

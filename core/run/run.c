@@ -27,7 +27,8 @@
 #include "core/db/db_pg.h"
 #include "core/run/run_int.h"
 #include "embfill/redact.h"
-#include "embfill/lifecycle.h"
+#include "embfill/registry.h"
+#include "embfill/session.h"
 #include "embfill/run.h"
 #include "embfill/schema.h"
 #include "embfill/strbuf.h"
@@ -48,6 +49,7 @@ struct batch {
 };
 
 struct engine {
+	ef_session *s;
 	const struct ef_config *cfg;
 	const struct ef_embed_config *ecfg;
 	const struct ef_run_opts *o;
@@ -55,6 +57,7 @@ struct engine {
 	ef_db *db;
 	PGconn *pg;
 	struct ef_schema sc;
+	bool locked;              /* this run holds the collection's run lock */
 	struct ef_run_sql sql;
 	char *coll_value;         /* the collection as its column stores it */
 	char stmt[48];            /* the prepared upsert's name */
@@ -651,7 +654,26 @@ static ef_status lock_collection(struct engine *e, struct ef_error *err)
 		return err->status;
 	got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);
+	e->locked = got;
 	return got ? EF_OK : EF_ERR_BUSY;
+}
+
+/* The lock outlives the run otherwise: the session it was taken on may go
+ * on (counts after the run, the next command of the console). */
+static void unlock_collection(struct engine *e)
+{
+	char key[512];
+	const char *p[1] = { key };
+	PGresult *r = NULL;
+	struct ef_error ignored;
+
+	if (!e->locked)
+		return;
+	snprintf(key, sizeof(key), "embfill:%s:%s", e->cfg->map.tool_schema, e->o->collection);
+	if (exec1(e, "SELECT pg_advisory_unlock(hashtextextended($1::text, 0))", 1, p, &r,
+		  &ignored) == EF_OK)
+		PQclear(r);
+	e->locked = false;
 }
 
 static ef_status busy(struct engine *e, struct ef_error *err)
@@ -798,19 +820,7 @@ static ef_status count_todo(struct engine *e, long long after, long long *n, str
 
 static ef_status counts(struct engine *e, struct ef_counts *c, struct ef_error *err)
 {
-	struct ef_status_report rep;
-
-	memset(c, 0, sizeof(*c));
-	if (ef_scan_status(e->db, e->cfg, &e->sc, e->o->collection, &rep, err) != EF_OK)
-		return err->status;
-	if (rep.n == 1) {
-		*c = rep.rows[0];
-		rep.rows[0].collection = NULL;
-	}
-	free(c->collection);
-	c->collection = strdup(e->o->collection);
-	ef_status_report_free(&rep);
-	return EF_OK;
+	return ef_scan_counts(e->s, e->o->collection, c, err);
 }
 
 static ef_status resolve_collection(struct engine *e, struct ef_error *err)
@@ -883,17 +893,17 @@ static ef_status prepare(struct engine *e, struct ef_error *err)
 
 static ef_status check_schema(struct engine *e, struct ef_error *err)
 {
-	if (ef_schema_discover(e->db, &e->cfg->map, &e->sc, NULL, err) != EF_OK)
+	struct ef_view v;
+
+	if (ef_session_require(e->s, EF_NEED_TABLES | EF_NEED_TOOL, err) != EF_OK ||
+	    ef_coll_view(e->s, e->o->collection, &v, err) != EF_OK)
 		return err->status;
-	if (!ef_schema_usable(&e->sc) || !e->sc.emb_unique) {
-		ef_error_set(err, EF_ERR_DB, "the collection's tables are not ready for a run");
+	e->cfg = v.cfg;
+	e->sc = *v.sc;
+	if (!e->sc.emb_unique) {
+		ef_error_set(err, EF_ERR_DB, "the collection's tables are not ready for a run: no "
+			     "unique index on the embedding's chunk key");
 		return ef_error_hint(err, "run `embfill schema check` to see what is missing");
-	}
-	if (!e->sc.tool_schema) {
-		ef_error_set(err, EF_ERR_DB, "embfill's own tables (schema \"%s\") do not exist",
-			     e->cfg->map.tool_schema);
-		return ef_error_hint(err, "run `embfill schema init`: it adds them and leaves "
-					  "your tables as they are");
 	}
 	if (e->sc.dim && e->sc.dim != e->cfg->embed_dim && !e->sc.mixed_dims) {
 		ef_error_set(err, EF_ERR_USAGE, "the vector column holds dimension %d, EMBED_DIM "
@@ -908,11 +918,9 @@ static ef_status check_schema(struct engine *e, struct ef_error *err)
 
 static ef_status open_engine(struct engine *e, struct ef_error *err)
 {
-	if (ef_db_connect(e->cfg->dsn, &e->db, err) != EF_OK)
-		return err->status;
+	e->db = ef_session_db(e->s);
 	e->pg = ef_db_pg(e->db);
-	if (ef_db_exec(e->db, "SET client_encoding = 'UTF8'", err) != EF_OK ||
-	    check_schema(e, err) != EF_OK)
+	if (check_schema(e, err) != EF_OK)
 		return err->status;
 	if (ef_run_sql_build(e->db, &e->cfg->map, &e->sc, !e->o->retry_quarantined, &e->sql,
 			     err) != EF_OK)
@@ -934,10 +942,10 @@ static void close_engine(struct engine *e)
 		e->head = b->next;
 		batch_free(b);
 	}
+	unlock_collection(e);
 	ef_embed_pool_free(e->pool);
 	ef_run_sql_free(&e->sql);
 	free(e->coll_value);
-	ef_db_close(e->db);
 }
 
 static ef_status newest_run(ef_db *db, const char *tool, const char *collection,
@@ -978,27 +986,26 @@ static bool resumable(const struct ef_run_info *ri)
 
 /* A run recorded as running whose lock is free died without a word (kill
  * -9, a dropped SSH session): it is interrupted, and resumable. */
-ef_status ef_run_find_interrupted(const struct ef_config *cfg, const char *collection,
-				  struct ef_run_info *info, struct ef_error *err)
+ef_status ef_run_find_interrupted(ef_session *s, const char *collection, struct ef_run_info *info,
+				  struct ef_error *err)
 {
 	struct ef_run_opts o = { .collection = collection };
 	struct ef_run_result res;
-	struct engine e = { .cfg = cfg, .o = &o, .res = &res };
+	struct engine e = { .s = s, .cfg = ef_session_config(s), .o = &o, .res = &res,
+			    .db = ef_session_db(s) };
 	ef_status st;
 
 	memset(info, 0, sizeof(*info));
-	st = ef_db_connect(cfg->dsn, &e.db, err);
-	if (st == EF_OK)
-		st = ef_run_sql_build_tool(e.db, cfg, &e.sql.tool, err);
+	st = ef_run_sql_build_tool(e.db, e.cfg, &e.sql.tool, err);
 	if (st == EF_OK)
 		st = newest_run(e.db, e.sql.tool, collection, info, err);
 	if (st == EF_OK && strcmp(info->state, "running") == 0 &&
 	    lock_collection(&e, err) == EF_OK)
 		snprintf(info->state, sizeof(info->state), "interrupted");
+	unlock_collection(&e);
 	if (st == EF_OK && !resumable(info) && strcmp(info->state, "running") != 0)
 		memset(info, 0, sizeof(*info));
 	free(e.sql.tool);
-	ef_db_close(e.db);
 	return st == EF_ERR_BUSY ? EF_OK : st;
 }
 
@@ -1036,11 +1043,11 @@ static ef_status check_provider(struct engine *e, struct ef_error *err)
 
 	if (e->o->approve_provider_change || e->o->dry_run)
 		return EF_OK;
-	if (ef_coll_origin(e->db, e->cfg, name, &o, err) != EF_OK)
+	if (ef_coll_origin(e->s, name, &o, err) != EF_OK)
 		return err->status;
 	if (!o.known && e->o->source) {
 		name = e->o->source;
-		if (ef_coll_origin(e->db, e->cfg, name, &o, err) != EF_OK)
+		if (ef_coll_origin(e->s, name, &o, err) != EF_OK)
 			return err->status;
 	}
 	return ef_coll_check_provider(e->cfg, name, &o, err);
@@ -1174,11 +1181,12 @@ static ef_status embed_all(struct engine *e, struct ef_error *err)
 	return st;
 }
 
-ef_status ef_run_execute(const struct ef_config *cfg, const struct ef_embed_config *ecfg,
+ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 			 const struct ef_run_opts *o, struct ef_run_result *res,
 			 struct ef_error *err)
 {
-	struct engine e = { .cfg = cfg, .ecfg = ecfg, .o = o, .res = res };
+	const struct ef_config *cfg = ef_session_config(s);
+	struct engine e = { .s = s, .cfg = cfg, .ecfg = ecfg, .o = o, .res = res };
 	long long todo = 0;
 	ef_status st;
 
@@ -1205,7 +1213,7 @@ ef_status ef_run_execute(const struct ef_config *cfg, const struct ef_embed_conf
 	fill_result(&e, st);
 	if (e.db && !o->dry_run && res->written > 0) {
 		struct ef_error ignored;
-		ef_coll_record_origin(e.db, cfg, o->collection, &ignored);
+		ef_coll_record_origin(s, o->collection, &ignored);
 	}
 	if (e.run_id && !o->dry_run && st != EF_ERR_BUSY)
 		end_record(&e, res->state, st == EF_OK ? NULL : err->msg);

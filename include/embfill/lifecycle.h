@@ -22,10 +22,8 @@
 #include "embfill/db.h"
 #include "embfill/embed.h"
 #include "embfill/error.h"
+#include "embfill/session.h"
 #include "embfill/settings.h"
-
-/* The schema_version of embfill's own tables this build needs. */
-#define EF_TOOL_SCHEMA_VERSION 2
 
 /* The self-retrieval hit rate a new collection needs before a swap. */
 #define EF_SWAP_MIN_HIT_RATE 0.8
@@ -51,16 +49,16 @@ struct ef_copy_result {
  * chunks, is `from`, is not a valid name, or `from` is unknown;
  * EF_ERR_BUSY when a run holds either collection.
  */
-ef_status ef_coll_copy(const struct ef_config *cfg, const char *from, const char *into,
-		       bool rechunk, struct ef_copy_result *res, struct ef_error *err);
+ef_status ef_coll_copy(ef_session *s, const char *from, const char *into, bool rechunk,
+		       struct ef_copy_result *res, struct ef_error *err);
 
 /*
  * What run --into NEW finds: 0 when NEW is empty (copy it first), 1 when it
  * holds chunks made from `from` by ef_coll_copy (embed them), else
  * EF_ERR_USAGE explaining why NEW cannot be used.
  */
-ef_status ef_coll_into_state(const struct ef_config *cfg, const char *from, const char *into,
-			     int *has_chunks, struct ef_error *err);
+ef_status ef_coll_into_state(ef_session *s, const char *from, const char *into, int *has_chunks,
+			     struct ef_error *err);
 
 /*
  * A collection whose vectors have another dimension than the live
@@ -71,51 +69,35 @@ ef_status ef_coll_into_state(const struct ef_config *cfg, const char *from, cons
  * touched) and says which table in *table (NULL: the live one will do;
  * caller frees).  EF_ERR_USAGE when the layout cannot hold it (inline).
  */
-ef_status ef_coll_prepare_dim(const struct ef_config *cfg, const char *into, char **table,
+ef_status ef_coll_prepare_dim(ef_session *s, const char *into, char **table,
 			      struct ef_error *err);
 
-/*
- * *out = *cfg, with the embedding table of collection name when it has one
- * of its own; *owned (freed by the caller, may be NULL) keeps that name.
- * *moved tells whether it differs from cfg's.
- */
-ef_status ef_coll_config(ef_db *db, const struct ef_config *cfg, const char *name,
-			 struct ef_config *out, char **owned, bool *moved, struct ef_error *err);
-
-/* Who made a collection's embeddings. */
-struct ef_origin {
-	bool known;
-	char provider[32];
-	char host[256];          /* host[:port] of the service, no userinfo */
-	char model[256];
-	int dim;
+/* What run --into NEW found and did before embedding NEW. */
+struct ef_into_result {
+	bool made_before;            /* NEW held chunks `chunk` (or an earlier start) cut
+					from the source: they are embedded as they are */
+	bool would_copy;             /* dry run: NEW would be made now */
+	bool copied;                 /* NEW was made now: copy says how */
+	struct ef_copy_result copy;
+	char own_table[512];         /* NEW's own embedding table (another dimension),
+					"" when it is the live one */
 };
 
-/* From embfill's collections table, else from the newest run that wrote
- * vectors; known is false when neither says. */
-ef_status ef_coll_origin(ef_db *db, const struct ef_config *cfg, const char *name,
-			 struct ef_origin *o, struct ef_error *err);
-
-/* Records cfg's provider, service host, model and dimension as the origin
- * of name's embeddings. */
-ef_status ef_coll_record_origin(ef_db *db, const struct ef_config *cfg, const char *name,
-				struct ef_error *err);
+/* Called with what the preparation is doing, for a front end to show. */
+typedef void (*ef_life_note_fn)(void *ctx, const char *text);
 
 /*
- * EF_OK when cfg's provider and service host (ports aside) are those of o
- * (or o is unknown); else EF_ERR_USAGE with a message naming both and a hint to
- * approve the change with --approve-provider-change.
+ * The preparation of run --into NEW, the same for the command line and the
+ * console: NEW is made from `from` unless it holds chunks made from it
+ * already (re-chunked with rechunk, else its chunks copied as they are),
+ * then it gets an embedding table of its own when EMBED_DIM needs one.
+ * With dry_run nothing is written and r says what would be done.  fn (may
+ * be NULL) hears each step.  Errors as ef_coll_into_state, ef_coll_copy and
+ * ef_coll_prepare_dim.
  */
-ef_status ef_coll_check_provider(const struct ef_config *cfg, const char *name,
-				 const struct ef_origin *o, struct ef_error *err);
-
-/* host[:port] of a URL through libcurl's parser, without userinfo;
- * NULL when the URL does not parse.  Caller frees. */
-char *ef_url_host(const char *url);
-
-/* Whether two host[:port] name the same host: the port does not count, so
- * a service moved to another port of its host is no change of provider. */
-bool ef_same_service_host(const char *a, const char *b);
+ef_status ef_coll_prepare_into(ef_session *s, const char *from, const char *into, bool rechunk,
+			       bool dry_run, ef_life_note_fn fn, void *ctx,
+			       struct ef_into_result *r, struct ef_error *err);
 
 struct ef_swap_opts {
 	const char *collection;        /* the live collection */
@@ -147,8 +129,8 @@ struct ef_swap_result {
  * alone).  EF_ERR_CHECK (nothing changed) when the gate refuses, with
  * res->refusal saying why.
  */
-ef_status ef_coll_swap(const struct ef_config *cfg, const struct ef_swap_opts *o,
-		       struct ef_swap_result *res, struct ef_error *err);
+ef_status ef_coll_swap(ef_session *s, const struct ef_swap_opts *o, struct ef_swap_result *res,
+		       struct ef_error *err);
 
 struct ef_rollback_result {
 	char kind[8];                  /* "swap" or "backup" */
@@ -167,7 +149,7 @@ struct ef_rollback_result {
  * as it was and removing rows that did not exist.  One transaction.
  * EF_ERR_USAGE when there is nothing to roll back.
  */
-ef_status ef_coll_rollback(const struct ef_config *cfg, const char *collection,
-			   struct ef_rollback_result *res, struct ef_error *err);
+ef_status ef_coll_rollback(ef_session *s, const char *collection, struct ef_rollback_result *res,
+			   struct ef_error *err);
 
 #endif

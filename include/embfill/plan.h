@@ -11,6 +11,7 @@
 #include "embfill/embed.h"
 #include "embfill/error.h"
 #include "embfill/scan.h"
+#include "embfill/session.h"
 #include "embfill/settings.h"
 
 enum ef_risk_level { EF_RISK_INFO, EF_RISK_MEDIUM, EF_RISK_HIGH };
@@ -51,9 +52,8 @@ struct ef_plan {
  * one batch of the chunks the run would embed (nothing is written), the
  * estimate, and the risks.  EF_ERR_USAGE when the collection has no chunks.
  */
-ef_status ef_plan_build(const struct ef_config *cfg, const struct ef_embed_config *ecfg,
-			const char *collection, bool retry_quarantined, struct ef_plan *plan,
-			struct ef_error *err);
+ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const char *collection,
+			bool retry_quarantined, struct ef_plan *plan, struct ef_error *err);
 
 void ef_plan_free(struct ef_plan *plan);
 

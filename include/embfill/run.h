@@ -10,8 +10,9 @@
  *   cancel abort the requests on the wire at once; what was written stays,
  *          the batches in flight are redone by the next run;
  *   pause  no new request starts until it is cleared.
- * It opens and owns its own database connection and curl handles, so it
- * can run on a worker thread while another thread draws the screen.
+ * It runs on the session it is given, whose thread it must be called on,
+ * and owns its curl handles, so a worker thread with a session of its own
+ * can run it while another thread draws the screen.
  */
 #ifndef EMBFILL_RUN_H
 #define EMBFILL_RUN_H
@@ -23,6 +24,7 @@
 #include "embfill/embed.h"
 #include "embfill/error.h"
 #include "embfill/scan.h"
+#include "embfill/session.h"
 #include "embfill/settings.h"
 
 enum ef_run_phase {
@@ -103,7 +105,7 @@ struct ef_run_result {
  * EF_ERR_DB, EF_ERR_USAGE otherwise.  res is filled as far as the run got;
  * free its counts with ef_run_result_free().
  */
-ef_status ef_run_execute(const struct ef_config *cfg, const struct ef_embed_config *ecfg,
+ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 			 const struct ef_run_opts *opts, struct ef_run_result *res,
 			 struct ef_error *err);
 
@@ -120,8 +122,8 @@ struct ef_run_info {
 	long long checkpoint;
 	long long done, total;
 };
-ef_status ef_run_find_interrupted(const struct ef_config *cfg, const char *collection,
-				  struct ef_run_info *info, struct ef_error *err);
+ef_status ef_run_find_interrupted(ef_session *s, const char *collection, struct ef_run_info *info,
+				  struct ef_error *err);
 
 const char *ef_run_phase_name(enum ef_run_phase p);
 

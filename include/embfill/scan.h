@@ -18,7 +18,9 @@
 #include "embfill/db.h"
 #include "embfill/error.h"
 #include "embfill/schema.h"
+#include "embfill/session.h"
 #include "embfill/settings.h"
+#include "embfill/strbuf.h"
 
 struct ef_counts {
 	char *collection;
@@ -40,25 +42,34 @@ struct ef_status_report {
 };
 
 /*
- * Counts every collection (collection NULL) or one.  The model and
- * dimension compared against are cfg->embed_model and cfg->embed_dim.
- * One collection that has neither chunks nor embedding rows gives n == 0.
+ * Counts every collection (collection NULL) or one, each through its view
+ * (its own embedding table when it has one).  The model and dimension
+ * compared against are the settings' EMBED_MODEL and EMBED_DIM.  One
+ * collection that has neither chunks nor embedding rows gives n == 0.
  */
-ef_status ef_scan_status(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
-			 const char *collection, struct ef_status_report *out,
+ef_status ef_scan_status(ef_session *s, const char *collection, struct ef_status_report *out,
+			 struct ef_error *err);
+
+/* One collection's counts (all zero when it has no rows); c->collection
+ * is set, and freed by the caller. */
+ef_status ef_scan_counts(ef_session *s, const char *collection, struct ef_counts *c,
 			 struct ef_error *err);
 
 void ef_status_report_free(struct ef_status_report *r);
 
 /* The collection names within edit distance max of name (excluding name
- * itself), newest-first order irrelevant; for "did you mean" and typo
- * warnings.  Returns a NULL-terminated array; caller frees it and each. */
-char **ef_scan_near_names(ef_db *db, const struct ef_config *cfg, const char *name,
-			  size_t max, struct ef_error *err);
+ * itself); for "did you mean" and typo warnings.  Returns a
+ * NULL-terminated array; caller frees it with ef_names_free(). */
+char **ef_scan_near_names(ef_session *s, const char *name, size_t max, struct ef_error *err);
 
 /* Every collection name that has chunks, sorted; NULL-terminated. */
-char **ef_scan_collection_names(ef_db *db, const struct ef_config *cfg, struct ef_error *err);
+char **ef_scan_collection_names(ef_session *s, struct ef_error *err);
 
-void ef_names_free(char **names);
+/*
+ * Fills err with EF_ERR_USAGE for a collection that has no chunks and no
+ * embeddings, with a "did you mean" hint naming a collection a typo away.
+ * Returns EF_ERR_USAGE; when the names cannot be read the hint is generic.
+ */
+ef_status ef_scan_unknown(ef_session *s, const char *name, struct ef_error *err);
 
 #endif

@@ -11,6 +11,9 @@
 #include "embfill/error.h"
 #include "embfill/settings.h"
 
+/* The schema_version of embfill's own tables this build needs. */
+#define EF_TOOL_SCHEMA_VERSION 2
+
 enum ef_vec_type { EF_VEC_UNKNOWN = 0, EF_VEC_PGVECTOR, EF_VEC_REAL_ARRAY };
 
 /* What discovery found out about the collection's tables. */
@@ -20,6 +23,7 @@ struct ef_schema {
 	bool documents_ok;
 	bool lookup_ok;         /* lookup mode only */
 	bool tool_schema;       /* embfill's own tables exist */
+	int tool_version;       /* their schema_version; 0 when unknown */
 	enum ef_vec_type vec_type;
 	int dim;                /* 0: not fixed by the schema and no data to tell */
 	char dim_source[48];    /* "type vector(768)", "CHECK constraint", "sample of the data" */

@@ -31,6 +31,7 @@
 #include "embfill/embed.h"
 #include "embfill/error.h"
 #include "embfill/schema.h"
+#include "embfill/session.h"
 #include "embfill/settings.h"
 
 #define EF_SPOT_K_DEFAULT 5
@@ -94,9 +95,9 @@ ef_status ef_spot_parse_k(const char *text, int *k, struct ef_error *err);
  * found problems is EF_OK with out->ok false.  On EF_OK the caller frees
  * *out with ef_spot_report_free().
  */
-ef_status ef_spotcheck(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
-		       const struct ef_embed_config *ec, const struct ef_spot_request *req,
-		       struct ef_spot_report *out, struct ef_error *err);
+ef_status ef_spotcheck(ef_session *s, const struct ef_embed_config *ec,
+		       const struct ef_spot_request *req, struct ef_spot_report *out,
+		       struct ef_error *err);
 
 void ef_spot_report_free(struct ef_spot_report *r);
 

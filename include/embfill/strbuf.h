@@ -36,4 +36,7 @@ void ef_strbuf_add_shell_word(struct ef_strbuf *sb, const char *w);
 /* The current contents, "" when empty; valid until the next append. */
 const char *ef_strbuf_str(const struct ef_strbuf *sb);
 
+/* Frees a NULL-terminated array of strings and each string in it. */
+void ef_names_free(char **names);
+
 #endif

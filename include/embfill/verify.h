@@ -37,6 +37,7 @@
 #include "embfill/db.h"
 #include "embfill/error.h"
 #include "embfill/schema.h"
+#include "embfill/session.h"
 #include "embfill/settings.h"
 
 #define EF_VERIFY_EXAMPLES 5   /* example chunks per discrepancy */
@@ -97,8 +98,8 @@ struct ef_verify_report {
  * chunks nor embedding rows; EF_ERR_DB when the database fails.  On
  * success the caller frees *out with ef_verify_report_free().
  */
-ef_status ef_verify(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
-		    const char *collection, struct ef_verify_report *out, struct ef_error *err);
+ef_status ef_verify(ef_session *s, const char *collection, struct ef_verify_report *out,
+		    struct ef_error *err);
 
 void ef_verify_report_free(struct ef_verify_report *r);
 

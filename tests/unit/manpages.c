@@ -126,7 +126,7 @@ Test(manpages, every_option_in_embfill_1_is_in_some_help)
 Test(manpages, every_console_key_is_in_the_keys_section)
 {
 	char *man = slurp("man/embfill.1");
-	char *h = slurp("tui/console.h");
+	char *h = slurp("tui/console/console.h");
 	const char *keys = strstr(man, ".Sh KEYS");
 	int n = 0;
 

@@ -1,0 +1,130 @@
+/*
+ * cmd_plan.c - `embfill plan -C COLL [--out FILE] [--json]`.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "embfill/ident.h"
+#include "embfill/plan.h"
+#include "embfill/redact.h"
+#include "tui/cli/cli.h"
+#include "tui/flow/app.h"
+#include "tui/flow/planfile.h"
+#include "tui/flow/request.h"
+
+static void fmt_duration(double s, char *buf, size_t n)
+{
+	if (s < 0)
+		snprintf(buf, n, "unknown");
+	else if (s < 90)
+		snprintf(buf, n, "%.0f s", s);
+	else if (s < 5400)
+		snprintf(buf, n, "%.0f min", s / 60);
+	else
+		snprintf(buf, n, "%.1f h", s / 3600);
+}
+
+static void print_plain(const struct app *app, const struct ef_plan *p, const char *cmd)
+{
+	char est[32];
+
+	fmt_duration(p->est_seconds, est, sizeof(est));
+	out_printf(stdout, "plan for \"%s\" with %s \"%s\" (dimension %d)\n", p->collection,
+		   app->cfg->provider, app->cfg->embed_model, app->cfg->embed_dim);
+	out_printf(stdout, "  chunks %lld, embedded %lld, missing %lld, stale %lld (model %lld, "
+			   "dim %lld, content %lld), quarantined %lld\n", p->counts.chunks,
+		   p->counts.embedded, p->counts.missing, p->counts.stale, p->counts.stale_model,
+		   p->counts.stale_dim, p->counts.stale_content, p->counts.quarantined);
+	out_printf(stdout, "  to embed: %s%lld chunks in %lld batches of %d, %d in flight%s\n",
+		   p->new_collection && p->chunking_changed ? "about " : "", p->todo, p->batches,
+		   p->batch_size, p->concurrency, p->new_collection ? " (all of them, into the new "
+		   "collection)" : "");
+	if (p->probe_ms >= 0)
+		out_printf(stdout, "  estimate: %s (a probe of %d chunks took %.0f ms)\n", est,
+			   p->probe_chunks, p->probe_ms);
+	else
+		out_printf(stdout, "  estimate: %s\n", p->todo ? "unknown (no probe)" : "nothing to do");
+	for (size_t i = 0; i < p->nmodels; i++)
+		out_printf(stdout, "  vectors now: %lld of \"%s\", dimension %d\n", p->models[i].count,
+			   p->models[i].model, p->models[i].dim);
+	for (size_t i = 0; i < p->nrisks; i++)
+		out_printf(stdout, "  risk (%s): %s\n    -> %s\n", ef_risk_level_name(p->risks[i].level),
+			   p->risks[i].what, p->risks[i].advice);
+	if (p->new_collection) {
+		char **steps = plan_steps(app, p, NULL);
+
+		out_printf(stdout, "recommendation: backfill into a NEW collection, verify, then "
+				   "swap:\n");
+		for (size_t i = 0; steps && steps[i]; i++)
+			out_printf(stdout, "  %s\n", steps[i]);
+		plan_steps_free(steps);
+	} else
+		out_printf(stdout, "recommendation: in place\n  %s\n", cmd);
+}
+
+/* The plan of the collection rq writes, and the command that runs it. */
+static int plan_request(struct app *app, const struct run_request *rq)
+{
+	struct run_request in_place = *rq;
+	struct ef_embed_config ec;
+	struct ef_plan p;
+	struct ef_error err;
+	char *cmd = NULL, *json = NULL, *safe;
+	ef_session *s;
+	cJSON *o;
+	int rc = 0;
+
+	ef_error_clear(&err);
+	if (ef_collection_name_check(request_target(rq), &err) != EF_OK ||
+	    app_embed_config(app, &ec, &err) != EF_OK ||
+	    app_session(app, EF_NEED_TABLES, &s, &err) != EF_OK)
+		return out_error(&err);
+	if (ef_plan_build(s, &ec, request_target(rq), rq->retry_quarantined, &p, &err) != EF_OK) {
+		ef_plan_free(&p);
+		return out_error(&err);
+	}
+	in_place.dry_run = false;
+	cmd = request_command(app, &in_place);
+	o = plan_json(app, &p, cmd ? cmd : "", NULL);
+	json = cJSON_Print(o);
+	safe = ef_redact(json);
+	if (app->cli->json)
+		out_json(safe);
+	else
+		print_plain(app, &p, cmd ? cmd : "");
+	if (app->cli->out && plan_write_file(app->cli->out, safe, &err) != EF_OK)
+		rc = out_error(&err);
+	else if (app->cli->out && !app->cli->json)
+		out_printf(stdout, "plan written to %s\n", app->cli->out);
+	cJSON_Delete(o);
+	free(json);
+	free(safe);
+	free(cmd);
+	ef_plan_free(&p);
+	return rc;
+}
+
+int cmd_plan_of(struct app *app, const struct run_request *rq)
+{
+	return plan_request(app, rq);
+}
+
+int cmd_plan(struct app *app)
+{
+	struct run_request rq;
+	struct ef_error err;
+
+	ef_error_clear(&err);
+	if (!app->cli->collection) {
+		ef_error_set(&err, EF_ERR_USAGE, "`embfill plan` needs the collection: -C COLL");
+		ef_error_hint(&err, "embfill plan -C COLL; `embfill status` lists the collections");
+		return out_error(&err);
+	}
+	request_from_cli(&rq, app->cli);
+	rq.into = NULL;
+	return plan_request(app, &rq);
+}

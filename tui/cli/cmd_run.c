@@ -1,0 +1,281 @@
+/*
+ * cmd_run.c - `embfill run -C COLL --confirm COLL ...`: the headless
+ * backfill, with a progress line, signals that checkpoint, and a summary.
+ */
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "embfill/lifecycle.h"
+#include "embfill/run.h"
+#include "tui/cli/cli.h"
+#include "tui/flow/app.h"
+#include "tui/flow/history.h"
+#include "tui/flow/request.h"
+
+static atomic_int stop_flag;
+static atomic_int cancel_flag;
+static volatile sig_atomic_t last_signal;
+
+/* The first signal stops after the batches in flight are written; a second
+ * one aborts them (what was written stays written). */
+static void on_signal(int sig)
+{
+	last_signal = sig;
+	if (atomic_load(&stop_flag))
+		atomic_store(&cancel_flag, 1);
+	atomic_store(&stop_flag, 1);
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+struct progress_ctx {
+	bool tty;
+	time_t last_plain;
+	int last_log;
+};
+
+static void fmt_eta(double s, char *buf, size_t n)
+{
+	if (s < 0)
+		snprintf(buf, n, "--:--");
+	else if (s >= 3600)
+		snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+	else
+		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+static void on_progress(const struct ef_run_progress *p, void *vctx)
+{
+	struct progress_ctx *c = vctx;
+	double pct = p->total ? 100.0 * (double)p->done / (double)p->total : 100.0;
+	char eta[32];
+
+	fmt_eta(p->eta_s, eta, sizeof(eta));
+	if (c->tty) {
+		out_printf(stderr, "\r%5.1f%% %lld/%lld  %.0f/s  ETA %s  in flight %u  retries %lld"
+				   "  quarantined %lld  %-9s\033[K", pct, p->done, p->total, p->rate,
+			   eta, p->in_flight, p->retries, p->quarantined,
+			   ef_run_phase_name(p->phase));
+		return;
+	}
+	if (time(NULL) - c->last_plain < 5 && p->phase != EF_PHASE_FINISHED)
+		return;
+	c->last_plain = time(NULL);
+	out_printf(stderr, "embfill: %s %.1f%% %lld/%lld chunks, %.0f/s, ETA %s, retries %lld, "
+			   "quarantined %lld\n", ef_run_phase_name(p->phase), pct, p->done, p->total,
+		   p->rate, eta, p->retries, p->quarantined);
+}
+
+/* Without --resume, an interrupted run is offered on a terminal; a script
+ * gets a new run, which skips whatever the old one wrote anyway. */
+static bool offer_resume(ef_session *s, const struct run_request *r)
+{
+	struct ef_run_info ri;
+	struct ef_error err;
+	char answer[16] = "";
+	const char *coll = request_target(r);
+
+	ef_error_clear(&err);
+	if (r->resume || r->dry_run || ef_run_find_interrupted(s, coll, &ri, &err) != EF_OK ||
+	    !ri.run_id || strcmp(ri.state, "running") == 0)
+		return r->resume;
+	out_printf(stderr, "embfill: run %lld of \"%s\" was %s (host %s, started %s UTC, %lld of "
+			   "%lld done)\n", ri.run_id, coll, ri.state, ri.host, ri.started_at,
+		   ri.done, ri.total);
+	if (!isatty(STDIN_FILENO)) {
+		out_printf(stderr, "embfill: starting a new run; --resume continues run %lld\n",
+			   ri.run_id);
+		return false;
+	}
+	out_printf(stderr, "resume it? [Y/n] ");
+	if (!fgets(answer, sizeof(answer), stdin))
+		return false;
+	return answer[0] != 'n' && answer[0] != 'N';
+}
+
+static void print_counts(const char *label, const struct ef_counts *c)
+{
+	out_printf(stdout, "  %-7s chunks %lld, embedded %lld, missing %lld, stale %lld "
+			   "(model %lld, dim %lld, content %lld), quarantined %lld\n", label,
+		   c->chunks, c->embedded, c->missing, c->stale, c->stale_model, c->stale_dim,
+		   c->stale_content, c->quarantined);
+}
+
+static void print_summary(const struct app *app, const char *coll,
+			  const struct ef_run_result *r)
+{
+	if (r->dry_run) {
+		out_printf(stdout, "dry run of \"%s\": %lld chunks to embed, %lld batches of %d, "
+				   "%d in flight; nothing was written\n", coll, r->total,
+			   (r->total + app->cfg->batch_size - 1) / app->cfg->batch_size,
+			   app->cfg->batch_size, app->cfg->concurrency);
+		print_counts("now", &r->before);
+		return;
+	}
+	out_printf(stdout, "run %lld of \"%s\" %s%s: %lld written, %lld quarantined of %lld in "
+			   "%.1f s (%.0f chunks/s), %lld requests, %lld retries\n", r->run_id, coll,
+		   r->state, r->resumed ? " (resumed)" : "", r->written, r->quarantined, r->total,
+		   r->elapsed_s, r->rate, r->requests, r->retries);
+	if (r->elapsed_s > 0)
+		out_printf(stdout, "  time: %.1f s choosing batches, %.1f s waiting on writes (the "
+				   "rest embedding)\n", r->fetch_s, r->write_s);
+	print_counts("before", &r->before);
+	print_counts("after", &r->after);
+	if (r->backed_up)
+		out_printf(stdout, "  backup: %lld rows saved first; `embfill rollback -C %s` puts "
+				   "them back\n", r->backed_up, coll);
+}
+
+static int finish(struct app *app, const struct run_request *rq, const struct ef_run_result *r,
+		  ef_status st, struct ef_error *err, bool tty)
+{
+	const char *coll = request_target(rq);
+
+	if (tty)
+		out_printf(stderr, "\n");
+	if (st == EF_OK || st == EF_ERR_INTERRUPTED || r->run_id)
+		print_summary(app, coll, r);
+	if (st == EF_ERR_INTERRUPTED) {
+		if (r->stopped_by_deadline)
+			ef_error_set(err, EF_ERR_INTERRUPTED, "the maintenance window ended (--until "
+				     "%s); run %lld checkpointed", rq->until, r->run_id);
+		else if (last_signal)
+			ef_error_set(err, EF_ERR_INTERRUPTED, "stopped by signal %d; run %lld "
+				     "checkpointed", (int)last_signal, r->run_id);
+		ef_error_hint(err, "continue with: embfill run -C %s --confirm %s --resume", coll,
+			      coll);
+	}
+	return st == EF_OK ? 0 : out_error(err);
+}
+
+/* The historylog entry of a run, written when --historylog asks for it;
+ * a run that did not start (busy, bad settings) leaves none. */
+static int write_history(struct app *app, const struct run_request *rq,
+			 const struct ef_run_result *r, const char *cmd, ef_status st)
+{
+	struct history_extras x = { .verification = NULL };
+	struct ef_error err;
+	char verification[512];
+	char *md;
+	ef_status w;
+
+	if (!app->cli->historylog || r->dry_run || !r->run_id)
+		return 0;
+	ef_error_clear(&err);
+	history_verify_now(app, request_target(rq), verification, sizeof(verification));
+	x.verification = verification;
+	md = history_run_entry(app, request_target(rq), rq->note, r, st, cmd, &x);
+	if (!md) {
+		ef_error_oom(&err, "writing the historylog");
+		return out_error(&err);
+	}
+	w = history_write(app, md, &err);
+	free(md);
+	if (w != EF_OK)
+		return out_error(&err);
+	out_printf(stdout, "historylog: entry written at the top of %s\n", app->cfg->historylog);
+	return 0;
+}
+
+/*
+ * run --into NEW: NEW is made from COLL (its chunks copied, or its
+ * documents cut anew with --rechunk) unless it holds chunks made from COLL
+ * already, and gets a table of its own for a new dimension; the run then
+ * embeds NEW.  Returns -1 after a dry run's report (nothing more to do).
+ */
+static int prepare_into(struct app *app, ef_session *s, const struct run_request *r)
+{
+	struct ef_into_result res;
+	struct ef_error err;
+
+	if (!r->into)
+		return 0;
+	ef_error_clear(&err);
+	if (ef_coll_prepare_into(s, r->collection, r->into, r->rechunk, r->dry_run, NULL, NULL,
+				 &res, &err) != EF_OK)
+		return out_error(&err);
+	if (res.would_copy) {
+		out_printf(stdout, "dry run: \"%s\" would get the %s of \"%s\"%s, and every one of "
+				   "them would be embedded; nothing was written\n", r->into,
+			   r->rechunk ? "documents" : "chunks", r->collection,
+			   r->rechunk ? " cut anew" : " as they are");
+		return -1;
+	}
+	if (res.copied)
+		out_printf(stdout, "%s %lld documents and %lld chunks of \"%s\" into \"%s\"%s\n",
+			   res.copy.rechunked ? "re-chunked" : "copied", res.copy.documents,
+			   res.copy.chunks, r->collection, r->into, res.copy.left_out ? " (some "
+			   "chunks had no document of their own and stay)" : "");
+	if (res.own_table[0])
+		out_printf(stdout, "EMBED_DIM %d differs from the live column's: \"%s\" keeps its "
+				   "vectors in %s\n", app->cfg->embed_dim, r->into, res.own_table);
+	return 0;
+}
+
+int cmd_run(struct app *app)
+{
+	struct progress_ctx pc = { .tty = isatty(STDERR_FILENO) != 0 };
+	struct run_request rq;
+	struct ef_run_opts o;
+	struct ef_embed_config ec;
+	struct ef_run_result res;
+	struct ef_error err;
+	ef_session *s;
+	char *cmd = NULL;
+	ef_status st;
+	int rc;
+
+	ef_error_clear(&err);
+	request_from_cli(&rq, app->cli);
+	if (request_check(&rq, app->cli->confirm, &err) != EF_OK)
+		return out_error(&err);
+	if (app_session(app, EF_NEED_TABLES, &s, &err) != EF_OK)
+		return out_error(&err);
+	if ((rc = prepare_into(app, s, &rq)) != 0)
+		return rc < 0 ? 0 : rc;
+	/* a dry run is the plan: the same counts, probe, risks and command */
+	if (rq.dry_run)
+		return cmd_plan_of(app, &rq);
+	if (app_embed_config(app, &ec, &err) != EF_OK)
+		return out_error(&err);
+	rq.resume = offer_resume(s, &rq);
+	if (!(cmd = request_command(app, &rq))) {
+		ef_error_oom(&err, NULL);
+		return out_error(&err);
+	}
+	if (request_run_opts(&rq, cmd, &o, &err) != EF_OK) {
+		free(cmd);
+		return out_error(&err);
+	}
+	o.stop = &stop_flag;
+	o.cancel = &cancel_flag;
+	o.on_progress = on_progress;
+	o.ctx = &pc;
+	install_signals();
+	st = ef_run_execute(s, &ec, &o, &res, &err);
+	rc = finish(app, &rq, &res, st, &err, pc.tty);
+	if (st == EF_OK || st == EF_ERR_INTERRUPTED || st == EF_ERR_EMBED) {
+		int hrc = write_history(app, &rq, &res, cmd, st);
+		if (rc == 0)
+			rc = hrc;
+	}
+	ef_run_result_free(&res);
+	free(cmd);
+	return rc;
+}

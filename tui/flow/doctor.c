@@ -1,0 +1,123 @@
+/*
+ * doctor.c - the checks shared by `embfill doctor` and the console's locate
+ * step; see doctor.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embfill/check.h"
+#include "embfill/db.h"
+#include "embfill/embed.h"
+#include "embfill/schema.h"
+#include "tui/flow/app.h"
+#include "tui/flow/doctor.h"
+
+static void check_database(struct app *app, struct doctor *d)
+{
+	const struct ef_checklist *found;
+	struct ef_error err;
+	struct ef_db_info info;
+	ef_session *s;
+
+	ef_error_clear(&err);
+	/* a new session: the checks see the database as it is now, after
+	 * whatever the operator fixed since the last look */
+	app_session_close(app);
+	if (app_session(app, 0, &s, &err) != EF_OK) {
+		d->db_down = err.status == EF_ERR_DB;
+		ef_check_add(&d->list, EF_CHECK_FAIL, "database", err.hint, "%s", err.msg);
+		return;
+	}
+	if (ef_db_info(ef_session_db(s), &info, &err) == EF_OK)
+		ef_check_add(&d->list, EF_CHECK_PASS, "database", "",
+			     "PostgreSQL %s at %s port %s, database \"%s\", user \"%s\"",
+			     info.server_version, info.host, info.port, info.database, info.user);
+	found = ef_session_findings(s);
+	for (size_t i = 0; i < found->n; i++)
+		ef_check_add(&d->list, found->items[i].level, found->items[i].what,
+			     found->items[i].hint, "%s", found->items[i].detail);
+	d->sc = *ef_session_schema(s);
+	d->schema_known = d->sc.embeddings_ok;
+}
+
+static void check_dims(struct app *app, struct doctor *d, const struct ef_embed_probe *p)
+{
+	int want = app->cfg->embed_dim;
+
+	if (p->dim == want)
+		ef_check_add(&d->list, EF_CHECK_PASS, "dimension", "",
+			     "model \"%s\" returns dimension %d = EMBED_DIM", app->cfg->embed_model,
+			     p->dim);
+	else
+		ef_check_add(&d->list, EF_CHECK_FAIL, "dimension",
+			     "set EMBED_DIM to what the model returns, or set EMBED_MODEL to the "
+			     "model the collection was embedded with",
+			     "model \"%s\" returns dimension %d, EMBED_DIM is %d",
+			     app->cfg->embed_model, p->dim, want);
+	if (!d->schema_known || !d->sc.dim)
+		return;
+	if (d->sc.dim == p->dim)
+		ef_check_add(&d->list, EF_CHECK_PASS, "schema dimension", "",
+			     "the vector column holds dimension %d, as the service returns",
+			     d->sc.dim);
+	else
+		ef_check_add(&d->list, EF_CHECK_FAIL, "schema dimension",
+			     "vectors of another dimension go into a new collection "
+			     "(`embfill run --into NEW`); never into this column",
+			     "the vector column holds dimension %d, the service returns %d",
+			     d->sc.dim, p->dim);
+}
+
+static void check_service(struct app *app, struct doctor *d)
+{
+	struct ef_embed_config ec;
+	struct ef_embed_probe p;
+	struct ef_error err;
+
+	ef_error_clear(&err);
+	if (app_embed_config(app, &ec, &err) != EF_OK) {
+		ef_check_add(&d->list, EF_CHECK_FAIL, "embedding service", err.hint, "%s", err.msg);
+		d->service_down = err.status == EF_ERR_EMBED;
+		return;
+	}
+	ec.dim = 0; /* probe: learn the dimension, judge it here */
+	if (ef_embed_probe(&ec, &p, &err) != EF_OK && !p.reachable) {
+		d->service_down = true;
+		ef_check_add(&d->list, EF_CHECK_FAIL, "embedding service", err.hint,
+			     "%s (EMBED_PROVIDER=%s)", err.msg, app->cfg->provider);
+	} else if (err.status != EF_OK) {
+		ef_check_add(&d->list, EF_CHECK_FAIL, "embedding service", err.hint,
+			     "%s answered HTTP %ld in %.0f ms: %s", p.endpoint, p.http_status,
+			     p.latency_ms, err.msg);
+	} else {
+		ef_check_add(&d->list, EF_CHECK_PASS, "embedding service", "",
+			     "%s (%s) answered in %.0f ms", p.endpoint, app->cfg->provider,
+			     p.latency_ms);
+		check_dims(app, d, &p);
+	}
+}
+
+void doctor_run(struct app *app, struct doctor *d)
+{
+	memset(d, 0, sizeof(*d));
+	check_database(app, d);
+	check_service(app, d);
+}
+
+void doctor_free(struct doctor *d)
+{
+	ef_checklist_free(&d->list);
+}
+
+int doctor_exit_code(const struct doctor *d)
+{
+	return d->db_down ? EF_ERR_DB : d->service_down ? EF_ERR_EMBED
+		: ef_check_count(&d->list, EF_CHECK_FAIL) ? EF_ERR_CHECK : 0;
+}
+
+bool doctor_show_key(const struct app *app, enum ef_key k)
+{
+	return k < EF_K_SCHEMA_LAYOUT ||
+	       ef_settings_origin_kind(app->settings, k) != EF_FROM_DEFAULT;
+}

@@ -1,0 +1,157 @@
+/*
+ * life.c (flow) - the swap and the rollback for both front ends (life.h).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embfill/ident.h"
+#include "tui/flow/app.h"
+#include "tui/flow/command.h"
+#include "tui/flow/history.h"
+#include "tui/flow/life.h"
+
+void swap_from_cli(struct swap_request *r, const struct cli *cli)
+{
+	memset(r, 0, sizeof(*r));
+	r->collection = cli->collection;
+	r->with = cli->with;
+	r->min_hit_rate = cli->min_hit_rate;
+	r->approve_provider = cli->approve_provider;
+}
+
+ef_status swap_hit_rate(const char *text, double *out, struct ef_error *err)
+{
+	char *end;
+	double v;
+
+	*out = EF_SWAP_MIN_HIT_RATE;
+	if (!text)
+		return EF_OK;
+	errno = 0;
+	v = strtod(text, &end);
+	if (!errno && end != text && !*end && isfinite(v) && v > 0 && v <= 1) {
+		*out = v;
+		return EF_OK;
+	}
+	ef_error_set(err, EF_ERR_USAGE, "--min-hit-rate \"%s\" is not a share above 0 and at "
+		     "most 1", text);
+	return ef_error_hint(err, "write it as a fraction: --min-hit-rate 0.8 asks 4 of 5 sampled "
+				  "chunks to find themselves");
+}
+
+char *swap_command(const struct app *app, const struct swap_request *r)
+{
+	struct ef_strbuf b = EF_STRBUF_INIT;
+
+	command_start(&b, app, "swap");
+	command_flag(&b, "-C", r->collection);
+	command_flag(&b, "--with", r->with);
+	command_flag(&b, "--confirm", r->collection);
+	command_flag(&b, "--min-hit-rate", r->min_hit_rate);
+	if (r->approve_provider)
+		command_word(&b, "--approve-provider-change");
+	return ef_strbuf_take(&b);
+}
+
+/* Counts of a collection for an entry; what cannot be read stays zero and
+ * is not worth failing a swap that happened. */
+static void counts(ef_session *s, const char *name, struct ef_counts *c)
+{
+	struct ef_error ignored;
+
+	ef_error_clear(&ignored);
+	if (ef_scan_counts(s, name, c, &ignored) != EF_OK)
+		memset(c, 0, sizeof(*c));
+}
+
+static void log_swap(struct app *app, ef_session *s, const struct swap_request *r,
+		     struct swap_outcome *o, struct ef_counts *before)
+{
+	struct ef_counts after;
+	char verification[512], what[40], *cmd = swap_command(app, r);
+
+	counts(s, r->collection, &after);
+	snprintf(o->outcome, sizeof(o->outcome), "swap %lld: \"%s\" took the name \"%s\"; the "
+		 "previous collection is kept as \"%s\" (undo: embfill rollback -C %s)",
+		 o->res.swap_id, r->with, r->collection, o->res.previous_name, r->collection);
+	snprintf(verification, sizeof(verification), "before the swap: %lld of %lld chunks with "
+		 "a fresh vector, self-retrieval %zu of %zu", o->res.fresh, o->res.chunks,
+		 o->res.hits, o->res.samples);
+	snprintf(what, sizeof(what), "swap %lld", o->res.swap_id);
+	ef_error_clear(&o->log_err);
+	if (!cmd)
+		ef_error_oom(&o->log_err, "writing the historylog");
+	else
+		o->logged = history_event(app, r->collection, what, o->outcome, cmd, verification,
+					  before, &after, &o->log_err) == EF_OK;
+	free(after.collection);
+	free(cmd);
+}
+
+ef_status flow_swap(struct app *app, const struct swap_request *r, struct swap_outcome *o,
+		    struct ef_error *err)
+{
+	struct ef_swap_opts so = { .collection = r->collection, .with = r->with,
+				   .approve_provider_change = r->approve_provider };
+	struct ef_embed_config ec;
+	struct ef_counts before;
+	ef_session *s;
+
+	memset(o, 0, sizeof(*o));
+	o->min_hit_rate = EF_SWAP_MIN_HIT_RATE;
+	if (swap_hit_rate(r->min_hit_rate, &o->min_hit_rate, err) != EF_OK ||
+	    app_embed_config(app, &ec, err) != EF_OK ||
+	    app_session(app, EF_NEED_TABLES | EF_NEED_TOOL, &s, err) != EF_OK)
+		return err->status;
+	so.min_hit_rate = o->min_hit_rate;
+	so.ecfg = &ec;
+	counts(s, r->collection, &before);
+	if (ef_coll_swap(s, &so, &o->res, err) != EF_OK) {
+		free(before.collection);
+		return err->status;
+	}
+	log_swap(app, s, r, o, &before);
+	free(before.collection);
+	return EF_OK;
+}
+
+ef_status flow_rollback(struct app *app, const char *collection, struct rollback_outcome *o,
+			struct ef_error *err)
+{
+	struct ef_counts before, after;
+	struct ef_strbuf cmd = EF_STRBUF_INIT;
+	const struct ef_rollback_result *res = &o->res;
+	ef_session *s;
+
+	memset(o, 0, sizeof(*o));
+	if (ef_collection_name_check(collection, err) != EF_OK ||
+	    app_session(app, EF_NEED_TABLES | EF_NEED_TOOL, &s, err) != EF_OK)
+		return err->status;
+	counts(s, collection, &before);
+	if (ef_coll_rollback(s, collection, &o->res, err) != EF_OK) {
+		free(before.collection);
+		return err->status;
+	}
+	if (strcmp(res->kind, "swap") == 0)
+		snprintf(o->outcome, sizeof(o->outcome), "rolled back swap %lld of %s UTC: \"%s\" "
+			 "holds its previous collection again (from \"%s\"); the swapped-in one is "
+			 "\"%s\" again", res->id, res->when, collection, res->restored_from,
+			 res->moved_to);
+	else
+		snprintf(o->outcome, sizeof(o->outcome), "restored the backup of run %lld (%s UTC): "
+			 "%lld embedding rows put back as they were, %lld rows the run had added "
+			 "removed", res->id, res->when, res->rows_restored, res->rows_removed);
+	counts(s, collection, &after);
+	command_start(&cmd, app, "rollback");
+	command_flag(&cmd, "-C", collection);
+	ef_error_clear(&o->log_err);
+	o->logged = history_event(app, collection, "rollback", o->outcome, ef_strbuf_str(&cmd),
+				  "-", &before, &after, &o->log_err) == EF_OK;
+	ef_strbuf_free(&cmd);
+	free(before.collection);
+	free(after.collection);
+	return EF_OK;
+}
