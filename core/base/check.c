@@ -1,3 +1,7 @@
+/*
+ * check.c - findings with a level and a hint (check.h): what `schema
+ * check`, `doctor` and the console's Locate step report.
+ */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -94,6 +94,10 @@ static void add_operator(struct ef_strbuf *sb, const char *given)
 
 static void add_counts(struct ef_strbuf *sb, const char *label, const struct ef_counts *c)
 {
+	if (c->unknown) {
+		ef_strbuf_addf(sb, "- **%s:** unknown (the database could not be read)\n", label);
+		return;
+	}
 	ef_strbuf_addf(sb, "- **%s:** %lld chunks, %lld embedded, %lld missing, stale %lld model"
 			   " / %lld dim / %lld content, %lld quarantined\n", label, c->chunks,
 		       c->embedded, c->missing, c->stale_model, c->stale_dim, c->stale_content,

@@ -1,3 +1,8 @@
+/*
+ * ident.c - names from settings and from operators (ident.h): SQL
+ * identifiers and collection names checked before they reach SQL or a
+ * screen, and the edit distance behind "did you mean".
+ */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,7 @@
+/*
+ * strbuf.c - a growable string whose allocation failure is sticky
+ * (strbuf.h): callers append freely and check once at the end.
+ */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,7 @@
+/*
+ * sqltpl.c - SQL templates whose {name} placeholders take identifiers
+ * quoted by libpq (sqltpl.h); values never go through here.
+ */
 #include <stdlib.h>
 #include <string.h>
 

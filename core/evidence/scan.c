@@ -221,8 +221,10 @@ ef_status ef_scan_counts(ef_session *s, const char *collection, struct ef_counts
 	struct ef_status_report rep;
 
 	memset(c, 0, sizeof(*c));
-	if (ef_scan_status(s, collection, &rep, err) != EF_OK)
+	if (ef_scan_status(s, collection, &rep, err) != EF_OK) {
+		c->unknown = true;
 		return err->status;
+	}
 	if (rep.n == 1) {
 		*c = rep.rows[0];
 		rep.rows[0].collection = NULL;

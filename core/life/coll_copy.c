@@ -28,7 +28,7 @@
 
 /* A column with a default (serial, identity, any expression) can be left
  * out of an INSERT; one without needs ids from us. */
-static ef_status column_default(struct life *l, const char *table_var, const char *column,
+static ef_status column_default(struct ef_life *l, const char *table_var, const char *column,
 				bool *has, char *seq, size_t seqn, struct ef_error *err)
 {
 	const char *p[2] = { ef_sqlvars_get(&l->v, table_var), column };
@@ -49,7 +49,7 @@ static ef_status column_default(struct life *l, const char *table_var, const cha
  * largest id, and its next value would collide: move it past them (only
  * ever forwards; sequences are not transactional, so this stays even if
  * the copy is rolled back, which costs nothing but a gap). */
-static ef_status catch_up(struct life *l, const char *table_var, const char *column,
+static ef_status catch_up(struct ef_life *l, const char *table_var, const char *column,
 			  const char *seq, struct ef_error *err)
 {
 	struct ef_sqlvars v = { .n = 0 };
@@ -69,7 +69,7 @@ static ef_status catch_up(struct life *l, const char *table_var, const char *col
 		r = ef_db_query(l->db, sql, 1, p, PGRES_TUPLES_OK, err);
 	free(sql);
 	if (!r)
-		return err->status ? err->status : life_oom(err);
+		return err->status ? err->status : ef_life_oom(err);
 	PQclear(r);
 	return EF_OK;
 }
@@ -77,7 +77,7 @@ static ef_status catch_up(struct life *l, const char *table_var, const char *col
 /* New ids for the documents of `from`, in a temporary map old -> new of
  * the id column's own type.  From the column's sequence when it has one;
  * else above the largest id, with the table locked against inserts. */
-static ef_status map_documents(struct life *l, const char *from_val, long long *n,
+static ef_status map_documents(struct ef_life *l, const char *from_val, long long *n,
 			       struct ef_error *err)
 {
 	char seq[512];
@@ -89,31 +89,31 @@ static ef_status map_documents(struct life *l, const char *from_val, long long *
 	if (column_default(l, "documents", l->cfg->map.doc_id, &has_default, seq, sizeof(seq),
 			   err) != EF_OK ||
 	    catch_up(l, "documents", l->cfg->map.doc_id, seq, err) != EF_OK ||
-	    life_x(l, "CREATE TEMP TABLE ef_docmap ON COMMIT DROP AS SELECT d.{doc_id} AS old_id,"
+	    ef_life_x(l, "CREATE TEMP TABLE ef_docmap ON COMMIT DROP AS SELECT d.{doc_id} AS old_id,"
 		 " d.{doc_id} AS new_id FROM {documents} d WITH NO DATA", 0, NULL, NULL, err) != EF_OK)
 		return err->status;
 	if (*seq)
-		st = life_x(l, "INSERT INTO ef_docmap SELECT d.{doc_id}, nextval($2::regclass)"
+		st = ef_life_x(l, "INSERT INTO ef_docmap SELECT d.{doc_id}, nextval($2::regclass)"
 			  " FROM {documents} d WHERE d.{doc_coll} = $1 ORDER BY d.{doc_id}", 2, p, n,
 		       err);
-	else if ((st = life_x(l, "LOCK TABLE {documents} IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL,
+	else if ((st = ef_life_x(l, "LOCK TABLE {documents} IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL,
 			 err)) == EF_OK)
-		st = life_x(l, "INSERT INTO ef_docmap SELECT d.{doc_id}, (SELECT coalesce(max({doc_id}), 0)"
+		st = ef_life_x(l, "INSERT INTO ef_docmap SELECT d.{doc_id}, (SELECT coalesce(max({doc_id}), 0)"
 			  " FROM {documents}) + row_number() OVER (ORDER BY d.{doc_id})"
 			  " FROM {documents} d WHERE d.{doc_coll} = $1", 1, p, n, err);
 	if (st != EF_OK)
 		return st;
-	r = life_q(l, "ANALYZE ef_docmap", 0, NULL, PGRES_COMMAND_OK, err);
+	r = ef_life_q(l, "ANALYZE ef_docmap", 0, NULL, PGRES_COMMAND_OK, err);
 	PQclear(r);
 	return r ? EF_OK : err->status;
 }
 
-static ef_status copy_documents(struct life *l, const char *into_val, long long *n,
+static ef_status copy_documents(struct ef_life *l, const char *into_val, long long *n,
 				struct ef_error *err)
 {
 	const char *p[1] = { into_val };
 
-	return life_x(l, "INSERT INTO {documents} ({doc_id}, {doc_coll}, {title}, {source}, {body})"
+	return ef_life_x(l, "INSERT INTO {documents} ({doc_id}, {doc_coll}, {title}, {source}, {body})"
 		    " OVERRIDING SYSTEM VALUE"
 		    " SELECT m.new_id, $1, d.{title}, d.{source}, d.{body}"
 		    " FROM ef_docmap m JOIN {documents} d ON d.{doc_id} = m.old_id ORDER BY m.new_id",
@@ -121,7 +121,7 @@ static ef_status copy_documents(struct life *l, const char *into_val, long long 
 }
 
 /* The chunk id: left to its default, or numbered above the largest one. */
-static ef_status chunk_id_frags(struct life *l, struct ef_error *err)
+static ef_status chunk_id_frags(struct ef_life *l, struct ef_error *err)
 {
 	char seq[512];
 	bool has_default;
@@ -130,18 +130,18 @@ static ef_status chunk_id_frags(struct life *l, struct ef_error *err)
 			   err) != EF_OK ||
 	    catch_up(l, "chunks", l->cfg->map.chunk_id, seq, err) != EF_OK)
 		return err->status;
-	if (!has_default && life_x(l, "LOCK TABLE {chunks} IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL,
+	if (!has_default && ef_life_x(l, "LOCK TABLE {chunks} IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL,
 			      err) != EF_OK)
 		return err->status;
 	if (!ef_sqlvars_frag(&l->v, "newcid_col", has_default ? "" : "{cid}, ") ||
 	    !ef_sqlvars_frag(&l->v, "newcid_val", has_default ? "" :
 			     "(SELECT coalesce(max(z.{cid}), 0) FROM {chunks} z)"
 			     " + row_number() OVER (), "))
-		return life_oom(err);
+		return ef_life_oom(err);
 	return EF_OK;
 }
 
-static ef_status copy_chunks(struct life *l, const char *from_val, const char *into_val,
+static ef_status copy_chunks(struct ef_life *l, const char *from_val, const char *into_val,
 			     long long *n, struct ef_error *err)
 {
 	const char *p[2] = { from_val, into_val };
@@ -149,11 +149,11 @@ static ef_status copy_chunks(struct life *l, const char *from_val, const char *i
 	if (chunk_id_frags(l, err) != EF_OK)
 		return err->status;
 	if (l->sc.documents_ok)
-		return life_x(l, "INSERT INTO {chunks} ({newcid_col}{cdoc}, {ccoll}, {cidx}, {content})"
+		return ef_life_x(l, "INSERT INTO {chunks} ({newcid_col}{cdoc}, {ccoll}, {cidx}, {content})"
 			    " SELECT {newcid_val}m.new_id, $2, c.{cidx}, c.{content}"
 			    " FROM (SELECT * FROM {chunks} WHERE {ccoll} = $1 ORDER BY {cid}) c"
 			    " JOIN ef_docmap m ON m.old_id = c.{cdoc}", 2, p, n, err);
-	return life_x(l, "INSERT INTO {chunks} ({newcid_col}{cdoc}, {ccoll}, {cidx}, {content})"
+	return ef_life_x(l, "INSERT INTO {chunks} ({newcid_col}{cdoc}, {ccoll}, {cidx}, {content})"
 		    " SELECT {newcid_val}c.{cdoc}, $2, c.{cidx}, c.{content}"
 		    " FROM (SELECT * FROM {chunks} WHERE {ccoll} = $1 ORDER BY {cid}) c", 2, p, n, err);
 }
@@ -186,7 +186,7 @@ static void pending_reset(struct pending *pc)
 	pc->n = 0;
 }
 
-static ef_status flush_chunks(struct life *l, struct pending *pc, const char *into_val,
+static ef_status flush_chunks(struct ef_life *l, struct pending *pc, const char *into_val,
 			      long long *written, struct ef_error *err)
 {
 	const char *p[4];
@@ -198,12 +198,12 @@ static ef_status flush_chunks(struct life *l, struct pending *pc, const char *in
 	ef_strbuf_add(&pc->idx, "}");
 	ef_strbuf_add(&pc->text, "}");
 	if (pc->docs.oom || pc->idx.oom || pc->text.oom)
-		return life_oom(err);
+		return ef_life_oom(err);
 	p[0] = into_val;
 	p[1] = pc->docs.buf;
 	p[2] = pc->idx.buf;
 	p[3] = pc->text.buf;
-	if (life_x(l, "INSERT INTO {chunks} ({newcid_col}{cdoc}, {ccoll}, {cidx}, {content})"
+	if (ef_life_x(l, "INSERT INTO {chunks} ({newcid_col}{cdoc}, {ccoll}, {cidx}, {content})"
 		 " SELECT {newcid_val}CAST(u.d AS {doc_type}), $1, u.i, u.t"
 		 " FROM unnest($2::text[], $3::int[], $4::text[]) AS u(d, i, t)", 4, p, &n,
 	      err) != EF_OK)
@@ -236,7 +236,7 @@ static ef_status chunk_document(struct pending *pc, const char *doc, const char 
 
 /* The documents' bodies through a cursor, a few hundred at a time, cut by
  * the chunker and written in batches: memory stays bounded by the batch. */
-static ef_status rechunk(struct life *l, const char *into_val, long long *written,
+static ef_status rechunk(struct ef_life *l, const char *into_val, long long *written,
 			 struct ef_error *err)
 {
 	const char *cdoc[2] = { l->cfg->map.chunk_document, ef_sqlvars_get(&l->v, "chunks") };
@@ -249,7 +249,7 @@ static ef_status rechunk(struct life *l, const char *into_val, long long *writte
 		return err->status;
 	/* the chunk table's own type for the document key, as the server
 	 * spells it, so that the text array casts to exactly that */
-	r = life_q(l, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid ="
+	r = ef_life_q(l, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid ="
 		 " $2::regclass AND attname = $1", 2, cdoc, PGRES_TUPLES_OK, err);
 	if (!r)
 		return err->status;
@@ -259,7 +259,7 @@ static ef_status rechunk(struct life *l, const char *into_val, long long *writte
 				    l->cfg->map.chunks, l->cfg->map.chunk_document);
 	}
 	PQclear(r);
-	if (life_x(l, "DECLARE ef_bodies NO SCROLL CURSOR FOR SELECT m.new_id::text, d.{body}"
+	if (ef_life_x(l, "DECLARE ef_bodies NO SCROLL CURSOR FOR SELECT m.new_id::text, d.{body}"
 		 " FROM ef_docmap m JOIN {documents} d ON d.{doc_id} = m.old_id ORDER BY m.new_id",
 	      0, NULL, NULL, err) != EF_OK)
 		return err->status;
@@ -287,7 +287,7 @@ static ef_status rechunk(struct life *l, const char *into_val, long long *writte
 	return st;
 }
 
-static ef_status record_copy(struct life *l, const char *from, const char *into,
+static ef_status record_copy(struct ef_life *l, const char *from, const char *into,
 			     struct ef_copy_result *res, struct ef_error *err)
 {
 	char size[16], overlap[16];
@@ -296,7 +296,7 @@ static ef_status record_copy(struct life *l, const char *from, const char *into,
 
 	if (!res->rechunked) {
 		const char *pf[1] = { from };
-		r = life_q(l, "SELECT max_chunk_size, chunk_overlap FROM {tool}.collections WHERE name = $1"
+		r = ef_life_q(l, "SELECT max_chunk_size, chunk_overlap FROM {tool}.collections WHERE name = $1"
 			 " AND max_chunk_size IS NOT NULL", 1, pf, PGRES_TUPLES_OK, err);
 		if (!r)
 			return err->status;
@@ -310,7 +310,7 @@ static ef_status record_copy(struct life *l, const char *from, const char *into,
 	snprintf(overlap, sizeof(overlap), "%d", res->chunk_overlap);
 	if (!res->max_chunk_size)
 		p[1] = p[2] = NULL;
-	return life_x(l, "INSERT INTO {tool}.collections (name, max_chunk_size, chunk_overlap,"
+	return ef_life_x(l, "INSERT INTO {tool}.collections (name, max_chunk_size, chunk_overlap,"
 		    " chunked_from) VALUES ($1, $2::int, $3::int, $4) ON CONFLICT (name) DO UPDATE"
 		    " SET model = NULL, dim = NULL, provider = NULL, service_host = NULL,"
 		    " max_chunk_size = EXCLUDED.max_chunk_size, chunk_overlap ="
@@ -318,17 +318,17 @@ static ef_status record_copy(struct life *l, const char *from, const char *into,
 		    " embeddings_table = NULL, updated_at = now()", 4, p, NULL, err);
 }
 
-static ef_status copy_checks(struct life *l, const char *from, const char *into,
+static ef_status copy_checks(struct ef_life *l, const char *from, const char *into,
 			     const char *from_val, const char *into_val, bool rechunk_,
 			     struct ef_error *err)
 {
 	long long docs, chunks;
 
 	if (!from_val)
-		return life_lookup_missing(l, from, err);
+		return ef_life_lookup_missing(l, from, err);
 	if (!into_val)
-		return life_lookup_missing(l, into, err);
-	if (life_holds(l, from_val, &docs, &chunks, err) != EF_OK)
+		return ef_life_lookup_missing(l, into, err);
+	if (ef_life_holds(l, from_val, &docs, &chunks, err) != EF_OK)
 		return err->status;
 	if (chunks == 0 && docs == 0)
 		return ef_scan_unknown(l->s, from, err);
@@ -344,7 +344,7 @@ static ef_status copy_checks(struct life *l, const char *from, const char *into,
 		return ef_error_hint(err, "its chunks have no documents in %s; `embfill run --into` "
 					  "copies the chunks as they are", l->cfg->map.documents);
 	}
-	if (life_holds(l, into_val, &docs, &chunks, err) != EF_OK)
+	if (ef_life_holds(l, into_val, &docs, &chunks, err) != EF_OK)
 		return err->status;
 	if (chunks || docs) {
 		ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" already holds %lld documents and "
@@ -358,9 +358,9 @@ static ef_status copy_checks(struct life *l, const char *from, const char *into,
 ef_status ef_coll_copy(ef_session *s, const char *from, const char *into,
 		       bool rechunk_, struct ef_copy_result *res, struct ef_error *err)
 {
-	struct life l;
+	struct ef_life l;
 	char *from_val = NULL, *into_val = NULL;
-	double t0 = life_now();
+	double t0 = ef_life_now();
 	ef_status st;
 
 	memset(res, 0, sizeof(*res));
@@ -376,17 +376,17 @@ ef_status ef_coll_copy(ef_session *s, const char *from, const char *into,
 		res->max_chunk_size = ef_session_config(s)->max_chunk_size;
 		res->chunk_overlap = ef_session_config(s)->chunk_overlap;
 	}
-	st = life_open(&l, s, NULL, err);
+	st = ef_life_open(&l, s, NULL, err);
 	if (st == EF_OK)
-		st = life_begin(&l, err);
+		st = ef_life_begin(&l, err);
 	if (st == EF_OK)
-		st = life_lock(&l, from, err);
+		st = ef_life_lock(&l, from, err);
 	if (st == EF_OK)
-		st = life_lock(&l, into, err);
+		st = ef_life_lock(&l, into, err);
 	if (st == EF_OK)
-		st = life_value(&l, from, &from_val, err);
+		st = ef_life_value(&l, from, &from_val, err);
 	if (st == EF_OK)
-		st = life_value(&l, into, &into_val, err);
+		st = ef_life_value(&l, into, &into_val, err);
 	if (st == EF_OK)
 		st = copy_checks(&l, from, into, from_val, into_val, rechunk_, err);
 	if (st == EF_OK && l.sc.documents_ok) {
@@ -400,26 +400,26 @@ ef_status ef_coll_copy(ef_session *s, const char *from, const char *into,
 			      : copy_chunks(&l, from_val, into_val, &res->chunks, err);
 	if (st == EF_OK && !rechunk_) {
 		long long d, c;
-		st = life_holds(&l, from_val, &d, &c, err);
+		st = ef_life_holds(&l, from_val, &d, &c, err);
 		res->left_out = c - res->chunks;
 	}
 	if (st == EF_OK)
 		st = record_copy(&l, from, into, res, err);
 	if (st == EF_OK)
-		st = life_commit(&l, err);
+		st = ef_life_commit(&l, err);
 	if (st == EF_OK)
-		life_analyze(&l);
-	res->elapsed_s = life_now() - t0;
+		ef_life_analyze(&l);
+	res->elapsed_s = ef_life_now() - t0;
 	free(from_val);
 	free(into_val);
-	life_close(&l);
+	ef_life_close(&l);
 	return st;
 }
 
 ef_status ef_coll_into_state(ef_session *s, const char *from, const char *into,
 			     int *has_chunks, struct ef_error *err)
 {
-	struct life l;
+	struct ef_life l;
 	char *into_val = NULL;
 	long long docs = 0, chunks = 0;
 	const char *p[1] = { into };
@@ -434,13 +434,13 @@ ef_status ef_coll_into_state(ef_session *s, const char *from, const char *into,
 		return ef_error_hint(err, "give the new collection a name of its own, e.g. %s_v2",
 				     from);
 	}
-	st = life_open(&l, s, NULL, err);
+	st = ef_life_open(&l, s, NULL, err);
 	if (st == EF_OK)
-		st = life_value(&l, into, &into_val, err);
+		st = ef_life_value(&l, into, &into_val, err);
 	if (st == EF_OK && into_val)
-		st = life_holds(&l, into_val, &docs, &chunks, err);
+		st = ef_life_holds(&l, into_val, &docs, &chunks, err);
 	if (st == EF_OK && chunks)
-		r = life_q(&l, "SELECT chunked_from FROM {tool}.collections WHERE name = $1", 1, p,
+		r = ef_life_q(&l, "SELECT chunked_from FROM {tool}.collections WHERE name = $1", 1, p,
 		      PGRES_TUPLES_OK, err);
 	if (st == EF_OK && chunks && !r)
 		st = err->status;
@@ -462,7 +462,7 @@ ef_status ef_coll_into_state(ef_session *s, const char *from, const char *into,
 	}
 	PQclear(r);
 	free(into_val);
-	life_close(&l);
+	ef_life_close(&l);
 	return st;
 }
 

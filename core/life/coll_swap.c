@@ -29,7 +29,7 @@
 
 /* Renames a collection everywhere it is named: one statement per table,
  * each touching only rows that still carry the old name. */
-static ef_status rename_coll(struct life *l, const char *from, const char *to,
+static ef_status rename_coll(struct ef_life *l, const char *from, const char *to,
 			     struct ef_error *err)
 {
 	const char *p[2] = { from, to };
@@ -37,23 +37,23 @@ static ef_status rename_coll(struct life *l, const char *from, const char *to,
 	ef_status st = EF_OK;
 
 	if (m->coll_mode == EF_COLL_LOOKUP) {
-		st = life_x(l, "UPDATE {lookup} SET {lname} = $2 WHERE {lname} = $1", 2, p, NULL, err);
+		st = ef_life_x(l, "UPDATE {lookup} SET {lname} = $2 WHERE {lname} = $1", 2, p, NULL, err);
 	} else {
 		if (l->sc.documents_ok)
-			st = life_x(l, "UPDATE {documents} SET {doc_coll} = $2 WHERE {doc_coll} = $1", 2, p,
+			st = ef_life_x(l, "UPDATE {documents} SET {doc_coll} = $2 WHERE {doc_coll} = $1", 2, p,
 			       NULL, err);
 		if (st == EF_OK)
-			st = life_x(l, "UPDATE {chunks} SET {ccoll} = $2 WHERE {ccoll} = $1", 2, p, NULL,
+			st = ef_life_x(l, "UPDATE {chunks} SET {ccoll} = $2 WHERE {ccoll} = $1", 2, p, NULL,
 			       err);
 		if (st == EF_OK && m->layout == EF_LAYOUT_SEPARATE)
-			st = life_x(l, "UPDATE {embeddings} SET {ecoll} = $2 WHERE {ecoll} = $1", 2, p,
+			st = ef_life_x(l, "UPDATE {embeddings} SET {ecoll} = $2 WHERE {ecoll} = $1", 2, p,
 			       NULL, err);
 	}
 	if (st == EF_OK)
-		st = life_x(l, "UPDATE {tool}.quarantine SET collection = $2 WHERE collection = $1", 2, p,
+		st = ef_life_x(l, "UPDATE {tool}.quarantine SET collection = $2 WHERE collection = $1", 2, p,
 		       NULL, err);
 	if (st == EF_OK)
-		st = life_x(l, "UPDATE {tool}.collections SET name = $2 WHERE name = $1", 2, p, NULL, err);
+		st = ef_life_x(l, "UPDATE {tool}.collections SET name = $2 WHERE name = $1", 2, p, NULL, err);
 	if (st == EF_ERR_DB)
 		ef_error_hint(err, "renaming \"%s\" failed and nothing changed; a foreign key that "
 				   "does not cascade updates of the collection column blocks it",
@@ -63,7 +63,7 @@ static ef_status rename_coll(struct life *l, const char *from, const char *to,
 
 /* Whether any row names the collection (chunks, documents, embedding rows,
  * the lookup table). */
-static ef_status name_used(struct life *l, const char *name, bool *used, struct ef_error *err)
+static ef_status name_used(struct ef_life *l, const char *name, bool *used, struct ef_error *err)
 {
 	char *val = NULL;
 	long long docs = 0, chunks = 0;
@@ -71,14 +71,14 @@ static ef_status name_used(struct life *l, const char *name, bool *used, struct 
 	PGresult *r;
 
 	*used = false;
-	if (life_value(l, name, &val, err) != EF_OK)
+	if (ef_life_value(l, name, &val, err) != EF_OK)
 		return err->status;
 	if (l->cfg->map.coll_mode == EF_COLL_LOOKUP) {
 		*used = val != NULL;
 		free(val);
 		return EF_OK;
 	}
-	if (life_holds(l, val, &docs, &chunks, err) != EF_OK) {
+	if (ef_life_holds(l, val, &docs, &chunks, err) != EF_OK) {
 		free(val);
 		return err->status;
 	}
@@ -86,7 +86,7 @@ static ef_status name_used(struct life *l, const char *name, bool *used, struct 
 	*used = docs || chunks;
 	if (*used || l->cfg->map.layout != EF_LAYOUT_SEPARATE)
 		return EF_OK;
-	r = life_q(l, "SELECT EXISTS (SELECT 1 FROM {embeddings} WHERE {ecoll} = $1)", 1, p,
+	r = ef_life_q(l, "SELECT EXISTS (SELECT 1 FROM {embeddings} WHERE {ecoll} = $1)", 1, p,
 	      PGRES_TUPLES_OK, err);
 	if (!r)
 		return err->status;
@@ -95,7 +95,7 @@ static ef_status name_used(struct life *l, const char *name, bool *used, struct 
 	return EF_OK;
 }
 
-static ef_status previous_name(struct life *l, const char *coll, char *out, size_t n,
+static ef_status previous_name(struct ef_life *l, const char *coll, char *out, size_t n,
 			       struct ef_error *err)
 {
 	PGresult *r = ef_db_query(l->db, "SELECT to_char(now() AT TIME ZONE 'UTC',"
@@ -144,7 +144,7 @@ static void refuse(struct ef_swap_result *res, const char *fmt, ...)
 
 /* Counts, models and unexplained rows of the new collection, through its
  * own view. */
-static ef_status gate_verify(struct life *l, const char *with, struct ef_swap_result *res,
+static ef_status gate_verify(struct ef_life *l, const char *with, struct ef_swap_result *res,
 			     struct ef_error *err)
 {
 	struct ef_verify_report v;
@@ -168,7 +168,7 @@ static ef_status gate_verify(struct life *l, const char *with, struct ef_swap_re
 	return EF_OK;
 }
 
-static ef_status gate_retrieval(struct life *l, const struct ef_swap_opts *o,
+static ef_status gate_retrieval(struct ef_life *l, const struct ef_swap_opts *o,
 				struct ef_swap_result *res, double min, struct ef_error *err)
 {
 	struct ef_spot_request req = { .collection = o->with, .k = 5 };
@@ -189,7 +189,7 @@ static ef_status gate_retrieval(struct life *l, const struct ef_swap_opts *o,
 	return EF_OK;
 }
 
-static ef_status gate_provider(struct life *l, const struct ef_swap_opts *o,
+static ef_status gate_provider(struct ef_life *l, const struct ef_swap_opts *o,
 			       struct ef_error *err)
 {
 	struct ef_origin live, fresh;
@@ -209,7 +209,7 @@ static ef_status gate_provider(struct life *l, const struct ef_swap_opts *o,
 				  "once given, repeat the command with --approve-provider-change");
 }
 
-static ef_status swap_checks(struct life *l, const struct ef_swap_opts *o, struct ef_error *err)
+static ef_status swap_checks(struct ef_life *l, const struct ef_swap_opts *o, struct ef_error *err)
 {
 	bool used;
 
@@ -233,7 +233,7 @@ static ef_status swap_checks(struct life *l, const struct ef_swap_opts *o, struc
 }
 
 /* Where the new collection's vectors live, when not in the live table. */
-static ef_status vectors_table(struct life *l, const char *with, struct ef_swap_result *res,
+static ef_status vectors_table(struct ef_life *l, const char *with, struct ef_swap_result *res,
 			       struct ef_error *err)
 {
 	struct ef_view v;
@@ -250,18 +250,18 @@ ef_status ef_coll_swap(ef_session *s, const struct ef_swap_opts *o, struct ef_sw
 {
 	double min = o->min_hit_rate > 0 ? o->min_hit_rate : EF_SWAP_MIN_HIT_RATE;
 	const char *p[3];
-	struct life l;
+	struct ef_life l;
 	PGresult *r;
 	ef_status st;
 
 	memset(res, 0, sizeof(*res));
-	st = life_open(&l, s, NULL, err);
+	st = ef_life_open(&l, s, NULL, err);
 	if (st == EF_OK)
-		st = life_begin(&l, err);
+		st = ef_life_begin(&l, err);
 	if (st == EF_OK)
-		st = life_lock(&l, o->collection, err);
+		st = ef_life_lock(&l, o->collection, err);
 	if (st == EF_OK)
-		st = life_lock(&l, o->with, err);
+		st = ef_life_lock(&l, o->with, err);
 	if (st == EF_OK)
 		st = swap_checks(&l, o, err);
 	if (st == EF_OK)
@@ -291,7 +291,7 @@ ef_status ef_coll_swap(ef_session *s, const struct ef_swap_opts *o, struct ef_sw
 	p[1] = o->with;
 	p[2] = res->previous_name;
 	if (st == EF_OK) {
-		r = life_q(&l, "INSERT INTO {tool}.swaps (collection, with_collection, previous_name)"
+		r = ef_life_q(&l, "INSERT INTO {tool}.swaps (collection, with_collection, previous_name)"
 			  " VALUES ($1, $2, $3) RETURNING id", 3, p, PGRES_TUPLES_OK, err);
 		if (r) {
 			res->swap_id = ef_db_ll(r, 0, 0);
@@ -300,16 +300,16 @@ ef_status ef_coll_swap(ef_session *s, const struct ef_swap_opts *o, struct ef_sw
 		st = r ? EF_OK : err->status;
 	}
 	if (st == EF_OK)
-		st = life_commit(&l, err);
+		st = ef_life_commit(&l, err);
 	if (st == EF_OK)
-		life_analyze(&l);
-	life_close(&l);
+		ef_life_analyze(&l);
+	ef_life_close(&l);
 	return st;
 }
 
 /* --- rollback ------------------------------------------------------------ */
 
-static ef_status undo_swap(struct life *l, const char *coll, PGresult *ev,
+static ef_status undo_swap(struct ef_life *l, const char *coll, PGresult *ev,
 			   struct ef_rollback_result *res, struct ef_error *err)
 {
 	const char *with = PQgetvalue(ev, 0, 3), *prev = PQgetvalue(ev, 0, 4);
@@ -320,7 +320,7 @@ static ef_status undo_swap(struct life *l, const char *coll, PGresult *ev,
 	snprintf(res->moved_to, sizeof(res->moved_to), "%s", with);
 	snprintf(res->restored_from, sizeof(res->restored_from), "%s", prev);
 	snprintf(id, sizeof(id), "%lld", res->id);
-	if (life_lock(l, with, err) != EF_OK || life_lock(l, prev, err) != EF_OK ||
+	if (ef_life_lock(l, with, err) != EF_OK || ef_life_lock(l, prev, err) != EF_OK ||
 	    name_used(l, with, &used, err) != EF_OK)
 		return err->status;
 	if (used) {
@@ -337,11 +337,11 @@ static ef_status undo_swap(struct life *l, const char *coll, PGresult *ev,
 	}
 	if (rename_coll(l, coll, with, err) != EF_OK || rename_coll(l, prev, coll, err) != EF_OK)
 		return err->status;
-	return life_x(l, "UPDATE {tool}.swaps SET rolled_back_at = now() WHERE id = $1::bigint", 1, p,
+	return ef_life_x(l, "UPDATE {tool}.swaps SET rolled_back_at = now() WHERE id = $1::bigint", 1, p,
 		 NULL, err);
 }
 
-static ef_status restore_inline(struct life *l, const char *id, long long *n,
+static ef_status restore_inline(struct ef_life *l, const char *id, long long *n,
 				struct ef_error *err)
 {
 	const struct ef_mapping *m = &l->cfg->map;
@@ -350,8 +350,8 @@ static ef_status restore_inline(struct life *l, const char *id, long long *n,
 	if (!ef_sqlvars_frag(&l->v, "set_dim", m->emb_dim ? ", {dim} = r.{dim}" : "") ||
 	    !ef_sqlvars_frag(&l->v, "set_at", m->emb_at ? ", {at} = r.{at}" : "") ||
 	    !ef_sqlvars_frag(&l->v, "set_run", m->emb_run ? ", {run} = r.{run}" : ""))
-		return life_oom(err);
-	return life_x(l, "UPDATE {chunks} c SET {model} = r.{model}, {hash} = r.{hash}, {vec} = b.embedding"
+		return ef_life_oom(err);
+	return ef_life_x(l, "UPDATE {chunks} c SET {model} = r.{model}, {hash} = r.{hash}, {vec} = b.embedding"
 		    "{set_dim}{set_at}{set_run} FROM {tool}.backups b CROSS JOIN LATERAL"
 		    " jsonb_populate_record(NULL::{chunks}, b.row_data) r"
 		    " WHERE b.run_id = $1::bigint AND c.{cid} = b.chunk_id", 1, p, n, err);
@@ -361,7 +361,7 @@ static ef_status restore_inline(struct life *l, const char *id, long long *n,
  * saved jsonb, the vector from its real[] copy (an assignment cast turns it
  * into pgvector's type).  The column list comes from the catalog, so that
  * a mapped table with columns of its own gets them back too. */
-static ef_status restore_rows(struct life *l, const char *id, long long *n,
+static ef_status restore_rows(struct ef_life *l, const char *id, long long *n,
 			      struct ef_error *err)
 {
 	const char *p[2] = { ef_sqlvars_get(&l->v, "embeddings"), l->cfg->map.emb_vector };
@@ -385,18 +385,18 @@ static ef_status restore_rows(struct life *l, const char *id, long long *n,
 	PQclear(r);
 	if (cols.oom || vals.oom || !ef_sqlvars_raw(&l->v, "rcols", ef_strbuf_str(&cols)) ||
 	    !ef_sqlvars_raw(&l->v, "rvals", ef_strbuf_str(&vals)))
-		st = life_oom(err);
+		st = ef_life_oom(err);
 	ef_strbuf_free(&cols);
 	ef_strbuf_free(&vals);
 	if (st != EF_OK)
 		return st;
-	return life_x(l, "INSERT INTO {embeddings} ({rcols}) OVERRIDING SYSTEM VALUE SELECT {rvals}"
+	return ef_life_x(l, "INSERT INTO {embeddings} ({rcols}) OVERRIDING SYSTEM VALUE SELECT {rvals}"
 		    " FROM {tool}.backups b CROSS JOIN LATERAL"
 		    " jsonb_populate_record(NULL::{embeddings}, b.row_data) r"
 		    " WHERE b.run_id = $1::bigint AND b.existed", 1, pid, n, err);
 }
 
-static ef_status restore_backup(struct life *l, const char *coll,
+static ef_status restore_backup(struct ef_life *l, const char *coll,
 				struct ef_rollback_result *res, struct ef_error *err)
 {
 	char id[24], *val = NULL;
@@ -405,15 +405,15 @@ static ef_status restore_backup(struct life *l, const char *coll,
 	ef_status st;
 
 	snprintf(id, sizeof(id), "%lld", res->id);
-	if (life_value(l, coll, &val, err) != EF_OK)
+	if (ef_life_value(l, coll, &val, err) != EF_OK)
 		return err->status;
 	if (!val)
-		return life_lookup_missing(l, coll, err);
+		return ef_life_lookup_missing(l, coll, err);
 	p[1] = val;
 	if (l->cfg->map.layout == EF_LAYOUT_INLINE) {
 		st = restore_inline(l, id, &res->rows_restored, err);
 	} else {
-		st = life_x(l, "DELETE FROM {embeddings} e USING {tool}.backups b WHERE b.run_id ="
+		st = ef_life_x(l, "DELETE FROM {embeddings} e USING {tool}.backups b WHERE b.run_id ="
 			  " $1::bigint AND e.{echunk} = b.chunk_id AND e.{ecoll} = $2", 2, p, &deleted,
 		       err);
 		if (st == EF_OK)
@@ -424,7 +424,7 @@ static ef_status restore_backup(struct life *l, const char *coll,
 	}
 	free(val);
 	if (st == EF_OK)
-		st = life_x(l, "UPDATE {tool}.runs SET restored_at = now() WHERE id = $1::bigint", 1, p,
+		st = ef_life_x(l, "UPDATE {tool}.runs SET restored_at = now() WHERE id = $1::bigint", 1, p,
 		       NULL, err);
 	return st;
 }
@@ -433,18 +433,18 @@ ef_status ef_coll_rollback(ef_session *s, const char *collection, struct ef_roll
 			   struct ef_error *err)
 {
 	const char *p[1] = { collection };
-	struct life l;
+	struct ef_life l;
 	PGresult *ev = NULL;
 	ef_status st;
 
 	memset(res, 0, sizeof(*res));
-	st = life_open(&l, s, collection, err);
+	st = ef_life_open(&l, s, collection, err);
 	if (st == EF_OK)
-		st = life_begin(&l, err);
+		st = ef_life_begin(&l, err);
 	if (st == EF_OK)
-		st = life_lock(&l, collection, err);
+		st = ef_life_lock(&l, collection, err);
 	if (st == EF_OK) {
-		ev = life_q(&l, "SELECT kind, id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
+		ev = ef_life_q(&l, "SELECT kind, id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
 			   " a, b FROM (SELECT 'swap' AS kind, id, swapped_at AS at, with_collection"
 			   " AS a, previous_name AS b FROM {tool}.swaps WHERE collection = $1 AND"
 			   " rolled_back_at IS NULL UNION ALL SELECT 'backup', id, started_at, NULL,"
@@ -465,11 +465,11 @@ ef_status ef_coll_rollback(ef_session *s, const char *collection, struct ef_roll
 						    : restore_backup(&l, collection, res, err);
 	}
 	if (st == EF_OK)
-		st = life_commit(&l, err);
+		st = ef_life_commit(&l, err);
 	if (st == EF_OK)
-		life_analyze(&l);
+		ef_life_analyze(&l);
 	PQclear(ev);
-	life_close(&l);
+	ef_life_close(&l);
 	return st;
 }
 
@@ -496,16 +496,16 @@ ef_status ef_coll_prepare_dim(ef_session *s, const char *into, char **table,
 			      struct ef_error *err)
 {
 	const struct ef_config *cfg = ef_session_config(s);
-	struct life l;
+	struct ef_life l;
 	char *name = NULL;
 	const char *p[2] = { into, NULL };
 	bool created = false;
 	ef_status st;
 
 	*table = NULL;
-	st = life_open(&l, s, NULL, err);
+	st = ef_life_open(&l, s, NULL, err);
 	if (st != EF_OK || !ef_collsql_fixed_dim(&l.sc) || l.sc.dim == cfg->embed_dim) {
-		life_close(&l);
+		ef_life_close(&l);
 		return st;
 	}
 	if (cfg->map.layout != EF_LAYOUT_SEPARATE) {
@@ -514,24 +514,24 @@ ef_status ef_coll_prepare_dim(ef_session *s, const char *into, char **table,
 			     "its own", cfg->embed_dim, cfg->map.emb_vector, l.sc.dim);
 		ef_error_hint(err, "add a chunk table with a vector(%d) column for the new "
 				   "collection, or keep EMBED_DIM at %d", cfg->embed_dim, l.sc.dim);
-		life_close(&l);
+		ef_life_close(&l);
 		return EF_ERR_USAGE;
 	}
 	name = dim_table_name(cfg->map.embeddings, cfg->embed_dim);
 	p[1] = name;
-	st = name ? life_begin(&l, err) : life_oom(err);
+	st = name ? ef_life_begin(&l, err) : ef_life_oom(err);
 	if (st == EF_OK)
-		st = life_lock(&l, into, err);
+		st = ef_life_lock(&l, into, err);
 	if (st == EF_OK)
 		st = ef_schema_add_dim_table(l.db, &cfg->map, l.sc.vec_type, cfg->embed_dim, name,
 					     &created, err);
 	if (st == EF_OK)
-		st = life_x(&l, "INSERT INTO {tool}.collections (name, embeddings_table) VALUES ($1, $2)"
+		st = ef_life_x(&l, "INSERT INTO {tool}.collections (name, embeddings_table) VALUES ($1, $2)"
 			   " ON CONFLICT (name) DO UPDATE SET embeddings_table = EXCLUDED"
 			   ".embeddings_table, updated_at = now()", 2, p, NULL, err);
 	if (st == EF_OK)
-		st = life_commit(&l, err);
-	life_close(&l);
+		st = ef_life_commit(&l, err);
+	ef_life_close(&l);
 	if (st == EF_OK)
 		*table = name;
 	else

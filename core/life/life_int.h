@@ -15,7 +15,7 @@
 #include "embfill/session.h"
 #include "embfill/settings.h"
 
-struct life {
+struct ef_life {
 	ef_session *s;
 	const struct ef_config *cfg; /* the collection's view of the settings */
 	ef_db *db;                   /* the session's */
@@ -24,27 +24,27 @@ struct life {
 	bool in_txn;
 };
 
-double life_now(void);
-ef_status life_oom(struct ef_error *err);
+double ef_life_now(void);
+ef_status ef_life_oom(struct ef_error *err);
 /* tpl expanded with the quoted names; the result when its status is expect */
-PGresult *life_q(struct life *l, const char *tpl, int n, const char *const *p,
+PGresult *ef_life_q(struct ef_life *l, const char *tpl, int n, const char *const *p,
 		 ExecStatusType expect, struct ef_error *err);
 /* a statement without rows; *affected (may be NULL) gets its row count */
-ef_status life_x(struct life *l, const char *tpl, int n, const char *const *p,
+ef_status ef_life_x(struct ef_life *l, const char *tpl, int n, const char *const *p,
 		 long long *affected, struct ef_error *err);
 /* on the session; with coll, the mapping is that collection's view */
-ef_status life_open(struct life *l, ef_session *s, const char *coll, struct ef_error *err);
-void life_close(struct life *l);
-void life_analyze(struct life *l);
-ef_status life_begin(struct life *l, struct ef_error *err);
-ef_status life_commit(struct life *l, struct ef_error *err);
+ef_status ef_life_open(struct ef_life *l, ef_session *s, const char *coll, struct ef_error *err);
+void ef_life_close(struct ef_life *l);
+void ef_life_analyze(struct ef_life *l);
+ef_status ef_life_begin(struct ef_life *l, struct ef_error *err);
+ef_status ef_life_commit(struct ef_life *l, struct ef_error *err);
 /* the run lock of a collection, for this transaction; EF_ERR_BUSY if taken */
-ef_status life_lock(struct life *l, const char *name, struct ef_error *err);
+ef_status ef_life_lock(struct ef_life *l, const char *name, struct ef_error *err);
 /* the name, or in lookup mode its key (*out NULL when not in the table) */
-ef_status life_value(struct life *l, const char *name, char **out, struct ef_error *err);
-ef_status life_lookup_missing(struct life *l, const char *name, struct ef_error *err);
+ef_status ef_life_value(struct ef_life *l, const char *name, char **out, struct ef_error *err);
+ef_status ef_life_lookup_missing(struct ef_life *l, const char *name, struct ef_error *err);
 /* documents and chunks that carry a collection value */
-ef_status life_holds(struct life *l, const char *value, long long *docs, long long *chunks,
+ef_status ef_life_holds(struct ef_life *l, const char *value, long long *docs, long long *chunks,
 		     struct ef_error *err);
 
 #endif

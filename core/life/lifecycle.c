@@ -24,7 +24,7 @@
 #include "embfill/registry.h"
 #include "embfill/session.h"
 
-double life_now(void)
+double ef_life_now(void)
 {
 	struct timespec ts;
 
@@ -32,21 +32,21 @@ double life_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-ef_status life_oom(struct ef_error *err)
+ef_status ef_life_oom(struct ef_error *err)
 {
 	return ef_error_oom(err, NULL);
 }
 
 /* Runs tpl (expanded with the quoted names) and returns its result when its
  * status is expect. */
-PGresult *life_q(struct life *l, const char *tpl, int n, const char *const *p,
+PGresult *ef_life_q(struct ef_life *l, const char *tpl, int n, const char *const *p,
 		   ExecStatusType expect, struct ef_error *err)
 {
 	char *sql = ef_sqlvars_expand(&l->v, tpl);
 	PGresult *r;
 
 	if (!sql) {
-		life_oom(err);
+		ef_life_oom(err);
 		return NULL;
 	}
 	r = ef_db_query(l->db, sql, n, p, expect, err);
@@ -55,10 +55,10 @@ PGresult *life_q(struct life *l, const char *tpl, int n, const char *const *p,
 }
 
 /* A statement without rows; *affected (may be NULL) gets its row count. */
-ef_status life_x(struct life *l, const char *tpl, int n, const char *const *p,
+ef_status ef_life_x(struct ef_life *l, const char *tpl, int n, const char *const *p,
 		   long long *affected, struct ef_error *err)
 {
-	PGresult *r = life_q(l, tpl, n, p, PGRES_COMMAND_OK, err);
+	PGresult *r = ef_life_q(l, tpl, n, p, PGRES_COMMAND_OK, err);
 
 	if (!r)
 		return err->status;
@@ -70,7 +70,7 @@ ef_status life_x(struct life *l, const char *tpl, int n, const char *const *p,
 
 /* The session's connection, with the mapping of collection coll (its own
  * embedding table when it has one) or, without coll, the settings'. */
-ef_status life_open(struct life *l, ef_session *s, const char *coll, struct ef_error *err)
+ef_status ef_life_open(struct ef_life *l, ef_session *s, const char *coll, struct ef_error *err)
 {
 	struct ef_view v;
 
@@ -90,9 +90,9 @@ ef_status life_open(struct life *l, ef_session *s, const char *coll, struct ef_e
 	return EF_OK;
 }
 
-/* Ends what life_open began; a transaction still open is rolled back.
+/* Ends what ef_life_open began; a transaction still open is rolled back.
  * The session stays open for the caller. */
-void life_close(struct life *l)
+void ef_life_close(struct ef_life *l)
 {
 	struct ef_error ignored;
 
@@ -107,18 +107,18 @@ void life_close(struct life *l)
  * chunks, and a status or verify of it would pick a nested loop over the
  * whole embedding table.  Refreshed at once (a sample, and never blocking
  * readers or writers); a table we do not own is skipped by the server. */
-void life_analyze(struct life *l)
+void ef_life_analyze(struct ef_life *l)
 {
 	struct ef_error ignored;
 
-	life_x(l, "ANALYZE {chunks}", 0, NULL, NULL, &ignored);
+	ef_life_x(l, "ANALYZE {chunks}", 0, NULL, NULL, &ignored);
 	if (l->cfg->map.layout == EF_LAYOUT_SEPARATE)
-		life_x(l, "ANALYZE {embeddings}", 0, NULL, NULL, &ignored);
+		ef_life_x(l, "ANALYZE {embeddings}", 0, NULL, NULL, &ignored);
 	if (l->sc.documents_ok)
-		life_x(l, "ANALYZE {documents}", 0, NULL, NULL, &ignored);
+		ef_life_x(l, "ANALYZE {documents}", 0, NULL, NULL, &ignored);
 }
 
-ef_status life_begin(struct life *l, struct ef_error *err)
+ef_status ef_life_begin(struct ef_life *l, struct ef_error *err)
 {
 	if (ef_db_exec(l->db, "BEGIN", err) != EF_OK)
 		return err->status;
@@ -128,7 +128,7 @@ ef_status life_begin(struct life *l, struct ef_error *err)
 
 /* A commit may have moved names or tables: the session's views are
  * resolved again from the registry. */
-ef_status life_commit(struct life *l, struct ef_error *err)
+ef_status ef_life_commit(struct ef_life *l, struct ef_error *err)
 {
 	l->in_txn = false;
 	ef_session_forget_views(l->s);
@@ -137,7 +137,7 @@ ef_status life_commit(struct life *l, struct ef_error *err)
 
 /* The run lock of a collection (the key run.c takes), for this
  * transaction: no run can start on it, and none is running. */
-ef_status life_lock(struct life *l, const char *name, struct ef_error *err)
+ef_status ef_life_lock(struct ef_life *l, const char *name, struct ef_error *err)
 {
 	char *key = NULL;
 	const char *p[1];
@@ -145,7 +145,7 @@ ef_status life_lock(struct life *l, const char *name, struct ef_error *err)
 	bool got;
 
 	if (asprintf(&key, "embfill:%s:%s", l->cfg->map.tool_schema, name) < 0)
-		return life_oom(err);
+		return ef_life_oom(err);
 	p[0] = key;
 	r = ef_db_query(l->db, "SELECT pg_try_advisory_xact_lock(hashtextextended($1::text, 0))",
 			1, p, PGRES_TUPLES_OK, err);
@@ -163,7 +163,7 @@ ef_status life_lock(struct life *l, const char *name, struct ef_error *err)
 
 /* The value rows carry for a collection: its name, or in lookup mode its
  * key in the lookup table (NULL in *out when it is not there). */
-ef_status life_value(struct life *l, const char *name, char **out, struct ef_error *err)
+ef_status ef_life_value(struct ef_life *l, const char *name, char **out, struct ef_error *err)
 {
 	const char *p[1] = { name };
 	PGresult *r;
@@ -171,21 +171,21 @@ ef_status life_value(struct life *l, const char *name, char **out, struct ef_err
 	*out = NULL;
 	if (l->cfg->map.coll_mode != EF_COLL_LOOKUP) {
 		*out = strdup(name);
-		return *out ? EF_OK : life_oom(err);
+		return *out ? EF_OK : ef_life_oom(err);
 	}
-	r = life_q(l, "SELECT {lkey}::text FROM {lookup} WHERE {lname} = $1", 1, p, PGRES_TUPLES_OK,
+	r = ef_life_q(l, "SELECT {lkey}::text FROM {lookup} WHERE {lname} = $1", 1, p, PGRES_TUPLES_OK,
 	      err);
 	if (!r)
 		return err->status;
 	if (PQntuples(r) == 1 && !(*out = strdup(PQgetvalue(r, 0, 0)))) {
 		PQclear(r);
-		return life_oom(err);
+		return ef_life_oom(err);
 	}
 	PQclear(r);
 	return EF_OK;
 }
 
-ef_status life_lookup_missing(struct life *l, const char *name, struct ef_error *err)
+ef_status ef_life_lookup_missing(struct ef_life *l, const char *name, struct ef_error *err)
 {
 	ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" is not in the lookup table %s", name,
 		     l->cfg->map.lookup);
@@ -194,7 +194,7 @@ ef_status life_lookup_missing(struct life *l, const char *name, struct ef_error 
 }
 
 /* How many documents and chunks carry a collection value. */
-ef_status life_holds(struct life *l, const char *value, long long *docs, long long *chunks,
+ef_status ef_life_holds(struct ef_life *l, const char *value, long long *docs, long long *chunks,
 		       struct ef_error *err)
 {
 	const char *p[1] = { value };
@@ -203,14 +203,14 @@ ef_status life_holds(struct life *l, const char *value, long long *docs, long lo
 	*docs = *chunks = 0;
 	if (!value)
 		return EF_OK;
-	r = life_q(l, "SELECT count(*) FROM {chunks} WHERE {ccoll} = $1", 1, p, PGRES_TUPLES_OK, err);
+	r = ef_life_q(l, "SELECT count(*) FROM {chunks} WHERE {ccoll} = $1", 1, p, PGRES_TUPLES_OK, err);
 	if (!r)
 		return err->status;
 	*chunks = ef_db_ll(r, 0, 0);
 	PQclear(r);
 	if (!l->sc.documents_ok)
 		return EF_OK;
-	r = life_q(l, "SELECT count(*) FROM {documents} WHERE {doc_coll} = $1", 1, p, PGRES_TUPLES_OK,
+	r = ef_life_q(l, "SELECT count(*) FROM {documents} WHERE {doc_coll} = $1", 1, p, PGRES_TUPLES_OK,
 	      err);
 	if (!r)
 		return err->status;

@@ -1195,6 +1195,7 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 	clock_gettime(CLOCK_MONOTONIC, &e.t0);
 	e.prog.concurrency = (unsigned)cfg->concurrency;
 	e.prog.eta_s = -1;
+	res->before.unknown = true;
 	st = open_engine(&e, err);
 	if (st == EF_OK && (st = lock_collection(&e, err)) == EF_ERR_BUSY)
 		st = busy(&e, err);
@@ -1217,9 +1218,13 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 	}
 	if (e.run_id && !o->dry_run && st != EF_ERR_BUSY)
 		end_record(&e, res->state, st == EF_OK ? NULL : err->msg);
+	/* after a database error the counts are not worth a second failure:
+	 * they are unknown, and said to be */
+	res->after.unknown = true;
 	if (e.db && st != EF_ERR_BUSY && st != EF_ERR_DB) {
 		struct ef_error ignored;
-		counts(&e, &res->after, &ignored);
+		if (counts(&e, &res->after, &ignored) != EF_OK)
+			res->after.unknown = true;
 	}
 	e.prog.phase = EF_PHASE_FINISHED;
 	close_engine(&e);

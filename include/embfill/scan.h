@@ -13,6 +13,7 @@
 #ifndef EMBFILL_SCAN_H
 #define EMBFILL_SCAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "embfill/db.h"
@@ -34,6 +35,8 @@ struct ef_counts {
 	long long orphans;
 	long long cross_tenant;
 	long long quarantined;
+	bool unknown;           /* could not be counted (the database failed): the
+				   numbers mean nothing and are shown as unknown */
 };
 
 struct ef_status_report {
@@ -51,7 +54,8 @@ ef_status ef_scan_status(ef_session *s, const char *collection, struct ef_status
 			 struct ef_error *err);
 
 /* One collection's counts (all zero when it has no rows); c->collection
- * is set, and freed by the caller. */
+ * is set, and freed by the caller.  When they cannot be counted,
+ * c->unknown is set and err says why. */
 ef_status ef_scan_counts(ef_session *s, const char *collection, struct ef_counts *c,
 			 struct ef_error *err);
 

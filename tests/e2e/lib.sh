@@ -180,3 +180,32 @@ acme_counts() {
 	     FROM document_embeddings e JOIN document_chunks c ON c.id = e.chunk_id
 	     WHERE e.collection = 'acme'" | tr '|' ' '
 }
+
+# entry_line FILE HEADING FIELD: the "- **FIELD:** ..." line of the newest
+# historylog entry whose heading matches HEADING (an awk pattern).
+entry_line() {
+	awk -v h="$2" -v f="- **$3:**" '
+		/^## / { if (on) exit; on = ($0 ~ h) }
+		on && index($0, f) == 1 { print; exit }' "$1"
+}
+
+# entry_command FILE HEADING: the reproducing command of that entry.
+entry_command() {
+	awk -v h="$2" '
+		/^## / { if (on) exit; on = ($0 ~ h) }
+		on && /^```sh$/ { cmd = 1; next }
+		on && cmd && /^```/ { exit }
+		on && cmd { print }' "$1"
+}
+
+# copy_collection NAME OFFSET: a collection with acme's documents and
+# chunks (ids moved by OFFSET), so that two front ends can work on twins.
+copy_collection() {
+	sql >/dev/null <<SQL
+INSERT INTO documents (id, collection, title, source_uri, body)
+  SELECT id + $2, '$1', title, source_uri, body FROM documents WHERE collection = 'acme';
+INSERT INTO document_chunks (id, document_id, collection, chunk_index, content)
+  SELECT id + $2, document_id + $2, '$1', chunk_index, content FROM document_chunks
+  WHERE collection = 'acme';
+SQL
+}

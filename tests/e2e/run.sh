@@ -377,9 +377,81 @@ t_model_change_through_a_new_collection() {
 	finish n
 }
 
+# The same model change through the console (on alpha) and through the
+# command line (on beta, its twin): both write the same vectors, the same
+# historylog fields and the same reproducing commands, and the console's
+# commands rerun as written.
+t_console_and_command_line_agree() {
+	reset_db
+	copy_collection alpha 100000 && copy_collection beta 200000 || return 1
+	cli run -C alpha --confirm alpha >"$tmp/pre.out" 2>&1 || { cat "$tmp/pre.out" >&2; return 1; }
+	cli run -C beta --confirm beta >>"$tmp/pre.out" 2>&1 || { cat "$tmp/pre.out" >&2; return 1; }
+	E2E_ENV="EMBED_MODEL=m2" start g tui
+	scope g alpha || return 1
+	wait_text g "[x] 2 Locate" 30 || return 1
+	keys g Enter
+	wait_text g "model change" 30 || return 1
+	keys g a
+	wait_text g "accepted" || return 1
+	keys g Enter
+	wait_text g 'Ready to copy the new collection "alpha_next"' || return 1
+	keys g s
+	wait_text g "run completed" 60 || return 1
+	keys g Enter
+	wait_text g "they match" 30 || return 1
+	keys g Enter
+	wait_text g 'Step 6 - Summary: "alpha_next"' || return 1
+	keys g x
+	wait_text g "Type the live" || return 1
+	typ g alpha; keys g Enter
+	wait_text g "swap 1:" 30 || return 1
+	keys g w
+	wait_text g "entry written at the top of" || return 1
+	keys g q
+	rc=$(wait_exit g) || return 1
+	[ "$rc" = 0 ] || { echo "    console exit status $rc" >&2; return 1; }
+	(export EMBED_MODEL=m2
+	 cli run -C beta --confirm beta --into beta_next --historylog </dev/null &&
+	 cli swap -C beta --with beta_next --confirm beta) >"$tmp/cli.out" 2>&1 || {
+		cat "$tmp/cli.out" >&2; return 1; }
+	vecs() {
+		sql "SELECT string_agg(c.chunk_index || ':' || e.model || ':' || md5(e.embedding::text),
+		     ',' ORDER BY c.chunk_index) FROM document_embeddings e JOIN document_chunks c
+		     ON c.id = e.chunk_id AND c.collection = e.collection WHERE e.collection = '$1'"
+	}
+	a=$(vecs alpha) b=$(vecs beta)
+	[ -n "$a" ] && [ "$a" = "$b" ] || { echo "    the vectors differ" >&2; return 1; }
+	case $a in *:m1:*) echo "    alpha still holds m1 vectors" >&2; return 1 ;; esac
+	for f in Outcome Embedding Batching Before After; do
+		x=$(entry_line "$HLOG" " - alpha_next - run " "$f" | sed 's/alpha/X/g')
+		y=$(entry_line "$HLOG" " - beta_next - run " "$f" | sed 's/beta/X/g')
+		[ -n "$x" ] && [ "$x" = "$y" ] || {
+			printf '    %s differs:\n      console: %s\n      cli:     %s\n' "$f" "$x" "$y" >&2
+			return 1; }
+	done
+	x=$(entry_line "$HLOG" " - alpha_next - run " Verification | cut -d';' -f1 | sed 's/alpha/X/g')
+	y=$(entry_line "$HLOG" " - beta_next - run " Verification | cut -d';' -f1 | sed 's/beta/X/g')
+	[ "$x" = "$y" ] || { printf '    verification: %s / %s\n' "$x" "$y" >&2; return 1; }
+	for h in " - alpha_next - run | - beta_next - run " " - alpha - swap | - beta - swap "; do
+		x=$(entry_command "$HLOG" "${h%|*}" | sed 's/alpha/X/g')
+		y=$(entry_command "$HLOG" "${h#*|}" | sed 's/beta/X/g')
+		[ -n "$x" ] && [ "$x" = "$y" ] || {
+			printf '    commands differ:\n      console: %s\n      cli:     %s\n' "$x" "$y" >&2
+			return 1; }
+	done
+	run=$(entry_command "$HLOG" " - alpha_next - run ")
+	swp=$(entry_command "$HLOG" " - alpha - swap ")
+	(cd "$tmp/work" && export EMBED_MODEL=m2 PATH="$BUILD:$PATH" &&
+	 sh -c "$run" </dev/null && sh -c "$swp") >"$tmp/rerun.out" 2>&1 || {
+		echo "    the console's commands did not rerun as written:" >&2
+		sed 's/^/    | /' "$tmp/rerun.out" >&2; return 1; }
+	finish g
+}
+
 # --- runner ------------------------------------------------------------------
 
-ALL="whole_session model_change_through_a_new_collection confirmation_mismatch_refused
+ALL="whole_session model_change_through_a_new_collection console_and_command_line_agree
+confirmation_mismatch_refused
 unknown_collection_refused near_miss_warned
 cancel_then_resume resize_during_run sighup_during_run_is_resumable no_color ascii tsan_run"
 

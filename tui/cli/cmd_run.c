@@ -111,6 +111,10 @@ static bool offer_resume(ef_session *s, const struct run_request *r)
 
 static void print_counts(const char *label, const struct ef_counts *c)
 {
+	if (c->unknown) {
+		out_printf(stdout, "  %-7s unknown: the database could not be read\n", label);
+		return;
+	}
 	out_printf(stdout, "  %-7s chunks %lld, embedded %lld, missing %lld, stale %lld "
 			   "(model %lld, dim %lld, content %lld), quarantined %lld\n", label,
 		   c->chunks, c->embedded, c->missing, c->stale, c->stale_model, c->stale_dim,

@@ -56,15 +56,14 @@ char *swap_command(const struct app *app, const struct swap_request *r)
 	return ef_strbuf_take(&b);
 }
 
-/* Counts of a collection for an entry; what cannot be read stays zero and
- * is not worth failing a swap that happened. */
+/* Counts of a collection for an entry; what cannot be read is not worth
+ * failing a swap that happened, and the entry says it is unknown. */
 static void counts(ef_session *s, const char *name, struct ef_counts *c)
 {
 	struct ef_error ignored;
 
 	ef_error_clear(&ignored);
-	if (ef_scan_counts(s, name, c, &ignored) != EF_OK)
-		memset(c, 0, sizeof(*c));
+	ef_scan_counts(s, name, c, &ignored);
 }
 
 static void log_swap(struct app *app, ef_session *s, const struct swap_request *r,
