@@ -33,6 +33,10 @@ enum ktype {
 	T_TABLE,    /* identifier, may be schema-qualified */
 	T_COLUMN,   /* identifier */
 	T_COLUMN_OPT, /* identifier or empty (column absent) */
+	T_TABLE_OPT,  /* qualified identifier or empty (table absent) */
+	T_COLUMN_LIST, /* one or two identifiers, "id" or "id,seq" */
+	T_CITE,     /* empty, a column, or "column->key" of a json/jsonb column */
+	T_NAME_OPT, /* a collection name, or empty */
 	T_SCHEMA,   /* identifier, unqualified */
 };
 
@@ -70,31 +74,43 @@ static struct keydef keys[EF_K__COUNT] = {
 	KD(HISTORYLOG, T_PATH, 0, 0, NULL, "the historylog file, newest entry first"),
 	KD(SCHEMA_LAYOUT, T_ENUM, 0, 0, "separate|inline",
 	   "separate: embeddings in their own table; inline: embedding column on the chunk table"),
-	KD(COLLECTION_MODE, T_ENUM, 0, 0, "column|lookup",
-	   "column: collection name on each row; lookup: a key into COLLECTIONS_TABLE"),
+	KD(COLLECTION_MODE, T_ENUM, 0, 0, "column|lookup|table",
+	   "column: collection name on each row; lookup: a key into COLLECTIONS_TABLE; table: "
+	   "no collection column, the table is one collection"),
 	KD(EMBFILL_SCHEMA, T_SCHEMA, 0, 0, NULL, "schema of embfill's own tables"),
-	KD(DOCUMENTS_TABLE, T_TABLE, 0, 0, NULL, "documents table"),
+	KD(DOCUMENTS_TABLE, T_TABLE_OPT, 0, 0, NULL,
+	   "documents table (empty: none; citations then come from CITATION_*)"),
 	KD(DOCUMENTS_ID_COLUMN, T_COLUMN, 0, 0, NULL, "documents: key column"),
-	KD(DOCUMENTS_COLLECTION_COLUMN, T_COLUMN, 0, 0, NULL, "documents: collection column"),
-	KD(DOCUMENTS_TITLE_COLUMN, T_COLUMN, 0, 0, NULL, "documents: title column"),
-	KD(DOCUMENTS_SOURCE_COLUMN, T_COLUMN, 0, 0, NULL, "documents: source URI column"),
-	KD(DOCUMENTS_BODY_COLUMN, T_COLUMN, 0, 0, NULL, "documents: full text column"),
+	KD(DOCUMENTS_COLLECTION_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
+	   "documents: collection column (empty in table mode)"),
+	KD(DOCUMENTS_TITLE_COLUMN, T_COLUMN_OPT, 0, 0, NULL, "documents: title column"),
+	KD(DOCUMENTS_SOURCE_COLUMN, T_COLUMN_OPT, 0, 0, NULL, "documents: source URI column"),
+	KD(DOCUMENTS_BODY_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
+	   "documents: full text column (`chunk` needs it)"),
 	KD(CHUNKS_TABLE, T_TABLE, 0, 0, NULL, "chunk table"),
-	KD(CHUNKS_ID_COLUMN, T_COLUMN, 0, 0, NULL, "chunks: key column (bigint)"),
-	KD(CHUNKS_DOCUMENT_COLUMN, T_COLUMN, 0, 0, NULL, "chunks: document key column"),
-	KD(CHUNKS_COLLECTION_COLUMN, T_COLUMN, 0, 0, NULL, "chunks: collection column"),
-	KD(CHUNKS_INDEX_COLUMN, T_COLUMN, 0, 0, NULL, "chunks: position within the document"),
+	KD(CHUNKS_ID_COLUMN, T_COLUMN_LIST, 0, 0, NULL,
+	   "chunks: unique key, one column or two (\"id,chunk_seq\"); integer, text or uuid"),
+	KD(CHUNKS_DOCUMENT_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
+	   "chunks: document key column (empty: no documents)"),
+	KD(CHUNKS_COLLECTION_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
+	   "chunks: collection column (empty in table mode)"),
+	KD(CHUNKS_INDEX_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
+	   "chunks: position within the document (empty: none)"),
 	KD(CHUNKS_CONTENT_COLUMN, T_COLUMN, 0, 0, NULL, "chunks: text column"),
 	KD(EMBEDDINGS_TABLE, T_TABLE, 0, 0, NULL, "embedding table (separate layout)"),
-	KD(EMBEDDINGS_CHUNK_COLUMN, T_COLUMN, 0, 0, NULL, "embeddings: chunk key column"),
-	KD(EMBEDDINGS_COLLECTION_COLUMN, T_COLUMN, 0, 0, NULL, "embeddings: collection column"),
-	KD(EMBEDDINGS_MODEL_COLUMN, T_COLUMN, 0, 0, NULL, "embeddings: model name column"),
+	KD(EMBEDDINGS_CHUNK_COLUMN, T_COLUMN_LIST, 0, 0, NULL,
+	   "embeddings: chunk key column(s), as many as CHUNKS_ID_COLUMN"),
+	KD(EMBEDDINGS_COLLECTION_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
+	   "embeddings: collection column (empty in table mode)"),
+	KD(EMBEDDINGS_MODEL_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
+	   "embeddings: model name column (empty: kept in embfill's bookkeeping)"),
 	KD(EMBEDDINGS_DIM_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
 	   "embeddings: dimension column (empty: none)"),
-	KD(EMBEDDINGS_HASH_COLUMN, T_COLUMN, 0, 0, NULL,
-	   "embeddings: SHA-256 of the embedded content (bytea or hex text)"),
+	KD(EMBEDDINGS_HASH_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
+	   "embeddings: SHA-256 of the embedded content, bytea or hex text (empty: kept in "
+	   "embfill's bookkeeping)"),
 	KD(EMBEDDINGS_VECTOR_COLUMN, T_COLUMN, 0, 0, NULL,
-	   "embeddings: the vector column, vector(N) or real[]"),
+	   "embeddings: the vector column: vector, halfvec, real[] or double precision[]"),
 	KD(EMBEDDINGS_AT_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
 	   "embeddings: time of embedding column (empty: none)"),
 	KD(EMBEDDINGS_RUN_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
@@ -102,6 +118,14 @@ static struct keydef keys[EF_K__COUNT] = {
 	KD(COLLECTIONS_TABLE, T_TABLE, 0, 0, NULL, "collection lookup table (lookup mode)"),
 	KD(COLLECTIONS_KEY_COLUMN, T_COLUMN, 0, 0, NULL, "lookup: key column"),
 	KD(COLLECTIONS_NAME_COLUMN, T_COLUMN, 0, 0, NULL, "lookup: collection name column"),
+	KD(COLLECTION_NAME, T_NAME_OPT, 0, 0, NULL,
+	   "table mode: the collection's name (empty: the chunk table's name)"),
+	KD(CITATION_TITLE, T_CITE, 0, 0, NULL,
+	   "citations' title: a chunk table column, or \"column->key\" of a json/jsonb column "
+	   "(empty: DOCUMENTS_TITLE_COLUMN)"),
+	KD(CITATION_SOURCE, T_CITE, 0, 0, NULL,
+	   "citations' source: a chunk table column, or \"column->key\" of a json/jsonb "
+	   "column (empty: DOCUMENTS_SOURCE_COLUMN)"),
 };
 
 static const char *const defaults[EF_K__COUNT] = {
@@ -121,6 +145,10 @@ struct ef_settings {
 	struct slot slots[EF_K__COUNT];
 	struct ef_config cfg;
 	bool finished;
+	/* the parts of list and citation values, which the mapping points at */
+	char chunk_key[EF_KEY_MAX][EF_IDENT_MAX + 1], emb_key[EF_KEY_MAX][EF_IDENT_MAX + 1];
+	char cite[2][2][EF_IDENT_MAX * 4 + 1];
+	char coll_name[EF_COLLECTION_NAME_MAX + 1];
 };
 
 ef_settings *ef_settings_new(void)
@@ -645,17 +673,104 @@ static ef_status check_file(const ef_settings *s, int k, struct ef_error *err)
 	return EF_OK;
 }
 
+static void key_what(const ef_settings *s, int k, char *what, size_t n)
+{
+	char origin[300];
+
+	ef_settings_origin(s, (enum ef_key)k, origin, sizeof(origin));
+	snprintf(what, n, "%s (from %s)", keys[k].name, origin);
+}
+
 static ef_status check_ident(const ef_settings *s, int k, struct ef_error *err)
 {
 	const char *v = s->slots[k].value;
-	char origin[300], what[400];
+	char what[400];
 	enum ktype t = keys[k].type;
 
-	if (t == T_COLUMN_OPT && !*v)
+	if ((t == T_COLUMN_OPT || t == T_TABLE_OPT) && !*v)
 		return EF_OK;
-	ef_settings_origin(s, (enum ef_key)k, origin, sizeof(origin));
-	snprintf(what, sizeof(what), "%s (from %s)", keys[k].name, origin);
-	return ef_ident_check(v, t == T_TABLE, what, err);
+	key_what(s, k, what, sizeof(what));
+	return ef_ident_check(v, t == T_TABLE || t == T_TABLE_OPT, what, err);
+}
+
+/* Splits "a,b" (blanks around the comma allowed) into at most max parts
+ * of out; returns the number of parts, 0 when a part is empty, or -1 when
+ * there are more than max. */
+static int split_list(const char *v, char out[][EF_IDENT_MAX + 1], int max)
+{
+	int n = 0;
+
+	for (const char *p = v;; n++) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		while (len && (*p == ' ' || *p == '\t'))
+			p++, len--;
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (!len || len > EF_IDENT_MAX)
+			return 0;
+		if (n == max)
+			return -1;
+		memcpy(out[n], p, len);
+		out[n][len] = '\0';
+		if (!comma)
+			return n + 1;
+		p = comma + 1;
+	}
+}
+
+static ef_status check_list(const ef_settings *s, int k, struct ef_error *err)
+{
+	char parts[EF_KEY_MAX][EF_IDENT_MAX + 1], what[400];
+	int n = split_list(s->slots[k].value, parts, EF_KEY_MAX);
+
+	if (n <= 0) {
+		bad_value(s, k, n < 0 ? "names more than two columns" : "is not one column or two "
+			  "separated by a comma", err);
+		return ef_error_hint(err, "a chunk key is one column (\"id\") or two (\"id,chunk_seq\"); "
+				     "a primary key or unique index must cover exactly these");
+	}
+	key_what(s, k, what, sizeof(what));
+	for (int i = 0; i < n; i++)
+		if (ef_ident_check(parts[i], false, what, err) != EF_OK)
+			return err->status;
+	return EF_OK;
+}
+
+/* "column" or "column->key": the column is an identifier, the key any
+ * printable text. */
+static ef_status check_cite(const ef_settings *s, int k, struct ef_error *err)
+{
+	const char *v = s->slots[k].value, *arrow = strstr(v, "->");
+	char col[EF_IDENT_MAX + 1], what[400];
+	size_t len = arrow ? (size_t)(arrow - v) : strlen(v);
+
+	if (!*v)
+		return EF_OK;
+	key_what(s, k, what, sizeof(what));
+	if (len == 0 || len > EF_IDENT_MAX || (arrow && (!arrow[2] ||
+						      !ef_utf8_printable(arrow + 2, strlen(arrow + 2))))) {
+		bad_value(s, k, "is not a column or \"column->key\"", err);
+		return ef_error_hint(err, "name a column of the chunk table (\"title\"), or a key of "
+				     "its json/jsonb column (\"cmetadata->source\")");
+	}
+	memcpy(col, v, len);
+	col[len] = '\0';
+	return ef_ident_check(col, false, what, err);
+}
+
+static ef_status check_name(const ef_settings *s, int k, struct ef_error *err)
+{
+	char what[400];
+
+	if (!*s->slots[k].value)
+		return EF_OK;
+	if (ef_collection_name_check(s->slots[k].value, err) == EF_OK)
+		return EF_OK;
+	key_what(s, k, what, sizeof(what));
+	ef_error_prefix(err, "%s", what);
+	return err->status;
 }
 
 static ef_status check_key(const ef_settings *s, int k, int *ival, struct ef_error *err)
@@ -678,10 +793,17 @@ static ef_status check_key(const ef_settings *s, int k, int *ival, struct ef_err
 		bad_value(s, k, "is empty", err);
 		return ef_error_hint(err, "%s: %s", keys[k].name, keys[k].help);
 	case T_TABLE:
+	case T_TABLE_OPT:
 	case T_COLUMN:
 	case T_COLUMN_OPT:
 	case T_SCHEMA:
 		return check_ident(s, k, err);
+	case T_COLUMN_LIST:
+		return check_list(s, k, err);
+	case T_CITE:
+		return check_cite(s, k, err);
+	case T_NAME_OPT:
+		return check_name(s, k, err);
 	case T_SECRET:
 		return EF_OK;
 	}
@@ -693,37 +815,79 @@ static const char *opt(const ef_settings *s, int k)
 	return *s->slots[k].value ? s->slots[k].value : NULL;
 }
 
+/* "column" or "column->key" into a citation field, its parts kept in buf. */
+static void cite_field(const char *v, char buf[2][EF_IDENT_MAX * 4 + 1],
+		       struct ef_cite_field *f)
+{
+	const char *arrow = strstr(v, "->");
+
+	memset(f, 0, sizeof(*f));
+	if (!*v)
+		return;
+	snprintf(buf[0], sizeof(buf[0]), "%.*s", arrow ? (int)(arrow - v) : (int)strlen(v), v);
+	f->column = buf[0];
+	if (arrow) {
+		snprintf(buf[1], sizeof(buf[1]), "%s", arrow + 2);
+		f->json_key = buf[1];
+	}
+}
+
+/* The collection of a table without one is named after the table. */
+static void table_collection(ef_settings *s, const char *chunks)
+{
+	const char *dot = strrchr(chunks, '.');
+
+	snprintf(s->coll_name, sizeof(s->coll_name), "%s",
+		 *s->slots[EF_K_COLLECTION_NAME].value ? s->slots[EF_K_COLLECTION_NAME].value
+						       : dot ? dot + 1 : chunks);
+}
+
 static void build_mapping(ef_settings *s)
 {
 	struct ef_mapping *m = &s->cfg.map;
+	const char *mode = s->slots[EF_K_COLLECTION_MODE].value;
 #define V(key) (s->slots[EF_K_##key].value)
+#define O(key) opt(s, EF_K_##key)
 	m->layout = strcmp(V(SCHEMA_LAYOUT), "inline") == 0 ? EF_LAYOUT_INLINE : EF_LAYOUT_SEPARATE;
-	m->coll_mode = strcmp(V(COLLECTION_MODE), "lookup") == 0 ? EF_COLL_LOOKUP : EF_COLL_COLUMN;
+	m->coll_mode = strcmp(mode, "lookup") == 0 ? EF_COLL_LOOKUP
+		       : strcmp(mode, "table") == 0 ? EF_COLL_TABLE : EF_COLL_COLUMN;
 	m->tool_schema = V(EMBFILL_SCHEMA);
-	m->documents = V(DOCUMENTS_TABLE);
+	m->documents = O(DOCUMENTS_TABLE);
 	m->doc_id = V(DOCUMENTS_ID_COLUMN);
-	m->doc_collection = V(DOCUMENTS_COLLECTION_COLUMN);
-	m->doc_title = V(DOCUMENTS_TITLE_COLUMN);
-	m->doc_source = V(DOCUMENTS_SOURCE_COLUMN);
-	m->doc_body = V(DOCUMENTS_BODY_COLUMN);
+	m->doc_collection = m->coll_mode == EF_COLL_TABLE ? NULL : O(DOCUMENTS_COLLECTION_COLUMN);
+	m->doc_title = O(DOCUMENTS_TITLE_COLUMN);
+	m->doc_source = O(DOCUMENTS_SOURCE_COLUMN);
+	m->doc_body = O(DOCUMENTS_BODY_COLUMN);
 	m->chunks = V(CHUNKS_TABLE);
-	m->chunk_id = V(CHUNKS_ID_COLUMN);
-	m->chunk_document = V(CHUNKS_DOCUMENT_COLUMN);
-	m->chunk_collection = V(CHUNKS_COLLECTION_COLUMN);
-	m->chunk_index = V(CHUNKS_INDEX_COLUMN);
+	m->nkey = split_list(V(CHUNKS_ID_COLUMN), s->chunk_key, EF_KEY_MAX);
+	split_list(V(EMBEDDINGS_CHUNK_COLUMN), s->emb_key, EF_KEY_MAX);
+	for (int i = 0; i < EF_KEY_MAX; i++) {
+		m->chunk_key[i] = i < m->nkey ? s->chunk_key[i] : NULL;
+		m->emb_key[i] = i < m->nkey && s->emb_key[i][0] ? s->emb_key[i] : NULL;
+	}
+	m->chunk_id = m->chunk_key[0];
+	m->chunk_document = m->documents ? O(CHUNKS_DOCUMENT_COLUMN) : NULL;
+	m->chunk_collection = m->coll_mode == EF_COLL_TABLE ? NULL : O(CHUNKS_COLLECTION_COLUMN);
+	m->chunk_index = O(CHUNKS_INDEX_COLUMN);
 	m->chunk_content = V(CHUNKS_CONTENT_COLUMN);
 	m->embeddings = m->layout == EF_LAYOUT_SEPARATE ? V(EMBEDDINGS_TABLE) : NULL;
-	m->emb_chunk = V(EMBEDDINGS_CHUNK_COLUMN);
-	m->emb_collection = V(EMBEDDINGS_COLLECTION_COLUMN);
-	m->emb_model = V(EMBEDDINGS_MODEL_COLUMN);
-	m->emb_dim = opt(s, EF_K_EMBEDDINGS_DIM_COLUMN);
-	m->emb_hash = V(EMBEDDINGS_HASH_COLUMN);
+	m->emb_chunk = m->emb_key[0];
+	m->emb_collection = m->coll_mode == EF_COLL_TABLE || m->layout == EF_LAYOUT_INLINE
+			    ? NULL : O(EMBEDDINGS_COLLECTION_COLUMN);
+	m->emb_model = O(EMBEDDINGS_MODEL_COLUMN);
+	m->emb_dim = O(EMBEDDINGS_DIM_COLUMN);
+	m->emb_hash = O(EMBEDDINGS_HASH_COLUMN);
 	m->emb_vector = V(EMBEDDINGS_VECTOR_COLUMN);
-	m->emb_at = opt(s, EF_K_EMBEDDINGS_AT_COLUMN);
-	m->emb_run = opt(s, EF_K_EMBEDDINGS_RUN_COLUMN);
+	m->emb_at = O(EMBEDDINGS_AT_COLUMN);
+	m->emb_run = O(EMBEDDINGS_RUN_COLUMN);
 	m->lookup = m->coll_mode == EF_COLL_LOOKUP ? V(COLLECTIONS_TABLE) : NULL;
 	m->lookup_key = V(COLLECTIONS_KEY_COLUMN);
 	m->lookup_name = V(COLLECTIONS_NAME_COLUMN);
+	table_collection(s, m->chunks);
+	m->coll_name = m->coll_mode == EF_COLL_TABLE ? s->coll_name : NULL;
+	cite_field(V(CITATION_TITLE), s->cite[0], &m->cite_title);
+	cite_field(V(CITATION_SOURCE), s->cite[1], &m->cite_source);
+#undef O
 #undef V
 }
 

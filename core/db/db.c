@@ -158,6 +158,24 @@ char *ef_db_quote_part(ef_db *db, const char *name, struct ef_error *err)
 	return ret;
 }
 
+char *ef_db_quote_literal(ef_db *db, const char *value, struct ef_error *err)
+{
+	char *q = PQescapeLiteral(db->conn, value, strlen(value));
+	char *ret;
+
+	if (!q) {
+		ef_error_set(err, EF_ERR_USAGE, "cannot quote the value \"%.80s\": %s", value,
+			     PQerrorMessage(db->conn));
+		trim_newline(err->msg);
+		return NULL;
+	}
+	ret = strdup(q);
+	PQfreemem(q);
+	if (!ret)
+		ef_error_oom(err, NULL);
+	return ret;
+}
+
 char *ef_db_quote_ident(ef_db *db, const char *name, struct ef_error *err)
 {
 	const char *dot = strchr(name, '.');

@@ -31,6 +31,11 @@ char *ef_db_quote_ident(ef_db *db, const char *name, struct ef_error *err);
 /* Quotes a single identifier part (a dot is part of the name). */
 char *ef_db_quote_part(ef_db *db, const char *name, struct ef_error *err);
 
+/* Quotes a value as an SQL literal, for the few constants that must be
+ * part of a statement's text (a table mode's collection name in a
+ * fragment); caller frees. */
+char *ef_db_quote_literal(ef_db *db, const char *value, struct ef_error *err);
+
 /* The SQLSTATE of a result, or "" */
 const char *ef_db_sqlstate(const PGresult *res);
 

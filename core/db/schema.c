@@ -169,21 +169,66 @@ int ef_schema_parse_dim_check(const char *def, const char *quoted_column)
 
 /* --- discovery ----------------------------------------------------------- */
 
-static bool is_int_type(const char *t)
+const char *ef_vec_type_name(enum ef_vec_type t)
 {
-	return strcmp(t, "bigint") == 0 || strcmp(t, "integer") == 0 || strcmp(t, "smallint") == 0;
+	switch (t) {
+	case EF_VEC_PGVECTOR:
+		return "vector";
+	case EF_VEC_HALFVEC:
+		return "halfvec";
+	case EF_VEC_REAL_ARRAY:
+		return "real[]";
+	case EF_VEC_DOUBLE_ARRAY:
+		return "double precision[]";
+	default:
+		return "?";
+	}
 }
 
+/* Types whose order a keyset can walk and whose text form names one value. */
+static bool key_type_ok(const char *t)
+{
+	static const char *const ok[] = { "bigint", "integer", "smallint", "text", "uuid",
+					  "character varying", "character", "name" };
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strcmp(t, ok[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool is_json(const struct ef_colinfo *c)
+{
+	return strcmp(c->type, "json") == 0 || strcmp(c->type, "jsonb") == 0;
+}
+
+/* A mapped column must exist; what is wrong is a failure naming the key
+ * that fixes it, and discovery goes on so that every problem is listed. */
 static bool need_col(struct ef_checklist *l, const struct ef_relinfo *r, const char *table,
 		     const char *col, const char *key)
 {
 	char hint[512];
 
+	if (!col) {
+		snprintf(hint, sizeof(hint), "set %s to the column's name", key);
+		ef_check_add(l, EF_CHECK_FAIL, "mapping", hint, "%s is empty, but this layout "
+			     "needs it (a column of %s)", key, table);
+		return false;
+	}
 	if (ef_relinfo_col(r, col))
 		return true;
-	snprintf(hint, sizeof(hint), "set %s to the column's name, or add the column", key);
-	ef_check_add(l, EF_CHECK_FAIL, "column", hint, "%s has no column \"%s\"", table, col);
+	snprintf(hint, sizeof(hint), "set %s to the name of a column %s has; `embfill schema "
+		 "detect` proposes a whole mapping", key, table);
+	ef_check_add(l, EF_CHECK_FAIL, "column", hint, "%s has no column \"%s\" (%s)", table, col,
+		     key);
 	return false;
+}
+
+/* An optional column: fine when not mapped, checked when it is. */
+static bool opt_col(struct ef_checklist *l, const struct ef_relinfo *r, const char *table,
+		    const char *col, const char *key)
+{
+	return !col || need_col(l, r, table, col, key);
 }
 
 static bool table_found(struct ef_checklist *l, const struct ef_relinfo *r, const char *what,
@@ -195,8 +240,9 @@ static bool table_found(struct ef_checklist *l, const struct ef_relinfo *r, cons
 		ef_check_add(l, EF_CHECK_PASS, what, "", "%s found", r->quoted);
 		return true;
 	}
-	snprintf(hint, sizeof(hint), "run `embfill schema init` for the default layout, or set "
-				     "%s to your table's name (schema.table)", key);
+	snprintf(hint, sizeof(hint), "set %s to your table's name (schema.table); `embfill "
+		 "schema detect` finds the tables a framework made; `embfill schema init` "
+		 "creates the default layout", key);
 	ef_check_add(l, EF_CHECK_FAIL, what, hint, "table %s not found", name);
 	return false;
 }
@@ -223,46 +269,226 @@ static bool has_index(ef_db *db, const struct ef_relinfo *r, int first, int seco
 	return true;
 }
 
+/* The unique indexes (primary key first) of a table whose columns all lie
+ * within allowed (attnums, 0-terminated): each guarantees that allowed is
+ * unique.  The other unique indexes go to *others, names comma-separated,
+ * as candidates for the operator. */
+static ef_status unique_within(ef_db *db, const struct ef_relinfo *r, const int *allowed,
+			       bool *found, char *others, size_t n, struct ef_error *err)
+{
+	static const char sql[] =
+		"SELECT i.indkey::int2[] <@ $2::int2[],"
+		" (SELECT string_agg(a.attname, ',' ORDER BY k.ord) FROM unnest(i.indkey)"
+		"  WITH ORDINALITY k(att, ord) JOIN pg_attribute a ON a.attrelid = i.indrelid"
+		"  AND a.attnum = k.att)"
+		" FROM pg_index i WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid"
+		" AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts <= 2"
+		" ORDER BY i.indisprimary DESC, i.indexrelid";
+	char arr[64];
+	size_t len = 1, used = 0;
+	const char *p[2] = { r->oid, arr };
+	PGresult *res;
+
+	arr[0] = '{';
+	for (int i = 0; allowed[i]; i++)
+		len += (size_t)snprintf(arr + len, sizeof(arr) - len, "%s%d", i ? "," : "",
+					allowed[i]);
+	snprintf(arr + len, sizeof(arr) - len, "}");
+	*found = false;
+	others[0] = '\0';
+	if (!(res = ef_db_query(db, sql, 2, p, PGRES_TUPLES_OK, err)))
+		return err->status;
+	for (int i = 0; i < PQntuples(res); i++) {
+		if (strcmp(PQgetvalue(res, i, 0), "t") == 0)
+			*found = true;
+		else if (used + 4 < n)
+			used += (size_t)snprintf(others + used, n - used, "%s\"%s\"", used ? " or " : "",
+						 PQgetvalue(res, i, 1));
+	}
+	PQclear(res);
+	return EF_OK;
+}
+
+static ef_status nullable_key(ef_db *db, const struct ef_relinfo *r, const char *col,
+			      bool *nullable, struct ef_error *err)
+{
+	static const char sql[] = "SELECT NOT attnotnull FROM pg_attribute WHERE attrelid = $1::oid"
+				  " AND attname = $2";
+	const char *p[2] = { r->oid, col };
+	PGresult *res = ef_db_query(db, sql, 2, p, PGRES_TUPLES_OK, err);
+
+	if (!res)
+		return err->status;
+	*nullable = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return EF_OK;
+}
+
+static ef_status key_default(ef_db *db, const struct ef_relinfo *r, const char *col, bool *out,
+			     struct ef_error *err)
+{
+	static const char sql[] =
+		"SELECT a.atthasdef OR a.attidentity <> '' FROM pg_attribute a"
+		" WHERE a.attrelid = $1::oid AND a.attname = $2";
+	const char *p[2] = { r->oid, col };
+	PGresult *res = ef_db_query(db, sql, 2, p, PGRES_TUPLES_OK, err);
+
+	if (!res)
+		return err->status;
+	*out = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return EF_OK;
+}
+
+/*
+ * The chunk key: one or two columns of a type a keyset can walk, which a
+ * primary key or unique index guarantees.  A key that is not unique would
+ * make one vector land in several rows, so it is a failure with the fix:
+ * the unique keys the table has, or the index to create.
+ */
+static ef_status check_key(ef_db *db, const struct ef_mapping *m, const struct ef_relinfo *ch,
+			   struct ef_schema *sc, struct ef_checklist *l, struct ef_error *err)
+{
+	int allowed[EF_KEY_MAX + 2] = { 0 }, n = 0;
+	const struct ef_colinfo *coll = m->chunk_collection ? ef_relinfo_col(ch, m->chunk_collection)
+							     : NULL;
+	char others[512], keyname[160];
+	bool ok = true, unique = false;
+
+	snprintf(keyname, sizeof(keyname), "%s%s%s", m->chunk_key[0], m->nkey > 1 ? "," : "",
+		 m->nkey > 1 ? m->chunk_key[1] : "");
+	for (int i = 0; i < m->nkey; i++) {
+		const struct ef_colinfo *c = ef_relinfo_col(ch, m->chunk_key[i]);
+		bool nullable = false;
+
+		if (!c)
+			return EF_OK;
+		snprintf(sc->key_type[i], sizeof(sc->key_type[i]), "%s", c->type);
+		allowed[n++] = c->attnum;
+		if (!key_type_ok(c->type)) {
+			ef_check_add(l, EF_CHECK_FAIL, "chunk key", "map CHUNKS_ID_COLUMN to a column "
+				     "of type integer, bigint, text, varchar or uuid",
+				     "%s.%s is %s, which a batch cannot walk in order", ch->quoted,
+				     c->name, c->type);
+			ok = false;
+		}
+		if (key_default(db, ch, c->name, &sc->key_default[i], err) != EF_OK ||
+		    nullable_key(db, ch, c->name, &nullable, err) != EF_OK)
+			return err->status;
+		if (nullable)
+			ef_check_add(l, EF_CHECK_WARN, "chunk key", "chunks whose key is NULL are "
+				     "never embedded; make the column NOT NULL, or map a key that is",
+				     "%s.%s may be NULL", ch->quoted, c->name);
+	}
+	if (coll)
+		allowed[n++] = coll->attnum;
+	if (unique_within(db, ch, allowed, &unique, others, sizeof(others), err) != EF_OK)
+		return err->status;
+	sc->key_unique = unique;
+	if (unique) {
+		ef_check_add(l, EF_CHECK_PASS, "chunk key", "", "(%s) is unique in %s (%s%s%s)",
+			     keyname, ch->quoted, sc->key_type[0], m->nkey > 1 ? ", " : "",
+			     m->nkey > 1 ? sc->key_type[1] : "");
+	} else {
+		char hint[1024];
+
+		snprintf(hint, sizeof(hint), "%s%s%sor create the index: CREATE UNIQUE INDEX ON %s "
+			 "(%s)", others[0] ? "map CHUNKS_ID_COLUMN to " : "", others,
+			 others[0] ? " (unique already), " : "", ch->quoted, keyname);
+		ef_check_add(l, EF_CHECK_FAIL, "chunk key", hint, "no primary key or unique index "
+			     "guarantees CHUNKS_ID_COLUMN=%s in %s: one vector would be written into "
+			     "every row that shares a key, so nothing is written", keyname,
+			     ch->quoted);
+		ok = false;
+	}
+	return ok ? EF_OK : EF_ERR_CHECK;
+}
+
+static ef_status check_scan_index(ef_db *db, const struct ef_mapping *m,
+				  const struct ef_relinfo *ch, struct ef_schema *sc,
+				  struct ef_checklist *l, struct ef_error *err)
+{
+	const struct ef_colinfo *id = ef_relinfo_col(ch, m->chunk_key[0]);
+	const struct ef_colinfo *coll = m->chunk_collection ? ef_relinfo_col(ch, m->chunk_collection)
+							     : NULL;
+
+	if (!has_index(db, ch, coll ? coll->attnum : id->attnum, coll ? id->attnum : 0, false, err,
+		       &sc->chunk_scan_index))
+		return err->status;
+	if (sc->chunk_scan_index)
+		ef_check_add(l, EF_CHECK_PASS, "scan index", "", "%s has an index on (%s%s%s)",
+			     ch->quoted, coll ? coll->name : "", coll ? ", " : "", id->name);
+	else
+		ef_check_add(l, EF_CHECK_WARN, "scan index", "create one: CREATE INDEX ON <chunks> "
+			     "(<collection>, <key>)", "%s has no index leading with (%s%s%s): counts "
+			     "and batches of one collection read the whole table", ch->quoted,
+			     coll ? coll->name : "", coll ? ", " : "", id->name);
+	return EF_OK;
+}
+
+/* A citation field: a column of the chunk table, or a key of a json/jsonb
+ * column of it. */
+static bool cite_col(struct ef_checklist *l, const struct ef_relinfo *ch,
+		     const struct ef_cite_field *f, const char *key, bool *json)
+{
+	const struct ef_colinfo *c;
+
+	*json = false;
+	if (!f->column)
+		return true;
+	if (!need_col(l, ch, ch->quoted, f->column, key))
+		return false;
+	c = ef_relinfo_col(ch, f->column);
+	*json = f->json_key != NULL;
+	if (!f->json_key || is_json(c))
+		return true;
+	ef_check_add(l, EF_CHECK_FAIL, "citation", "write the column alone, or name a json or jsonb "
+		     "column before ->", "%s names key \"%s\" of %s.%s, which is %s, not json",
+		     key, f->json_key, ch->quoted, c->name, c->type);
+	return false;
+}
+
+static bool mode_columns(struct ef_checklist *l, const struct ef_mapping *m,
+			 const struct ef_relinfo *ch)
+{
+	if (m->coll_mode == EF_COLL_TABLE)
+		return true;
+	return need_col(l, ch, ch->quoted, m->chunk_collection, "CHUNKS_COLLECTION_COLUMN");
+}
+
 static ef_status check_chunks(ef_db *db, const struct ef_mapping *m, struct ef_relinfo *ch,
 			      struct ef_schema *sc, struct ef_checklist *l, struct ef_error *err)
 {
-	const struct ef_colinfo *id, *coll;
-	bool ok = true;
+	bool ok = true, cols = true;
+	ef_status st;
 
 	if (!table_found(l, ch, "chunk table", m->chunks, "CHUNKS_TABLE"))
 		return EF_OK;
-	ok &= need_col(l, ch, ch->quoted, m->chunk_id, "CHUNKS_ID_COLUMN");
-	ok &= need_col(l, ch, ch->quoted, m->chunk_collection, "CHUNKS_COLLECTION_COLUMN");
+	for (int i = 0; i < m->nkey; i++)
+		cols &= need_col(l, ch, ch->quoted, m->chunk_key[i], "CHUNKS_ID_COLUMN");
 	ok &= need_col(l, ch, ch->quoted, m->chunk_content, "CHUNKS_CONTENT_COLUMN");
-	ok &= need_col(l, ch, ch->quoted, m->chunk_document, "CHUNKS_DOCUMENT_COLUMN");
-	ok &= need_col(l, ch, ch->quoted, m->chunk_index, "CHUNKS_INDEX_COLUMN");
-	if (!ok)
+	ok &= mode_columns(l, m, ch);
+	if (m->documents)
+		ok &= need_col(l, ch, ch->quoted, m->chunk_document, "CHUNKS_DOCUMENT_COLUMN");
+	ok &= opt_col(l, ch, ch->quoted, m->chunk_index, "CHUNKS_INDEX_COLUMN");
+	ok &= cite_col(l, ch, &m->cite_title, "CITATION_TITLE", &sc->cite_title_json);
+	ok &= cite_col(l, ch, &m->cite_source, "CITATION_SOURCE", &sc->cite_source_json);
+	if (!cols)
 		return EF_OK;
-	id = ef_relinfo_col(ch, m->chunk_id);
-	coll = ef_relinfo_col(ch, m->chunk_collection);
-	if (!is_int_type(id->type)) {
-		ef_check_add(l, EF_CHECK_FAIL, "chunk key", "batches walk the chunks by an integer "
-			     "key; map CHUNKS_ID_COLUMN to a bigint or integer column",
-			     "%s.%s is %s", ch->quoted, id->name, id->type);
-		return EF_OK;
-	}
-	sc->chunks_ok = true;
-	if (!has_index(db, ch, coll->attnum, id->attnum, false, err, &sc->chunk_scan_index))
+	st = check_key(db, m, ch, sc, l, err);
+	if (st == EF_ERR_CHECK)
+		ok = false;
+	else if (st != EF_OK)
+		return st;
+	if (ok && check_scan_index(db, m, ch, sc, l, err) != EF_OK)
 		return err->status;
-	if (sc->chunk_scan_index)
-		ef_check_add(l, EF_CHECK_PASS, "scan index", "", "%s has an index on (%s, %s)",
-			     ch->quoted, coll->name, id->name);
-	else
-		ef_check_add(l, EF_CHECK_WARN, "scan index",
-			     "create one: CREATE INDEX ON <chunks> (<collection>, <id>)",
-			     "%s has no index leading with (%s, %s): counts and batches of one "
-			     "collection read the whole table", ch->quoted, coll->name, id->name);
+	sc->chunks_ok = ok;
 	return EF_OK;
 }
 
 static void describe_vector(struct ef_schema *sc, struct ef_checklist *l, const char *where)
 {
-	const char *t = sc->vec_type == EF_VEC_PGVECTOR ? "vector" : "real[]";
+	const char *t = ef_vec_type_name(sc->vec_type);
 
 	if (sc->dim > 0)
 		ef_check_add(l, sc->mixed_dims ? EF_CHECK_WARN : EF_CHECK_PASS, "vector column",
@@ -271,10 +497,8 @@ static void describe_vector(struct ef_schema *sc, struct ef_checklist *l, const 
 			     "%s is %s, dimension %d (from the %s)", where, t, sc->dim,
 			     sc->dim_source);
 	else
-		ef_check_add(l, EF_CHECK_WARN, "vector column",
-			     "fix the dimension in the schema: vector(N), or a CHECK "
-			     "(array_length(col, 1) = N) on real[]",
-			     "%s is %s without a fixed dimension and holds no vectors yet", where, t);
+		ef_check_add(l, EF_CHECK_PASS, "vector column", "", "%s is %s without a fixed "
+			     "dimension and holds no vectors yet: EMBED_DIM decides", where, t);
 }
 
 /* Reads the dimension off a sample of stored vectors: bounded, so that a
@@ -304,8 +528,8 @@ static ef_status sample_dims(ef_db *db, const struct ef_relinfo *r, const char *
 	return EF_OK;
 }
 
-static ef_status real_array_dim(ef_db *db, const struct ef_relinfo *r, const char *col,
-				struct ef_schema *sc, struct ef_error *err)
+static ef_status array_dim(ef_db *db, const struct ef_relinfo *r, const char *col,
+			   struct ef_schema *sc, struct ef_error *err)
 {
 	static const char cons[] =
 		"SELECT pg_get_constraintdef(oid), quote_ident($2) FROM pg_constraint"
@@ -324,33 +548,49 @@ static ef_status real_array_dim(ef_db *db, const struct ef_relinfo *r, const cha
 	return EF_OK;
 }
 
+static enum ef_vec_type vec_type_of(const char *type)
+{
+	const char *dot = strrchr(type, '.'), *t = dot ? dot + 1 : type;
+
+	if (strcmp(t, "vector") == 0)
+		return EF_VEC_PGVECTOR;
+	if (strcmp(t, "halfvec") == 0)
+		return EF_VEC_HALFVEC;
+	if (strcmp(type, "real[]") == 0)
+		return EF_VEC_REAL_ARRAY;
+	if (strcmp(type, "double precision[]") == 0)
+		return EF_VEC_DOUBLE_ARRAY;
+	return EF_VEC_UNKNOWN;
+}
+
 static ef_status vector_column(ef_db *db, const struct ef_relinfo *r, const char *col,
 			       struct ef_schema *sc, struct ef_checklist *l, struct ef_error *err)
 {
 	const struct ef_colinfo *c = ef_relinfo_col(r, col);
-	const char *dot = strrchr(c->type, '.');
 	char where[300];
 
 	snprintf(where, sizeof(where), "%s.%s", r->quoted, col);
 	sc->vec_typoid = c->typoid;
-
-	if (strcmp(dot ? dot + 1 : c->type, "vector") == 0) {
-		sc->vec_type = EF_VEC_PGVECTOR;
+	sc->vec_type = vec_type_of(c->type);
+	switch (sc->vec_type) {
+	case EF_VEC_PGVECTOR:
+	case EF_VEC_HALFVEC:
 		sc->dim = c->typmod > 0 ? c->typmod : 0;
 		snprintf(sc->dim_source, sizeof(sc->dim_source), "type modifier");
-	} else if (strcmp(c->type, "real[]") == 0) {
-		sc->vec_type = EF_VEC_REAL_ARRAY;
-		if (real_array_dim(db, r, col, sc, err) != EF_OK)
+		if (!sc->dim && sample_dims(db, r, col, "vector_dims", sc, err) != EF_OK)
 			return err->status;
-	} else {
-		ef_check_add(l, EF_CHECK_FAIL, "vector column", "embfill stores vectors as pgvector's "
-			     "vector(N) or as real[]; map EMBEDDINGS_VECTOR_COLUMN to such a column",
+		break;
+	case EF_VEC_REAL_ARRAY:
+	case EF_VEC_DOUBLE_ARRAY:
+		if (array_dim(db, r, col, sc, err) != EF_OK)
+			return err->status;
+		break;
+	default:
+		ef_check_add(l, EF_CHECK_FAIL, "vector column", "map EMBEDDINGS_VECTOR_COLUMN to a "
+			     "column of pgvector's vector or halfvec, or real[] or double precision[]",
 			     "%s is %s", where, c->type);
 		return EF_OK;
 	}
-	if (sc->vec_type == EF_VEC_PGVECTOR && sc->dim == 0 &&
-	    sample_dims(db, r, col, "vector_dims", sc, err) != EF_OK)
-		return err->status;
 	describe_vector(sc, l, where);
 	return EF_OK;
 }
@@ -367,8 +607,8 @@ static bool hash_column(const struct ef_relinfo *r, const char *col, struct ef_s
 		return true;
 	}
 	ef_check_add(l, EF_CHECK_FAIL, "content hash", "map EMBEDDINGS_HASH_COLUMN to a bytea "
-		     "(32 bytes) or text (64 hex digits) column",
-		     "%s.%s is %s", r->quoted, col, c->type);
+		     "(32 bytes) or text (64 hex digits) column, or leave it empty to keep the hash "
+		     "in embfill's bookkeeping", "%s.%s is %s", r->quoted, col, c->type);
 	return false;
 }
 
@@ -378,18 +618,18 @@ static bool emb_columns(const struct ef_mapping *m, const struct ef_relinfo *r,
 	bool ok = true;
 
 	if (separate) {
-		ok &= need_col(l, r, r->quoted, m->emb_chunk, "EMBEDDINGS_CHUNK_COLUMN");
-		ok &= need_col(l, r, r->quoted, m->emb_collection, "EMBEDDINGS_COLLECTION_COLUMN");
+		for (int i = 0; i < m->nkey; i++)
+			ok &= need_col(l, r, r->quoted, m->emb_key[i], "EMBEDDINGS_CHUNK_COLUMN");
+		if (m->coll_mode != EF_COLL_TABLE)
+			ok &= need_col(l, r, r->quoted, m->emb_collection,
+				       "EMBEDDINGS_COLLECTION_COLUMN");
 	}
 	ok &= need_col(l, r, r->quoted, m->emb_vector, "EMBEDDINGS_VECTOR_COLUMN");
-	ok &= need_col(l, r, r->quoted, m->emb_model, "EMBEDDINGS_MODEL_COLUMN");
-	ok &= need_col(l, r, r->quoted, m->emb_hash, "EMBEDDINGS_HASH_COLUMN");
-	if (m->emb_dim)
-		ok &= need_col(l, r, r->quoted, m->emb_dim, "EMBEDDINGS_DIM_COLUMN");
-	if (m->emb_at)
-		ok &= need_col(l, r, r->quoted, m->emb_at, "EMBEDDINGS_AT_COLUMN");
-	if (m->emb_run)
-		ok &= need_col(l, r, r->quoted, m->emb_run, "EMBEDDINGS_RUN_COLUMN");
+	ok &= opt_col(l, r, r->quoted, m->emb_model, "EMBEDDINGS_MODEL_COLUMN");
+	ok &= opt_col(l, r, r->quoted, m->emb_hash, "EMBEDDINGS_HASH_COLUMN");
+	ok &= opt_col(l, r, r->quoted, m->emb_dim, "EMBEDDINGS_DIM_COLUMN");
+	ok &= opt_col(l, r, r->quoted, m->emb_at, "EMBEDDINGS_AT_COLUMN");
+	ok &= opt_col(l, r, r->quoted, m->emb_run, "EMBEDDINGS_RUN_COLUMN");
 	return ok;
 }
 
@@ -399,29 +639,34 @@ static ef_status isolation(ef_db *db, const struct ef_relinfo *e, const struct e
 {
 	static const char sql[] =
 		"SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid"
-		" AND contype = 'f' AND confrelid = $2::oid AND cardinality(conkey) = 2"
+		" AND contype = 'f' AND confrelid = $2::oid AND cardinality(conkey) = $5::int"
 		" AND conkey @> ARRAY[$3::int2, $4::int2])";
-	char a[16], b[16];
-	const char *p[4] = { e->oid, ch->oid, a, b };
+	char a[16], b[16], n[16];
+	const char *p[5] = { e->oid, ch->oid, a, b, n };
 	PGresult *res;
 
-	snprintf(a, sizeof(a), "%d", ef_relinfo_col(e, m->emb_chunk)->attnum);
+	if (!m->emb_collection) {
+		sc->isolation_fk = true;
+		return EF_OK;
+	}
+	snprintf(a, sizeof(a), "%d", ef_relinfo_col(e, m->emb_key[0])->attnum);
 	snprintf(b, sizeof(b), "%d", ef_relinfo_col(e, m->emb_collection)->attnum);
-	res = ef_db_query(db, sql, 4, p, PGRES_TUPLES_OK, err);
+	snprintf(n, sizeof(n), "%d", m->nkey + 1);
+	res = ef_db_query(db, sql, 5, p, PGRES_TUPLES_OK, err);
 	if (!res)
 		return err->status;
 	sc->isolation_fk = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
 	if (sc->isolation_fk)
 		ef_check_add(l, EF_CHECK_PASS, "tenant isolation", "",
-			     "foreign key (%s, %s) -> %s: cross-tenant rows are impossible",
-			     m->emb_chunk, m->emb_collection, ch->quoted);
+			     "foreign key (chunk, %s) -> %s: cross-tenant rows are impossible",
+			     m->emb_collection, ch->quoted);
 	else
 		ef_check_add(l, EF_CHECK_WARN, "tenant isolation",
 			     "add FOREIGN KEY (chunk, collection) REFERENCES chunks (id, collection) "
 			     "so the database refuses them; embfill counts them meanwhile",
-			     "no composite foreign key (%s, %s) -> %s: cross-tenant rows are possible",
-			     m->emb_chunk, m->emb_collection, ch->quoted);
+			     "no composite foreign key (chunk, %s) -> %s: cross-tenant rows are "
+			     "possible", m->emb_collection, ch->quoted);
 	return EF_OK;
 }
 
@@ -429,23 +674,29 @@ static ef_status check_emb_indexes(ef_db *db, const struct ef_relinfo *e,
 				   const struct ef_mapping *m, struct ef_schema *sc,
 				   struct ef_checklist *l, struct ef_error *err)
 {
-	int chunk = ef_relinfo_col(e, m->emb_chunk)->attnum;
-	int coll = ef_relinfo_col(e, m->emb_collection)->attnum;
-	bool alone = false, pair = false;
+	int keys[EF_KEY_MAX + 2] = { 0 }, n = 0;
+	char others[512];
+	bool alone = false, any = false;
 
-	if (!has_index(db, e, chunk, 0, true, err, &alone) ||
-	    !has_index(db, e, chunk, coll, true, err, &pair))
+	for (int i = 0; i < m->nkey; i++)
+		keys[n++] = ef_relinfo_col(e, m->emb_key[i])->attnum;
+	if (unique_within(db, e, keys, &alone, others, sizeof(others), err) != EF_OK)
 		return err->status;
-	sc->emb_unique = alone || pair;
+	if (m->emb_collection) {
+		keys[n++] = ef_relinfo_col(e, m->emb_collection)->attnum;
+		if (unique_within(db, e, keys, &any, others, sizeof(others), err) != EF_OK)
+			return err->status;
+	}
+	sc->emb_unique = alone || any;
 	sc->emb_unique_alone = alone;
 	if (sc->emb_unique)
-		ef_check_add(l, EF_CHECK_PASS, "upsert key", "", "%s has a unique index on %s",
-			     e->quoted, m->emb_chunk);
+		ef_check_add(l, EF_CHECK_PASS, "upsert key", "", "%s has a unique index on the "
+			     "chunk key", e->quoted);
 	else
 		ef_check_add(l, EF_CHECK_FAIL, "upsert key",
-			     "CREATE UNIQUE INDEX ON <embeddings> (<chunk_id>): without it a chunk "
-			     "could get two vectors and upserts cannot work",
-			     "%s has no unique index on %s", e->quoted, m->emb_chunk);
+			     "CREATE UNIQUE INDEX ON <embeddings> (<chunk key>, <collection>): without "
+			     "it a chunk could get two vectors and upserts cannot work",
+			     "%s has no unique index on its chunk key", e->quoted);
 	return EF_OK;
 }
 
@@ -468,11 +719,18 @@ static ef_status check_embeddings(ef_db *db, const struct ef_mapping *m,
 	} else if (!ch->exists) {
 		return EF_OK;
 	}
-	if (!emb_columns(m, on, l, separate) || !hash_column(on, m->emb_hash, sc, l))
+	if (!emb_columns(m, on, l, separate) || (m->emb_hash && !hash_column(on, m->emb_hash, sc, l)))
 		goto out;
 	st = vector_column(db, on, m->emb_vector, sc, l, err);
 	if (st != EF_OK || sc->vec_type == EF_VEC_UNKNOWN)
 		goto out;
+	sc->bookkeeping = !m->emb_model || !m->emb_hash;
+	if (sc->bookkeeping)
+		ef_check_add(l, EF_CHECK_PASS, "bookkeeping", "", "the model%s of each vector %s kept "
+			     "in embfill's bookkeeping table (schema \"%s\"); your table is written "
+			     "only in its vector%s", m->emb_hash ? "" : " and content hash",
+			     m->emb_hash ? "is" : "are", m->tool_schema,
+			     m->emb_model ? " and model columns" : " column");
 	sc->embeddings_ok = true;
 	if (separate && ch->exists && sc->chunks_ok) {
 		st = isolation(db, &e, ch, m, sc, l, err);
@@ -492,14 +750,20 @@ static ef_status check_documents(ef_db *db, const struct ef_mapping *m, struct e
 	struct ef_relinfo d;
 	bool ok = true;
 
+	if (!m->documents) {
+		ef_check_add(l, EF_CHECK_PASS, "document table", "", "none mapped: citations come "
+			     "from %s", m->cite_title.column || m->cite_source.column
+			     ? "CITATION_TITLE and CITATION_SOURCE" : "the chunks alone");
+		return EF_OK;
+	}
 	if (ef_relinfo_load(db, m->documents, &d, err) != EF_OK)
 		return err->status;
 	if (table_found(l, &d, "document table", m->documents, "DOCUMENTS_TABLE")) {
 		ok &= need_col(l, &d, d.quoted, m->doc_id, "DOCUMENTS_ID_COLUMN");
-		ok &= need_col(l, &d, d.quoted, m->doc_title, "DOCUMENTS_TITLE_COLUMN");
-		ok &= need_col(l, &d, d.quoted, m->doc_source, "DOCUMENTS_SOURCE_COLUMN");
-		ok &= need_col(l, &d, d.quoted, m->doc_body, "DOCUMENTS_BODY_COLUMN");
-		ok &= need_col(l, &d, d.quoted, m->doc_collection, "DOCUMENTS_COLLECTION_COLUMN");
+		ok &= opt_col(l, &d, d.quoted, m->doc_title, "DOCUMENTS_TITLE_COLUMN");
+		ok &= opt_col(l, &d, d.quoted, m->doc_source, "DOCUMENTS_SOURCE_COLUMN");
+		ok &= opt_col(l, &d, d.quoted, m->doc_body, "DOCUMENTS_BODY_COLUMN");
+		ok &= opt_col(l, &d, d.quoted, m->doc_collection, "DOCUMENTS_COLLECTION_COLUMN");
 		sc->documents_ok = ok;
 	}
 	ef_relinfo_free(&d);
@@ -605,6 +869,12 @@ ef_status ef_schema_discover(ef_db *db, const struct ef_mapping *m, struct ef_sc
 		st = check_lookup(db, m, sc, l, err);
 	if (st == EF_OK)
 		st = check_tool_schema(db, m, sc, l, err);
+	if (st == EF_OK && m->layout == EF_LAYOUT_SEPARATE && m->emb_key[m->nkey - 1] == NULL) {
+		ef_check_add(l, EF_CHECK_FAIL, "mapping", "give EMBEDDINGS_CHUNK_COLUMN as many "
+			     "columns as CHUNKS_ID_COLUMN, in the same order",
+			     "CHUNKS_ID_COLUMN has %d columns, EMBEDDINGS_CHUNK_COLUMN fewer", m->nkey);
+		sc->embeddings_ok = false;
+	}
 	ef_relinfo_free(&ch);
 	ef_checklist_free(&scratch);
 	if (st == EF_OK && !sc->lookup_ok)

@@ -84,7 +84,34 @@ static const char tool_ddl[] =
 	"CREATE INDEX IF NOT EXISTS swaps_collection_idx ON {tool}.swaps (collection, id DESC);"
 	/* saved vectors do not compress either */
 	"ALTER TABLE {tool}.backups ALTER COLUMN embedding SET STORAGE EXTERNAL;"
-	"UPDATE {tool}.meta SET value = '2' WHERE key = 'schema_version' AND value::int < 2;";
+	"UPDATE {tool}.meta SET value = '2' WHERE key = 'schema_version' AND value::int < 2;"
+	/* version 3: chunk keys of any type, kept as their text forms (text[],
+	 * one element per key column), and the bookkeeping of vectors whose
+	 * table has no column for their model, hash, dimension, time or run.
+	 * The integer columns of version 2 stay, and are still written for a
+	 * one-column integer key, so that scripts reading them go on working;
+	 * a row that has only them is read as ARRAY[chunk_id::text]. */
+	"CREATE TABLE IF NOT EXISTS {tool}.vectors ("
+	"  collection text NOT NULL, chunk_key text[] NOT NULL,"
+	"  model text, dim integer, content_sha256 bytea, recipe text,"
+	"  embedded_at timestamptz NOT NULL DEFAULT now(), run_id bigint,"
+	"  PRIMARY KEY (collection, chunk_key));"
+	"ALTER TABLE {tool}.runs ADD COLUMN IF NOT EXISTS checkpoint_key text[];"
+	"UPDATE {tool}.runs SET checkpoint_key = ARRAY[checkpoint_chunk_id::text]"
+	"  WHERE checkpoint_key IS NULL AND checkpoint_chunk_id IS NOT NULL;"
+	"ALTER TABLE {tool}.quarantine ADD COLUMN IF NOT EXISTS chunk_key text[];"
+	"UPDATE {tool}.quarantine SET chunk_key = ARRAY[chunk_id::text] WHERE chunk_key IS NULL;"
+	"ALTER TABLE {tool}.quarantine DROP CONSTRAINT IF EXISTS quarantine_pkey;"
+	"ALTER TABLE {tool}.quarantine ALTER COLUMN chunk_id DROP NOT NULL;"
+	"CREATE UNIQUE INDEX IF NOT EXISTS quarantine_key_idx"
+	"  ON {tool}.quarantine (collection, chunk_key);"
+	"ALTER TABLE {tool}.backups ADD COLUMN IF NOT EXISTS chunk_key text[];"
+	"UPDATE {tool}.backups SET chunk_key = ARRAY[chunk_id::text] WHERE chunk_key IS NULL;"
+	"ALTER TABLE {tool}.backups DROP CONSTRAINT IF EXISTS backups_pkey;"
+	"ALTER TABLE {tool}.backups ALTER COLUMN chunk_id DROP NOT NULL;"
+	"CREATE UNIQUE INDEX IF NOT EXISTS backups_key_idx ON {tool}.backups (run_id, chunk_key);"
+	"ALTER TABLE {tool}.backups ADD COLUMN IF NOT EXISTS bookkeeping jsonb;"
+	"UPDATE {tool}.meta SET value = '3' WHERE key = 'schema_version' AND value::int < 3;";
 
 static const char documents_ddl[] =
 	"CREATE TABLE {documents} ("

@@ -13,7 +13,7 @@
 #include "embfill/db.h"
 #include "embfill/error.h"
 
-#define EF_SQLVARS_MAX 96
+#define EF_SQLVARS_MAX 192
 
 struct ef_sqlvars {
 	const char *name[EF_SQLVARS_MAX];

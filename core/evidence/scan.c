@@ -36,8 +36,9 @@ static const char status_sql[] =
 	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_dim})) AS stale_dim,"
 	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_content})) AS stale_content,"
 	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND"
-	"   (({stale_model}) OR ({stale_dim}) OR ({stale_content}))) AS stale"
-	" FROM {chunks} c {cjoin} {ejoin} {cwhere} GROUP BY 1),"
+	"   (({stale_model}) OR ({stale_dim}) OR ({stale_content}))) AS stale,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({unrecorded})) AS unrecorded"
+	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere} GROUP BY 1),"
 	"em AS ({em_sql}),"
 	"q AS ({q_sql})"
 	" SELECT coalesce(ch.collection, em.collection),"
@@ -45,18 +46,21 @@ static const char status_sql[] =
 	"  coalesce(ch.chunks, 0) - coalesce(ch.embedded, 0),"
 	"  coalesce(ch.stale, 0), coalesce(ch.stale_model, 0), coalesce(ch.stale_dim, 0),"
 	"  coalesce(ch.stale_content, 0), coalesce(em.orphans, 0),"
-	"  coalesce(em.cross_tenant, 0), coalesce(q.quarantined, 0)"
+	"  coalesce(em.cross_tenant, 0), coalesce(q.quarantined, 0), coalesce(ch.unrecorded, 0)"
 	" FROM ch FULL JOIN em ON em.collection = ch.collection"
 	" LEFT JOIN q ON q.collection = coalesce(ch.collection, em.collection)"
 	" ORDER BY 1";
 
+/* Embedding rows seen from their side: an orphan has no chunk of its key,
+ * a cross-tenant row has one only under another collection.  Asked as
+ * anti-joins, so that a key unique only within a collection (unique
+ * (collection, id)) never counts a row twice. */
 static const char em_separate[] =
 	"SELECT {ename}::text AS collection,"
-	"  count(*) FILTER (WHERE c.{cid} IS NULL) AS orphans,"
-	"  count(*) FILTER (WHERE c.{cid} IS NOT NULL"
-	"   AND c.{ccoll} IS DISTINCT FROM e.{ecoll}) AS cross_tenant"
-	" FROM {embeddings} e {eljoin} LEFT JOIN {chunks} c ON c.{cid} = e.{echunk}"
-	" {ewhere} GROUP BY 1";
+	"  count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM {chunks} c WHERE {ekeyeq})) AS orphans,"
+	"  count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM {chunks} c WHERE {ekeyeq}{ecollmatch})"
+	"   AND EXISTS (SELECT 1 FROM {chunks} c WHERE {ekeyeq})) AS cross_tenant"
+	" FROM {embeddings} e {eljoin} {ewhere} GROUP BY 1";
 
 static const char em_none[] =
 	"SELECT NULL::text AS collection, 0::bigint AS orphans, 0::bigint AS cross_tenant"
@@ -71,13 +75,13 @@ static const char q_none[] =
 static char *build_status_sql(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
 			      bool one, struct ef_error *err)
 {
+	const struct ef_collsql_params p = EF_COLLSQL_PARAMS;
 	struct ef_sqlvars v = { .n = 0 };
 	bool separate = m->layout == EF_LAYOUT_SEPARATE;
 	bool ok;
 	char *sql = NULL;
 
-	ok = ef_collsql_quote(&v, db, m, err) && ef_collsql_layout(&v, m) &&
-	     ef_collsql_frags(&v, m, one) && ef_collsql_stale(&v, sc) &&
+	ok = ef_collsql_vars(&v, db, m, sc, &p, one, err) &&
 	     ef_sqlvars_frag(&v, "em_sql", separate ? em_separate : em_none) &&
 	     ef_sqlvars_frag(&v, "q_sql", sc->tool_schema ? q_tool : q_none);
 	if (ok)
@@ -112,6 +116,7 @@ static ef_status fill_report(PGresult *res, struct ef_status_report *out, struct
 		c->orphans = ef_db_ll(res, i, 8);
 		c->cross_tenant = ef_db_ll(res, i, 9);
 		c->quarantined = ef_db_ll(res, i, 10);
+		c->unrecorded = ef_db_ll(res, i, 11);
 	}
 	return EF_OK;
 }
@@ -246,6 +251,7 @@ void ef_status_report_free(struct ef_status_report *r)
 
 char **ef_scan_collection_names(ef_session *s, struct ef_error *err)
 {
+	const struct ef_collsql_params p = EF_COLLSQL_PARAMS;
 	ef_db *db = ef_session_db(s);
 	const struct ef_config *cfg = ef_session_config(s);
 	struct ef_sqlvars v = { .n = 0 };
@@ -253,7 +259,7 @@ char **ef_scan_collection_names(ef_session *s, struct ef_error *err)
 	PGresult *res = NULL;
 	int n;
 
-	if (ef_collsql_quote(&v, db, &cfg->map, err) && ef_collsql_frags(&v, &cfg->map, false))
+	if (ef_collsql_vars(&v, db, &cfg->map, ef_session_schema(s), &p, false, err))
 		sql = ef_sqlvars_expand(&v, "SELECT DISTINCT {cname}::text FROM {chunks} c {cjoin}"
 					    " ORDER BY 1");
 	ef_sqlvars_free(&v);

@@ -31,65 +31,122 @@
 
 static const char count_sql[] =
 	"SELECT count(*), count(*) FILTER (WHERE {e}.{vec} IS NOT NULL"
-	"  AND {e}.{model} = $1::text AND {vdims} = $2::int)"
-	" FROM {chunks} c {cjoin} {ejoin} {cwhere}";
+	"  AND {fmodel} = $1::text AND {vdims} = $2::int)"
+	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere}";
 
-/* ntile() slices the fresh chunks by id into $4 parts; the lowest id of
+/* ntile() slices the fresh chunks by key into $4 parts; the lowest key of
  * each is the sample: spread over the collection, and the same every time.
  * A blank chunk would make an empty query, which services reject. */
 static const char sample_sql[] =
 	"SELECT s.id, left(" EF_SQL_ONELINE("left(c.{content}::text, 4000)") ", 2000)"
-	" FROM (SELECT DISTINCT ON (tile) id FROM ("
-	"  SELECT c.{cid}::bigint AS id, ntile($4::int) OVER (ORDER BY c.{cid}) AS tile"
-	"  FROM {chunks} c {cjoin} {ejoin} {cwhere} AND {e}.{vec} IS NOT NULL"
+	" FROM (SELECT DISTINCT ON (tile) id, k1, k2, coll FROM ("
+	"  SELECT {ckeyd} AS id, {ckey1} AS k1, {ckey2} AS k2, {ccollv} AS coll,"
+	"   ntile($4::int) OVER (ORDER BY {ckey}) AS tile"
+	"  FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere} AND {e}.{vec} IS NOT NULL"
 	"   AND NOT (({stale_model}) OR ({stale_dim}) OR ({stale_content}))"
 	"   AND c.{content} ~ '[^[:space:]]') t"
-	"  ORDER BY tile, id) s"
-	" JOIN {chunks} c ON c.{cid} = s.id ORDER BY s.id";
+	"  ORDER BY tile, k1, k2) s"
+	" JOIN {chunks} c ON {skeyeq} ORDER BY s.k1, s.k2";
 
-/* The ranking picks ids and scores only; texts are fetched for the k
+/* The ranking picks keys and scores only; texts are fetched for the k
  * winners, not for every candidate. */
 static const char search_sql[] =
-	"SELECT q.n, r.id, {dtitle}, {dsource}, c.{cidx}::bigint, r.score,"
+	"SELECT q.n, r.id, {dtitle}, {dsource}, {cidxv}, r.score,"
 	"  left(" EF_SQL_ONELINE("left(c.{content}::text, 1000)") ", 200)"
 	" FROM unnest($4::text[]) WITH ORDINALITY AS q(v, n) CROSS JOIN LATERAL ("
-	"  SELECT c.{cid} AS id, {score} AS score"
-	"  FROM {chunks} c {cjoin} {ejoin} {cwhere} AND {e}.{vec} IS NOT NULL"
-	"   AND {e}.{model} = $1::text AND {vdims} = $2::int"
-	"  ORDER BY {order}, c.{cid} LIMIT $5::int) r"
-	" JOIN {chunks} c ON c.{cid} = r.id {djoin}"
-	" ORDER BY q.n, r.score DESC NULLS LAST, r.id";
+	"  SELECT {ckeyd} AS id, {ckey1} AS k1, {ckey2} AS k2, {ccollv} AS coll,"
+	"   {score} AS score"
+	"  FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere} AND {e}.{vec} IS NOT NULL"
+	"   AND {fmodel} = $1::text AND {vdims} = $2::int"
+	"  ORDER BY {order}, {ckey} LIMIT $5::int) r"
+	" JOIN {chunks} c ON {rkeyeq} {djoin}"
+	" ORDER BY q.n, r.score DESC NULLS LAST, r.k1, r.k2";
 
-/* Cosine similarity of two real[] of the same length; NULL for a zero
- * vector, where the cosine is undefined. */
-static const char cosine_real[] =
+/* Cosine similarity of two float arrays of the same length; NULL for a
+ * zero vector, where the cosine is undefined. */
+static const char cosine_array[] =
 	"(SELECT sum(u.a::float8 * u.b) / nullif(sqrt(sum(u.a::float8 * u.a))"
 	"  * sqrt(sum(u.b::float8 * u.b)), 0)"
-	" FROM unnest({e}.{vec}, q.v::real[]) AS u(a, b))";
+	" FROM unnest({e}.{vec}, q.v::float8[]) AS u(a, b))";
 
-static bool search_frags(struct ef_sqlvars *v, const struct ef_schema *sc)
+/* A citation's title or source: the mapped column of the chunk, a key of
+ * its json column, or the document's column. */
+static bool cite_frag(struct ef_sqlvars *v, ef_db *db, const char *name,
+		      const struct ef_cite_field *f, const char *doc_col, bool docs,
+		      int width, struct ef_error *err)
 {
-	bool pgvector = sc->vec_type == EF_VEC_PGVECTOR;
-	bool docs = sc->documents_ok;
+	char expr[512], *col = NULL, *key = NULL;
+	bool ok;
 
-	return ef_sqlvars_frag(v, "score", pgvector ? "nullif(1 - ({e}.{vec} <=> q.v::vector),"
-						      " 'NaN')" : cosine_real) &&
-	       ef_sqlvars_frag(v, "order", pgvector ? "{e}.{vec} <=> q.v::vector"
-						    : "score DESC NULLS LAST") &&
-	       ef_sqlvars_frag(v, "djoin", docs ? "LEFT JOIN {documents} d ON d.{doc_id} ="
-						  " c.{cdoc} AND d.{doc_coll} = c.{ccoll}" : "") &&
-	       ef_sqlvars_frag(v, "dtitle", docs ? "left(" EF_SQL_ONELINE("d.{title}::text")
-						   ", 120)" : "NULL::text") &&
-	       ef_sqlvars_frag(v, "dsource", docs ? "left(" EF_SQL_ONELINE("d.{source}::text")
-						    ", 400)" : "NULL::text");
+	if (f->column) {
+		col = ef_db_quote_part(db, f->column, err);
+		key = col && f->json_key ? ef_db_quote_literal(db, f->json_key, err) : NULL;
+		if (!col || (f->json_key && !key)) {
+			free(col);
+			return false;
+		}
+		if (key)
+			snprintf(expr, sizeof(expr), "left(" EF_SQL_ONELINE("(c.%s->>%s)") ", %d)",
+				 col, key, width);
+		else
+			snprintf(expr, sizeof(expr), "left(" EF_SQL_ONELINE("c.%s::text") ", %d)",
+				 col, width);
+		free(col);
+		free(key);
+		return ef_sqlvars_raw(v, name, expr);
+	}
+	if (docs && doc_col) {
+		snprintf(expr, sizeof(expr), "left(" EF_SQL_ONELINE("d.%s::text") ", %d)", doc_col,
+			 width);
+		return ef_sqlvars_frag(v, name, expr);
+	}
+	ok = ef_sqlvars_raw(v, name, "NULL::text");
+	return ok;
+}
+
+static bool search_frags(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m,
+			 const struct ef_schema *sc, struct ef_error *err)
+{
+	bool pgvector = sc->vec_type == EF_VEC_PGVECTOR || sc->vec_type == EF_VEC_HALFVEC;
+	const char *cast = sc->vec_type == EF_VEC_HALFVEC ? "halfvec" : "vector";
+	bool docs = sc->documents_ok && m->chunk_document;
+	bool two = m->nkey > 1, coll = m->chunk_collection != NULL;
+	char score[128], order[96];
+
+	snprintf(score, sizeof(score), "nullif(1 - ({e}.{vec} <=> q.v::%s), 'NaN')", cast);
+	snprintf(order, sizeof(order), "{e}.{vec} <=> q.v::%s", cast);
+	return ef_sqlvars_frag(v, "score", pgvector ? score : cosine_array) &&
+	       ef_sqlvars_frag(v, "order", pgvector ? order : "score DESC NULLS LAST") &&
+	       ef_sqlvars_frag(v, "djoin", !docs ? "" : m->doc_collection && coll
+			       ? "LEFT JOIN {documents} d ON d.{doc_id} = c.{cdoc}"
+				 " AND d.{doc_coll} = c.{ccoll}"
+			       : "LEFT JOIN {documents} d ON d.{doc_id} = c.{cdoc}") &&
+	       cite_frag(v, db, "dtitle", &m->cite_title, "{title}", docs && m->doc_title, 120,
+			 err) &&
+	       cite_frag(v, db, "dsource", &m->cite_source, "{source}", docs && m->doc_source,
+			 400, err) &&
+	       ef_sqlvars_frag(v, "cidxv", m->chunk_index ? "c.{cidx}::bigint" : "NULL::bigint") &&
+	       ef_sqlvars_frag(v, "ckey1", "c.{ck1}") &&
+	       ef_sqlvars_frag(v, "ckey2", two ? "c.{ck2}" : "NULL::text") &&
+	       ef_sqlvars_frag(v, "ccollv", coll ? "c.{ccoll}" : "NULL::text") &&
+	       ef_sqlvars_frag(v, "skeyeq", two ? (coll ? "c.{ck1} = s.k1 AND c.{ck2} = s.k2"
+							" AND c.{ccoll} = s.coll"
+						     : "c.{ck1} = s.k1 AND c.{ck2} = s.k2")
+					       : coll ? "c.{ck1} = s.k1 AND c.{ccoll} = s.coll"
+						      : "c.{ck1} = s.k1") &&
+	       ef_sqlvars_frag(v, "rkeyeq", two ? (coll ? "c.{ck1} = r.k1 AND c.{ck2} = r.k2"
+							" AND c.{ccoll} = r.coll"
+						     : "c.{ck1} = r.k1 AND c.{ck2} = r.k2")
+					       : coll ? "c.{ck1} = r.k1 AND c.{ccoll} = r.coll"
+						      : "c.{ck1} = r.k1");
 }
 
 static bool build_vars(struct ef_sqlvars *v, ef_db *db, const struct ef_config *cfg,
 		       const struct ef_schema *sc, struct ef_error *err)
 {
-	bool ok = ef_collsql_quote(v, db, &cfg->map, err) && ef_collsql_layout(v, &cfg->map) &&
-		  ef_collsql_frags(v, &cfg->map, true) && ef_collsql_stale(v, sc) &&
-		  search_frags(v, sc);
+	const struct ef_collsql_params p = EF_COLLSQL_PARAMS;
+	bool ok = ef_collsql_vars(v, db, &cfg->map, sc, &p, true, err) &&
+		  search_frags(v, db, &cfg->map, sc, err);
 
 	if (!ok && err->status == EF_OK)
 		ef_error_oom(err, NULL);
@@ -253,19 +310,20 @@ static ef_status sample(ef_db *db, const struct ef_sqlvars *v, const char *const
 	for (int i = 0; out->queries && i < PQntuples(res); i++) {
 		struct ef_spot_query *q = &out->queries[out->nqueries++];
 
-		q->sample_id = ef_db_ll(res, i, 0);
+		q->sample_key = strdup(PQgetvalue(res, i, 0));
 		q->text = first_sentence(PQgetvalue(res, i, 1));
-		if (!q->text)
+		if (!q->text || !q->sample_key)
 			break;
 	}
 	PQclear(res);
-	if (!out->queries || (out->nqueries && !out->queries[out->nqueries - 1].text))
+	if (!out->queries || (out->nqueries && (!out->queries[out->nqueries - 1].text ||
+						    !out->queries[out->nqueries - 1].sample_key)))
 		return ef_error_oom(err, NULL);
 	return EF_OK;
 }
 
 /* The query vectors as one text[] literal: '{"[1,2]","[3,4]"}' for
- * pgvector, '{"{1,2}","{3,4}"}' for real[]. */
+ * pgvector's types, '{"{1,2}","{3,4}"}' for float arrays. */
 static char *vectors_param(const struct ef_embed_result *res, bool pgvector)
 {
 	struct ef_strbuf b = EF_STRBUF_INIT;
@@ -319,13 +377,13 @@ static bool add_citation(struct ef_spot_query *q, const PGresult *res, int r)
 {
 	struct ef_spot_citation *c = &q->cites[q->ncites++];
 
-	c->chunk_id = ef_db_ll(res, r, 1);
+	c->key = strdup(PQgetvalue(res, r, 1));
 	c->title = PQgetisnull(res, r, 2) ? NULL : strdup(PQgetvalue(res, r, 2));
 	c->source = PQgetisnull(res, r, 3) ? NULL : strdup(PQgetvalue(res, r, 3));
 	c->chunk_index = PQgetisnull(res, r, 4) ? -1 : ef_db_ll(res, r, 4);
 	c->score = PQgetisnull(res, r, 5) ? NAN : strtod(PQgetvalue(res, r, 5), NULL);
 	c->snippet = ef_spot_cut(PQgetvalue(res, r, 6), EF_SPOT_SNIPPET_CHARS);
-	return c->snippet && (c->title || PQgetisnull(res, r, 2)) &&
+	return c->snippet && c->key && (c->title || PQgetisnull(res, r, 2)) &&
 	       (c->source || PQgetisnull(res, r, 3));
 }
 
@@ -359,8 +417,8 @@ static void judge(struct ef_spot_report *out)
 	for (size_t i = 0; i < out->nqueries; i++) {
 		struct ef_spot_query *q = &out->queries[i];
 
-		for (size_t j = 0; q->sample_id && j < q->ncites; j++)
-			q->self_hit |= q->cites[j].chunk_id == q->sample_id;
+		for (size_t j = 0; q->sample_key && j < q->ncites; j++)
+			q->self_hit |= strcmp(q->cites[j].key, q->sample_key) == 0;
 		out->hits += q->self_hit;
 		out->ok &= q->ncites > 0;
 	}
@@ -384,7 +442,8 @@ static ef_status retrieve(ef_db *db, const struct ef_sqlvars *v, const struct ef
 		ef_embed_result_free(res);
 		return st;
 	}
-	vecs = vectors_param(res, sc->vec_type == EF_VEC_PGVECTOR);
+	vecs = vectors_param(res, sc->vec_type == EF_VEC_PGVECTOR ||
+				  sc->vec_type == EF_VEC_HALFVEC);
 	ef_embed_result_free(res);
 	if (!vecs)
 		return ef_error_oom(err, NULL);
@@ -454,9 +513,11 @@ void ef_spot_report_free(struct ef_spot_report *r)
 			free(q->cites[j].title);
 			free(q->cites[j].source);
 			free(q->cites[j].snippet);
+			free(q->cites[j].key);
 		}
 		free(q->cites);
 		free(q->text);
+		free(q->sample_key);
 	}
 	free(r->queries);
 	free(r->collection);

@@ -12,7 +12,7 @@
  * directions), and returns typed rows:
  *   ('chunks'|'embedded'|'fresh'|'vectors', NULL, n)   totals
  *   ('kind', kind, count)                              one per kind found
- *   ('example', kind, chunk_id, note)                  the lowest 5 ids
+ *   ('example', kind, 0, note, NULL, key)              the lowest 5 keys
  *   ('model', model, count, NULL, dim)                 (model, dim) pairs
  *   ('reason', reason, count)                          quarantine reasons
  * Examples are ranked with row_number() rather than array_agg(), so memory
@@ -33,8 +33,9 @@
 #include "embfill/verify.h"
 
 enum kind_id {
-	K_MISSING_ROW, K_NULL_VECTOR, K_STALE_CONTENT, K_STALE_MODEL, K_STALE_DIM,
-	K_Q_OUTDATED, K_QUARANTINED, K_MIXED, K_ORPHANS, K_CROSS, K_INBOUND, NKINDS
+	K_MISSING_ROW, K_NULL_VECTOR, K_STALE_CONTENT, K_STALE_MODEL, K_UNRECORDED, K_STALE_DIM,
+	K_Q_OUTDATED, K_QUARANTINED, K_MIXED, K_ORPHANS, K_CROSS, K_INBOUND, K_RECORD_ORPHANS,
+	NKINDS
 };
 
 /* Hints name the collection as {c}, a shell word the operator can paste. */
@@ -50,6 +51,9 @@ static const struct kind {
 	[K_STALE_MODEL] = { "stale_model", "vectors of another model", "model",
 			    "`embfill plan -C {c}` shows how to re-embed them with the current "
 			    "model" },
+	[K_UNRECORDED] = { "unrecorded", "vectors whose model is not on record", NULL,
+			   "`embfill adopt -C {c} --confirm {c}` records them as EMBED_MODEL's when "
+			   "they are; otherwise `embfill run -C {c} --confirm {c}` re-embeds them" },
 	[K_STALE_DIM] = { "stale_dim", "vectors of another dimension", "dim",
 			  "`embfill plan -C {c}` shows how to re-embed them at EMBED_DIM" },
 	[K_Q_OUTDATED] = { "quarantine_outdated", "quarantined chunks that changed since",
@@ -69,70 +73,92 @@ static const struct kind {
 	[K_INBOUND] = { "cross_tenant_inbound", "other collections' rows pointing here",
 			"filed_under", "delete these rows; FOREIGN KEY (chunk, collection) "
 			"REFERENCES chunks (id, collection) makes the database refuse them" },
+	[K_RECORD_ORPHANS] = { "orphan_records", "bookkeeping rows whose chunk is gone", NULL,
+			       "nothing to do: the next `embfill run -C {c} --confirm {c}` "
+			       "removes them" },
 };
 
 static const char verify_sql[] =
 	"WITH f AS ("
-	" SELECT c.{cid}::bigint AS id, {no_row} AS no_row, {e}.{vec} IS NULL AS vec_null,"
-	"  {e}.{vec} IS NOT NULL AND ({stale_model}) AS s_model,"
+	" SELECT {ckeyd} AS id, {ckey1} AS k1, {ckey2} AS k2, {no_row} AS no_row,"
+	"  {e}.{vec} IS NULL AS vec_null,"
+	"  {e}.{vec} IS NOT NULL AND ({stale_model}) AND NOT ({unrecorded}) AS s_model,"
+	"  {e}.{vec} IS NOT NULL AND ({unrecorded}) AS unrec,"
 	"  {e}.{vec} IS NOT NULL AND ({stale_dim}) AS s_dim,"
-	"  {e}.{vec} IS NOT NULL AND ({stale_content}) AS s_content,"
-	"  {e}.{model}::text AS model, {vdims}::int AS dim, {at_note} AS at,"
-	"  q.chunk_id IS NOT NULL AS quar,"
+	"  {e}.{vec} IS NOT NULL AND NOT ({unrecorded}) AND ({stale_content}) AS s_content,"
+	"  {fmodel} AS model, {vdims}::int AS dim, date_trunc('second', {fat})::text AS at,"
+	"  q.collection IS NOT NULL AS quar,"
 	"  left(" EF_SQL_ONELINE("q.reason::text") ", 200) AS reason,"
 	"  q.content_sha256 IS NULL"
 	"   OR q.content_sha256 = sha256(convert_to(c.{content}, 'UTF8')) AS q_same"
-	" FROM {chunks} c {cjoin} {ejoin} {qjoin} {cwhere}),"
-	"g AS (SELECT f.*, vec_null OR s_model OR s_dim OR s_content AS unfresh FROM f),"
+	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {qjoin} {cwhere}),"
+	"g AS (SELECT f.*, vec_null OR s_model OR unrec OR s_dim OR s_content AS unfresh FROM f),"
 	"h AS (SELECT g.*, quar AND q_same AND unfresh AS expl FROM g),"
-	"top AS (SELECT model, dim FROM h WHERE NOT vec_null GROUP BY 1, 2"
+	"top AS (SELECT model, dim FROM h WHERE NOT vec_null AND NOT unrec GROUP BY 1, 2"
 	" ORDER BY count(*) DESC, 1, 2 LIMIT 1),"
 	"hits AS ("
-	" SELECT v.kind, h.id, v.note FROM h LEFT JOIN top ON true CROSS JOIN LATERAL (VALUES"
+	" SELECT v.kind, h.id, h.k1, h.k2, v.note FROM h LEFT JOIN top ON true"
+	" CROSS JOIN LATERAL (VALUES"
 	"  ('missing_row', h.no_row AND NOT h.expl, NULL::text),"
 	"  ('null_vector', h.vec_null AND NOT h.no_row AND NOT h.expl, NULL),"
 	"  ('stale_content', h.s_content AND NOT h.expl, h.at),"
 	"  ('stale_model', h.s_model AND NOT h.expl, coalesce(h.model, '(none)')),"
+	"  ('unrecorded', h.unrec AND NOT h.expl, NULL),"
 	"  ('stale_dim', h.s_dim AND NOT h.expl, h.dim::text),"
 	"  ('quarantine_outdated', h.quar AND NOT h.q_same AND h.unfresh, h.reason),"
 	"  ('quarantined', h.expl, h.reason),"
-	"  ('mixed_models', NOT h.vec_null"
+	"  ('mixed_models', NOT h.vec_null AND NOT h.unrec"
 	"   AND (h.model, h.dim) IS DISTINCT FROM (top.model, top.dim),"
 	"   coalesce(h.model, '(none)') || '/' || h.dim)"
 	" ) v(kind, hit, note) WHERE v.hit"
-	" {emb_hits}),"
+	" {emb_hits} {record_hits}),"
 	"ranked AS (SELECT kind, id, note,"
-	" row_number() OVER (PARTITION BY kind ORDER BY id) AS rn FROM hits)"
-	"SELECT what, name, n, note, dim FROM ("
+	" row_number() OVER (PARTITION BY kind ORDER BY k1, k2) AS rn FROM hits)"
+	"SELECT what, name, n, note, dim, ex FROM ("
 	" SELECT 'kind' AS what, kind AS name, count(*) AS n, NULL::text AS note,"
-	"  NULL::int AS dim FROM ranked GROUP BY kind"
-	" UNION ALL SELECT 'example', kind, id, note, NULL FROM ranked WHERE rn <= 5"
-	" UNION ALL SELECT 'model', model, count(*), NULL, dim FROM h WHERE NOT vec_null"
-	"  GROUP BY model, dim"
-	" UNION ALL (SELECT 'reason', reason, count(*), NULL, NULL FROM h WHERE expl"
+	"  NULL::int AS dim, NULL::text AS ex, 0::bigint AS rn FROM ranked GROUP BY kind"
+	" UNION ALL SELECT 'example', kind, 0, note, NULL, id, rn FROM ranked WHERE rn <= 5"
+	" UNION ALL SELECT 'model', model, count(*), NULL, dim, NULL, 0 FROM h"
+	"  WHERE NOT vec_null AND NOT unrec GROUP BY model, dim"
+	" UNION ALL (SELECT 'reason', reason, count(*), NULL, NULL, NULL, 0 FROM h WHERE expl"
 	"  GROUP BY reason ORDER BY 3 DESC, 2 LIMIT 10)"
-	" UNION ALL SELECT 'chunks', NULL, count(*), NULL, NULL FROM h"
-	" UNION ALL SELECT 'embedded', NULL, count(*) FILTER (WHERE NOT vec_null), NULL, NULL"
+	" UNION ALL SELECT 'chunks', NULL, count(*), NULL, NULL, NULL, 0 FROM h"
+	" UNION ALL SELECT 'embedded', NULL, count(*) FILTER (WHERE NOT vec_null), NULL, NULL,"
+	"  NULL, 0 FROM h"
+	" UNION ALL SELECT 'fresh', NULL, count(*) FILTER (WHERE NOT unfresh), NULL, NULL, NULL, 0"
 	"  FROM h"
-	" UNION ALL SELECT 'fresh', NULL, count(*) FILTER (WHERE NOT unfresh), NULL, NULL FROM h"
-	" UNION ALL SELECT 'vectors', NULL, ({vectors}), NULL, NULL) u"
-	" ORDER BY what, CASE WHEN what IN ('model', 'reason') THEN -n ELSE n END, name";
+	" UNION ALL SELECT 'vectors', NULL, ({vectors}), NULL, NULL, NULL, 0) u"
+	" ORDER BY what, CASE WHEN what IN ('model', 'reason') THEN -n ELSE n END, rn, name";
 
-/* The embedding rows seen from their side (separate layout only). */
+/* The embedding rows seen from their side (separate layout only): an
+ * orphan has no chunk of its key at all, a cross-tenant row has one only
+ * under another collection, and an inbound one is another collection's row
+ * that points at a chunk of this one.  Keys are cast to the chunk's types,
+ * so that the examples sort with the chunks'. */
 static const char emb_hits_sql[] =
-	" UNION ALL SELECT 'orphans', e.{echunk}::bigint, NULL FROM {embeddings} e {eljoin}"
-	"  LEFT JOIN {chunks} c ON c.{cid} = e.{echunk} {ewhere} AND c.{cid} IS NULL"
-	" UNION ALL SELECT 'cross_tenant', e.{echunk}::bigint, {chname}"
-	"  FROM {embeddings} e {eljoin} JOIN {chunks} c ON c.{cid} = e.{echunk} {lcjoin}"
-	"  {ewhere} AND c.{ccoll} IS DISTINCT FROM e.{ecoll}"
-	" UNION ALL SELECT 'cross_tenant_inbound', c.{cid}::bigint, {ename2}"
-	"  FROM {chunks} c {cjoin} JOIN {embeddings} e ON e.{echunk} = c.{cid} {lejoin}"
+	" UNION ALL SELECT 'orphans', {ekeyd}, {ekey1}, {ekey2}, NULL FROM {embeddings} e {eljoin}"
+	"  {ewhere} AND NOT EXISTS (SELECT 1 FROM {chunks} c WHERE {ekeyeq})"
+	" {cross_hits}";
+
+static const char cross_hits_sql[] =
+	" UNION ALL SELECT 'cross_tenant', {ekeyd}, {ekey1}, {ekey2}, {chname}"
+	"  FROM {embeddings} e {eljoin} JOIN {chunks} c ON {ekeyeq} {lcjoin}"
+	"  {ewhere} AND NOT EXISTS (SELECT 1 FROM {chunks} c2 WHERE {ekeyeq2})"
+	" UNION ALL SELECT 'cross_tenant_inbound', {ckeyd}, {ckey1}, {ckey2}, {ename2}"
+	"  FROM {chunks} c {cjoin} JOIN {embeddings} e ON {ekeyeq} {lejoin}"
 	"  {cwhere} AND e.{ecoll} IS DISTINCT FROM c.{ccoll}";
 
+/* Bookkeeping rows of the collection whose chunk was deleted. */
+static const char record_hits_sql[] =
+	" UNION ALL SELECT 'orphan_records', array_to_string(b.chunk_key, '/'), NULL, NULL, NULL"
+	"  FROM {tool}.vectors b WHERE b.collection = {bval} AND NOT EXISTS (SELECT 1"
+	"  FROM {chunks} c {cjoin} {cwhere} AND {ckeyt} = b.chunk_key)";
+
 static const char q_tool[] =
-	"LEFT JOIN {tool}.quarantine q ON q.collection = $3 AND q.chunk_id = c.{cid}";
+	"LEFT JOIN {tool}.quarantine q ON q.collection = $3"
+	" AND coalesce(q.chunk_key, ARRAY[q.chunk_id::text]) = {ckeyt}";
 static const char q_none[] =
-	"LEFT JOIN (SELECT NULL::bigint AS chunk_id, NULL::text AS reason,"
+	"LEFT JOIN (SELECT NULL::text AS collection, NULL::text AS reason,"
 	" NULL::bytea AS content_sha256) q ON false";
 
 /* The other side's collection name, through second aliases of the lookup
@@ -150,25 +176,45 @@ static bool isolation_frags(struct ef_sqlvars *v, const struct ef_mapping *m)
 						     " le.{lkey} = e.{ecoll}" : "") &&
 	       ef_sqlvars_frag(v, "ename2", lookup ? EF_SQL_ONELINE("coalesce(le.{lname}::text,"
 								    " '?' || e.{ecoll}::text)")
-						   : EF_SQL_ONELINE("e.{ecoll}::text"));
+						   : EF_SQL_ONELINE("e.{ecoll}::text")) &&
+	       ef_sqlvars_frag(v, "ekeyeq2", m->nkey > 1
+			       ? "c2.{ck1} = e.{ek1} AND c2.{ck2} = e.{ek2} AND c2.{ccoll} = e.{ecoll}"
+			       : "c2.{ck1} = e.{ek1} AND c2.{ccoll} = e.{ecoll}");
+}
+
+/* The key columns as separate sortable values (the chunk's types). */
+static bool sort_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
+		       const struct ef_schema *sc)
+{
+	char k1[128], k2[128];
+	bool two = m->nkey > 1;
+
+	snprintf(k1, sizeof(k1), "e.{ek1}::%s", sc->key_type[0]);
+	snprintf(k2, sizeof(k2), "e.{ek2}::%s", two ? sc->key_type[1] : "text");
+	return ef_sqlvars_frag(v, "ckey1", "c.{ck1}") &&
+	       ef_sqlvars_frag(v, "ckey2", two ? "c.{ck2}" : "NULL::text") &&
+	       (m->layout != EF_LAYOUT_SEPARATE ||
+		(ef_sqlvars_frag(v, "ekey1", k1) && ef_sqlvars_frag(v, "ekey2", two ? k2 : "NULL::text")));
 }
 
 static char *build_sql(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
 		       struct ef_error *err)
 {
+	const struct ef_collsql_params p = EF_COLLSQL_PARAMS;
 	struct ef_sqlvars v = { .n = 0 };
 	bool separate = m->layout == EF_LAYOUT_SEPARATE;
+	bool cross = separate && m->emb_collection;
 	char *sql = NULL;
 	bool ok;
 
-	ok = ef_collsql_quote(&v, db, m, err) && ef_collsql_layout(&v, m) &&
-	     ef_collsql_frags(&v, m, true) && ef_collsql_stale(&v, sc) &&
-	     isolation_frags(&v, m) &&
-	     ef_sqlvars_frag(&v, "no_row", separate ? "e.{echunk} IS NULL" : "false") &&
-	     ef_sqlvars_frag(&v, "at_note", m->emb_at ? "date_trunc('second', {e}.{at})::text"
-						      : "NULL::text") &&
+	ok = ef_collsql_vars(&v, db, m, sc, &p, true, err) && isolation_frags(&v, m) &&
+	     sort_frags(&v, m, sc) &&
+	     ef_sqlvars_frag(&v, "no_row", separate ? "e.{ek1} IS NULL" : "false") &&
 	     ef_sqlvars_frag(&v, "qjoin", sc->tool_schema ? q_tool : q_none) &&
+	     ef_sqlvars_frag(&v, "cross_hits", cross ? cross_hits_sql : "") &&
 	     ef_sqlvars_frag(&v, "emb_hits", separate ? emb_hits_sql : "") &&
+	     ef_sqlvars_frag(&v, "record_hits", sc->bookkeeping && sc->tool_schema
+						? record_hits_sql : "") &&
 	     ef_sqlvars_frag(&v, "vectors", separate ? "SELECT count(*) FROM {embeddings} e"
 						       " {eljoin} {ewhere} AND e.{vec} IS NOT NULL"
 						     : "SELECT count(*) FROM h WHERE NOT vec_null");
@@ -200,7 +246,7 @@ static void add_example(struct ef_verify_issue *is, const PGresult *res, int r)
 	if (is->nexamples == EF_VERIFY_EXAMPLES)
 		return;
 	ex = &is->examples[is->nexamples++];
-	ex->chunk_id = ef_db_ll(res, r, 2);
+	ex->key = dup_or_null(res, r, 5);
 	ex->note = dup_or_null(res, r, 3);
 }
 
@@ -312,6 +358,14 @@ static void reason_text(struct ef_strbuf *b, int k, const struct ef_verify_repor
 		ef_strbuf_addf(b, "embedded with another model than \"%s\" (EMBED_MODEL)",
 			       cfg->embed_model);
 		break;
+	case K_UNRECORDED:
+		ef_strbuf_add(b, "a vector is stored, but which model made it is not on record "
+				 "(a table embfill did not fill, or a model column left empty)");
+		break;
+	case K_RECORD_ORPHANS:
+		ef_strbuf_addf(b, "embfill's records of vectors of \"%s\" whose chunk was "
+				  "deleted since", r->collection);
+		break;
 	case K_STALE_DIM:
 		ef_strbuf_addf(b, "vector dimension is not %d (EMBED_DIM)", cfg->embed_dim);
 		break;
@@ -361,7 +415,7 @@ static ef_status describe(struct ef_verify_report *r, const struct ef_config *cf
 		is.kind = kinds[k].kind;
 		is.title = kinds[k].title;
 		is.note_key = kinds[k].note_key;
-		is.explained = k == K_QUARANTINED;
+		is.explained = k == K_QUARANTINED || k == K_RECORD_ORPHANS;
 		reason_text(&reason, k, r, cfg);
 		add_with_name(&hint, kinds[k].hint, word ? word : "");
 		is.reason = ef_strbuf_take(&reason);
@@ -439,8 +493,10 @@ ef_status ef_verify(ef_session *s, const char *collection, struct ef_verify_repo
 void ef_verify_report_free(struct ef_verify_report *r)
 {
 	for (size_t i = 0; r->issues && i < r->nissues; i++) {
-		for (size_t j = 0; j < r->issues[i].nexamples; j++)
+		for (size_t j = 0; j < r->issues[i].nexamples; j++) {
 			free(r->issues[i].examples[j].note);
+			free(r->issues[i].examples[j].key);
+		}
 		free(r->issues[i].reason);
 		free(r->issues[i].hint);
 	}

@@ -39,19 +39,24 @@ static ef_status rename_coll(struct ef_life *l, const char *from, const char *to
 	if (m->coll_mode == EF_COLL_LOOKUP) {
 		st = ef_life_x(l, "UPDATE {lookup} SET {lname} = $2 WHERE {lname} = $1", 2, p, NULL, err);
 	} else {
-		if (l->sc.documents_ok)
+		if (l->sc.documents_ok && m->doc_collection)
 			st = ef_life_x(l, "UPDATE {documents} SET {doc_coll} = $2 WHERE {doc_coll} = $1", 2, p,
 			       NULL, err);
 		if (st == EF_OK)
 			st = ef_life_x(l, "UPDATE {chunks} SET {ccoll} = $2 WHERE {ccoll} = $1", 2, p, NULL,
 			       err);
-		if (st == EF_OK && m->layout == EF_LAYOUT_SEPARATE)
+		if (st == EF_OK && m->layout == EF_LAYOUT_SEPARATE && m->emb_collection)
 			st = ef_life_x(l, "UPDATE {embeddings} SET {ecoll} = $2 WHERE {ecoll} = $1", 2, p,
 			       NULL, err);
 	}
 	if (st == EF_OK)
 		st = ef_life_x(l, "UPDATE {tool}.quarantine SET collection = $2 WHERE collection = $1", 2, p,
 		       NULL, err);
+	/* bookkeeping is filed under the value rows carry: a name in column
+	 * mode, the lookup key (which does not move) in lookup mode */
+	if (st == EF_OK && l->sc.bookkeeping && m->coll_mode == EF_COLL_COLUMN)
+		st = ef_life_x(l, "UPDATE {tool}.vectors SET collection = $2 WHERE collection = $1", 2,
+			       p, NULL, err);
 	if (st == EF_OK)
 		st = ef_life_x(l, "UPDATE {tool}.collections SET name = $2 WHERE name = $1", 2, p, NULL, err);
 	if (st == EF_ERR_DB)
@@ -84,7 +89,7 @@ static ef_status name_used(struct ef_life *l, const char *name, bool *used, stru
 	}
 	free(val);
 	*used = docs || chunks;
-	if (*used || l->cfg->map.layout != EF_LAYOUT_SEPARATE)
+	if (*used || l->cfg->map.layout != EF_LAYOUT_SEPARATE || !l->cfg->map.emb_collection)
 		return EF_OK;
 	r = ef_life_q(l, "SELECT EXISTS (SELECT 1 FROM {embeddings} WHERE {ecoll} = $1)", 1, p,
 	      PGRES_TUPLES_OK, err);
@@ -213,7 +218,8 @@ static ef_status swap_checks(struct ef_life *l, const struct ef_swap_opts *o, st
 {
 	bool used;
 
-	if (ef_collection_name_check(o->with, err) != EF_OK)
+	if (ef_collection_name_check(o->with, err) != EF_OK ||
+	    ef_life_one_table(l->cfg, "a swap", err) != EF_OK)
 		return err->status;
 	if (strcmp(o->collection, o->with) == 0) {
 		ef_error_set(err, EF_ERR_USAGE, "--with names the collection itself (\"%s\")",
@@ -341,20 +347,43 @@ static ef_status undo_swap(struct ef_life *l, const char *coll, PGresult *ev,
 		 NULL, err);
 }
 
+/* The saved bookkeeping rows back: the run's rows of those chunks go, the
+ * saved ones return as they were (a chunk that had none gets none). */
+static ef_status restore_records(struct ef_life *l, const char *id, const char *val,
+				 struct ef_error *err)
+{
+	const char *p[2] = { id, val };
+
+	if (!l->sc.bookkeeping)
+		return EF_OK;
+	if (ef_life_x(l, "DELETE FROM {tool}.vectors v USING {tool}.backups b WHERE b.run_id ="
+		      " $1::bigint AND v.collection = $2 AND v.chunk_key = coalesce(b.chunk_key,"
+		      " ARRAY[b.chunk_id::text])", 2, p, NULL, err) != EF_OK)
+		return err->status;
+	return ef_life_x(l, "INSERT INTO {tool}.vectors SELECT r.* FROM {tool}.backups b CROSS JOIN"
+			 " LATERAL jsonb_populate_record(NULL::{tool}.vectors, b.bookkeeping) r"
+			 " WHERE b.run_id = $1::bigint AND b.bookkeeping IS NOT NULL", 1, p, NULL, err);
+}
+
+/* The inline layout: the vector and the bookkeeping columns the chunk
+ * table has, from the saved row. */
 static ef_status restore_inline(struct ef_life *l, const char *id, long long *n,
 				struct ef_error *err)
 {
 	const struct ef_mapping *m = &l->cfg->map;
 	const char *p[1] = { id };
 
-	if (!ef_sqlvars_frag(&l->v, "set_dim", m->emb_dim ? ", {dim} = r.{dim}" : "") ||
+	if (!ef_sqlvars_frag(&l->v, "set_model", m->emb_model ? ", {model} = r.{model}" : "") ||
+	    !ef_sqlvars_frag(&l->v, "set_hash", m->emb_hash ? ", {hash} = r.{hash}" : "") ||
+	    !ef_sqlvars_frag(&l->v, "set_dim", m->emb_dim ? ", {dim} = r.{dim}" : "") ||
 	    !ef_sqlvars_frag(&l->v, "set_at", m->emb_at ? ", {at} = r.{at}" : "") ||
 	    !ef_sqlvars_frag(&l->v, "set_run", m->emb_run ? ", {run} = r.{run}" : ""))
 		return ef_life_oom(err);
-	return ef_life_x(l, "UPDATE {chunks} c SET {model} = r.{model}, {hash} = r.{hash}, {vec} = b.embedding"
-		    "{set_dim}{set_at}{set_run} FROM {tool}.backups b CROSS JOIN LATERAL"
+	return ef_life_x(l, "UPDATE {chunks} c SET {vec} = b.embedding{set_model}{set_hash}{set_dim}"
+		    "{set_at}{set_run} FROM {tool}.backups b CROSS JOIN LATERAL"
 		    " jsonb_populate_record(NULL::{chunks}, b.row_data) r"
-		    " WHERE b.run_id = $1::bigint AND c.{cid} = b.chunk_id", 1, p, n, err);
+		    " WHERE b.run_id = $1::bigint AND {ckeyt} = coalesce(b.chunk_key,"
+		    " ARRAY[b.chunk_id::text])", 1, p, n, err);
 }
 
 /* The saved rows back into the embedding table: every column from the
@@ -410,18 +439,25 @@ static ef_status restore_backup(struct ef_life *l, const char *coll,
 	if (!val)
 		return ef_life_lookup_missing(l, coll, err);
 	p[1] = val;
+	if (!ef_sqlvars_frag(&l->v, "ecollrestore", l->cfg->map.emb_collection
+			     ? "AND e.{ecoll} = $2" : "AND $2::text IS NOT NULL")) {
+		free(val);
+		return ef_life_oom(err);
+	}
 	if (l->cfg->map.layout == EF_LAYOUT_INLINE) {
 		st = restore_inline(l, id, &res->rows_restored, err);
 	} else {
 		st = ef_life_x(l, "DELETE FROM {embeddings} e USING {tool}.backups b WHERE b.run_id ="
-			  " $1::bigint AND e.{echunk} = b.chunk_id AND e.{ecoll} = $2", 2, p, &deleted,
-		       err);
+			  " $1::bigint AND {ekeyt} = coalesce(b.chunk_key, ARRAY[b.chunk_id::text])"
+			  " {ecollrestore}", 2, p, &deleted, err);
 		if (st == EF_OK)
 			st = restore_rows(l, id, &res->rows_restored, err);
 		res->rows_removed = deleted - res->rows_restored;
 		if (res->rows_removed < 0)
 			res->rows_removed = 0;
 	}
+	if (st == EF_OK)
+		st = restore_records(l, id, val, err);
 	free(val);
 	if (st == EF_OK)
 		st = ef_life_x(l, "UPDATE {tool}.runs SET restored_at = now() WHERE id = $1::bigint", 1, p,

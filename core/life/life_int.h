@@ -43,6 +43,12 @@ ef_status ef_life_lock(struct ef_life *l, const char *name, struct ef_error *err
 /* the name, or in lookup mode its key (*out NULL when not in the table) */
 ef_status ef_life_value(struct ef_life *l, const char *name, char **out, struct ef_error *err);
 ef_status ef_life_lookup_missing(struct ef_life *l, const char *name, struct ef_error *err);
+/* EF_ERR_USAGE for what (a new collection, a swap) in table mode, where
+ * the table is the only collection. */
+ef_status ef_life_one_table(const struct ef_config *cfg, const char *what, struct ef_error *err);
+/* Adds collection name to the lookup table; *value is its new key. */
+ef_status ef_life_add_lookup(struct ef_life *l, const char *name, char **value,
+			     struct ef_error *err);
 /* documents and chunks that carry a collection value */
 ef_status ef_life_holds(struct ef_life *l, const char *value, long long *docs, long long *chunks,
 		     struct ef_error *err);

@@ -72,6 +72,7 @@ ef_status ef_life_x(struct ef_life *l, const char *tpl, int n, const char *const
  * embedding table when it has one) or, without coll, the settings'. */
 ef_status ef_life_open(struct ef_life *l, ef_session *s, const char *coll, struct ef_error *err)
 {
+	const struct ef_collsql_params p = { .model = 0, .dim = 0, .collection = 1 };
 	struct ef_view v;
 
 	memset(l, 0, sizeof(*l));
@@ -85,7 +86,7 @@ ef_status ef_life_open(struct ef_life *l, ef_session *s, const char *coll, struc
 	if (coll)
 		l->cfg = v.cfg;
 	l->sc = coll ? *v.sc : *ef_session_schema(s);
-	if (!ef_collsql_quote(&l->v, l->db, &l->cfg->map, err))
+	if (!ef_collsql_vars(&l->v, l->db, &l->cfg->map, &l->sc, &p, true, err))
 		return err->status;
 	return EF_OK;
 }
@@ -189,8 +190,82 @@ ef_status ef_life_lookup_missing(struct ef_life *l, const char *name, struct ef_
 {
 	ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" is not in the lookup table %s", name,
 		     l->cfg->map.lookup);
-	return ef_error_hint(err, "add it to %s first (embfill does not write that table), then "
-				  "try again", l->cfg->map.lookup);
+	return ef_error_hint(err, "`embfill status` lists the collections");
+}
+
+ef_status ef_life_one_table(const struct ef_config *cfg, const char *what, struct ef_error *err)
+{
+	if (cfg->map.coll_mode != EF_COLL_TABLE)
+		return EF_OK;
+	ef_error_set(err, EF_ERR_USAGE, "%s needs a second collection, and %s is one collection "
+		     "(COLLECTION_MODE=table); nothing was done", what, cfg->map.chunks);
+	return ef_error_hint(err, "in a table-per-collection layout a new collection is a new "
+				  "table the application must create and point at; embfill does not "
+				  "create or rename your tables (docs/adopting.md)");
+}
+
+/*
+ * A collection that is not yet in the lookup table gets its row: the name,
+ * and a key the column's default makes, or a fresh uuid (as text for a
+ * text key), or one above the largest integer.  Any other column the table
+ * requires without a default makes it refuse, naming the column.
+ */
+ef_status ef_life_add_lookup(struct ef_life *l, const char *name, char **value,
+			     struct ef_error *err)
+{
+	static const char cols[] =
+		"SELECT a.attname, format_type(a.atttypid, NULL), a.atthasdef OR a.attidentity <> '',"
+		" a.attnotnull FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0"
+		" AND NOT a.attisdropped AND a.attgenerated = ''";
+	const struct ef_mapping *m = &l->cfg->map;
+	const char *p[1] = { ef_sqlvars_get(&l->v, "lookup") }, *pn[1] = { name };
+	const char *key = NULL;
+	PGresult *r = ef_db_query(l->db, cols, 1, p, PGRES_TUPLES_OK, err);
+	bool key_default = false;
+
+	*value = NULL;
+	if (!r)
+		return err->status;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *col = PQgetvalue(r, i, 0);
+		bool def = strcmp(PQgetvalue(r, i, 2), "t") == 0;
+
+		if (strcmp(col, m->lookup_key) == 0) {
+			key_default = def;
+			key = strcmp(PQgetvalue(r, i, 1), "uuid") == 0 ? "gen_random_uuid()"
+			      : strcmp(PQgetvalue(r, i, 1), "text") == 0 ||
+				strncmp(PQgetvalue(r, i, 1), "character", 9) == 0
+			      ? "gen_random_uuid()::text"
+			      : "(SELECT coalesce(max({lkey}), 0) + 1 FROM {lookup})";
+		} else if (strcmp(col, m->lookup_name) != 0 && !def &&
+			   strcmp(PQgetvalue(r, i, 3), "t") == 0) {
+			ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" would need a row in %s, "
+				     "whose column \"%s\" must be given and has no default", name,
+				     m->lookup, col);
+			PQclear(r);
+			return ef_error_hint(err, "add the collection's row to %s yourself, then "
+						  "repeat the command", m->lookup);
+		}
+	}
+	PQclear(r);
+	if (key_default)
+		r = ef_life_q(l, "INSERT INTO {lookup} ({lname}) VALUES ($1) RETURNING {lkey}::text", 1,
+			      pn, PGRES_TUPLES_OK, err);
+	else {
+		char sql[512];
+
+		if (strstr(key, "max(") && ef_life_x(l, "LOCK TABLE {lookup} IN SHARE ROW EXCLUSIVE"
+						     " MODE", 0, NULL, NULL, err) != EF_OK)
+			return err->status;
+		snprintf(sql, sizeof(sql), "INSERT INTO {lookup} ({lkey}, {lname}) VALUES (%s, $1)"
+			 " RETURNING {lkey}::text", key);
+		r = ef_life_q(l, sql, 1, pn, PGRES_TUPLES_OK, err);
+	}
+	if (!r)
+		return err->status;
+	*value = PQntuples(r) == 1 ? strdup(PQgetvalue(r, 0, 0)) : NULL;
+	PQclear(r);
+	return *value ? EF_OK : ef_life_oom(err);
 }
 
 /* How many documents and chunks carry a collection value. */
@@ -208,7 +283,7 @@ ef_status ef_life_holds(struct ef_life *l, const char *value, long long *docs, l
 		return err->status;
 	*chunks = ef_db_ll(r, 0, 0);
 	PQclear(r);
-	if (!l->sc.documents_ok)
+	if (!l->sc.documents_ok || !l->cfg->map.doc_collection)
 		return EF_OK;
 	r = ef_life_q(l, "SELECT count(*) FROM {documents} WHERE {doc_coll} = $1", 1, p, PGRES_TUPLES_OK,
 	      err);

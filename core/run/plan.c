@@ -175,14 +175,14 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 {
 	struct ef_run_sql sql;
 	char dim[16], limit[16];
-	const char *params[5] = { p->collection, "0", cfg->embed_model, dim, limit };
+	const char *params[5] = { p->collection, NULL, cfg->embed_model, dim, limit };
 	PGresult *r = NULL;
 
 	*texts = NULL;
 	*n = 0;
 	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
 	snprintf(limit, sizeof(limit), "%d", cfg->batch_size);
-	if (ef_run_sql_build(db, &cfg->map, sc, !retry_q, &sql, err) != EF_OK)
+	if (ef_run_sql_build(db, &cfg->map, sc, !retry_q, false, &sql, err) != EF_OK)
 		return err->status;
 	r = ef_db_query(db, sql.count, 4, params, PGRES_TUPLES_OK, err);
 	if (r) {
@@ -195,7 +195,7 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 		return err->status;
 	*texts = calloc((size_t)PQntuples(r) + 1, sizeof(**texts));
 	for (int i = 0; *texts && i < PQntuples(r); i++)
-		(*texts)[(*n)++] = strdup(PQgetvalue(r, i, 1));
+		(*texts)[(*n)++] = strdup(PQgetvalue(r, i, 2));
 	PQclear(r);
 	return EF_OK;
 }

@@ -7,7 +7,7 @@
  * batches are in flight, so memory is bounded by batch size x concurrency
  * whatever the collection's size.
  *
- * Batches can finish out of order.  The checkpoint is the last id of the
+ * Batches can finish out of order.  The checkpoint is the last key of the
  * longest prefix of written batches, committed in the same transaction as
  * the batch that completes the prefix: after a crash at any point every
  * committed batch is either behind the checkpoint or already fresh (and so
@@ -24,6 +24,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/db/collsql.h"
 #include "core/db/db_pg.h"
 #include "core/run/run_int.h"
 #include "embfill/redact.h"
@@ -36,10 +37,14 @@
 #define FLOAT4ARRAYOID 1021
 #define RATE_WINDOW 64
 
+/* A batch's keys are kept as the text of each key column (the second is
+ * NULL for a one-column key): what the statements cast back to the key's
+ * types, and what embfill's own tables hold. */
 struct batch {
-	long long first_id, last_id;
+	char *last_key;           /* the last key as a text[] literal: the keyset position */
+	char *first_d, *last_d;   /* the first and last key, for the log */
 	size_t n;
-	long long *ids;
+	char **k1, **k2;
 	char **texts;
 	char **hashes;
 	bool written;
@@ -59,19 +64,22 @@ struct engine {
 	struct ef_schema sc;
 	bool locked;              /* this run holds the collection's run lock */
 	struct ef_run_sql sql;
-	char *coll_value;         /* the collection as its column stores it */
+	char *coll_value;         /* the collection as its rows carry it */
+	unsigned vec_elem_oid;    /* the type the vectors travel as (vector for halfvec) */
 	char stmt[48];            /* the prepared upsert's name */
+	char book_stmt[48];       /* the prepared bookkeeping's; "" when not needed */
 	ef_embed_pool *pool;
 	long long run_id;
-	long long scan_pos;       /* last id fetched */
+	char *scan_pos;           /* last key fetched, a text[] literal; NULL: the start */
 	bool exhausted;
-	struct batch *head, *tail;  /* every batch not yet behind the checkpoint, in id order */
+	struct batch *head, *tail;  /* every batch not yet behind the checkpoint, in key order */
 	struct batch *next_submit;  /* first fetched batch not yet given to the pool */
 	unsigned nready;            /* fetched, not yet submitted */
 	unsigned inflight;
 	struct batch *pending;      /* written, its results not yet read */
 	int pending_sent;
-	long long pending_ckpt;
+	const struct batch *pending_ckpt; /* the batch whose last key the pending write
+					     makes the checkpoint; NULL: unchanged */
 	struct ef_run_progress prog;
 	struct timespec t0;
 	double last_cb;
@@ -163,31 +171,95 @@ static void batch_free_data(struct batch *b)
 	for (size_t i = 0; i < b->n; i++) {
 		free(b->texts[i]);
 		free(b->hashes[i]);
+		free(b->k1[i]);
+		if (b->k2)
+			free(b->k2[i]);
 	}
 	free(b->texts);
 	free(b->hashes);
-	free(b->ids);
-	b->texts = b->hashes = NULL;
-	b->ids = NULL;
+	free(b->k1);
+	free(b->k2);
+	b->texts = b->hashes = b->k1 = b->k2 = NULL;
 	b->n = 0;
 }
 
 static void batch_free(struct batch *b)
 {
 	batch_free_data(b);
+	free(b->last_key);
+	free(b->first_d);
+	free(b->last_d);
 	free(b);
+}
+
+/* The key of row i as the text[] literal embfill's tables hold. */
+static char *key_literal(const struct batch *b, size_t i)
+{
+	struct ef_strbuf sb = EF_STRBUF_INIT;
+
+	ef_strbuf_add(&sb, "{");
+	ef_collsql_array_elem(&sb, b->k1[i]);
+	if (b->k2)
+		ef_collsql_array_elem(&sb, b->k2[i]);
+	ef_strbuf_add(&sb, "}");
+	return ef_strbuf_take(&sb);
+}
+
+/* The key of row i for a person: "7", or "7/2". */
+static char *key_display(const struct batch *b, size_t i)
+{
+	char *out = NULL;
+
+	if (asprintf(&out, "%s%s%s", b->k1[i], b->k2 ? "/" : "", b->k2 ? b->k2[i] : "") < 0)
+		return NULL;
+	return out;
+}
+
+static struct batch *batch_new(int n, bool two)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->k1 = calloc((size_t)n, sizeof(*b->k1));
+	b->k2 = two ? calloc((size_t)n, sizeof(*b->k2)) : NULL;
+	b->texts = calloc((size_t)n, sizeof(*b->texts));
+	b->hashes = calloc((size_t)n, sizeof(*b->hashes));
+	if (!b->k1 || (two && !b->k2) || !b->texts || !b->hashes) {
+		batch_free(b);
+		return NULL;
+	}
+	return b;
+}
+
+static bool fill_batch(struct batch *b, const PGresult *r, int n)
+{
+	for (int i = 0; i < n; i++) {
+		b->k1[i] = strdup(PQgetvalue(r, i, 0));
+		if (b->k2)
+			b->k2[i] = strdup(PQgetvalue(r, i, 1));
+		b->texts[i] = strdup(PQgetvalue(r, i, 2));
+		b->hashes[i] = strdup(PQgetvalue(r, i, 3));
+		b->n++;
+		if (!b->k1[i] || (b->k2 && !b->k2[i]) || !b->texts[i] || !b->hashes[i])
+			return false;
+	}
+	b->last_key = key_literal(b, b->n - 1);
+	b->first_d = key_display(b, 0);
+	b->last_d = key_display(b, b->n - 1);
+	return b->last_key && b->first_d && b->last_d;
 }
 
 static ef_status fetch(struct engine *e, struct batch **out, struct ef_error *err)
 {
-	char after[24], model_dim[16], limit[16];
-	const char *p[5] = { e->o->collection, after, e->cfg->embed_model, model_dim, limit };
+	char model_dim[16], limit[16];
+	const char *p[5] = { e->o->collection, e->scan_pos, e->cfg->embed_model, model_dim,
+			     limit };
 	PGresult *r;
 	struct batch *b;
 	int n;
 
 	*out = NULL;
-	snprintf(after, sizeof(after), "%lld", e->scan_pos);
 	snprintf(model_dim, sizeof(model_dim), "%d", e->cfg->embed_dim);
 	snprintf(limit, sizeof(limit), "%d", e->cfg->batch_size);
 	r = ef_db_query(e->db, e->sql.select, 5, p, PGRES_TUPLES_OK, err);
@@ -199,28 +271,19 @@ static ef_status fetch(struct engine *e, struct batch **out, struct ef_error *er
 		e->exhausted = true;
 		return EF_OK;
 	}
-	b = calloc(1, sizeof(*b));
-	if (b) {
-		b->ids = calloc((size_t)n, sizeof(*b->ids));
-		b->texts = calloc((size_t)n, sizeof(*b->texts));
-		b->hashes = calloc((size_t)n, sizeof(*b->hashes));
-	}
-	if (!b || !b->ids || !b->texts || !b->hashes) {
+	b = batch_new(n, e->cfg->map.nkey > 1);
+	if (!b || !fill_batch(b, r, n)) {
 		PQclear(r);
 		if (b)
 			batch_free(b);
-		return ef_error_oom(err, NULL);
-	}
-	for (int i = 0; i < n; i++) {
-		b->ids[i] = ef_db_ll(r, i, 0);
-		b->texts[i] = strdup(PQgetvalue(r, i, 1));
-		b->hashes[i] = strdup(PQgetvalue(r, i, 2));
-		b->n++;
+		return ef_error_oom(err, "reading a batch of chunks");
 	}
 	PQclear(r);
-	b->first_id = b->ids[0];
-	b->last_id = b->ids[n - 1];
-	e->scan_pos = b->last_id;
+	free(e->scan_pos);
+	if (!(e->scan_pos = strdup(b->last_key))) {
+		batch_free(b);
+		return ef_error_oom(err, NULL);
+	}
 	*out = b;
 	return EF_OK;
 }
@@ -290,45 +353,48 @@ static ef_status pipe_result(struct engine *e, struct ef_error *err)
 	return st;
 }
 
-/* ids and hashes of the rows to write, as text-format array literals */
-static char *text_array(const struct batch *b, const struct ef_embed_result *res, bool ids)
+/* One column of the rows to write (a key part, or the hashes), as a text
+ * array literal; rejected rows are left out. */
+static char *text_array(const struct batch *b, const struct ef_embed_result *res,
+			char *const *col)
 {
 	struct ef_strbuf sb = EF_STRBUF_INIT;
 
 	ef_strbuf_add(&sb, "{");
-	for (size_t i = 0; i < b->n; i++) {
-		if (res->rejected[i])
-			continue;
-		if (sb.len > 1)
-			ef_strbuf_add(&sb, ",");
-		if (ids)
-			ef_strbuf_addf(&sb, "%lld", b->ids[i]);
-		else
-			ef_strbuf_add(&sb, b->hashes[i]);
-	}
+	for (size_t i = 0; i < b->n; i++)
+		if (!res->rejected[i])
+			ef_collsql_array_elem(&sb, col[i]);
 	ef_strbuf_add(&sb, "}");
 	return ef_strbuf_take(&sb);
 }
 
+/* The batch's vectors, and their bookkeeping where the table has no
+ * column for it: both prepared statements take the same parameters. */
 static int send_vectors(struct engine *e, const struct batch *b, const struct ef_embed_result *res,
 			const char *run)
 {
-	bool pgv = e->sc.vec_type == EF_VEC_PGVECTOR;
+	bool pgv = e->sc.vec_type == EF_VEC_PGVECTOR || e->sc.vec_type == EF_VEC_HALFVEC;
 	size_t veclen = 0;
 	unsigned char *vecs = ef_vec_batch_binary(res->vectors, b->n, res->dim, res->rejected, pgv,
-						  e->sc.vec_typoid, &veclen);
-	char *ids = text_array(b, res, true), *hashes = text_array(b, res, false), dim[16];
-	const char *values[7] = { ids, e->coll_value, e->cfg->embed_model, dim, hashes,
-				  (const char *)vecs, run };
-	int lengths[7] = { 0, 0, 0, 0, 0, (int)veclen, 0 };
-	int formats[7] = { 0, 0, 0, 0, 0, 1, 0 };
+						  e->vec_elem_oid, &veclen);
+	char *k1 = text_array(b, res, b->k1), *k2 = b->k2 ? text_array(b, res, b->k2) : NULL;
+	char *hashes = text_array(b, res, b->hashes), dim[16];
+	const char *values[8] = { k1, e->coll_value, e->cfg->embed_model, dim, hashes,
+				  (const char *)vecs, run, k2 };
+	int lengths[8] = { 0, 0, 0, 0, 0, (int)veclen, 0, 0 };
+	int formats[8] = { 0, 0, 0, 0, 0, 1, 0, 0 };
 	int sent = 0;
 
 	snprintf(dim, sizeof(dim), "%d", res->dim);
-	if (vecs && ids && hashes)
-		sent = PQsendQueryPrepared(e->pg, e->stmt, 7, values, lengths, formats, 0) == 1;
+	if (vecs && k1 && hashes && (k2 || !b->k2)) {
+		sent = PQsendQueryPrepared(e->pg, e->stmt, 8, values, lengths, formats, 0) == 1;
+		if (e->book_stmt[0])
+			sent += PQsendQueryPrepared(e->pg, e->book_stmt, 8, values, lengths, formats,
+						    0) == 1;
+	}
 	free(vecs);
-	free(ids);
+	free(k1);
+	free(k2);
 	free(hashes);
 	return sent;
 }
@@ -336,54 +402,40 @@ static int send_vectors(struct engine *e, const struct batch *b, const struct ef
 static bool send_quarantine(struct engine *e, const struct batch *b, size_t i,
 			    const struct ef_embed_result *res, const char *run)
 {
-	char id[24], reason[512];
-	const char *p[5] = { e->o->collection, id, reason, b->hashes[i], run };
+	char reason[512], *key = key_literal(b, i);
+	const char *p[5] = { e->o->collection, key, reason, b->hashes[i], run };
+	bool sent;
 
-	snprintf(id, sizeof(id), "%lld", b->ids[i]);
 	ef_redact_buf(res->reasons[i] ? res->reasons[i] : "rejected by the service", reason,
 		      sizeof(reason));
-	return PQsendQueryParams(e->pg, e->sql.quarantine, 5, NULL, p, NULL, NULL, 0) == 1;
+	sent = key && PQsendQueryParams(e->pg, e->sql.quarantine, 5, NULL, p, NULL, NULL, 0) == 1;
+	free(key);
+	return sent;
 }
 
-static char *id_array(const struct batch *b, const struct ef_embed_result *res)
+/* The batch whose last key is the checkpoint once b is written: the end
+ * of the written prefix; NULL when b does not extend it. */
+static const struct batch *prefix_end(const struct engine *e, const struct batch *b)
 {
-	size_t cap = b->n * 21 + 3, len = 1;
-	char *s = malloc(cap);
-
-	if (!s)
-		return NULL;
-	s[0] = '{';
-	for (size_t i = 0; i < b->n; i++)
-		if (!res->rejected[i])
-			len += (size_t)snprintf(s + len, cap - len, "%s%lld", len > 1 ? "," : "",
-						b->ids[i]);
-	snprintf(s + len, cap - len, "}");
-	return s;
-}
-
-/* The new checkpoint once b is written: the end of the written prefix. */
-static long long prefix_end(const struct engine *e, const struct batch *b)
-{
-	long long end = -1;
+	const struct batch *end = NULL;
 
 	for (const struct batch *x = e->head; x && (x->written || x == b); x = x->next)
-		end = x->last_id;
+		end = x;
 	return end;
 }
 
 static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_result *res,
-		      long long ckpt)
+		      const struct batch *ckpt)
 {
-	char run[24], c[24], done[24], wr[24], q[24], retries[24], requests[24];
-	const char *cp[7] = { run, c, done, wr, q, retries, requests };
+	char run[24], done[24], wr[24], q[24], retries[24], requests[24];
+	const char *cp[7] = { run, ckpt ? ckpt->last_key : NULL, done, wr, q, retries, requests };
 	struct ef_embed_counters cnt;
-	char *ids = id_array(b, res);
-	const char *up[2] = { e->o->collection, ids };
+	char *k1 = text_array(b, res, b->k1), *k2 = b->k2 ? text_array(b, res, b->k2) : NULL;
+	const char *up[3] = { e->o->collection, k1, k2 };
 	int sent = 0;
 
 	ef_embed_pool_counters(e->pool, &cnt);
 	snprintf(run, sizeof(run), "%lld", e->run_id);
-	snprintf(c, sizeof(c), "%lld", ckpt < 0 ? 0 : ckpt);
 	snprintf(done, sizeof(done), "%zu", b->n);
 	snprintf(wr, sizeof(wr), "%zu", b->n - res->n_rejected);
 	snprintf(q, sizeof(q), "%zu", res->n_rejected);
@@ -395,11 +447,12 @@ static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_r
 	for (size_t i = 0; i < b->n; i++)
 		if (res->rejected[i])
 			sent += send_quarantine(e, b, i, res, run);
-	if (ids && e->sc.tool_schema)
-		sent += PQsendQueryParams(e->pg, e->sql.unquarantine, 2, NULL, up, NULL, NULL, 0);
+	if (k1 && (k2 || !b->k2) && e->sc.tool_schema)
+		sent += PQsendQueryParams(e->pg, e->sql.unquarantine, 3, NULL, up, NULL, NULL, 0);
 	sent += PQsendQueryParams(e->pg, e->sql.checkpoint, 7, NULL, cp, NULL, NULL, 0);
 	sent += PQsendQueryParams(e->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
-	free(ids);
+	free(k1);
+	free(k2);
 	PQpipelineSync(e->pg);
 	return sent;
 }
@@ -436,7 +489,8 @@ static ef_status collect_batch(struct engine *e, int nsent, struct ef_error *err
 static ef_status send_write(struct engine *e, struct batch *b, const struct ef_embed_result *res,
 			    struct ef_error *err)
 {
-	int expected = (int)res->n_rejected + (res->n_rejected < b->n) + 3 +
+	bool vectors = res->n_rejected < b->n;
+	int expected = (int)res->n_rejected + (vectors ? 1 + (e->book_stmt[0] != '\0') : 0) + 3 +
 		       (e->sc.tool_schema ? 1 : 0);
 
 	double t0 = now_s();
@@ -483,10 +537,11 @@ static void account(struct engine *e, struct batch *b)
 	e->prog.quarantined += (long long)b->n_rejected;
 	e->res->splits += b->splits;
 	if (b->retries || b->splits)
-		logf_(e, "chunks %lld..%lld: %u retries, %u splits", b->first_id, b->last_id,
+		logf_(e, "chunks %.40s..%.40s: %u retries, %u splits", b->first_d, b->last_d,
 		      b->retries, b->splits);
-	if (e->pending_ckpt >= 0)
-		e->prog.checkpoint = e->pending_ckpt;
+	if (e->pending_ckpt)
+		snprintf(e->prog.checkpoint, sizeof(e->prog.checkpoint), "%s",
+			 e->pending_ckpt->last_d);
 	batch_free_data(b);
 	advance(e);
 }
@@ -507,7 +562,7 @@ static ef_status collect_pending(struct engine *e, struct ef_error *err)
 	if (st != EF_OK) {
 		struct ef_error ignored;
 		ef_db_exec(e->db, "ROLLBACK", &ignored);
-		ef_error_prefix(err, "writing chunks %lld..%lld", b->first_id, b->last_id);
+		ef_error_prefix(err, "writing chunks %.40s..%.40s", b->first_d, b->last_d);
 		return st;
 	}
 	account(e, b);
@@ -519,8 +574,8 @@ static void note_rejections(struct engine *e, const struct batch *b,
 {
 	for (size_t i = 0; i < b->n; i++)
 		if (res->rejected[i])
-			logf_(e, "chunk %lld quarantined: %.100s", b->ids[i],
-			      res->reasons[i] ? res->reasons[i] : "rejected");
+			logf_(e, "chunk %.40s%s%.40s quarantined: %.100s", b->k1[i], b->k2 ? "/" : "",
+			      b->k2 ? b->k2[i] : "", res->reasons[i] ? res->reasons[i] : "rejected");
 }
 
 static ef_status finish_batch(struct engine *e, struct ef_embed_result *res, struct ef_error *err)
@@ -780,7 +835,10 @@ static ef_status resume_record(struct engine *e, const struct ef_run_info *ri, l
 	st = exec1(e, sql, 4, p, NULL, err);
 	free(sql);
 	e->run_id = ri->run_id;
-	e->scan_pos = ri->checkpoint;
+	e->scan_pos = ri->checkpoint_key[0] ? strdup(ri->checkpoint_key) : NULL;
+	if (ri->checkpoint_key[0] && !e->scan_pos)
+		st = ef_error_oom(err, NULL);
+	snprintf(e->prog.checkpoint, sizeof(e->prog.checkpoint), "%s", ri->checkpoint);
 	e->base_done = ri->done;
 	return st;
 }
@@ -803,13 +861,15 @@ static ef_status end_record(struct engine *e, const char *state, const char *err
 	return st;
 }
 
-static ef_status count_todo(struct engine *e, long long after, long long *n, struct ef_error *err)
+/* How many chunks are still to do after the key after (a text[] literal,
+ * NULL for all of them). */
+static ef_status count_todo(struct engine *e, const char *after, long long *n,
+			    struct ef_error *err)
 {
-	char a[24], d[16];
-	const char *p[4] = { e->o->collection, a, e->cfg->embed_model, d };
+	char d[16];
+	const char *p[4] = { e->o->collection, after, e->cfg->embed_model, d };
 	PGresult *r = NULL;
 
-	snprintf(a, sizeof(a), "%lld", after);
 	snprintf(d, sizeof(d), "%d", e->cfg->embed_dim);
 	if (exec1(e, e->sql.count, 4, p, &r, err) != EF_OK)
 		return err->status;
@@ -831,6 +891,12 @@ static ef_status resolve_collection(struct engine *e, struct ef_error *err)
 	PGresult *r = NULL;
 	ef_status st = EF_OK;
 
+	if (m->coll_mode == EF_COLL_TABLE && strcmp(e->o->collection, m->coll_name) != 0) {
+		ef_error_set(err, EF_ERR_USAGE, "%s holds one collection, \"%s\", not \"%s\"",
+			     m->chunks, m->coll_name, e->o->collection);
+		return ef_error_hint(err, "run -C %s (COLLECTION_MODE=table names the table's "
+					  "collection after it, or COLLECTION_NAME)", m->coll_name);
+	}
 	if (m->coll_mode != EF_COLL_LOOKUP) {
 		e->coll_value = strdup(e->o->collection);
 		return e->coll_value ? EF_OK : ef_error_oom(err, NULL);
@@ -853,35 +919,39 @@ static ef_status resolve_collection(struct engine *e, struct ef_error *err)
 	return st;
 }
 
-static ef_status vector_array_type(struct engine *e, Oid *out, struct ef_error *err)
+/*
+ * The types the vectors travel as: pgvector's vector[] (halfvec columns
+ * take vectors too, cast by the server, so one binary encoder serves
+ * both), or float4[] for the float arrays.
+ */
+static ef_status vector_types(struct engine *e, Oid *array, struct ef_error *err)
 {
+	static const char sql[] =
+		"SELECT v.oid, v.typarray FROM pg_type t JOIN pg_type v ON v.typname = 'vector'"
+		" AND v.typnamespace = t.typnamespace WHERE t.oid = $1::oid";
 	char oid[16];
 	const char *p[1] = { oid };
 	PGresult *r = NULL;
 
-	if (e->sc.vec_type == EF_VEC_REAL_ARRAY) {
-		*out = FLOAT4ARRAYOID;
+	if (e->sc.vec_type == EF_VEC_REAL_ARRAY || e->sc.vec_type == EF_VEC_DOUBLE_ARRAY) {
+		*array = FLOAT4ARRAYOID;
 		return EF_OK;
 	}
 	snprintf(oid, sizeof(oid), "%u", e->sc.vec_typoid);
-	if (exec1(e, "SELECT typarray FROM pg_type WHERE oid = $1::oid", 1, p, &r, err) != EF_OK)
+	if (exec1(e, sql, 1, p, &r, err) != EF_OK)
 		return err->status;
-	*out = PQntuples(r) == 1 ? (Oid)ef_db_ll(r, 0, 0) : 0;
+	*array = PQntuples(r) == 1 ? (Oid)ef_db_ll(r, 0, 1) : 0;
+	e->vec_elem_oid = PQntuples(r) == 1 ? (unsigned)ef_db_ll(r, 0, 0) : 0;
 	PQclear(r);
-	return *out ? EF_OK : ef_error_set(err, EF_ERR_DB, "the vector type has no array type");
+	return *array ? EF_OK : ef_error_set(err, EF_ERR_DB, "pgvector's vector type was not "
+					     "found beside the column's type");
 }
 
-static ef_status prepare(struct engine *e, struct ef_error *err)
+static ef_status prepare_one(struct engine *e, const char *name, const char *sql,
+			     const Oid *types, struct ef_error *err)
 {
-	Oid types[7] = { 1016, 0, 25, 23, 1009, 0, 20 };
-	PGresult *r;
+	PGresult *r = PQprepare(e->pg, name, sql, 8, types);
 
-	if (vector_array_type(e, &types[5], err) != EF_OK)
-		return err->status;
-	/* unique per process and run: a server that keeps one session for
-	 * every connection (PGlite) still has earlier runs' statements */
-	snprintf(e->stmt, sizeof(e->stmt), "embfill_upsert_%d_%lld", (int)getpid(), e->run_id);
-	r = PQprepare(e->pg, e->stmt, e->sql.upsert, 7, types);
 	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
 		ef_db_fail(e->db, r, err);
 		PQclear(r);
@@ -889,6 +959,24 @@ static ef_status prepare(struct engine *e, struct ef_error *err)
 	}
 	PQclear(r);
 	return EF_OK;
+}
+
+static ef_status prepare(struct engine *e, struct ef_error *err)
+{
+	Oid types[8] = { 1009, 0, 25, 23, 1009, 0, 20, 1009 };
+
+	if (vector_types(e, &types[5], err) != EF_OK)
+		return err->status;
+	/* unique per process and run: a server that keeps one session for
+	 * every connection (PGlite) still has earlier runs' statements */
+	snprintf(e->stmt, sizeof(e->stmt), "embfill_upsert_%d_%lld", (int)getpid(), e->run_id);
+	if (prepare_one(e, e->stmt, e->sql.upsert, types, err) != EF_OK)
+		return err->status;
+	if (!e->sql.book[0])
+		return EF_OK;
+	snprintf(e->book_stmt, sizeof(e->book_stmt), "embfill_book_%d_%lld", (int)getpid(),
+		 e->run_id);
+	return prepare_one(e, e->book_stmt, e->sql.book, types, err);
 }
 
 static ef_status check_schema(struct engine *e, struct ef_error *err)
@@ -900,6 +988,13 @@ static ef_status check_schema(struct engine *e, struct ef_error *err)
 		return err->status;
 	e->cfg = v.cfg;
 	e->sc = *v.sc;
+	if (!e->sc.key_unique) {
+		ef_error_set(err, EF_ERR_DB, "no primary key or unique index guarantees the chunk "
+			     "key of %s: one vector would be written into every row that shares a "
+			     "key; nothing was written", e->cfg->map.chunks);
+		return ef_error_hint(err, "`embfill schema check` names the unique keys the table "
+					  "has and the index that would make this one unique");
+	}
 	if (!e->sc.emb_unique) {
 		ef_error_set(err, EF_ERR_DB, "the collection's tables are not ready for a run: no "
 			     "unique index on the embedding's chunk key");
@@ -922,8 +1017,8 @@ static ef_status open_engine(struct engine *e, struct ef_error *err)
 	e->pg = ef_db_pg(e->db);
 	if (check_schema(e, err) != EF_OK)
 		return err->status;
-	if (ef_run_sql_build(e->db, &e->cfg->map, &e->sc, !e->o->retry_quarantined, &e->sql,
-			     err) != EF_OK)
+	if (ef_run_sql_build(e->db, &e->cfg->map, &e->sc, !e->o->retry_quarantined,
+			     e->o->only_missing, &e->sql, err) != EF_OK)
 		return err->status;
 	return resolve_collection(e, err);
 }
@@ -936,6 +1031,10 @@ static void close_engine(struct engine *e)
 
 		snprintf(sql, sizeof(sql), "DEALLOCATE %s", e->stmt);
 		ef_db_exec(e->db, sql, &ignored);
+		if (e->book_stmt[0]) {
+			snprintf(sql, sizeof(sql), "DEALLOCATE %s", e->book_stmt);
+			ef_db_exec(e->db, sql, &ignored);
+		}
 	}
 	while (e->head) {
 		struct batch *b = e->head;
@@ -946,6 +1045,7 @@ static void close_engine(struct engine *e)
 	ef_embed_pool_free(e->pool);
 	ef_run_sql_free(&e->sql);
 	free(e->coll_value);
+	free(e->scan_pos);
 }
 
 static ef_status newest_run(ef_db *db, const char *tool, const char *collection,
@@ -957,8 +1057,9 @@ static ef_status newest_run(ef_db *db, const char *tool, const char *collection,
 
 	memset(ri, 0, sizeof(*ri));
 	if (asprintf(&sql, "SELECT id, state, coalesce(host, '?'), to_char(started_at AT TIME ZONE"
-			   " 'UTC', 'YYYY-MM-DD HH24:MI:SS'), coalesce(checkpoint_chunk_id, 0), done,"
-			   " total FROM %s.runs WHERE collection = $1 ORDER BY id DESC LIMIT 1",
+			   " 'UTC', 'YYYY-MM-DD HH24:MI:SS'), array_to_string(checkpoint_key, '/'),"
+			   " done, total, checkpoint_key::text FROM %s.runs WHERE collection = $1"
+			   " ORDER BY id DESC LIMIT 1",
 		     tool) < 0)
 		return ef_error_oom(err, NULL);
 	r = ef_db_query(db, sql, 1, p, PGRES_TUPLES_OK, err);
@@ -970,9 +1071,10 @@ static ef_status newest_run(ef_db *db, const char *tool, const char *collection,
 		snprintf(ri->state, sizeof(ri->state), "%s", PQgetvalue(r, 0, 1));
 		snprintf(ri->host, sizeof(ri->host), "%s", PQgetvalue(r, 0, 2));
 		snprintf(ri->started_at, sizeof(ri->started_at), "%s", PQgetvalue(r, 0, 3));
-		ri->checkpoint = ef_db_ll(r, 0, 4);
+		snprintf(ri->checkpoint, sizeof(ri->checkpoint), "%s", PQgetvalue(r, 0, 4));
 		ri->done = ef_db_ll(r, 0, 5);
 		ri->total = ef_db_ll(r, 0, 6);
+		snprintf(ri->checkpoint_key, sizeof(ri->checkpoint_key), "%s", PQgetvalue(r, 0, 7));
 	}
 	PQclear(r);
 	return EF_OK;
@@ -1009,11 +1111,32 @@ ef_status ef_run_find_interrupted(ef_session *s, const char *collection, struct 
 	return st == EF_ERR_BUSY ? EF_OK : st;
 }
 
+/* Bookkeeping rows of chunks the application deleted are removed at the
+ * start of the collection's next run: no trigger or foreign key on the
+ * user's table could have done it. */
+static ef_status prune_records(struct engine *e, struct ef_error *err)
+{
+	const char *p[1] = { e->o->collection };
+	PGresult *r;
+	long long n;
+
+	if (!e->sql.prune[0] || e->o->dry_run)
+		return EF_OK;
+	r = ef_db_query(e->db, e->sql.prune, 1, p, PGRES_COMMAND_OK, err);
+	if (!r)
+		return err->status;
+	n = atoll(PQcmdTuples(r));
+	PQclear(r);
+	if (n)
+		logf_(e, "%lld records of deleted chunks removed from embfill's bookkeeping", n);
+	return EF_OK;
+}
+
 static ef_status begin(struct engine *e, long long *todo, struct ef_error *err)
 {
 	struct ef_run_info ri;
 
-	if (mark_dead_runs(e, err) != EF_OK ||
+	if (mark_dead_runs(e, err) != EF_OK || prune_records(e, err) != EF_OK ||
 	    newest_run(e->db, e->sql.tool, e->o->collection, &ri, err) != EF_OK)
 		return err->status;
 	if (!resumable(&ri))
@@ -1025,11 +1148,12 @@ static ef_status begin(struct engine *e, long long *todo, struct ef_error *err)
 	}
 	if (e->o->resume) {
 		e->res->resumed = true;
-		if (count_todo(e, ri.checkpoint, todo, err) != EF_OK)
+		if (count_todo(e, ri.checkpoint_key[0] ? ri.checkpoint_key : NULL, todo,
+			       err) != EF_OK)
 			return err->status;
 		return resume_record(e, &ri, *todo, err);
 	}
-	if (count_todo(e, 0, todo, err) != EF_OK)
+	if (count_todo(e, NULL, todo, err) != EF_OK)
 		return err->status;
 	return e->o->dry_run ? EF_OK : start_record(e, *todo, err);
 }
@@ -1099,7 +1223,7 @@ static char *backup_sql(struct engine *e, struct ef_error *err)
 static ef_status backup_rows(struct engine *e, struct ef_error *err)
 {
 	char id[24], d[16];
-	const char *p[5] = { e->o->collection, "0", e->cfg->embed_model, d, id };
+	const char *p[5] = { e->o->collection, NULL, e->cfg->embed_model, d, id };
 	bool want = e->o->backup;
 	PGresult *r = NULL;
 	char *sql, *bsql;

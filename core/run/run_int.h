@@ -15,8 +15,10 @@
 
 struct ef_run_sql {
 	char *select;       /* one keyset batch of missing or stale chunks */
-	char *count;        /* how many such chunks after an id */
-	char *upsert;       /* one vector */
+	char *count;        /* how many such chunks after a key */
+	char *upsert;       /* a batch of vectors */
+	char *book;         /* their bookkeeping ("" when the table records everything) */
+	char *prune;        /* bookkeeping rows whose chunk is gone ("" likewise) */
 	char *checkpoint;   /* the run's checkpoint and counters */
 	char *quarantine;   /* one rejected chunk */
 	char *unquarantine; /* chunks of a batch that now succeeded */
@@ -25,11 +27,9 @@ struct ef_run_sql {
 };
 
 ef_status ef_run_sql_build(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
-			   bool skip_quarantined, struct ef_run_sql *out, struct ef_error *err);
+			   bool skip_quarantined, bool only_missing, struct ef_run_sql *out,
+			   struct ef_error *err);
 void ef_run_sql_free(struct ef_run_sql *s);
-/* "stale by dimension" against $4, without reading vectors when possible. */
-void ef_run_dims_expr(const struct ef_schema *sc, const struct ef_mapping *m, char *buf,
-		      size_t n);
 
 /* Just the quoted tool schema, for callers that need only embfill's tables. */
 ef_status ef_run_sql_build_tool(ef_db *db, const struct ef_config *cfg, char **tool,

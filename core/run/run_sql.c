@@ -1,136 +1,131 @@
 /*
  * run_sql.c - the statements of a run, built once per run from the mapping.
  *
- * Batches are chosen by keyset (id > last ORDER BY id LIMIT n) over the
- * (collection, id) index rather than OFFSET, so that batch 1000 costs what
- * batch 1 costs and a resumed run starts where the checkpoint says without
- * rereading what came before.  The predicate is "missing or stale", the
- * same as status counts, so a chunk written by a batch that committed after
- * the last checkpoint is simply not selected again: resuming can never
- * duplicate work.
+ * Batches are chosen by keyset (key > last ORDER BY key LIMIT n) over the
+ * chunk key, whatever its type (integer, text, uuid, or two columns),
+ * rather than OFFSET, so that batch 1000 costs what batch 1 costs and a
+ * resumed run starts where the checkpoint says without rereading what came
+ * before.  The last key travels as one text[] parameter and is cast to the
+ * key's own types, so the comparison is the key's order, not its text's.
+ * The predicate is "missing or stale", the same as status counts, so a
+ * chunk written by a batch that committed after the last checkpoint is
+ * simply not selected again: resuming can never duplicate work.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/db/db_pg.h"
 #include "core/db/collsql.h"
+#include "core/db/db_pg.h"
 #include "core/run/run_int.h"
 
-/* $1 collection name, $2 after id, $3 model, $4 dim, $5 limit.
- * The embedding row is looked up per chunk (LATERAL ... LIMIT 1), which
- * keeps the plan a walk of the chunk index from the keyset position with
- * one index probe per chunk; a merge or hash join would read the whole
- * embedding table for every batch, and a run would grow quadratic. */
+/* $1 collection name, $2 last key (text[], NULL before the first batch),
+ * $3 model, $4 dim, $5 limit.  The embedding row is looked up per chunk
+ * (LATERAL ... LIMIT 1), which keeps the plan a walk of the chunk index
+ * from the keyset position with one index probe per chunk; a merge or hash
+ * join would read the whole embedding table for every batch, and a run
+ * would grow quadratic. */
 static const char select_tpl[] =
-	"SELECT c.{cid}::bigint, c.{content},"
-	"  encode(sha256(convert_to(c.{content}, 'UTF8')), 'hex')"
-	" FROM {chunks} c {cjoin} {ejoin_lateral}"
-	" WHERE {cfilter} AND c.{cid} > $2::bigint"
-	"  AND ({e}.{vec} IS NULL OR ({stale_model}) OR ({stale_dim}) OR ({stale_content}))"
-	"  {qfilter}"
-	" ORDER BY c.{cid} LIMIT $5::int";
+	"SELECT c.{ck1}::text, {ck2text}, c.{content}, {chash}"
+	" FROM {chunks} c {cjoin} {ejoin1} {bjoin}"
+	" {cwhere} AND {kafter} AND ({todo}) {qfilter}"
+	" ORDER BY {ckey} LIMIT $5::int";
 
 static const char count_tpl[] =
-	"SELECT count(*) FROM {chunks} c {cjoin} {ejoin}"
-	" WHERE {cfilter} AND c.{cid} > $2::bigint"
-	"  AND ({e}.{vec} IS NULL OR ({stale_model}) OR ({stale_dim}) OR ({stale_content}))"
-	"  {qfilter}";
+	"SELECT count(*) FROM {chunks} c {cjoin} {ejoin} {bjoin}"
+	" {cwhere} AND {kafter} AND ({todo}) {qfilter}";
 
 /* What a run with --backup saves before it writes anything: the embedding
  * row of every chunk it will embed, whole (so that a rollback puts back
- * every column exactly, whatever the mapping), or the fact that there was
- * none.  The columns go as a jsonb object built from the catalog's list
- * ({rowobj}, filled in by the run), except the vector: as real[] it is
- * copied as it is, where jsonb would print and parse every float.
- * $1 collection name, $2 after id, $3 model, $4 dim, $5 run id.  A resumed
- * run saves again what is still to do; rows saved the first time are kept
- * (ON CONFLICT DO NOTHING). */
+ * every column exactly, whatever the mapping), its bookkeeping row, or the
+ * fact that there was none.  The columns go as a jsonb object built from
+ * the catalog's list ({rowobj}, filled in by the run), except the vector:
+ * as real[] it is copied as it is, where jsonb would print and parse every
+ * float.  $1 collection name, $2 last key, $3 model, $4 dim, $5 run id.  A
+ * resumed run saves again what is still to do; rows saved the first time
+ * are kept (ON CONFLICT DO NOTHING). */
 static const char backup_tpl[] =
-	"INSERT INTO {tool}.backups (run_id, collection, chunk_id, model, existed, row_data,"
-	" embedding)"
-	" SELECT $5::bigint, $1::text, c.{cid}, {e}.{model}, {present}, {rowdata},"
-	"  {e}.{vec}::real[]"
-	" FROM {chunks} c {cjoin} {ejoin}"
-	" WHERE {cfilter} AND c.{cid} > $2::bigint"
-	"  AND ({e}.{vec} IS NULL OR ({stale_model}) OR ({stale_dim}) OR ({stale_content}))"
-	"  {qfilter}"
+	"INSERT INTO {tool}.backups (run_id, collection, chunk_key, model, existed, row_data,"
+	" embedding, bookkeeping)"
+	" SELECT $5::bigint, $1::text, {ckeyt}, {fmodel}, {present}, {rowdata},"
+	"  {e}.{vec}::real[], {bkdata}"
+	" FROM {chunks} c {cjoin} {ejoin} {bjoin}"
+	" {cwhere} AND {kafter} AND ({todo}) {qfilter}"
 	" ON CONFLICT DO NOTHING";
 
 static const char quarantine_filter[] =
 	"AND NOT EXISTS (SELECT 1 FROM {tool}.quarantine q WHERE q.collection = $1::text"
-	" AND q.chunk_id = c.{cid} AND q.content_sha256 = sha256(convert_to(c.{content}, 'UTF8')))";
+	" AND coalesce(q.chunk_key, ARRAY[q.chunk_id::text]) = {ckeyt}"
+	" AND q.content_sha256 = sha256(convert_to(c.{content}, 'UTF8')))";
+
+/* Bookkeeping rows whose chunk is gone: removed at the start of a run. */
+static const char prune_tpl[] =
+	"DELETE FROM {tool}.vectors b WHERE b.collection = {bval} AND NOT EXISTS"
+	" (SELECT 1 FROM {chunks} c {cjoin} {cwhere} AND {ckeyt} = b.chunk_key)";
 
 /*
- * A whole batch in one statement: $1 chunk ids (bigint[]), $2 collection
- * (name or lookup key, typed by its column), $3 model, $4 dim, $5 content
- * hashes (hex text[]), $6 the vectors as one binary parameter (vector[] for
- * pgvector; for real[], all floats in one float4[] sliced per row), $7 run
- * id.  One statement per batch instead of one per row spares the server
- * the per-statement overhead, which dominates for rows this small.
- * Prepared with explicit types, so optional columns may leave some
- * parameters unreferenced.
+ * A whole batch in one statement: $1 the keys' first column (text[]), $8
+ * the second (text[], NULL for a one-column key), $2 the collection (name,
+ * lookup key, typed by its column), $3 model, $4 dim, $5 content hashes
+ * (hex text[]), $6 the vectors as one binary parameter (vector[] for
+ * pgvector's types; for float arrays, all floats in one float4[] sliced
+ * per row), $7 run id.  One statement per batch instead of one per row
+ * spares the server the per-statement overhead, which dominates for rows
+ * this small.  Prepared with explicit types, so the optional columns may
+ * leave some parameters unreferenced.
  */
 static const char upsert_separate_tpl[] =
-	"INSERT INTO {embeddings} AS t ({echunk}, {ecoll}, {model}{dim_col}, {hash}, {vec}"
+	"INSERT INTO {embeddings} AS t ({ekcols}{ecoll_col}{model_col}{dim_col}{hash_col}, {vec}"
 	"{at_col}{run_col})"
-	" SELECT u.id, $2, $3::text{dim_val}, {hash_in}, {vec_in}{at_val}{run_val}"
+	" SELECT {ukvals}{ecoll_val}{model_val}{dim_val}{hash_val}, {vec_in}{at_val}{run_val}"
 	" FROM {unnest}"
-	" ON CONFLICT ({conflict}) DO UPDATE SET {model} = EXCLUDED.{model}{dim_set},"
-	"  {hash} = EXCLUDED.{hash}, {vec} = EXCLUDED.{vec}{at_set}{run_set}"
-	"  {conflict_where}";
+	" ON CONFLICT ({conflict}) DO UPDATE SET {vec} = EXCLUDED.{vec}{model_set}{dim_set}"
+	"{hash_set}{at_set}{run_set} {conflict_where}";
 
 static const char upsert_inline_tpl[] =
-	"UPDATE {chunks} SET {model} = $3::text{dim_set_inline}, {hash} = {hash_in},"
-	" {vec} = {vec_in}{at_set_inline}{run_set_inline}"
-	" FROM {unnest} WHERE {chunks}.{cid} = u.id AND {chunks}.{ccoll} = $2";
+	"UPDATE {chunks} c SET {vec} = {vec_in}{model_upd}{dim_upd}{hash_upd}{at_upd}{run_upd}"
+	" FROM {unnest} WHERE {ukeyeq} {ucoll}";
 
-static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
-			    const struct ef_schema *sc, bool skip_quarantined)
+/* The bookkeeping of the same batch, in the same transaction. */
+static const char book_tpl[] =
+	"INSERT INTO {tool}.vectors AS t (collection, chunk_key, model, dim, content_sha256,"
+	" embedded_at, run_id)"
+	" SELECT $2::text, {ukeyt}, $3::text, $4::int, decode(u.h, 'hex'), now(), $7::bigint"
+	" FROM unnest($1::text[], $8::text[], $5::text[]) AS u(k1, k2, h)"
+	" ON CONFLICT (collection, chunk_key) DO UPDATE SET model = EXCLUDED.model,"
+	" dim = EXCLUDED.dim, content_sha256 = EXCLUDED.content_sha256,"
+	" embedded_at = EXCLUDED.embedded_at, run_id = EXCLUDED.run_id";
+
+static bool pgvector_type(const struct ef_schema *sc)
 {
-	bool separate = m->layout == EF_LAYOUT_SEPARATE;
-	bool lookup = m->coll_mode == EF_COLL_LOOKUP;
-	char dimexpr[128];
-
-	ef_run_dims_expr(sc, m, dimexpr, sizeof(dimexpr));
-	return ef_sqlvars_raw(v, "e", separate ? "e" : "c") &&
-	       ef_sqlvars_frag(v, "cjoin", lookup ? "JOIN {lookup} l ON l.{lkey} = c.{ccoll}" : "") &&
-	       ef_sqlvars_frag(v, "cfilter", lookup ? "l.{lname} = $1::text" : "c.{ccoll} = $1::text") &&
-	       ef_sqlvars_frag(v, "ejoin", separate ? "LEFT JOIN {embeddings} e ON e.{echunk} = "
-						    "c.{cid} AND e.{ecoll} = c.{ccoll}" : "") &&
-	       ef_sqlvars_frag(v, "ejoin_lateral", separate
-			       ? "LEFT JOIN LATERAL (SELECT * FROM {embeddings} x WHERE x.{echunk} ="
-				 " c.{cid} AND x.{ecoll} = c.{ccoll} LIMIT 1) e ON true" : "") &&
-	       ef_sqlvars_frag(v, "stale_model", "{e}.{model} IS DISTINCT FROM $3::text") &&
-	       ef_sqlvars_frag(v, "stale_dim", dimexpr) &&
-	       ef_sqlvars_frag(v, "stale_content", sc->hash_is_text
-		       ? "lower({e}.{hash}) IS DISTINCT FROM"
-			 " encode(sha256(convert_to(c.{content}, 'UTF8')), 'hex')"
-		       : "{e}.{hash} IS DISTINCT FROM sha256(convert_to(c.{content}, 'UTF8'))") &&
-	       ef_sqlvars_frag(v, "qfilter", skip_quarantined && sc->tool_schema
-						     ? quarantine_filter : "") &&
-	       ef_sqlvars_frag(v, "present", separate ? "e.{echunk} IS NOT NULL" : "true") &&
-	       /* {rowobj}: the row's other columns, named at backup time */
-	       ef_sqlvars_frag(v, "rowdata", separate ? "CASE WHEN e.{echunk} IS NULL THEN NULL"
-						       " ELSE {rowobj} END" : "{rowobj}");
+	return sc->vec_type == EF_VEC_PGVECTOR || sc->vec_type == EF_VEC_HALFVEC;
 }
 
-/*
- * The condition "stale by dimension" as cheaply as the schema allows: a
- * dimension fixed by vector(N) or a CHECK is a constant, so no vector has
- * to be read; else the dimension column; only else the vector itself,
- * which means detoasting every one of them.
- */
-void ef_run_dims_expr(const struct ef_schema *sc, const struct ef_mapping *m, char *buf,
-		      size_t n)
+static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
+			    const struct ef_schema *sc, bool skip_quarantined, bool only_missing)
 {
-	if (ef_collsql_fixed_dim(sc))
-		snprintf(buf, n, "({e}.{vec} IS NOT NULL AND %d <> $4::int)", sc->dim);
-	else if (m->emb_dim)
-		snprintf(buf, n, "{e}.{dim} IS DISTINCT FROM $4::int");
-	else
-		snprintf(buf, n, "%s({e}.{vec}) IS DISTINCT FROM $4::int",
-			 sc->vec_type == EF_VEC_PGVECTOR ? "vector_dims" : "cardinality");
+	bool separate = m->layout == EF_LAYOUT_SEPARATE;
+	char *kp = ef_collsql_key_from_param(m, sc, 2, NULL), kafter[512];
+	bool ok;
+
+	if (!kp)
+		return false;
+	snprintf(kafter, sizeof(kafter), "($2::text[] IS NULL OR ({ckey}) > (%s))", kp);
+	free(kp);
+	ok = ef_sqlvars_frag(v, "kafter", kafter) &&
+	     ef_sqlvars_frag(v, "ck2text", m->nkey > 1 ? "c.{ck2}::text" : "NULL::text") &&
+	     ef_sqlvars_frag(v, "todo", only_missing ? "{e}.{vec} IS NULL"
+			     : "{e}.{vec} IS NULL OR ({stale_model}) OR ({stale_dim})"
+			       " OR ({stale_content})") &&
+	     ef_sqlvars_frag(v, "qfilter", skip_quarantined && sc->tool_schema
+					   ? quarantine_filter : "") &&
+	     ef_sqlvars_frag(v, "present", separate ? "e.{ek1} IS NOT NULL" : "true") &&
+	     /* {rowobj}: the row's other columns, named at backup time */
+	     ef_sqlvars_frag(v, "rowdata", separate ? "CASE WHEN e.{ek1} IS NULL THEN NULL"
+						     " ELSE {rowobj} END" : "{rowobj}") &&
+	     ef_sqlvars_frag(v, "bkdata", sc->bookkeeping ? "CASE WHEN b.collection IS NULL"
+						" THEN NULL ELSE to_jsonb(b) END" : "NULL::jsonb");
+	return ok;
 }
 
 static bool optional(struct ef_sqlvars *v, const char *present, const char *name,
@@ -139,71 +134,133 @@ static bool optional(struct ef_sqlvars *v, const char *present, const char *name
 	return ef_sqlvars_frag(v, name, present ? tpl : "");
 }
 
+/* The batch's keys, cast to the key's types: for a column list, for a
+ * comparison with the table's columns, and as the text[] embfill keeps. */
+static bool key_write_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
+			    const struct ef_schema *sc)
+{
+	bool two = m->nkey > 1;
+	char vals[256], eq[160], ceq[400];
+
+	snprintf(vals, sizeof(vals), "u.k1::%s%s%s", sc->key_type[0], two ? ", u.k2::" : "",
+		 two ? sc->key_type[1] : "");
+	snprintf(eq, sizeof(eq), "c.{ck1} = u.k1::%s", sc->key_type[0]);
+	if (two)
+		snprintf(ceq, sizeof(ceq), "%s AND c.{ck2} = u.k2::%s", eq, sc->key_type[1]);
+	return ef_sqlvars_frag(v, "ekcols", two ? "{ek1}, {ek2}" : "{ek1}") &&
+	       ef_sqlvars_frag(v, "ukvals", vals) &&
+	       ef_sqlvars_frag(v, "ukeyeq", two ? ceq : eq) &&
+	       ef_sqlvars_raw(v, "ukeyt", two ? "ARRAY[u.k1, u.k2]" : "ARRAY[u.k1]");
+}
+
 static bool write_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 			const struct ef_schema *sc)
 {
-	bool pair = !sc->emb_unique_alone;
+	bool pair = !sc->emb_unique_alone && m->emb_collection;
+	bool pgv = pgvector_type(sc), dbl = sc->vec_type == EF_VEC_DOUBLE_ARRAY;
+	bool coll = m->coll_mode != EF_COLL_TABLE;
+	const char *hash_in = sc->hash_is_text ? "u.h" : "decode(u.h, 'hex')";
+	char buf[256];
 
-	bool pgv = sc->vec_type == EF_VEC_PGVECTOR;
-
-	return ef_sqlvars_raw(v, "hash_in", sc->hash_is_text ? "u.h" : "decode(u.h, 'hex')") &&
-	       ef_sqlvars_raw(v, "unnest", pgv ? "unnest($1, $5, $6) AS u(id, h, v)"
-					       : "unnest($1, $5) WITH ORDINALITY AS u(id, h, i)") &&
-	       ef_sqlvars_raw(v, "vec_in", pgv ? "u.v" : "$6[(u.i - 1) * $4 + 1 : u.i * $4]") &&
+	snprintf(buf, sizeof(buf), ", %s", hash_in);
+	return key_write_frags(v, m, sc) &&
+	       ef_sqlvars_raw(v, "unnest", pgv ? "unnest($1::text[], $8::text[], $5::text[], $6)"
+						 " AS u(k1, k2, h, v)"
+					       : "unnest($1::text[], $8::text[], $5::text[])"
+						 " WITH ORDINALITY AS u(k1, k2, h, i)") &&
+	       ef_sqlvars_raw(v, "vec_in", pgv ? (sc->vec_type == EF_VEC_HALFVEC ? "u.v::halfvec"
+										 : "u.v")
+				       : dbl ? "($6[(u.i - 1) * $4 + 1 : u.i * $4])::float8[]"
+					     : "$6[(u.i - 1) * $4 + 1 : u.i * $4]") &&
+	       optional(v, m->emb_collection, "ecoll_col", ", {ecoll}") &&
+	       optional(v, m->emb_collection, "ecoll_val", ", $2") &&
+	       optional(v, m->emb_model, "model_col", ", {model}") &&
+	       optional(v, m->emb_model, "model_val", ", $3::text") &&
+	       optional(v, m->emb_model, "model_set", ", {model} = EXCLUDED.{model}") &&
+	       optional(v, m->emb_model, "model_upd", ", {model} = $3::text") &&
 	       optional(v, m->emb_dim, "dim_col", ", {dim}") &&
 	       optional(v, m->emb_dim, "dim_val", ", $4::int") &&
 	       optional(v, m->emb_dim, "dim_set", ", {dim} = EXCLUDED.{dim}") &&
-	       optional(v, m->emb_dim, "dim_set_inline", ", {dim} = $4::int") &&
+	       optional(v, m->emb_dim, "dim_upd", ", {dim} = $4::int") &&
+	       optional(v, m->emb_hash, "hash_col", ", {hash}") &&
+	       optional(v, m->emb_hash, "hash_val", buf) &&
+	       optional(v, m->emb_hash, "hash_set", ", {hash} = EXCLUDED.{hash}") &&
+	       ef_sqlvars_frag(v, "hash_upd", m->emb_hash ? (sc->hash_is_text ? ", {hash} = u.h"
+							       : ", {hash} = decode(u.h, 'hex')")
+					     : "") &&
 	       optional(v, m->emb_at, "at_col", ", {at}") &&
 	       optional(v, m->emb_at, "at_val", ", now()") &&
 	       optional(v, m->emb_at, "at_set", ", {at} = now()") &&
-	       optional(v, m->emb_at, "at_set_inline", ", {at} = now()") &&
+	       optional(v, m->emb_at, "at_upd", ", {at} = now()") &&
 	       optional(v, m->emb_run, "run_col", ", {run}") &&
 	       optional(v, m->emb_run, "run_val", ", $7::bigint") &&
 	       optional(v, m->emb_run, "run_set", ", {run} = EXCLUDED.{run}") &&
-	       optional(v, m->emb_run, "run_set_inline", ", {run} = $7::bigint") &&
-	       ef_sqlvars_frag(v, "conflict", pair ? "{echunk}, {ecoll}" : "{echunk}") &&
-	       /* a row another collection holds for this chunk id is left alone */
-	       ef_sqlvars_frag(v, "conflict_where", pair ? "" : "WHERE t.{ecoll} = EXCLUDED.{ecoll}");
+	       optional(v, m->emb_run, "run_upd", ", {run} = $7::bigint") &&
+	       ef_sqlvars_frag(v, "ucoll", coll ? "AND c.{ccoll} = $2" : "") &&
+	       ef_sqlvars_frag(v, "conflict", pair ? "{ekcols}, {ecoll}" : "{ekcols}") &&
+	       /* a row another collection holds for this chunk key is left alone */
+	       ef_sqlvars_frag(v, "conflict_where", !pair && m->emb_collection
+			       ? "WHERE t.{ecoll} = EXCLUDED.{ecoll}" : "");
 }
 
 static const char ckpt_tpl[] =
-	"UPDATE {tool}.runs SET checkpoint_chunk_id = greatest(coalesce(checkpoint_chunk_id, 0),"
-	" $2::bigint), done = done + $3::bigint, written = written + $4::bigint,"
+	"UPDATE {tool}.runs SET checkpoint_key = coalesce($2::text[], checkpoint_key),"
+	" checkpoint_chunk_id = {ckpt_int},"
+	" done = done + $3::bigint, written = written + $4::bigint,"
 	" quarantined = quarantined + $5::bigint, retries = $6::bigint, requests = $7::bigint,"
 	" heartbeat_at = now() WHERE id = $1::bigint";
 
 static const char quar_tpl[] =
-	"INSERT INTO {tool}.quarantine (collection, chunk_id, reason, content_sha256, run_id)"
-	" VALUES ($1::text, $2::bigint, $3::text, decode($4::text, 'hex'), $5::bigint)"
-	" ON CONFLICT (collection, chunk_id) DO UPDATE SET reason = EXCLUDED.reason,"
+	"INSERT INTO {tool}.quarantine (collection, chunk_key, chunk_id, reason, content_sha256,"
+	" run_id)"
+	" VALUES ($1::text, $2::text[], {qint}, $3::text, decode($4::text, 'hex'), $5::bigint)"
+	" ON CONFLICT (collection, chunk_key) DO UPDATE SET reason = EXCLUDED.reason,"
 	" content_sha256 = EXCLUDED.content_sha256, run_id = EXCLUDED.run_id,"
 	" attempts = quarantine.attempts + 1, last_seen = now()";
 
 static const char unquar_tpl[] =
-	"DELETE FROM {tool}.quarantine WHERE collection = $1::text AND chunk_id = ANY($2::bigint[])";
+	"DELETE FROM {tool}.quarantine WHERE collection = $1::text"
+	" AND coalesce(chunk_key, ARRAY[chunk_id::text]) IN"
+	" (SELECT {ukeyt} FROM unnest($2::text[], $3::text[]) AS u(k1, k2))";
+
+/* A one-column integer key keeps version 2's integer columns current. */
+static bool int_key(const struct ef_mapping *m, const struct ef_schema *sc)
+{
+	return m->nkey == 1 && (strcmp(sc->key_type[0], "bigint") == 0 ||
+				strcmp(sc->key_type[0], "integer") == 0 ||
+				strcmp(sc->key_type[0], "smallint") == 0);
+}
 
 ef_status ef_run_sql_build(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
-			   bool skip_quarantined, struct ef_run_sql *out, struct ef_error *err)
+			   bool skip_quarantined, bool only_missing, struct ef_run_sql *out,
+			   struct ef_error *err)
 {
+	const struct ef_collsql_params p = { .model = 3, .dim = 4, .collection = 1 };
 	struct ef_sqlvars v = { .n = 0 };
 	bool ok;
 
 	memset(out, 0, sizeof(*out));
-	ok = ef_collsql_quote(&v, db, m, err) && selection_frags(&v, m, sc, skip_quarantined) &&
-	     write_frags(&v, m, sc);
+	ok = ef_collsql_vars(&v, db, m, sc, &p, true, err) &&
+	     selection_frags(&v, m, sc, skip_quarantined, only_missing) && write_frags(&v, m, sc) &&
+	     ef_sqlvars_raw(&v, "ckpt_int", int_key(m, sc) ? "greatest(coalesce("
+			    "checkpoint_chunk_id, 0), ($2::text[])[1]::bigint)"
+							  : "checkpoint_chunk_id") &&
+	     ef_sqlvars_raw(&v, "qint", int_key(m, sc) ? "($2::text[])[1]::bigint" : "NULL::bigint");
 	if (ok) {
 		out->select = ef_sqlvars_expand(&v, select_tpl);
 		out->count = ef_sqlvars_expand(&v, count_tpl);
 		out->upsert = ef_sqlvars_expand(&v, m->layout == EF_LAYOUT_SEPARATE
 							? upsert_separate_tpl : upsert_inline_tpl);
+		out->book = sc->bookkeeping ? ef_sqlvars_expand(&v, book_tpl) : strdup("");
+		out->prune = sc->bookkeeping ? ef_sqlvars_expand(&v, prune_tpl) : strdup("");
 		out->checkpoint = ef_sqlvars_expand(&v, ckpt_tpl);
 		out->quarantine = ef_sqlvars_expand(&v, quar_tpl);
 		out->unquarantine = ef_sqlvars_expand(&v, unquar_tpl);
 		out->backup = ef_sqlvars_expand(&v, backup_tpl);
 		out->tool = strdup(ef_sqlvars_get(&v, "tool"));
-		ok = out->select && out->count && out->upsert && out->checkpoint &&
-		     out->quarantine && out->unquarantine && out->backup && out->tool;
+		ok = out->select && out->count && out->upsert && out->book && out->prune &&
+		     out->checkpoint && out->quarantine && out->unquarantine && out->backup &&
+		     out->tool;
 	}
 	ef_sqlvars_free(&v);
 	if (!ok) {
@@ -218,6 +275,8 @@ void ef_run_sql_free(struct ef_run_sql *s)
 	free(s->select);
 	free(s->count);
 	free(s->upsert);
+	free(s->book);
+	free(s->prune);
 	free(s->checkpoint);
 	free(s->quarantine);
 	free(s->unquarantine);

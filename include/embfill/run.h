@@ -52,7 +52,8 @@ struct ef_run_progress {
 	double rate;            /* chunks per second over the last seconds */
 	double eta_s;           /* seconds left at that rate; < 0 unknown */
 	double elapsed_s;
-	long long checkpoint;   /* every chunk id <= this is handled */
+	char checkpoint[128];   /* every chunk up to this key is handled ("" before the
+				   first batch); "7", or "7/2" for a two-column key */
 	/* newest last; lines are plain text, already redacted */
 	char log[EF_RUN_LOG_LINES][EF_RUN_LOG_WIDTH];
 	int nlog;
@@ -65,6 +66,7 @@ struct ef_run_opts {
 	bool resume;             /* continue the collection's interrupted run */
 	bool dry_run;            /* count and plan, write nothing */
 	bool retry_quarantined;  /* also embed chunks in quarantine */
+	bool only_missing;       /* embed only chunks without a vector; leave stale ones */
 	bool backup;             /* save the rows the run overwrites, for rollback */
 	bool approve_provider_change; /* the collection's owner approved a new
 				       provider or service host */
@@ -119,7 +121,8 @@ struct ef_run_info {
 	char state[16];
 	char host[128];
 	char started_at[40];
-	long long checkpoint;
+	char checkpoint[128];     /* where it stopped, for a person ("" at the start) */
+	char checkpoint_key[512]; /* the same as the text[] literal a resume starts after */
 	long long done, total;
 };
 ef_status ef_run_find_interrupted(ef_session *s, const char *collection, struct ef_run_info *info,

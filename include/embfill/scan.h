@@ -35,6 +35,8 @@ struct ef_counts {
 	long long orphans;
 	long long cross_tenant;
 	long long quarantined;
+	long long unrecorded;   /* vectors whose model is not on record (counted in
+				   stale_model too): `embfill adopt` records them */
 	bool unknown;           /* could not be counted (the database failed): the
 				   numbers mean nothing and are shown as unknown */
 };

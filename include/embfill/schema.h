@@ -12,29 +12,43 @@
 #include "embfill/settings.h"
 
 /* The schema_version of embfill's own tables this build needs. */
-#define EF_TOOL_SCHEMA_VERSION 2
+#define EF_TOOL_SCHEMA_VERSION 3
 
-enum ef_vec_type { EF_VEC_UNKNOWN = 0, EF_VEC_PGVECTOR, EF_VEC_REAL_ARRAY };
+/* How a vector column stores its vectors: pgvector's vector (with or
+ * without a dimension) and halfvec, or a plain float array. */
+enum ef_vec_type {
+	EF_VEC_UNKNOWN = 0, EF_VEC_PGVECTOR, EF_VEC_REAL_ARRAY, EF_VEC_HALFVEC, EF_VEC_DOUBLE_ARRAY
+};
 
 /* What discovery found out about the collection's tables. */
 struct ef_schema {
 	bool chunks_ok;         /* chunk table and its required columns exist */
 	bool embeddings_ok;     /* embedding table/columns exist with a usable type */
-	bool documents_ok;
+	bool documents_ok;      /* a documents table is mapped and usable */
 	bool lookup_ok;         /* lookup mode only */
 	bool tool_schema;       /* embfill's own tables exist */
 	int tool_version;       /* their schema_version; 0 when unknown */
 	enum ef_vec_type vec_type;
 	int dim;                /* 0: not fixed by the schema and no data to tell */
-	char dim_source[48];    /* "type vector(768)", "CHECK constraint", "sample of the data" */
+	char dim_source[48];    /* "type modifier", "CHECK constraint", "sample of the data" */
 	bool mixed_dims;        /* the data sample holds several dimensions */
 	bool hash_is_text;      /* hex text rather than bytea */
 	bool isolation_fk;      /* composite (chunk, collection) foreign key */
-	bool chunk_scan_index;  /* index leading with (collection, id) on chunks */
+	bool chunk_scan_index;  /* index leading with (collection, key) on chunks */
 	bool emb_unique;        /* unique index on the embedding's chunk key */
 	bool emb_unique_alone;  /* ... on the chunk key alone, not (chunk, collection) */
 	unsigned vec_typoid;    /* type OID of the vector column, for binary transfer */
+	char key_type[2][64];   /* the chunk key's column types, as format_type() says */
+	bool key_unique;        /* a primary key or unique index guarantees the chunk key */
+	bool key_default[2];    /* the key column has a default (new keys for copies) */
+	bool bookkeeping;       /* model or hash has no column: embfill's vectors table
+				   keeps them (and dim, time, run) */
+	bool cite_title_json;   /* CITATION_TITLE names a key of a json/jsonb column */
+	bool cite_source_json;
 };
+
+/* The SQL type of a vector column of t ("vector", "halfvec", "real[]"). */
+const char *ef_vec_type_name(enum ef_vec_type t);
 
 /* True when status can be computed (chunks and embeddings usable). */
 bool ef_schema_usable(const struct ef_schema *sc);
@@ -49,7 +63,8 @@ ef_status ef_schema_discover(ef_db *db, const struct ef_mapping *map, struct ef_
 
 struct ef_schema_init_opts {
 	int dim;                 /* vector dimension, 1..16000 */
-	enum ef_vec_type want;   /* EF_VEC_UNKNOWN: vector when available, else real[] */
+	enum ef_vec_type want;   /* EF_VEC_UNKNOWN: vector when available, else real[];
+				    EF_VEC_HALFVEC needs pgvector too */
 };
 
 /*

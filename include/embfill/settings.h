@@ -64,7 +64,10 @@
 	X(EMBEDDINGS_RUN_COLUMN, "run_id")                   \
 	X(COLLECTIONS_TABLE, "collections")                  \
 	X(COLLECTIONS_KEY_COLUMN, "id")                      \
-	X(COLLECTIONS_NAME_COLUMN, "name")
+	X(COLLECTIONS_NAME_COLUMN, "name")                   \
+	X(COLLECTION_NAME, "")                               \
+	X(CITATION_TITLE, "")                                \
+	X(CITATION_SOURCE, "")
 
 enum ef_key {
 #define EF_KEY_ENUM(name, def) EF_K_##name,
@@ -81,7 +84,19 @@ enum ef_origin_kind {
 };
 
 enum ef_layout { EF_LAYOUT_SEPARATE, EF_LAYOUT_INLINE };
-enum ef_collection_mode { EF_COLL_COLUMN, EF_COLL_LOOKUP };
+/* column: a collection column on the rows; lookup: a key into a table of
+ * names; table: no collection at all, the table is one collection. */
+enum ef_collection_mode { EF_COLL_COLUMN, EF_COLL_LOOKUP, EF_COLL_TABLE };
+
+/* A chunk key of one or two columns (CHUNKS_ID_COLUMN "id" or "id,seq"). */
+#define EF_KEY_MAX 2
+
+/* Where a citation's title or source comes from: a column, or a key of a
+ * json/jsonb column ("cmetadata->source"); column NULL when not mapped. */
+struct ef_cite_field {
+	const char *column;
+	const char *json_key;    /* NULL: the column's own value */
+};
 
 /*
  * Table and column names of the collection's data.  Table names may be
@@ -89,7 +104,11 @@ enum ef_collection_mode { EF_COLL_COLUMN, EF_COLL_LOOKUP };
  * column names refer to columns of the chunk table, and `embeddings` is
  * NULL.  In lookup mode the chunk, document and embedding "collection"
  * columns hold the lookup table's key; names come from the lookup table.
- * Optional columns (dim, embedded_at, run_id) are NULL when set empty.
+ * In table mode there is no collection column: the chunk table is one
+ * collection, named coll_name.  Every name that may be left empty in the
+ * settings is NULL here when it is (no documents table, no chunk index, no
+ * model or hash column: those live in embfill's bookkeeping then).
+ * chunk_id and emb_chunk are the first columns of the keys.
  */
 struct ef_mapping {
 	enum ef_layout layout;
@@ -101,6 +120,11 @@ struct ef_mapping {
 	const char *embeddings, *emb_chunk, *emb_collection, *emb_model, *emb_dim, *emb_hash,
 		*emb_vector, *emb_at, *emb_run;
 	const char *lookup, *lookup_key, *lookup_name;
+	int nkey;                               /* columns in the chunk key: 1 or 2 */
+	const char *chunk_key[EF_KEY_MAX];      /* the chunk table's key columns */
+	const char *emb_key[EF_KEY_MAX];        /* the embedding table's, same order */
+	const char *coll_name;                  /* table mode: the collection's name */
+	struct ef_cite_field cite_title, cite_source;
 };
 
 /* Validated, typed view of the settings; strings live as long as the

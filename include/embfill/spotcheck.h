@@ -43,7 +43,7 @@
 #define EF_SPOT_QUERY_CHARS 200    /* a sampled query: the first sentence, cut */
 
 struct ef_spot_citation {
-	long long chunk_id;
+	char *key;              /* the chunk's key ("7", "7/2", a uuid) */
 	char *title;            /* the document's title; NULL without a document */
 	char *source;           /* its source URI, as stored: print it redacted */
 	long long chunk_index;  /* -1 when NULL */
@@ -54,7 +54,7 @@ struct ef_spot_citation {
 
 struct ef_spot_query {
 	char *text;
-	long long sample_id;    /* the sampled chunk; 0 for a query given by the operator */
+	char *sample_key;       /* the sampled chunk's key; NULL for an operator's query */
 	bool self_hit;          /* sampled, and the chunk is among the citations */
 	struct ef_spot_citation *cites;   /* best first */
 	size_t ncites;

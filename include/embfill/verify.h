@@ -44,7 +44,8 @@
 #define EF_VERIFY_REASONS 10   /* distinct quarantine reasons kept */
 
 struct ef_verify_example {
-	long long chunk_id;    /* the chunk, or the id an orphan row points at */
+	char *key;             /* the chunk's key ("7", "7/2"), or the key an orphan row
+				  points at */
 	char *note;            /* what is known of it (see note_key), or NULL */
 };
 

@@ -678,8 +678,8 @@ Test(settings, lookup_mode_sets_the_lookup_table)
 	cr_assert_str_eq(m->lookup, "app.tenants");
 	cr_assert_str_eq(m->lookup_key, "tenant_id");
 	cr_assert_str_eq(m->lookup_name, "slug");
-	cr_assert_eq(flag("COLLECTION_MODE", "table", "--set"), EF_OK);
-	assert_bad("COLLECTION_MODE", "flag --set", "column|lookup");
+	cr_assert_eq(flag("COLLECTION_MODE", "tables", "--set"), EF_OK);
+	assert_bad("COLLECTION_MODE", "flag --set", "column|lookup|table");
 }
 
 Test(settings, key_names_round_trip_and_have_help)

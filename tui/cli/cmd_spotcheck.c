@@ -21,6 +21,7 @@
 #include "embfill/schema.h"
 #include "embfill/spotcheck.h"
 #include "tui/cli/cli.h"
+#include "tui/cli/report.h"
 #include "tui/flow/app.h"
 
 #define TITLE_CHARS 40
@@ -38,14 +39,14 @@ static void print_citation(size_t rank, const struct ef_spot_citation *c)
 {
 	char *title = c->title ? ef_spot_cut(c->title, TITLE_CHARS) : NULL;
 	char score[16] = "     -";
-	char where[64];
+	char where[128];
 
 	if (!isnan(c->score))
 		snprintf(score, sizeof(score), "%6.3f", c->score);
 	if (c->chunk_index >= 0)
-		snprintf(where, sizeof(where), "chunk %lld (#%lld)", c->chunk_index, c->chunk_id);
+		snprintf(where, sizeof(where), "chunk %lld (#%.40s)", c->chunk_index, c->key);
 	else
-		snprintf(where, sizeof(where), "chunk #%lld", c->chunk_id);
+		snprintf(where, sizeof(where), "chunk #%.50s", c->key);
 	out_printf(stdout, "  %zu. %s  %s%s%s\n", rank, score, title ? title : "",
 		   title ? ", " : "", where);
 	free(title);
@@ -61,24 +62,24 @@ static void print_citation(size_t rank, const struct ef_spot_citation *c)
 static void print_self(const struct ef_spot_query *q, int k)
 {
 	for (size_t j = 0; j < q->ncites; j++) {
-		if (q->cites[j].chunk_id == q->sample_id) {
-			out_printf(stdout, "  self-retrieval: hit, chunk #%lld at rank %zu\n",
-				   q->sample_id, j + 1);
+		if (strcmp(q->cites[j].key, q->sample_key) == 0) {
+			out_printf(stdout, "  self-retrieval: hit, chunk #%s at rank %zu\n",
+				   q->sample_key, j + 1);
 			return;
 		}
 	}
-	out_printf(stdout, "  self-retrieval: MISS, chunk #%lld is not in the top %d\n",
-		   q->sample_id, k);
+	out_printf(stdout, "  self-retrieval: MISS, chunk #%s is not in the top %d\n",
+		   q->sample_key, k);
 }
 
 static void print_query(size_t i, const struct ef_spot_report *r)
 {
 	const struct ef_spot_query *q = &r->queries[i];
-	char lead[64];
+	char lead[128];
 	char *text = ef_spot_cut(q->text, 66);
 
-	if (q->sample_id)
-		snprintf(lead, sizeof(lead), "sample %zu, from chunk #%lld", i + 1, q->sample_id);
+	if (q->sample_key)
+		snprintf(lead, sizeof(lead), "sample %zu, from chunk #%.80s", i + 1, q->sample_key);
 	else
 		snprintf(lead, sizeof(lead), "query %zu", i + 1);
 	out_printf(stdout, "\n%s:\n  \"%s\"\n", lead, text ? text : "");
@@ -88,7 +89,7 @@ static void print_query(size_t i, const struct ef_spot_report *r)
 	if (q->ncites == 0)
 		out_printf(stdout, "  [FAIL] no citation: nothing of \"%s\" was retrieved\n",
 			   r->collection);
-	if (q->sample_id)
+	if (q->sample_key)
 		print_self(q, r->k);
 }
 
@@ -137,7 +138,7 @@ static cJSON *citation_json(const struct ef_spot_citation *c)
 {
 	cJSON *o = cJSON_CreateObject();
 
-	cJSON_AddNumberToObject(o, "chunk_id", (double)c->chunk_id);
+	cJSON_AddItemToObject(o, "chunk_id", json_key(c->key));
 	add_str(o, "title", c->title);
 	add_str(o, "source", c->source);
 	if (c->chunk_index >= 0)
@@ -158,8 +159,8 @@ static cJSON *query_json(const struct ef_spot_query *q)
 	cJSON *cites;
 
 	cJSON_AddStringToObject(o, "query", q->text);
-	if (q->sample_id) {
-		cJSON_AddNumberToObject(o, "sample_chunk_id", (double)q->sample_id);
+	if (q->sample_key) {
+		cJSON_AddItemToObject(o, "sample_chunk_id", json_key(q->sample_key));
 		cJSON_AddBoolToObject(o, "self_hit", q->self_hit);
 	}
 	cites = cJSON_AddArrayToObject(o, "citations");

@@ -16,6 +16,7 @@
 #include "embfill/strbuf.h"
 #include "embfill/verify.h"
 #include "tui/cli/cli.h"
+#include "tui/cli/report.h"
 #include "tui/flow/app.h"
 
 #define WIDTH 79
@@ -69,14 +70,14 @@ static void print_examples(const struct ef_verify_issue *is)
 		for (size_t i = 0; i < is->nexamples; i++) {
 			char lead[64];
 
-			snprintf(lead, sizeof(lead), INDENT "#%lld %s:", is->examples[i].chunk_id,
+			snprintf(lead, sizeof(lead), INDENT "#%s %s:", is->examples[i].key ? is->examples[i].key : "?",
 				 is->note_key);
 			wrap(lead, is->examples[i].note ? is->examples[i].note : "(none)");
 		}
 		return;
 	}
 	for (size_t i = 0; i < is->nexamples; i++)
-		ef_strbuf_addf(&b, "%s#%lld", i ? ", " : "", is->examples[i].chunk_id);
+		ef_strbuf_addf(&b, "%s#%s", i ? ", " : "", is->examples[i].key ? is->examples[i].key : "?");
 	ef_strbuf_add(&b, more);
 	wrap(INDENT "e.g.", ef_strbuf_str(&b));
 	ef_strbuf_free(&b);
@@ -160,14 +161,14 @@ static cJSON *issue_json(const struct ef_verify_issue *is, const struct ef_verif
 	cJSON_AddStringToObject(o, "hint", is->hint);
 	ids = cJSON_AddArrayToObject(o, "examples");
 	for (size_t i = 0; i < is->nexamples; i++)
-		cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)is->examples[i].chunk_id));
+		cJSON_AddItemToArray(ids, json_key(is->examples[i].key));
 	if (is->note_key) {
 		cJSON *det = cJSON_AddArrayToObject(o, "details");
 
 		for (size_t i = 0; i < is->nexamples; i++) {
 			cJSON *d = cJSON_CreateObject();
 
-			cJSON_AddNumberToObject(d, "chunk_id", (double)is->examples[i].chunk_id);
+			cJSON_AddItemToObject(d, "chunk_id", json_key(is->examples[i].key));
 			if (is->examples[i].note)
 				cJSON_AddStringToObject(d, is->note_key, is->examples[i].note);
 			else

@@ -3,6 +3,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -51,4 +52,14 @@ char *checklist_json(const struct ef_checklist *l)
 	text = cJSON_PrintUnformatted(arr);
 	cJSON_Delete(arr);
 	return text;
+}
+
+struct cJSON *json_key(const char *key)
+{
+	const char *p = key && *key == '-' ? key + 1 : key;
+	size_t digits = p ? strspn(p, "0123456789") : 0;
+
+	if (p && digits && digits <= 15 && !p[digits])
+		return cJSON_CreateNumber(strtod(key, NULL));
+	return cJSON_CreateString(key ? key : "");
 }

@@ -15,4 +15,9 @@ void print_checklist(const struct ef_checklist *l, bool ascii);
 /* The list as a JSON array of {level, what, detail, hint}; caller frees. */
 char *checklist_json(const struct ef_checklist *l);
 
+struct cJSON;
+/* A chunk key for JSON: a number when it is one integer column (as the
+ * default layout's ids always were), else its text ("7/2", a uuid). */
+struct cJSON *json_key(const char *key);
+
 #endif

@@ -115,7 +115,8 @@ static void draw_ready(struct console *c)
 			"them).");
 	if (c->scope.resume)
 		ui_line(c, R_WARN, "Run %lld stopped with %lld of %lld done; it continues after "
-			"chunk id %lld.", ri->run_id, ri->done, ri->total, ri->checkpoint);
+			"chunk %s.", ri->run_id, ri->done, ri->total,
+			ri->checkpoint[0] ? ri->checkpoint : "(none: from the start)");
 	if (c->plan.ok)
 		ui_line(c, R_NORMAL, "The plan counts %lld chunks to embed.", c->plan.plan.todo);
 	if (c->scope.until[0])
@@ -169,9 +170,10 @@ static void draw_progress(struct console *c)
 	snprintf(suffix, sizeof(suffix), "%lld of %lld", p->quarantined, p->done);
 	ui_bar(c, "Quarantined", p->done ? (double)p->quarantined / (double)p->done : 0, suffix);
 	draw_spark(c, s);
-	ui_line(c, R_DIM, "phase %s%s, checkpoint: chunk id %lld, written %lld",
+	ui_line(c, R_DIM, "phase %s%s, checkpoint: %s%s, written %lld",
 		ef_run_phase_name(p->phase), c->run.w && worker_paused(c->run.w) &&
-		!c->run.finished ? " (pause requested)" : "", p->checkpoint, p->written);
+		!c->run.finished ? " (pause requested)" : "", p->checkpoint[0] ? "chunk " : "",
+		p->checkpoint[0] ? p->checkpoint : "none yet", p->written);
 	ui_line(c, R_TITLE, "Log");
 	for (int i = 0; i < p->nlog; i++)
 		ui_line(c, R_NORMAL, "  %s", p->log[i]);

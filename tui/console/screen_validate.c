@@ -153,7 +153,7 @@ static void draw_spot(struct console *c)
 		char *text = ef_spot_cut(q->text, 36);
 
 		ui_line(c, q->ncites ? R_NORMAL : R_FAIL, "Q%zu \"%s\"%s%s", i + 1,
-			text ? text : "", q->sample_id ? (q->self_hit ? " [self-hit]" : " [miss]")
+			text ? text : "", q->sample_key ? (q->self_hit ? " [self-hit]" : " [miss]")
 			: "", q->ncites ? "" : " - no citation");
 		free(text);
 		for (size_t j = 0; j < q->ncites; j++) {
