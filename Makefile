@@ -25,7 +25,7 @@ BUILD    ?= build$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
 # deps step can install the libraries before anyone asks for their flags.
 PKG_CORE    := libpq libcurl libcjson
 PKG_TUI     := ncursesw
-PKG_SANDBOX := libmicrohttpd libcjson
+PKG_SANDBOX := libmicrohttpd libcjson libcrypto
 PKG_TEST    := criterion
 pc = $(shell pkg-config $(1) $(2))
 

@@ -31,6 +31,7 @@ enum opt_id {
 	OPT_MALFORMED, OPT_WRONG_DIM, OPT_NAN, OPT_WRONG_COUNT, OPT_SHUFFLE,
 	OPT_DROP, OPT_REJECT, OPT_KEY_FILE, OPT_FAIL_FIRST, OPT_FAIL_STATUS,
 	OPT_LOADING, OPT_NODE_MODULES, OPT_PARENT_PID, OPT_VERBOSE, OPT_VERSION,
+	OPT_COMPUTE_SLOTS, OPT_CACHE_DIR,
 };
 
 struct opt_doc {
@@ -48,15 +49,20 @@ static const struct opt_doc docs[] = {
 	{"backend", "NAME", OPT_BACKEND, "hash (default, instant) or use-lite (Universal Sentence Encoder Lite)"},
 	{"model", "NAME[,NAME...]", OPT_MODEL, "accepted model names (default embfill-hash; use-lite: embfill-use-lite)"},
 	{"seed", "S", OPT_SEED, "seed of the fault dice; same seed and requests, same faults (default 1)"},
-	{"latency-ms", "L", OPT_LATENCY, "delay every embed request by L ms"},
-	{"item-latency-ms", "L", OPT_ITEM_LATENCY, "extra delay of L ms per input item"},
+	{"latency-ms", "L", OPT_LATENCY, "delay every embed request by L ms (with --compute-slots: its compute time)"},
+	{"item-latency-ms", "L", OPT_ITEM_LATENCY, "extra delay of L ms per input item computed (cache hits cost none)"},
+	{"compute-slots", "N", OPT_COMPUTE_SLOTS, "compute at most N requests at once, the rest queue in order; "
+	 "a request holds its slot for L + items x item latency (default 0: unlimited, latency first)"},
+	{"cache-dir", "DIR", OPT_CACHE_DIR, "keep computed vectors in DIR and answer known texts from it "
+	 "after a restart (append-only, 48 + 4 x dim bytes per vector)"},
 	{"fail-500", "RATE", OPT_FAIL_500, "answer this fraction of requests with 500"},
 	{"fail-429", "RATE", OPT_FAIL_429, "answer this fraction with 429 (+Retry-After; TEI: none)"},
 	{"retry-after", "SECONDS", OPT_RETRY_AFTER, "Retry-After value of 429 answers (default 1)"},
 	{"retry-after-ms", "MS", OPT_RETRY_AFTER_MS, "also send a retry-after-ms header"},
 	{"max-batch", "N", OPT_MAX_BATCH, "reject batches of more than N inputs (TEI 422, others 413)"},
 	{"max-body-bytes", "N", OPT_MAX_BODY, "reject larger bodies with a plain-text 413 (default 64 MiB)"},
-	{"max-input-chars", "N", OPT_MAX_CHARS, "reject inputs longer than N characters (context length)"},
+	{"max-input-chars", "N", OPT_MAX_CHARS, "context length in characters: longer inputs are refused, or cut "
+	 "where the request allows it (ollama \"truncate\", on by default; tei \"truncate\":true)"},
 	{"malformed-rate", "RATE", OPT_MALFORMED, "answer 200 with truncated JSON"},
 	{"wrong-dim-rate", "RATE", OPT_WRONG_DIM, "answer with vectors of dimension D+1 or D-1"},
 	{"nan-rate", "RATE", OPT_NAN, "put NaN or 1e999 into one vector"},
@@ -292,6 +298,14 @@ static bool apply_option(struct sbx_config *c, int id, const char *name, const c
 	case OPT_NODE_MODULES: c->node_modules = a; return true;
 	case OPT_PARENT_PID: return parse_long(name, a, 1, INT_MAX, &c->parent_pid);
 	case OPT_VERBOSE: c->verbose = true; return true;
+	case OPT_COMPUTE_SLOTS: return parse_long(name, a, 0, 4096, &c->compute_slots);
+	case OPT_CACHE_DIR:
+		if (*a == '\0') {
+			usage_error("--cache-dir must not be empty");
+			return false;
+		}
+		c->cache_dir = a;
+		return true;
 	default: return false;
 	}
 }

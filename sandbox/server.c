@@ -312,13 +312,17 @@ sbx_server *sbx_server_start(const struct sbx_config *cfg, sbx_uselite *ul,
 	sbx_server *srv = calloc(1, sizeof(*srv));
 	const union MHD_DaemonInfo *info;
 
-	if (srv == NULL || (srv->svc = sbx_service_new(cfg, ul)) == NULL) {
+	if (srv == NULL) {
 		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	sbx_stats_init(&srv->stats);
+	if ((srv->svc = sbx_service_new(cfg, ul, &srv->stats, err, errsz)) == NULL) {
+		sbx_stats_destroy(&srv->stats);
 		free(srv);
 		return NULL;
 	}
 	srv->cfg = cfg;
-	sbx_stats_init(&srv->stats);
 	srv->daemon = listen_loopback(srv);
 	info = srv->daemon != NULL ? MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;
 	if (info == NULL || info->port == 0) {
