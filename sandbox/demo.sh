@@ -60,6 +60,8 @@ trigger of the backfill procedure, then the console on all of it.
   -h, --help       this text
 
 State lives in \$XDG_STATE_HOME/embfill/sandbox (now: $STATE).
+The corpus and the vectors computed stay there after --stop, so that the
+next start embeds only what is new; remove its vectors/ to embed all again.
 Environment: EMBFILL_DEMO_BACKEND=hash|use-lite, EMBFILL_DEMO_PAGES=N (default 200).
 EOF
 }
@@ -491,12 +493,16 @@ stop_all # leftovers of a sandbox whose demo was killed
 pick_backend
 say "state under $STATE"
 say "embedder: $WHY"
+# The vectors it computes are kept in $STATE/vectors across sandboxes: the
+# next start embeds only the texts it has not seen (use-lite takes minutes
+# for the corpus).  Their keys name the backend's version, so vectors of
+# another version of the backend (another checkout's) are never served.
 if [ "$KEEP" -eq 1 ]; then
 	start_embedder embedder "$STATE/embedder.port" --backend "$BACKEND" --model "$MODEL" \
-		--node-modules "$NODE_MODULES"
+		--node-modules "$NODE_MODULES" --cache-dir "$STATE/vectors"
 else
 	start_embedder embedder "$STATE/embedder.port" --backend "$BACKEND" --model "$MODEL" \
-		--node-modules "$NODE_MODULES" --parent-pid $$
+		--node-modules "$NODE_MODULES" --cache-dir "$STATE/vectors" --parent-pid $$
 fi
 say "starting PostgreSQL 15 (unix socket, port $PGPORT_SANDBOX)"
 start_postgres
