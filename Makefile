@@ -121,6 +121,12 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC)
 		$(call pc,--cflags,$(PKG_CORE)) -o $@ $< $(CORE_SRC) \
 		$(call pc,--libs,$(PKG_CORE)) -lpthread -lm
 
+# A load generator for embedding endpoints (items/s at a given concurrency).
+EMBLOAD := $(BUILD)/bench/embload
+$(EMBLOAD): tests/bench/embload.c
+	@mkdir -p $(@D)
+	$(CC) $(BASEFLAGS) $(WARN) $(call pc,--cflags,libcurl) -o $@ $< $(call pc,--libs,libcurl)
+
 # --- checks ----------------------------------------------------------------
 
 check:
@@ -161,7 +167,7 @@ lint-man:
 		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	done; echo "man pages: $(words $(MANPAGES)) lint-clean"
 
-bench: all
+bench: all $(EMBLOAD)
 	@sh build-aux/deps.sh
 	@sh tests/bench/run.sh $(abspath $(BUILD))
 
