@@ -113,7 +113,15 @@ $(INTEG_BIN): $(INTEG_OBJ) $(TESTLIB_OBJ) $(LIB)
 	$(CC) $(SANFLAGS) -o $@ $^ $(call pc,--libs,$(PKG_TEST) $(PKG_CORE)) -lpthread -lm
 
 # Fuzz targets: libFuzzer with clang, always with ASan and UBSan, built from
-# the core sources directly so they need no second copy of the library.
+# the core sources directly so they need no second copy of the library; the
+# sandbox's targets from the sandbox's sources, less its main().
+$(BUILD)/fuzz/fuzz_sandbox_%: tests/fuzz/fuzz_sandbox_%.c $(SANDBOX_SRC)
+	@mkdir -p $(@D)
+	$(FUZZCC) -std=gnu11 -g -O1 -I. -D_GNU_SOURCE -DEF_VERSION='"$(VERSION)"' \
+		-fsanitize=fuzzer,address,undefined $(TESTWARN) \
+		$(call pc,--cflags,$(PKG_SANDBOX)) -o $@ $< $(filter-out sandbox/main.c,$(SANDBOX_SRC)) \
+		$(call pc,--libs,$(PKG_SANDBOX)) -lpthread -lm
+
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC)
 	@mkdir -p $(@D)
 	$(FUZZCC) -std=gnu11 -g -O1 -I. -Iinclude -D_GNU_SOURCE -DEF_VERSION='"$(VERSION)"' \
