@@ -286,11 +286,27 @@ chunk_corpus() {
 		die "chunking the corpus failed" "" 2
 }
 
+# On a terminal, one line that counts the collection's embedded chunks
+# while the run (PID) goes on; elsewhere nothing, the log has it all.
+progress() { # collection pid
+	[ -t 1 ] || return 0
+	total=$(count "SELECT count(*) FROM document_chunks WHERE collection = '$1'")
+	while kill -0 "$2" 2>/dev/null; do
+		n=$(count "SELECT count(*) FROM document_embeddings
+			WHERE collection = '$1' AND embedding IS NOT NULL" 2>/dev/null) || n="?"
+		printf '\rdemo: seeding %s: %s/%s chunks embedded ' "$1" "$n" "$total"
+		sleep 1
+	done
+	printf '\n'
+}
+
 backfill() { # collection [flags...]
 	c=$1
 	shift
-	ef "$@" run -C "$c" --confirm "$c" --note "sandbox seed" >>"$log" 2>&1 </dev/null ||
-		die "seeding $c: \`embfill run\` failed; the log: $log" "" 4
+	ef "$@" run -C "$c" --confirm "$c" --note "sandbox seed" >>"$log" 2>&1 </dev/null &
+	run_pid=$!
+	progress "$c" "$run_pid"
+	wait "$run_pid" || die "seeding $c: \`embfill run\` failed; the log: $log" "" 4
 }
 
 count() { sql -c "$1"; }

@@ -3,7 +3,9 @@
  *
  * One thread per connection (MHD_USE_THREAD_PER_CONNECTION): the service
  * sleeps on purpose for --latency-ms, and a sleeping request must not hold
- * up others as it would on a shared polling thread.  The socket is bound to
+ * up others as it would on a shared polling thread.  A request queued for
+ * a --compute-slots slot waits in its own connection's thread too, while
+ * the internal polling thread goes on accepting connections.  The socket is bound to
  * 127.0.0.1 through MHD_OPTION_SOCK_ADDR, never to all interfaces: the
  * sandbox answers anyone who can connect, so only this host may.
  */
