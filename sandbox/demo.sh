@@ -287,16 +287,22 @@ chunk_corpus() {
 }
 
 # On a terminal, one line that counts the collection's embedded chunks
-# while the run (PID) goes on; elsewhere nothing, the log has it all.
+# while the run (PID) goes on, and once more when it is over; elsewhere
+# nothing, the log has it all.
+progress_line() { # collection total
+	n=$(count "SELECT count(*) FROM document_embeddings
+		WHERE collection = '$1' AND embedding IS NOT NULL" 2>/dev/null) || n="?"
+	printf '\rdemo: seeding %s: %s/%s chunks embedded ' "$1" "$n" "$2"
+}
+
 progress() { # collection pid
 	[ -t 1 ] || return 0
 	total=$(count "SELECT count(*) FROM document_chunks WHERE collection = '$1'")
 	while kill -0 "$2" 2>/dev/null; do
-		n=$(count "SELECT count(*) FROM document_embeddings
-			WHERE collection = '$1' AND embedding IS NOT NULL" 2>/dev/null) || n="?"
-		printf '\rdemo: seeding %s: %s/%s chunks embedded ' "$1" "$n" "$total"
+		progress_line "$1" "$total"
 		sleep 1
 	done
+	progress_line "$1" "$total"
 	printf '\n'
 }
 
