@@ -1556,15 +1556,19 @@ Test(sandbox_capacity, compute_slots_bound_the_requests_computing_at_once, .time
 
 /* ---- the vector cache: --cache-dir ------------------------------------- */
 
+/* Under the runner's scratch directory when there is one, which it removes
+ * even when a failed assertion skipped remove_dir(). */
 static void temp_dir(char *dir, size_t size)
 {
-	snprintf(dir, size, "/tmp/sandbox-cache-XXXXXX");
+	const char *base = getenv("EF_TEST_TMP");
+
+	snprintf(dir, size, "%s/sandbox-cache-XXXXXX", base != NULL && *base != '\0' ? base : "/tmp");
 	cr_assert_not_null(mkdtemp(dir));
 }
 
 static void remove_dir(const char *dir)
 {
-	char cmd[256];
+	char cmd[320];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
@@ -1593,7 +1597,7 @@ static void cache_round(const struct embedder_proc *p, char out[][16384])
 Test(sandbox_cache, a_restarted_embedder_answers_known_texts_from_the_cache_bit_identically)
 {
 	static char first[3][16384], second[3][16384], fresh[3][16384];
-	char dir[64];
+	char dir[256];
 	struct embedder_proc p;
 
 	temp_dir(dir, sizeof(dir));
@@ -1648,7 +1652,7 @@ static long file_size(const char *path)
 Test(sandbox_cache, a_torn_or_damaged_record_is_skipped_and_the_others_served)
 {
 	const long rec = 48 + 4 * 16;
-	char dir[64], file[128];
+	char dir[256], file[320];
 	struct embedder_proc p;
 	FILE *f;
 
@@ -1682,7 +1686,7 @@ Test(sandbox_cache, a_torn_or_damaged_record_is_skipped_and_the_others_served)
 
 Test(sandbox_cache, faults_are_planted_on_cached_answers)
 {
-	char dir[64];
+	char dir[256];
 	struct embedder_proc p;
 	struct http_resp r;
 
@@ -1704,7 +1708,7 @@ Test(sandbox_cache, faults_are_planted_on_cached_answers)
 Test(sandbox_cache, use_lite_vectors_come_back_from_the_cache_unchanged, .timeout = 180)
 {
 	static double a[MAX_DIM], b[MAX_DIM];
-	char dir[64];
+	char dir[256];
 	struct embedder_proc p;
 
 	temp_dir(dir, sizeof(dir));
