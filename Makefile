@@ -25,7 +25,7 @@ BUILD    ?= build$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
 # deps step can install the libraries before anyone asks for their flags.
 PKG_CORE    := libpq libcurl libcjson
 PKG_TUI     := ncursesw
-PKG_SANDBOX := libmicrohttpd libcjson
+PKG_SANDBOX := libmicrohttpd libcjson libcrypto
 PKG_TEST    := criterion
 pc = $(shell pkg-config $(1) $(2))
 
@@ -113,13 +113,27 @@ $(INTEG_BIN): $(INTEG_OBJ) $(TESTLIB_OBJ) $(LIB)
 	$(CC) $(SANFLAGS) -o $@ $^ $(call pc,--libs,$(PKG_TEST) $(PKG_CORE)) -lpthread -lm
 
 # Fuzz targets: libFuzzer with clang, always with ASan and UBSan, built from
-# the core sources directly so they need no second copy of the library.
+# the core sources directly so they need no second copy of the library; the
+# sandbox's targets from the sandbox's sources, less its main().
+$(BUILD)/fuzz/fuzz_sandbox_%: tests/fuzz/fuzz_sandbox_%.c $(SANDBOX_SRC)
+	@mkdir -p $(@D)
+	$(FUZZCC) -std=gnu11 -g -O1 -I. -D_GNU_SOURCE -DEF_VERSION='"$(VERSION)"' \
+		-fsanitize=fuzzer,address,undefined $(TESTWARN) \
+		$(call pc,--cflags,$(PKG_SANDBOX)) -o $@ $< $(filter-out sandbox/main.c,$(SANDBOX_SRC)) \
+		$(call pc,--libs,$(PKG_SANDBOX)) -lpthread -lm
+
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC)
 	@mkdir -p $(@D)
 	$(FUZZCC) -std=gnu11 -g -O1 -I. -Iinclude -D_GNU_SOURCE -DEF_VERSION='"$(VERSION)"' \
 		-fsanitize=fuzzer,address,undefined $(TESTWARN) \
 		$(call pc,--cflags,$(PKG_CORE)) -o $@ $< $(CORE_SRC) \
 		$(call pc,--libs,$(PKG_CORE)) -lpthread -lm
+
+# A load generator for embedding endpoints (items/s at a given concurrency).
+EMBLOAD := $(BUILD)/bench/embload
+$(EMBLOAD): tests/bench/embload.c
+	@mkdir -p $(@D)
+	$(CC) $(BASEFLAGS) $(WARN) $(call pc,--cflags,libcurl) -o $@ $< $(call pc,--libs,libcurl)
 
 # --- checks ----------------------------------------------------------------
 
@@ -166,7 +180,7 @@ lint-man:
 		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	done; echo "man pages: $(words $(MANPAGES)) lint-clean"
 
-bench: all
+bench: all $(EMBLOAD)
 	@sh build-aux/deps.sh
 	@sh tests/bench/run.sh $(abspath $(BUILD))
 

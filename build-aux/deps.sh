@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PKGS="make gcc clang libclang-rt-14-dev pkg-config
 libncurses-dev libpq-dev libcurl4-openssl-dev libcjson-dev libcriterion-dev
-libmicrohttpd-dev postgresql-15 postgresql-client-15 tmux mandoc time bc
+libmicrohttpd-dev libssl-dev postgresql-15 postgresql-client-15 tmux mandoc time bc
 util-linux procps ca-certificates"
 
 missing=""

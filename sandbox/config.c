@@ -31,6 +31,7 @@ enum opt_id {
 	OPT_MALFORMED, OPT_WRONG_DIM, OPT_NAN, OPT_WRONG_COUNT, OPT_SHUFFLE,
 	OPT_DROP, OPT_REJECT, OPT_KEY_FILE, OPT_FAIL_FIRST, OPT_FAIL_STATUS,
 	OPT_LOADING, OPT_NODE_MODULES, OPT_PARENT_PID, OPT_VERBOSE, OPT_VERSION,
+	OPT_COMPUTE_SLOTS, OPT_CACHE_DIR,
 };
 
 struct opt_doc {
@@ -48,15 +49,17 @@ static const struct opt_doc docs[] = {
 	{"backend", "NAME", OPT_BACKEND, "hash (default, instant) or use-lite (Universal Sentence Encoder Lite)"},
 	{"model", "NAME[,NAME...]", OPT_MODEL, "accepted model names (default embfill-hash; use-lite: embfill-use-lite)"},
 	{"seed", "S", OPT_SEED, "seed of the fault dice; same seed and requests, same faults (default 1)"},
-	{"latency-ms", "L", OPT_LATENCY, "delay every embed request by L ms"},
-	{"item-latency-ms", "L", OPT_ITEM_LATENCY, "extra delay of L ms per input item"},
+	{"latency-ms", "L", OPT_LATENCY, "delay every embed request by L ms (--compute-slots: in its slot)"},
+	{"item-latency-ms", "L", OPT_ITEM_LATENCY, "extra delay of L ms per input computed (a cache hit: none)"},
+	{"compute-slots", "N", OPT_COMPUTE_SLOTS, "compute at most N requests at once, the others wait in order"},
+	{"cache-dir", "DIR", OPT_CACHE_DIR, "keep computed vectors in DIR; known texts are not computed again"},
 	{"fail-500", "RATE", OPT_FAIL_500, "answer this fraction of requests with 500"},
 	{"fail-429", "RATE", OPT_FAIL_429, "answer this fraction with 429 (+Retry-After; TEI: none)"},
 	{"retry-after", "SECONDS", OPT_RETRY_AFTER, "Retry-After value of 429 answers (default 1)"},
 	{"retry-after-ms", "MS", OPT_RETRY_AFTER_MS, "also send a retry-after-ms header"},
 	{"max-batch", "N", OPT_MAX_BATCH, "reject batches of more than N inputs (TEI 422, others 413)"},
 	{"max-body-bytes", "N", OPT_MAX_BODY, "reject larger bodies with a plain-text 413 (default 64 MiB)"},
-	{"max-input-chars", "N", OPT_MAX_CHARS, "reject inputs longer than N characters (context length)"},
+	{"max-input-chars", "N", OPT_MAX_CHARS, "context length: longer inputs are refused, or cut if the request allows"},
 	{"malformed-rate", "RATE", OPT_MALFORMED, "answer 200 with truncated JSON"},
 	{"wrong-dim-rate", "RATE", OPT_WRONG_DIM, "answer with vectors of dimension D+1 or D-1"},
 	{"nan-rate", "RATE", OPT_NAN, "put NaN or 1e999 into one vector"},
@@ -95,7 +98,10 @@ static void print_help(void)
 	       "Sandbox embedding service on 127.0.0.1: Ollama POST /api/embed, OpenAI\n"
 	       "POST /v1/embeddings, TEI POST /embed; GET /health, GET /stats,\n"
 	       "POST /stats/reset.  Prints `listening on 127.0.0.1:PORT` when ready.\n"
-	       "RATE is a fraction between 0 and 1.\n\n");
+	       "RATE is a fraction between 0 and 1.  Requests may set \"dimensions\" (openai,\n"
+	       "ollama), \"truncate\" (ollama: default true; tei: default false) and\n"
+	       "\"normalize\" (tei).  With --compute-slots, a request computes in a slot\n"
+	       "for L + inputs x item latency.\n\n");
 	for (size_t i = 0; i < N_DOCS; i++)
 		printf("  --%s%s%s\n        %s\n", docs[i].name, docs[i].arg ? " " : "",
 		       docs[i].arg ? docs[i].arg : "", docs[i].help);
@@ -292,6 +298,14 @@ static bool apply_option(struct sbx_config *c, int id, const char *name, const c
 	case OPT_NODE_MODULES: c->node_modules = a; return true;
 	case OPT_PARENT_PID: return parse_long(name, a, 1, INT_MAX, &c->parent_pid);
 	case OPT_VERBOSE: c->verbose = true; return true;
+	case OPT_COMPUTE_SLOTS: return parse_long(name, a, 0, 4096, &c->compute_slots);
+	case OPT_CACHE_DIR:
+		if (*a == '\0') {
+			usage_error("--cache-dir must not be empty");
+			return false;
+		}
+		c->cache_dir = a;
+		return true;
 	default: return false;
 	}
 }

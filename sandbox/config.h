@@ -38,6 +38,8 @@ struct sbx_config {
 	size_t max_body_bytes;
 	bool max_body_given;
 	long max_input_chars;             /* 0: unlimited */
+	long compute_slots;               /* 0: unlimited */
+	const char *cache_dir;            /* NULL: no vector cache */
 	double malformed_rate;
 	double wrong_dim_rate;
 	double nan_rate;

@@ -60,6 +60,8 @@ trigger of the backfill procedure, then the console on all of it.
   -h, --help       this text
 
 State lives in \$XDG_STATE_HOME/embfill/sandbox (now: $STATE).
+The corpus and the vectors computed stay there after --stop, so that the
+next start embeds only what is new; remove its vectors/ to embed all again.
 Environment: EMBFILL_DEMO_BACKEND=hash|use-lite, EMBFILL_DEMO_PAGES=N (default 200).
 EOF
 }
@@ -284,11 +286,33 @@ chunk_corpus() {
 		die "chunking the corpus failed" "" 2
 }
 
+# On a terminal, one line that counts the collection's embedded chunks
+# while the run (PID) goes on, and once more when it is over; elsewhere
+# nothing, the log has it all.
+progress_line() { # collection total
+	n=$(count "SELECT count(*) FROM document_embeddings
+		WHERE collection = '$1' AND embedding IS NOT NULL" 2>/dev/null) || n="?"
+	printf '\rdemo: seeding %s: %s/%s chunks embedded ' "$1" "$n" "$2"
+}
+
+progress() { # collection pid
+	[ -t 1 ] || return 0
+	total=$(count "SELECT count(*) FROM document_chunks WHERE collection = '$1'")
+	while kill -0 "$2" 2>/dev/null; do
+		progress_line "$1" "$total"
+		sleep 1
+	done
+	progress_line "$1" "$total"
+	printf '\n'
+}
+
 backfill() { # collection [flags...]
 	c=$1
 	shift
-	ef "$@" run -C "$c" --confirm "$c" --note "sandbox seed" >>"$log" 2>&1 </dev/null ||
-		die "seeding $c: \`embfill run\` failed; the log: $log" "" 4
+	ef "$@" run -C "$c" --confirm "$c" --note "sandbox seed" >>"$log" 2>&1 </dev/null &
+	run_pid=$!
+	progress "$c" "$run_pid"
+	wait "$run_pid" || die "seeding $c: \`embfill run\` failed; the log: $log" "" 4
 }
 
 count() { sql -c "$1"; }
@@ -491,12 +515,16 @@ stop_all # leftovers of a sandbox whose demo was killed
 pick_backend
 say "state under $STATE"
 say "embedder: $WHY"
+# The vectors it computes are kept in $STATE/vectors across sandboxes: the
+# next start embeds only the texts it has not seen (use-lite takes minutes
+# for the corpus).  Their keys name the backend's version, so vectors of
+# another version of the backend (another checkout's) are never served.
 if [ "$KEEP" -eq 1 ]; then
 	start_embedder embedder "$STATE/embedder.port" --backend "$BACKEND" --model "$MODEL" \
-		--node-modules "$NODE_MODULES"
+		--node-modules "$NODE_MODULES" --cache-dir "$STATE/vectors"
 else
 	start_embedder embedder "$STATE/embedder.port" --backend "$BACKEND" --model "$MODEL" \
-		--node-modules "$NODE_MODULES" --parent-pid $$
+		--node-modules "$NODE_MODULES" --cache-dir "$STATE/vectors" --parent-pid $$
 fi
 say "starting PostgreSQL 15 (unix socket, port $PGPORT_SANDBOX)"
 start_postgres

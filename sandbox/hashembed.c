@@ -79,30 +79,39 @@ static void add_word(float *out, int dim, const char *word, size_t len)
 		add_feature(out, dim, feature_hash('g', padded + i, 3), GRAM_WEIGHT);
 }
 
-static void normalise(float *out, int dim)
+/* A text without words still gets a feature, the same for all, so that no
+ * vector is zero before normalisation. */
+void sbx_hash_embed_raw(const char *text, int dim, float *out)
+{
+	char word[WORD_MAX];
+	size_t len;
+	bool any = false;
+
+	memset(out, 0, sizeof(*out) * (size_t)dim);
+	while ((len = next_word(&text, word)) > 0) {
+		add_word(out, dim, word, len);
+		any = true;
+	}
+	for (int i = 0; any && i < dim; i++)
+		if (out[i] != 0)
+			return;
+	add_feature(out, dim, feature_hash('e', "", 0), 1.0f);
+}
+
+void sbx_hash_normalise(float *out, int dim)
 {
 	double sum = 0;
 
 	for (int i = 0; i < dim; i++)
 		sum += (double)out[i] * out[i];
-	if (sum == 0) {
-		/* A text without words still gets a unit vector, the same for all. */
-		add_feature(out, dim, feature_hash('e', "", 0), 1.0f);
-		sum = 1;
-	}
-	for (int i = 0; i < dim; i++)
+	for (int i = 0; sum > 0 && i < dim; i++)
 		out[i] = (float)(out[i] / sqrt(sum));
 }
 
 void sbx_hash_embed(const char *text, int dim, float *out)
 {
-	char word[WORD_MAX];
-	size_t len;
-
-	memset(out, 0, sizeof(*out) * (size_t)dim);
-	while ((len = next_word(&text, word)) > 0)
-		add_word(out, dim, word, len);
-	normalise(out, dim);
+	sbx_hash_embed_raw(text, dim, out);
+	sbx_hash_normalise(out, dim);
 }
 
 size_t sbx_hash_count_words(const char *text)

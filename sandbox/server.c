@@ -3,7 +3,9 @@
  *
  * One thread per connection (MHD_USE_THREAD_PER_CONNECTION): the service
  * sleeps on purpose for --latency-ms, and a sleeping request must not hold
- * up others as it would on a shared polling thread.  The socket is bound to
+ * up others as it would on a shared polling thread.  A request queued for
+ * a --compute-slots slot waits in its own connection's thread too, while
+ * the internal polling thread goes on accepting connections.  The socket is bound to
  * 127.0.0.1 through MHD_OPTION_SOCK_ADDR, never to all interfaces: the
  * sandbox answers anyone who can connect, so only this host may.
  */
@@ -312,13 +314,17 @@ sbx_server *sbx_server_start(const struct sbx_config *cfg, sbx_uselite *ul,
 	sbx_server *srv = calloc(1, sizeof(*srv));
 	const union MHD_DaemonInfo *info;
 
-	if (srv == NULL || (srv->svc = sbx_service_new(cfg, ul)) == NULL) {
+	if (srv == NULL) {
 		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	sbx_stats_init(&srv->stats);
+	if ((srv->svc = sbx_service_new(cfg, ul, &srv->stats, err, errsz)) == NULL) {
+		sbx_stats_destroy(&srv->stats);
 		free(srv);
 		return NULL;
 	}
 	srv->cfg = cfg;
-	sbx_stats_init(&srv->stats);
 	srv->daemon = listen_loopback(srv);
 	info = srv->daemon != NULL ? MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;
 	if (info == NULL || info->port == 0) {

@@ -11,12 +11,23 @@
  * Every embed request takes the next number from an atomic counter; the
  * number alone decides its planted faults (see dice.c), so a test that
  * replays the same requests against the same --seed sees the same faults.
+ *
+ * An answer's vectors go through the same steps whether they were computed
+ * or found in the --cache-dir: the backend's raw vector of the text as
+ * embedded (cut to the context when the request allows), then the recipe
+ * (normalisation, Matryoshka shortening), then the planted faults.  Only
+ * the backend call and the compute time (--latency-ms, --item-latency-ms)
+ * sit behind the --compute-slots queue, and only for texts not cached.
  */
 #include "service.h"
 
 #include "dice.h"
 #include "hashembed.h"
+#include "recipe.h"
+#include "slots.h"
+#include "vcache.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,25 +41,60 @@
 struct sbx_service {
 	const struct sbx_config *cfg;
 	sbx_uselite *ul;
+	struct sbx_stats *stats;
+	sbx_vcache *cache;              /* NULL without --cache-dir */
+	struct sbx_slots slots;         /* used when --compute-slots > 0 */
+	const char *fingerprint;        /* the backend's, for cache keys */
 	atomic_uint_fast64_t seq;
 	struct timespec started;
 };
 
-sbx_service *sbx_service_new(const struct sbx_config *cfg, sbx_uselite *ul)
+static int open_cache(sbx_service *svc, char *err, size_t errsz)
+{
+	const struct sbx_config *c = svc->cfg;
+	const char *name = c->backend == SBX_BACKEND_HASH ? "hash" : "use-lite";
+
+	if (c->cache_dir == NULL)
+		return 0;
+	svc->cache = sbx_vcache_open(c->cache_dir, name, c->dim, err, errsz);
+	if (svc->cache == NULL)
+		return -1;
+	sbx_stats_cache_size(svc->stats, sbx_vcache_count(svc->cache));
+	fprintf(stderr, "embfill-embedder: vector cache \"%s\": %zu vectors, %zu bytes each\n",
+		sbx_vcache_path(svc->cache), sbx_vcache_count(svc->cache),
+		sbx_vcache_record_bytes(c->dim));
+	return 0;
+}
+
+sbx_service *sbx_service_new(const struct sbx_config *cfg, sbx_uselite *ul,
+			     struct sbx_stats *stats, char *err, size_t errsz)
 {
 	sbx_service *svc = calloc(1, sizeof(*svc));
 
-	if (svc == NULL)
+	if (svc == NULL) {
+		snprintf(err, errsz, "out of memory");
 		return NULL;
+	}
 	svc->cfg = cfg;
 	svc->ul = ul;
+	svc->stats = stats;
+	svc->fingerprint = ul != NULL ? sbx_uselite_fingerprint(ul) : SBX_HASH_FINGERPRINT;
+	sbx_slots_init(&svc->slots, cfg->compute_slots);
 	atomic_init(&svc->seq, 0);
 	clock_gettime(CLOCK_MONOTONIC, &svc->started);
+	if (open_cache(svc, err, errsz) != 0) {
+		sbx_service_free(svc);
+		return NULL;
+	}
 	return svc;
 }
 
 void sbx_service_free(sbx_service *svc)
 {
+	if (svc == NULL)
+		return;
+	sbx_vcache_close(svc->cache);
+	sbx_slots_destroy(&svc->slots);
 	free(svc);
 }
 
@@ -186,9 +232,10 @@ static void context_length(const struct sbx_config *c, enum sbx_api api, size_t 
 }
 
 static bool refuse_inputs(const struct sbx_config *c, enum sbx_api api,
-			  const struct sbx_request *req, struct sbx_reply *r)
+			  const struct sbx_request *req, const struct sbx_recipe *rc,
+			  struct sbx_reply *r)
 {
-	for (size_t i = 0; c->max_input_chars > 0 && i < req->n; i++) {
+	for (size_t i = 0; c->max_input_chars > 0 && !rc->truncate && i < req->n; i++) {
 		size_t chars = utf8_chars(req->texts[i]);
 		if (chars > (size_t)c->max_input_chars) {
 			context_length(c, api, i, chars, r);
@@ -205,7 +252,8 @@ static bool refuse_inputs(const struct sbx_config *c, enum sbx_api api,
 }
 
 static bool refuse_request(const struct sbx_config *c, enum sbx_api api,
-			   const struct sbx_request *req, struct sbx_reply *r)
+			   const struct sbx_request *req, const struct sbx_recipe *rc,
+			   struct sbx_reply *r)
 {
 	if (api == SBX_API_OLLAMA && !sbx_config_has_model(c, req->model))
 		sbx_api_error(r, api, SBX_UNKNOWN_MODEL, 0, "model \"%.*s\" not found, try pulling it first",
@@ -217,26 +265,197 @@ static bool refuse_request(const struct sbx_config *c, enum sbx_api api,
 		sbx_api_error(r, api, SBX_BATCH_TOO_LARGE, 0, "batch size %zu > maximum allowed batch size %ld",
 			      req->n, c->max_batch);
 	else
-		return refuse_inputs(c, api, req, r);
+		return refuse_inputs(c, api, req, rc, r);
 	return true;
 }
 
-static int embed(const sbx_service *svc, const struct sbx_request *req, float *out,
-		 size_t stride, char *err, size_t errsz)
+/* One request's inputs on their way to vectors. */
+struct batch {
+	size_t n;
+	const char **texts;             /* as embedded: the input, or its cut copy */
+	char **cut;                     /* owned cut copies; NULL where uncut */
+	float *vecs;                    /* row i at vecs + i * stride */
+	size_t stride;
+	size_t *todo;                   /* rows the backend computes */
+	size_t n_todo;
+	uint8_t (*keys)[SBX_SHA256_LEN];        /* NULL without a cache */
+};
+
+static void batch_free(struct batch *b)
 {
-	if (svc->ul != NULL)
-		return sbx_uselite_embed(svc->ul, req->texts, req->n, out, stride, err, errsz);
-	for (size_t i = 0; i < req->n; i++)
-		sbx_hash_embed(req->texts[i], svc->cfg->dim, out + i * stride);
+	for (size_t i = 0; b->cut != NULL && i < b->n; i++)
+		free(b->cut[i]);
+	free(b->cut);
+	free(b->texts);
+	free(b->vecs);
+	free(b->todo);
+	free(b->keys);
+}
+
+/* The texts to embed: each input, cut to the context length when it is
+ * longer and the recipe allows cutting (refuse_inputs refused it otherwise). */
+static int cut_texts(const struct sbx_config *c, const struct sbx_request *req, struct batch *b)
+{
+	for (size_t i = 0; i < req->n; i++) {
+		size_t keep = c->max_input_chars > 0
+			? sbx_recipe_cut_bytes(req->texts[i], c->max_input_chars) : strlen(req->texts[i]);
+		b->texts[i] = req->texts[i];
+		if (req->texts[i][keep] == '\0')
+			continue;
+		b->cut[i] = strndup(req->texts[i], keep);
+		if (b->cut[i] == NULL)
+			return -1;
+		b->texts[i] = b->cut[i];
+	}
 	return 0;
 }
 
-static size_t prompt_tokens(const struct sbx_request *req)
+static int batch_init(const sbx_service *svc, const struct sbx_request *req, struct batch *b)
+{
+	size_t n = req->n;
+
+	memset(b, 0, sizeof(*b));
+	b->n = n;
+	b->stride = (size_t)svc->cfg->dim + 1;
+	b->texts = calloc(n, sizeof(*b->texts));
+	b->cut = calloc(n, sizeof(*b->cut));
+	b->vecs = calloc(n * b->stride, sizeof(*b->vecs));
+	b->todo = calloc(n, sizeof(*b->todo));
+	if (svc->cache != NULL)
+		b->keys = calloc(n, sizeof(*b->keys));
+	if (b->texts == NULL || b->cut == NULL || b->vecs == NULL || b->todo == NULL ||
+	    (svc->cache != NULL && b->keys == NULL))
+		return -1;
+	return cut_texts(svc->cfg, req, b);
+}
+
+/* Fills the rows the cache knows; the others go on the to-do list.  TEI
+ * names no model: its vectors are the server's first model's. */
+static int look_up(const sbx_service *svc, const char *model, struct batch *b)
+{
+	if (model == NULL)
+		model = svc->cfg->models[0];
+	for (size_t i = 0; i < b->n; i++) {
+		if (svc->cache != NULL) {
+			if (sbx_vcache_key(svc->fingerprint, model, svc->cfg->dim, b->texts[i],
+					   b->keys[i]) != 0)
+				return -1;
+			if (sbx_vcache_get(svc->cache, b->keys[i], b->vecs + i * b->stride))
+				continue;
+		}
+		b->todo[b->n_todo++] = i;
+	}
+	return 0;
+}
+
+static int backend(const sbx_service *svc, const char *const *texts, size_t n, float *out,
+		   size_t stride, char *err, size_t errsz)
+{
+	if (svc->ul != NULL)
+		return sbx_uselite_embed(svc->ul, texts, n, out, stride, err, errsz);
+	for (size_t i = 0; i < n; i++)
+		sbx_hash_embed_raw(texts[i], svc->cfg->dim, out + i * stride);
+	return 0;
+}
+
+/*
+ * The compute of the to-do rows: with --compute-slots, in a slot taken in
+ * turn and held for the whole compute time, as a request holds a GPU;
+ * without, after the per-item time only (the per-request latency was spent
+ * on arrival, as before slots existed).
+ */
+static int compute_rows(sbx_service *svc, const struct batch *b, const char **texts, float *out,
+			char *err, size_t errsz)
+{
+	const struct sbx_config *c = svc->cfg;
+	long ms = c->item_latency_ms * (long)b->n_todo;
+	int rc;
+
+	for (size_t k = 0; k < b->n_todo; k++)
+		texts[k] = b->texts[b->todo[k]];
+	if (c->compute_slots > 0) {
+		sbx_slots_acquire(&svc->slots);
+		ms += c->latency_ms;
+	}
+	sbx_stats_compute_begin(svc->stats);
+	sleep_ms(ms);
+	rc = backend(svc, texts, b->n_todo, out, b->stride, err, errsz);
+	sbx_stats_compute_end(svc->stats);
+	if (c->compute_slots > 0)
+		sbx_slots_release(&svc->slots);
+	return rc;
+}
+
+/* Puts computed rows in place and into the cache; a cache that cannot be
+ * written costs its speed-up, never the answer. */
+static void keep_rows(sbx_service *svc, struct batch *b, const float *out,
+		      uint8_t (*keys)[SBX_SHA256_LEN])
+{
+	for (size_t k = 0; k < b->n_todo; k++) {
+		memcpy(b->vecs + b->todo[k] * b->stride, out + k * b->stride,
+		       (size_t)svc->cfg->dim * sizeof(float));
+		if (keys != NULL)
+			memcpy(keys[k], b->keys[b->todo[k]], SBX_SHA256_LEN);
+	}
+	if (keys == NULL)
+		return;
+	if (sbx_vcache_put(svc->cache, (const uint8_t (*)[SBX_SHA256_LEN])keys, out, b->stride,
+			   b->n_todo) != 0)
+		fprintf(stderr, "embfill-embedder: cannot append to \"%s\": %s\n",
+			sbx_vcache_path(svc->cache), strerror(errno));
+	sbx_stats_cache_size(svc->stats, sbx_vcache_count(svc->cache));
+}
+
+static int compute(sbx_service *svc, struct batch *b, char *err, size_t errsz)
+{
+	size_t m = b->n_todo;
+	const char **texts = calloc(m, sizeof(*texts));
+	float *out = calloc(m * b->stride, sizeof(*out));
+	uint8_t (*keys)[SBX_SHA256_LEN] = svc->cache != NULL ? calloc(m, sizeof(*keys)) : NULL;
+	int rc = -1;
+
+	if (texts == NULL || out == NULL || (svc->cache != NULL && keys == NULL))
+		snprintf(err, errsz, "out of memory for %zu vectors", m);
+	else if ((rc = compute_rows(svc, b, texts, out, err, errsz)) == 0)
+		keep_rows(svc, b, out, keys);
+	free(keys);
+	free(out);
+	free(texts);
+	return rc;
+}
+
+/* The recipe, on computed and cached rows alike. */
+static void apply_recipe(const sbx_service *svc, const struct sbx_recipe *rc, struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		float *row = b->vecs + i * b->stride;
+		if (svc->ul == NULL && rc->normalize)
+			sbx_hash_normalise(row, svc->cfg->dim);
+		sbx_recipe_shorten(rc, row, svc->cfg->dim);
+	}
+}
+
+/* Fills b's rows; returns 0, or -1 with err set. */
+static int embed(sbx_service *svc, const struct sbx_request *req, const struct sbx_recipe *rc,
+		 struct batch *b, char *err, size_t errsz)
+{
+	if (batch_init(svc, req, b) != 0 || look_up(svc, req->model, b) != 0) {
+		snprintf(err, errsz, "out of memory for %zu vectors", req->n);
+		return -1;
+	}
+	if (b->n_todo > 0 && compute(svc, b, err, errsz) != 0)
+		return -1;
+	sbx_stats_served(svc->stats, b->n_todo, b->n - b->n_todo);
+	apply_recipe(svc, rc, b);
+	return 0;
+}
+
+static size_t prompt_tokens(const struct batch *b)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < req->n; i++) {
-		size_t words = sbx_hash_count_words(req->texts[i]);
+	for (size_t i = 0; i < b->n; i++) {
+		size_t words = sbx_hash_count_words(b->texts[i]);
 		n += words > 0 ? words : 1;
 	}
 	return n;
@@ -304,27 +523,26 @@ static void plant_transport_faults(const struct sbx_config *c, uint64_t seq, str
 }
 
 static void answer(sbx_service *svc, enum sbx_api api, const struct sbx_request *req,
-		   uint64_t seq, struct sbx_reply *r)
+		   const struct sbx_recipe *rc, uint64_t seq, struct sbx_reply *r)
 {
 	const struct sbx_config *c = svc->cfg;
-	size_t stride = (size_t)c->dim + 1;
-	float *vecs = calloc(req->n * stride, sizeof(*vecs));
-	struct sbx_vectors v = {.data = vecs, .stride = stride, .n = req->n, .dim = c->dim,
-				.prompt_tokens = prompt_tokens(req), .model = req->model};
+	struct batch b;
+	struct sbx_vectors v;
 	char err[512];
 	size_t *order = NULL;
 
-	if (vecs == NULL)
-		snprintf(err, sizeof(err), "out of memory for %zu vectors", req->n);
-	if (vecs == NULL || embed(svc, req, vecs, stride, err, sizeof(err)) != 0) {
+	if (embed(svc, req, rc, &b, err, sizeof(err)) != 0) {
 		sbx_api_error(r, api, SBX_BACKEND_FAILED, 0, "%s", err);
 	} else {
+		v = (struct sbx_vectors){.data = b.vecs, .stride = b.stride, .n = req->n,
+					 .dim = rc->dim, .prompt_tokens = prompt_tokens(&b),
+					 .model = req->model};
 		v.order = order = plant_vector_faults(c, api, seq, &v);
 		if (sbx_api_render(r, api, &v) == 0)
 			plant_transport_faults(c, seq, r);
 	}
 	free(order);
-	free(vecs);
+	batch_free(&b);
 }
 
 void sbx_service_handle(sbx_service *svc, enum sbx_api api,
@@ -332,16 +550,17 @@ void sbx_service_handle(sbx_service *svc, enum sbx_api api,
 {
 	uint64_t seq = atomic_fetch_add(&svc->seq, 1);
 	struct sbx_request req;
+	struct sbx_recipe rc;
 
-	sleep_ms(svc->cfg->latency_ms);
+	if (svc->cfg->compute_slots == 0)
+		sleep_ms(svc->cfg->latency_ms);
 	if (refuse_early(svc, api, in, seq, r))
 		return;
 	if (sbx_api_parse(api, in->body, in->len, &req, r) == 0) {
 		r->items = req.n;
-		if (!refuse_request(svc->cfg, api, &req, r)) {
-			sleep_ms(svc->cfg->item_latency_ms * (long)req.n);
-			answer(svc, api, &req, seq, r);
-		}
+		if (sbx_recipe_parse(api, &req, svc->cfg->dim, &rc, r) == 0 &&
+		    !refuse_request(svc->cfg, api, &req, &rc, r))
+			answer(svc, api, &req, &rc, seq, r);
 	}
 	sbx_request_free(&req);
 }

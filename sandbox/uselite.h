@@ -25,6 +25,10 @@ sbx_uselite *sbx_uselite_start(const char *node_modules, char *err, size_t errsz
 int sbx_uselite_embed(sbx_uselite *ul, const char *const *texts, size_t n,
 		      float *out, size_t stride, char *err, size_t errsz);
 
+/* "use-lite/" and a digest of the script and the model package: what
+ * this backend's vectors depend on besides their text. */
+const char *sbx_uselite_fingerprint(const sbx_uselite *ul);
+
 /* Closes the child's stdin, waits for it (then kills it), frees ul. */
 void sbx_uselite_stop(sbx_uselite *ul);
 

@@ -38,6 +38,12 @@ static cJSON *input_array(const char *const *texts, size_t n)
 	return arr;
 }
 
+/*
+ * Ollama cuts an input longer than the model's context unless told not to,
+ * and answers the cut text's vector as if it were the chunk's; "truncate":
+ * false makes it refuse the input instead, as OpenAI and TEI do by default,
+ * so that the chunk is quarantined with its reason.
+ */
 static int add_model(cJSON *root, enum ef_embed_provider provider, const char *model)
 {
 	if (provider == EF_EMBED_TEI)
@@ -46,7 +52,7 @@ static int add_model(cJSON *root, enum ef_embed_provider provider, const char *m
 		return 0;
 	if (provider == EF_EMBED_OPENAI)
 		return cJSON_AddStringToObject(root, "encoding_format", "float") != NULL;
-	return 1;
+	return cJSON_AddFalseToObject(root, "truncate") != NULL;
 }
 
 char *ef_embed_build_request(enum ef_embed_provider provider, const char *model,

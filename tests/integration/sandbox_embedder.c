@@ -8,6 +8,7 @@
  * properties the demo's spot-checks depend on.
  */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 
 #include "embedder_proc.h"
 
@@ -21,12 +22,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -676,7 +679,11 @@ Test(sandbox_faults, max_input_chars_is_a_context_length_error)
 
 	START(&p, "--max-input-chars", "10", "--dim", "8");
 	for (size_t i = 0; i < 3; i++) {
-		embed(&r, &p, paths[i], "[\"short\",\"this one is much longer than ten\"]");
+		if (i == 0)	/* ollama cuts unless told not to */
+			post(&r, &p, paths[i], "{\"model\":\"embfill-hash\",\"truncate\":false,"
+			     "\"input\":[\"short\",\"this one is much longer than ten\"]}");
+		else
+			embed(&r, &p, paths[i], "[\"short\",\"this one is much longer than ten\"]");
 		cr_assert_eq(r.status, want[i], "%s: %ld", paths[i], r.status);
 		error_of(paths[i], &r, msg, sizeof(msg), kind, sizeof(kind));
 		cr_assert(strncmp(msg, prefix[i], strlen(prefix[i])) == 0, "%s: %s", paths[i], msg);
@@ -912,13 +919,15 @@ Test(sandbox_stats, count_requests_by_status_and_items)
 	get(&r, &p, "/health");
 	resp_free(&r);
 	get(&r, &p, "/stats");
-	cr_assert_str_eq(r.body, "{\"requests\":4,\"by_status\":{\"200\":2,\"404\":1,\"503\":1},\"items\":5}");
+	cr_assert_str_eq(r.body, "{\"requests\":4,\"by_status\":{\"200\":2,\"404\":1,\"503\":1},\"items\":5,"
+			 "\"computed\":5,\"cached\":0,\"computing\":0,\"max_computing\":1,\"cache_vectors\":0}");
 	resp_free(&r);
 	post(&r, &p, "/stats/reset", "");
 	cr_assert_eq(r.status, 200);
 	resp_free(&r);
 	get(&r, &p, "/stats");
-	cr_assert_str_eq(r.body, "{\"requests\":0,\"by_status\":{},\"items\":0}");
+	cr_assert_str_eq(r.body, "{\"requests\":0,\"by_status\":{},\"items\":0,\"computed\":0,"
+			 "\"cached\":0,\"computing\":0,\"max_computing\":0,\"cache_vectors\":0}");
 	resp_free(&r);
 	embedder_stop(&p);
 }
@@ -1203,4 +1212,541 @@ Test(sandbox_use_lite, layout_blanks_do_not_change_the_vector, .timeout = 120)
 	embed_one(&p, "\\n       -t     sort by\\n              time,\\tnewest first\\n\\n", laid);
 	cr_assert_gt(cosine(flat, laid, n), 0.9999, "cosine %f", cosine(flat, laid, n));
 	embedder_stop(&p);
+}
+
+/* ---- recipes: the request fields that change a vector ------------------ */
+
+/* Posts a body built from fmt to path; the answer must be 200 or want. */
+__attribute__((format(printf, 5, 6)))
+static void post_fmt(struct http_resp *r, const struct embedder_proc *p, const char *path,
+		     long want, const char *fmt, ...)
+{
+	char body[8192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(body, sizeof(body), fmt, ap);
+	va_end(ap);
+	post(r, p, path, body);
+	cr_assert_eq(r->status, want, "%s %s: %ld %s", path, body, r->status, r->body);
+}
+
+/* Vector item of a 200 answer of path; returns its dimension. */
+static int vector_at(const char *path, const struct http_resp *r, int item, double *out)
+{
+	cJSON *root = json_of(r), *vecs;
+	int n;
+
+	cr_assert_not_null(root, "%s: not JSON: %.200s", path, r->body);
+	vecs = vectors_of(path, root);
+	cr_assert(cJSON_GetArraySize(vecs) > item, "%s: no vector %d: %.200s", path, item, r->body);
+	n = to_doubles(cJSON_GetArrayItem(vecs, item), out);
+	cJSON_Delete(vecs);
+	cJSON_Delete(root);
+	return n;
+}
+
+/* The vector of text alone, asked of path with the extra fields given. */
+static int vector_of(const struct embedder_proc *p, const char *path, const char *text,
+		     const char *extra, double *out)
+{
+	struct http_resp r;
+	int n;
+
+	if (strcmp(path, "/embed") == 0)
+		post_fmt(&r, p, path, 200, "{\"inputs\":[\"%s\"]%s}", text, extra);
+	else
+		post_fmt(&r, p, path, 200, "{\"model\":\"embfill-hash\",\"input\":[\"%s\"]%s}", text, extra);
+	n = vector_at(path, &r, 0, out);
+	resp_free(&r);
+	return n;
+}
+
+static double norm_of(const double *a, int n)
+{
+	return sqrt(dot(a, a, n));
+}
+
+static bool same_doubles(const double *a, const double *b, int n)
+{
+	return memcmp(a, b, sizeof(*a) * (size_t)n) == 0;
+}
+
+Test(sandbox_recipe, a_task_prefix_is_embedded_with_the_text_and_the_same_text_repeats_exactly)
+{
+	static double plain[MAX_DIM], prefixed[MAX_DIM], again[MAX_DIM];
+	struct embedder_proc p;
+
+	START(&p, "--dim", "768");
+	for (size_t i = 0; i < 3; i++) {
+		int n = vector_of(&p, paths[i], "list files by date", "", plain);
+		cr_assert_eq(vector_of(&p, paths[i], "search_document: list files by date", "", prefixed), n);
+		vector_of(&p, paths[i], "list files by date", "", again);
+		cr_assert_lt(cosine(plain, prefixed, n), 0.99, "%s: the prefix changed nothing (%f)",
+			     paths[i], cosine(plain, prefixed, n));
+		cr_assert(same_doubles(plain, again, n), "%s: the same text, another vector", paths[i]);
+	}
+	embedder_stop(&p);
+}
+
+Test(sandbox_recipe, dimensions_keeps_the_first_n_components_scaled_to_unit_length)
+{
+	static double full[MAX_DIM], shortv[MAX_DIM], same[MAX_DIM];
+	const char *const apis[] = {"/api/embed", "/v1/embeddings"};
+	struct embedder_proc p;
+
+	START(&p, "--dim", "64");
+	cr_assert_eq(vector_of(&p, "/api/embed", "alpha beta gamma delta", "", full), 64);
+	for (size_t k = 0; k < 2; k++) {
+		double head;
+		cr_assert_eq(vector_of(&p, apis[k], "alpha beta gamma delta", ",\"dimensions\":16",
+				       shortv), 16, "%s", apis[k]);
+		head = norm_of(full, 16);
+		cr_assert_float_eq(norm_of(shortv, 16), 1.0, 1e-6, "%s", apis[k]);
+		for (int i = 0; i < 16; i++)
+			cr_assert_float_eq(shortv[i], full[i] / head, 1e-6, "%s component %d", apis[k], i);
+		cr_assert_eq(vector_of(&p, apis[k], "alpha beta gamma delta", ",\"dimensions\":64",
+				       same), 64);
+		cr_assert(same_doubles(same, full, 64), "%s: the native dimension changes nothing", apis[k]);
+	}
+	embedder_stop(&p);
+}
+
+Test(sandbox_recipe, openai_refuses_dimensions_outside_one_to_the_native_dimension)
+{
+	static const char *const bad[] = {"0", "65", "-2", "1.5", "\"16\"", "true"};
+	struct embedder_proc p;
+	struct http_resp r;
+	char msg[512], kind[64];
+
+	START(&p, "--dim", "64");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		post_fmt(&r, &p, "/v1/embeddings", 400, "{\"model\":\"embfill-hash\",\"input\":[\"a\"],"
+			 "\"dimensions\":%s}", bad[i]);
+		error_of("/v1/embeddings", &r, msg, sizeof(msg), kind, sizeof(kind));
+		cr_assert(strstr(msg, "'dimensions'") != NULL, "%s: %s", bad[i], msg);
+		cr_assert(strstr(r.body, "\"type\":\"invalid_request_error\"") != NULL, "%s", r.body);
+		resp_free(&r);
+	}
+	embedder_stop(&p);
+}
+
+/* Ollama shortens only when 0 < dimensions < the model's size and answers
+ * the whole vector otherwise; a value of the wrong type is Go's 400. */
+Test(sandbox_recipe, ollama_answers_the_whole_vector_for_dimensions_it_cannot_honour)
+{
+	static double full[MAX_DIM], v[MAX_DIM];
+	static const char *const ignored[] = {",\"dimensions\":0", ",\"dimensions\":65",
+					      ",\"dimensions\":-3", ",\"dimensions\":null"};
+	struct embedder_proc p;
+	struct http_resp r;
+	char msg[512], kind[64];
+
+	START(&p, "--dim", "64");
+	vector_of(&p, "/api/embed", "alpha", "", full);
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
+		cr_assert_eq(vector_of(&p, "/api/embed", "alpha", ignored[i], v), 64, "%s", ignored[i]);
+		cr_assert(same_doubles(v, full, 64), "%s", ignored[i]);
+	}
+	post_fmt(&r, &p, "/api/embed", 400, "{\"model\":\"embfill-hash\",\"input\":[\"a\"],"
+		 "\"dimensions\":\"16\"}");
+	error_of("/api/embed", &r, msg, sizeof(msg), kind, sizeof(kind));
+	cr_assert(strstr(msg, "EmbedRequest.dimensions") != NULL, "%s", msg);
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+/* TEI's request structs do not deny unknown fields: "dimensions" is not
+ * one of its fields and changes nothing. */
+Test(sandbox_recipe, tei_ignores_a_dimensions_field)
+{
+	static double full[MAX_DIM], v[MAX_DIM];
+	struct embedder_proc p;
+
+	START(&p, "--dim", "64");
+	vector_of(&p, "/embed", "alpha", "", full);
+	cr_assert_eq(vector_of(&p, "/embed", "alpha", ",\"dimensions\":16,\"bogus\":[1]", v), 64);
+	cr_assert(same_doubles(v, full, 64));
+	embedder_stop(&p);
+}
+
+Test(sandbox_recipe, ollama_cuts_an_input_over_the_context_unless_truncate_is_false)
+{
+	static double cut[MAX_DIM], v[MAX_DIM], whole[MAX_DIM];
+	struct embedder_proc p, q;
+	struct http_resp r;
+	char msg[512], kind[64];
+
+	START(&p, "--max-input-chars", "10", "--dim", "64");
+	START(&q, "--dim", "64");
+	vector_of(&p, "/api/embed", "abcdefghij", "", cut);
+	vector_of(&q, "/api/embed", "abcdefghij klmnop", "", whole);
+	cr_assert_lt(cosine(cut, whole, 64), 0.99, "the cut must show in the vector");
+	vector_of(&p, "/api/embed", "abcdefghij klmnop", "", v);
+	cr_assert(same_doubles(v, cut, 64), "by default the input is cut to the context");
+	vector_of(&p, "/api/embed", "abcdefghij klmnop", ",\"truncate\":true", v);
+	cr_assert(same_doubles(v, cut, 64));
+	vector_of(&p, "/api/embed", "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9", "", cut);
+	vector_of(&p, "/api/embed", "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+		  "\\u00e9\\u00e9", "", v);
+	cr_assert(same_doubles(v, cut, 64), "cut by characters, not bytes");
+	post_fmt(&r, &p, "/api/embed", 500, "{\"model\":\"embfill-hash\",\"input\":[\"abcdefghij "
+		 "klmnop\"],\"truncate\":false}");
+	error_of("/api/embed", &r, msg, sizeof(msg), kind, sizeof(kind));
+	cr_assert_str_eq(msg, "the input length exceeds the context length");
+	resp_free(&r);
+	post_fmt(&r, &p, "/api/embed", 400, "{\"model\":\"embfill-hash\",\"input\":[\"a\"],"
+		 "\"truncate\":\"no\"}");
+	cr_assert(strstr(r.body, "EmbedRequest.truncate") != NULL, "%s", r.body);
+	resp_free(&r);
+	embedder_stop(&p);
+	embedder_stop(&q);
+}
+
+Test(sandbox_recipe, tei_refuses_an_input_over_the_context_unless_truncate_is_true)
+{
+	static double cut[MAX_DIM], v[MAX_DIM];
+	struct embedder_proc p;
+	struct http_resp r;
+	char ct[128];
+
+	START(&p, "--max-input-chars", "10", "--dim", "64");
+	vector_of(&p, "/embed", "abcdefghij", "", cut);
+	post_fmt(&r, &p, "/embed", 413, "{\"inputs\":[\"abcdefghij klmnop\"]}");
+	resp_free(&r);
+	post_fmt(&r, &p, "/embed", 413, "{\"inputs\":[\"abcdefghij klmnop\"],\"truncate\":false}");
+	resp_free(&r);
+	post_fmt(&r, &p, "/embed", 413, "{\"inputs\":[\"abcdefghij klmnop\"],\"truncate\":null}");
+	resp_free(&r);
+	vector_of(&p, "/embed", "abcdefghij klmnop", ",\"truncate\":true", v);
+	cr_assert(same_doubles(v, cut, 64), "truncate:true embeds the cut text");
+	post_fmt(&r, &p, "/embed", 422, "{\"inputs\":[\"a\"],\"truncate\":1}");
+	cr_assert_str_eq(header(&r, "Content-Type", ct, sizeof(ct)), "text/plain; charset=utf-8");
+	cr_assert(strstr(r.body, "truncate: invalid type") != NULL, "%s", r.body);
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+Test(sandbox_recipe, tei_normalize_false_answers_the_vector_before_normalisation)
+{
+	static double unit[MAX_DIM], raw[MAX_DIM], again[MAX_DIM], longer[MAX_DIM];
+	struct embedder_proc p;
+	struct http_resp r;
+	double n1, n2;
+
+	START(&p, "--dim", "64");
+	vector_of(&p, "/embed", "one two", "", unit);
+	vector_of(&p, "/embed", "one two", ",\"normalize\":true", raw);
+	cr_assert(same_doubles(raw, unit, 64), "normalize defaults to true");
+	vector_of(&p, "/embed", "one two", ",\"normalize\":false", raw);
+	vector_of(&p, "/embed", "one two", ",\"normalize\":false", again);
+	vector_of(&p, "/embed", "one two three four five six seven", ",\"normalize\":false", longer);
+	n1 = norm_of(raw, 64);
+	n2 = norm_of(longer, 64);
+	cr_assert_float_eq(norm_of(unit, 64), 1.0, 1e-6);
+	cr_assert(fabs(n1 - 1.0) > 0.1, "norm %f: normalised anyway", n1);
+	cr_assert(fabs(n2 - n1) > 0.1, "norms %f and %f: the length does not follow the text", n1, n2);
+	cr_assert(same_doubles(raw, again, 64), "the raw vector is deterministic");
+	for (int i = 0; i < 64; i++)
+		cr_assert_float_eq(raw[i] / n1, unit[i], 1e-6, "component %d", i);
+	post_fmt(&r, &p, "/embed", 422, "{\"inputs\":[\"a\"],\"normalize\":\"yes\"}");
+	cr_assert(strstr(r.body, "normalize: invalid type") != NULL, "%s", r.body);
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+/* ---- capacity: --compute-slots ----------------------------------------- */
+
+static double stat_of(const struct embedder_proc *p, const char *key)
+{
+	struct http_resp r;
+	cJSON *root;
+	const cJSON *n;
+	double v;
+
+	get(&r, p, "/stats");
+	root = json_of(&r);
+	n = cJSON_GetObjectItemCaseSensitive(root, key);
+	cr_assert(cJSON_IsNumber(n), "/stats has no \"%s\": %s", key, r.body);
+	v = n->valuedouble;
+	cJSON_Delete(root);
+	resp_free(&r);
+	return v;
+}
+
+static size_t discard(char *ptr, size_t size, size_t n, void *ud)
+{
+	(void)ptr;
+	(void)ud;
+	return size * n;
+}
+
+/* Sends n requests at once through one curl multi handle, request i with
+ * body i; fills their statuses and returns the wall time in seconds. */
+static double post_at_once(const struct embedder_proc *p, const char *path,
+			   char bodies[][512], int n, long *status)
+{
+	CURLM *m = curl_multi_init();
+	CURL *e[16];
+	char url[128];
+	struct timespec t0, t1;
+	int running = 1;
+
+	cr_assert(n <= 16);
+	snprintf(url, sizeof(url), "%s%s", p->url, path);
+	for (int i = 0; i < n; i++) {
+		e[i] = curl_easy_init();
+		curl_easy_setopt(e[i], CURLOPT_URL, url);
+		curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, bodies[i]);
+		curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(e[i], CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(e[i], CURLOPT_TIMEOUT, 30L);
+		curl_multi_add_handle(m, e[i]);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (running) {
+		cr_assert_eq(curl_multi_perform(m, &running), CURLM_OK);
+		if (running)
+			curl_multi_poll(m, NULL, 0, 1000, NULL);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	for (int i = 0; i < n; i++) {
+		curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &status[i]);
+		curl_multi_remove_handle(m, e[i]);
+		curl_easy_cleanup(e[i]);
+	}
+	curl_multi_cleanup(m);
+	return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+static void six_bodies(char bodies[][512], const char *tag)
+{
+	for (int i = 0; i < 6; i++)
+		snprintf(bodies[i], 512, "{\"inputs\":[\"%s %d a\",\"%s %d b\",\"%s %d c\",\"%s %d d\"]}",
+			 tag, i, tag, i, tag, i, tag, i);
+}
+
+Test(sandbox_capacity, compute_slots_bound_the_requests_computing_at_once, .timeout = 60)
+{
+	char bodies[6][512];
+	long status[6];
+	struct embedder_proc p, q;
+	double wall;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	START(&p, "--compute-slots", "2", "--latency-ms", "100", "--dim", "8");
+	six_bodies(bodies, "slots");
+	wall = post_at_once(&p, "/embed", bodies, 6, status);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(status[i], 200, "request %d: %ld", i, status[i]);
+	cr_log_info("6 requests of 100 ms on 2 slots: %.3f s", wall);
+	cr_assert_leq(stat_of(&p, "max_computing"), 2, "more requests computed at once than slots");
+	cr_assert_eq(stat_of(&p, "computed"), 24);
+	cr_assert_eq(stat_of(&p, "computing"), 0);
+	embedder_stop(&p);
+
+	/* the counter counts: without slots the same load computes side by side */
+	START(&q, "--item-latency-ms", "100", "--dim", "8");
+	six_bodies(bodies, "free");
+	post_at_once(&q, "/embed", bodies, 6, status);
+	cr_assert_gt(stat_of(&q, "max_computing"), 2);
+	embedder_stop(&q);
+	curl_global_cleanup();
+}
+
+/* ---- the vector cache: --cache-dir ------------------------------------- */
+
+/* Under the runner's scratch directory when there is one, which it removes
+ * even when a failed assertion skipped remove_dir(). */
+static void temp_dir(char *dir, size_t size)
+{
+	const char *base = getenv("EF_TEST_TMP");
+
+	snprintf(dir, size, "%s/sandbox-cache-XXXXXX", base != NULL && *base != '\0' ? base : "/tmp");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(const char *dir)
+{
+	char cmd[320];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+#define CACHE_TEXTS "[\"the quick brown fox\",\"jumps over\",\"the lazy dog\"]"
+
+/* The bodies of one round of requests through every API and recipe. */
+static void cache_round(const struct embedder_proc *p, char out[][16384])
+{
+	static const char *const extra[] = {"", ",\"dimensions\":8", ""};
+	const char *const tei_extra = ",\"normalize\":false";
+	struct http_resp r;
+
+	for (size_t i = 0; i < 3; i++) {
+		if (i == 2)
+			post_fmt(&r, p, paths[i], 200, "{\"inputs\":%s%s}", CACHE_TEXTS, tei_extra);
+		else
+			post_fmt(&r, p, paths[i], 200, "{\"model\":\"embfill-hash\",\"input\":%s%s}",
+				 CACHE_TEXTS, extra[i]);
+		snprintf(out[i], 16384, "%s", r.body);
+		resp_free(&r);
+	}
+}
+
+Test(sandbox_cache, a_restarted_embedder_answers_known_texts_from_the_cache_bit_identically)
+{
+	static char first[3][16384], second[3][16384], fresh[3][16384];
+	char dir[256];
+	struct embedder_proc p;
+
+	temp_dir(dir, sizeof(dir));
+	START(&p, "--dim", "32", "--cache-dir", dir);
+	cache_round(&p, first);
+	cr_assert_eq(stat_of(&p, "computed"), 3, "three texts, computed once for every API");
+	cr_assert_eq(stat_of(&p, "cache_vectors"), 3);
+	embedder_stop(&p);
+
+	START(&p, "--dim", "32", "--cache-dir", dir);
+	cr_assert_eq(stat_of(&p, "cache_vectors"), 3, "the vectors were loaded at start");
+	cache_round(&p, second);
+	cr_assert_eq(stat_of(&p, "computed"), 0, "a known text was computed again");
+	cr_assert_eq(stat_of(&p, "cached"), 9);
+	embedder_stop(&p);
+
+	START(&p, "--dim", "32");
+	cache_round(&p, fresh);
+	embedder_stop(&p);
+	for (size_t i = 0; i < 3; i++) {
+		cr_assert_str_eq(second[i], first[i], "%s: the cached answer differs", paths[i]);
+		cr_assert_str_eq(second[i], fresh[i], "%s: cached and computed differ", paths[i]);
+	}
+	remove_dir(dir);
+}
+
+static void embed_counts(const struct embedder_proc *p, const char *inputs, double computed,
+			 double cached)
+{
+	struct http_resp r;
+
+	post(&r, p, "/stats/reset", "");
+	resp_free(&r);
+	embed(&r, p, "/embed", inputs);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	resp_free(&r);
+	cr_assert_eq(stat_of(p, "computed"), computed, "computed, for %s", inputs);
+	cr_assert_eq(stat_of(p, "cached"), cached, "cached, for %s", inputs);
+}
+
+static long file_size(const char *path)
+{
+	struct stat st;
+
+	cr_assert_eq(stat(path, &st), 0, "%s", path);
+	return (long)st.st_size;
+}
+
+/* A crash mid-append leaves a torn record at the end of the file, and a bad
+ * disk a damaged one inside: both are skipped, the others still served, and
+ * what is appended next starts where a record should. */
+Test(sandbox_cache, a_torn_or_damaged_record_is_skipped_and_the_others_served)
+{
+	const long rec = 48 + 4 * 16;
+	char dir[256], file[320];
+	struct embedder_proc p;
+	FILE *f;
+
+	temp_dir(dir, sizeof(dir));
+	snprintf(file, sizeof(file), "%s/hash-d16.vectors", dir);
+	START(&p, "--dim", "16", "--cache-dir", dir);
+	embed_counts(&p, "[\"zero\",\"one\",\"two\"]", 3, 0);
+	embedder_stop(&p);
+	cr_assert_eq(file_size(file), 3 * rec);
+
+	f = fopen(file, "r+");
+	cr_assert_not_null(f);
+	fseek(f, rec + 60, SEEK_SET);
+	fputc(0x5a, f);
+	fseek(f, 0, SEEK_END);
+	fwrite("torn record", 1, 11, f);
+	fclose(f);
+
+	START(&p, "--dim", "16", "--cache-dir", dir);
+	cr_assert_eq(stat_of(&p, "cache_vectors"), 2);
+	embed_counts(&p, "[\"zero\",\"one\",\"two\"]", 1, 2);
+	embed_counts(&p, "[\"three\"]", 1, 0);
+	embedder_stop(&p);
+	cr_assert_eq(file_size(file), 5 * rec, "the torn tail was not cut before appending");
+
+	START(&p, "--dim", "16", "--cache-dir", dir);
+	embed_counts(&p, "[\"zero\",\"one\",\"two\",\"three\"]", 0, 4);
+	embedder_stop(&p);
+	remove_dir(dir);
+}
+
+Test(sandbox_cache, faults_are_planted_on_cached_answers)
+{
+	char dir[256];
+	struct embedder_proc p;
+	struct http_resp r;
+
+	temp_dir(dir, sizeof(dir));
+	START(&p, "--dim", "16", "--cache-dir", dir);
+	embed_counts(&p, "[\"alpha\",\"beta\"]", 2, 0);
+	embedder_stop(&p);
+	START(&p, "--dim", "16", "--cache-dir", dir, "--nan-rate", "1", "--wrong-count-rate", "1");
+	embed(&r, &p, "/api/embed", "[\"alpha\",\"beta\"]");
+	cr_assert_eq(r.status, 200);
+	cr_assert(strstr(r.body, "NaN") != NULL || strstr(r.body, "1e999") != NULL, "%s", r.body);
+	cr_assert_eq(stat_of(&p, "computed"), 0);
+	cr_assert_eq(stat_of(&p, "cached"), 2);
+	resp_free(&r);
+	embedder_stop(&p);
+	remove_dir(dir);
+}
+
+Test(sandbox_cache, use_lite_vectors_come_back_from_the_cache_unchanged, .timeout = 180)
+{
+	static double a[MAX_DIM], b[MAX_DIM];
+	char dir[256];
+	struct embedder_proc p;
+
+	temp_dir(dir, sizeof(dir));
+	START(&p, "--backend", "use-lite", "--model", "embfill-hash", "--cache-dir", dir);
+	cr_assert_eq(vector_of(&p, "/api/embed", "how do I list files", "", a), 512);
+	cr_assert_eq(stat_of(&p, "computed"), 1);
+	embedder_stop(&p);
+	START(&p, "--backend", "use-lite", "--model", "embfill-hash", "--cache-dir", dir);
+	cr_assert_eq(vector_of(&p, "/api/embed", "how do I list files", "", b), 512);
+	cr_assert_eq(stat_of(&p, "computed"), 0);
+	cr_assert(same_doubles(a, b, 512));
+	embedder_stop(&p);
+	remove_dir(dir);
+}
+
+Test(sandbox_cli, help_lists_the_capacity_and_cache_flags)
+{
+	const char *const args[] = {"--help", NULL};
+	char out[16384];
+
+	cr_assert_eq(run_embedder(args, out, sizeof(out)), 0);
+	cr_assert(strstr(out, "--compute-slots") != NULL, "--help lacks --compute-slots");
+	cr_assert(strstr(out, "--cache-dir") != NULL, "--help lacks --cache-dir");
+}
+
+Test(sandbox_cli, bad_capacity_and_cache_flags_are_refused, .timeout = 60)
+{
+	static const char *const bad[][3] = {
+		{"--compute-slots", "-1", NULL}, {"--compute-slots", "two", NULL},
+		{"--cache-dir", "", NULL},
+	};
+	const char *const unwritable[] = {"--port", "0", "--cache-dir", "/proc/embfill/cache", NULL};
+	char out[4096];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(run_embedder(bad[i], out, sizeof(out)), 2, "%s %s", bad[i][0], bad[i][1]);
+		cr_assert(strstr(out, bad[i][0]) != NULL, "%s", out);
+	}
+	cr_assert_neq(run_embedder(unwritable, out, sizeof(out)), 0);
+	cr_assert(strstr(out, "--cache-dir \"/proc/embfill/cache\"") != NULL, "%s", out);
 }

@@ -187,7 +187,8 @@ Test(embed_parse, request_bodies_have_each_providers_shape)
 	char *a = ef_embed_build_request(EF_EMBED_OPENAI, "text-embedding-3-small", texts, 2);
 	char *t = ef_embed_build_request(EF_EMBED_TEI, "ignored", texts, 1);
 
-	cr_assert_str_eq(o, "{\"model\":\"nomic\",\"input\":[\"a \\\"quoted\\\"\\n text\",\"b\"]}");
+	cr_assert_str_eq(o, "{\"model\":\"nomic\",\"truncate\":false,"
+			 "\"input\":[\"a \\\"quoted\\\"\\n text\",\"b\"]}");
 	cr_assert_str_eq(a, "{\"model\":\"text-embedding-3-small\",\"encoding_format\":\"float\","
 			 "\"input\":[\"a \\\"quoted\\\"\\n text\",\"b\"]}");
 	cr_assert_str_eq(t, "{\"inputs\":[\"a \\\"quoted\\\"\\n text\"]}");
