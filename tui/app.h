@@ -60,6 +60,7 @@ struct cli {
 	int nqueries;
 	const char *dim;          /* --dim */
 	const char *vector_type;  /* --vector-type */
+	const char *table;        /* schema detect --table */
 	/* flags that set settings: (key, value, spelling) */
 	struct { const char *key, *value, *flag; } sets[64];
 	int nsets;

@@ -418,11 +418,24 @@ static ef_status check_scan_index(ef_db *db, const struct ef_mapping *m,
 	if (sc->chunk_scan_index)
 		ef_check_add(l, EF_CHECK_PASS, "scan index", "", "%s has an index on (%s%s%s)",
 			     ch->quoted, coll ? coll->name : "", coll ? ", " : "", id->name);
-	else
-		ef_check_add(l, EF_CHECK_WARN, "scan index", "create one: CREATE INDEX ON <chunks> "
-			     "(<collection>, <key>)", "%s has no index leading with (%s%s%s): counts "
-			     "and batches of one collection read the whole table", ch->quoted,
-			     coll ? coll->name : "", coll ? ", " : "", id->name);
+	else {
+		char hint[1024];
+		char *qc = coll ? ef_db_quote_part(db, coll->name, err) : NULL;
+		char *qi = ef_db_quote_part(db, id->name, err);
+
+		if ((coll && !qc) || !qi) {
+			free(qc);
+			free(qi);
+			return err->status;
+		}
+		snprintf(hint, sizeof(hint), "create one (it does not block writes): CREATE INDEX "
+			 "CONCURRENTLY ON %s (%s%s%s)", ch->quoted, qc ? qc : "", qc ? ", " : "", qi);
+		free(qc);
+		free(qi);
+		ef_check_add(l, EF_CHECK_WARN, "scan index", hint, "%s has no index leading with "
+			     "(%s%s%s): counts and batches of one collection read the whole table",
+			     ch->quoted, coll ? coll->name : "", coll ? ", " : "", id->name);
+	}
 	return EF_OK;
 }
 

@@ -120,11 +120,16 @@ ef_status ef_session_require(ef_session *s, unsigned need, struct ef_error *err)
 
 	if ((need & EF_NEED_TABLES) && !ef_schema_usable(&s->sc))
 		return tables_missing(s, err);
+	/* Without model and hash columns, what a vector was made from lives in
+	 * embfill's bookkeeping table: counting needs it as much as writing. */
+	if ((need & EF_NEED_TABLES) && s->sc.bookkeeping)
+		need |= EF_NEED_TOOL;
 	if (!(need & EF_NEED_TOOL))
 		return EF_OK;
 	if (!s->sc.tool_schema) {
-		ef_error_set(err, EF_ERR_DB, "embfill's own tables (schema \"%s\") do not exist",
-			     tool);
+		ef_error_set(err, EF_ERR_DB, "embfill's own tables (schema \"%s\") do not exist%s",
+			     tool, s->sc.bookkeeping ? "; the mapped tables have no model or content "
+			     "hash columns, so embfill keeps both in its bookkeeping there" : "");
 		return ef_error_hint(err, "run `embfill schema init`: it adds them and leaves "
 					  "your tables as they are");
 	}

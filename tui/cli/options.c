@@ -14,7 +14,7 @@ enum opt_id {
 	O_COLLECTION, O_DIM, O_VECTOR_TYPE, O_BATCH_SIZE, O_CONCURRENCY,
 	O_CONFIRM, O_OUT, O_UNTIL, O_NOTE, O_INTO, O_K, O_N, O_DRY_RUN, O_RESUME,
 	O_HISTORYLOG, O_RETRY_QUARANTINED, O_QUERY, O_WITH, O_BACKUP, O_APPROVE_PROVIDER,
-	O_MIN_HIT_RATE, O_RECHUNK,
+	O_MIN_HIT_RATE, O_RECHUNK, O_TABLE,
 };
 
 struct opt {
@@ -80,8 +80,10 @@ static const struct opt opts[] = {
 	{ "entries", 1, O_N, 'n', "N", CMD_HISTORY, "newest N entries (default 5)" },
 	{ "dim", 1, O_DIM, 0, "N", CMD_SCHEMA,
 	  "schema init: vector dimension (default EMBED_DIM)" },
-	{ "vector-type", 1, O_VECTOR_TYPE, 0, "auto|vector|real", CMD_SCHEMA,
-	  "schema init: pgvector's vector(N), real[], or vector when available (auto)" },
+	{ "vector-type", 1, O_VECTOR_TYPE, 0, "auto|vector|halfvec|real[]", CMD_SCHEMA,
+	  "schema init: pgvector's vector(N) or halfvec(N), real[], or vector when available (auto)" },
+	{ "table", 1, O_TABLE, 0, "NAME", CMD_SCHEMA,
+	  "schema detect: the table that holds the vectors, when several do" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -114,8 +116,8 @@ static const struct {
 	{ "history", CMD_HISTORY, "[-n N]", "the newest historylog entries" },
 	{ "demo", CMD_NONE, "[--scenario NAME] [--keep | --stop]",
 	  "the sandbox: throwaway database, embedder and corpus, then the console" },
-	{ "schema", CMD_SCHEMA, "init [--dim N] | check",
-	  "create the default layout, or check the mapped one" },
+	{ "schema", CMD_SCHEMA, "init [--dim N] | check | detect [--table NAME]",
+	  "create the default layout, check the mapped one, or map the tables you have" },
 	{ "tui", CMD_TUI, "[-C COLL]", "the operator console (also `embfill` alone on a terminal)" },
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -227,6 +229,7 @@ static int take_option(struct cli *cli, int id, const char *arg)
 	case 'C': case O_COLLECTION: cli->collection = arg; break;
 	case O_DIM: cli->dim = arg; break;
 	case O_VECTOR_TYPE: cli->vector_type = arg; break;
+	case O_TABLE: cli->table = arg; break;
 	case O_BATCH_SIZE: return add_set(cli, "BATCH_SIZE", arg, "--batch-size");
 	case O_CONCURRENCY: return add_set(cli, "EMBED_CONCURRENCY", arg, "--concurrency");
 	case O_CONFIRM: cli->confirm = arg; break;
