@@ -25,6 +25,7 @@ enum cli_cmd {
 	CMD_CHUNK = 1u << 9,
 	CMD_SWAP = 1u << 10,
 	CMD_ROLLBACK = 1u << 11,
+	CMD_ADOPT = 1u << 12,
 	CMD_ALL = 0xffffu,
 };
 
@@ -61,6 +62,9 @@ struct cli {
 	const char *dim;          /* --dim */
 	const char *vector_type;  /* --vector-type */
 	const char *table;        /* schema detect --table */
+	const char *model;        /* adopt --model */
+	bool force;               /* adopt --force */
+	const char *only;         /* run --only missing */
 	/* flags that set settings: (key, value, spelling) */
 	struct { const char *key, *value, *flag; } sets[64];
 	int nsets;

@@ -66,6 +66,8 @@ static int dispatch(struct app *app)
 		return cmd_swap(app);
 	case CMD_ROLLBACK:
 		return cmd_rollback(app);
+	case CMD_ADOPT:
+		return cmd_adopt(app);
 	case CMD_PLAN:
 		return cmd_plan(app);
 	case CMD_TUI:

@@ -72,6 +72,10 @@ static void model_risks(struct ef_plan *p, const struct ef_config *cfg)
 	const char *top = NULL;
 
 	for (size_t i = 0; i < p->nmodels; i++) {
+		/* vectors of no recorded model are not a model change: see
+		 * unrecorded_risk */
+		if (strcmp(p->models[i].model, "(none)") == 0)
+			continue;
 		all += p->models[i].count;
 		if (strcmp(p->models[i].model, cfg->embed_model) != 0 ||
 		    p->models[i].dim != cfg->embed_dim) {
@@ -154,6 +158,31 @@ static ef_status provider_risk(ef_session *s, const struct ef_config *cfg, struc
 	return EF_OK;
 }
 
+/* Vectors nobody recorded (a framework's table): a run would embed them
+ * all again, which may be the point, or hours of needless work. */
+static void unrecorded_risk(struct ef_plan *p, const struct ef_config *cfg, unsigned flags)
+{
+	const struct ef_counts *c = &p->counts;
+
+	if (!c->unrecorded)
+		return;
+	if (flags & EF_PLAN_ONLY_MISSING)
+		add_risk(p, EF_RISK_INFO, "`embfill adopt` records them as a model's when that is "
+			 "known; a run without --only embeds them again",
+			 "%lld vectors have no model on record and are left as they are (--only "
+			 "missing)", c->unrecorded);
+	else {
+		char advice[512];
+
+		snprintf(advice, sizeof(advice), "if they are \"%s\"'s at dimension %d, `embfill "
+			 "adopt` records them without embedding, and `run --only missing` embeds "
+			 "only the chunks without a vector", cfg->embed_model, cfg->embed_dim);
+		add_risk(p, EF_RISK_MEDIUM, advice, "%lld vectors have no model on record (made "
+			 "before embfill or by another tool): this run embeds them all again",
+			 c->unrecorded);
+	}
+}
+
 static void count_risks(struct ef_plan *p)
 {
 	const struct ef_counts *c = &p->counts;
@@ -170,7 +199,7 @@ static void count_risks(struct ef_plan *p)
 
 /* The chunks the run would embed: how many, and the first batch of them. */
 static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
-		      struct ef_plan *p, bool retry_q, char ***texts, size_t *n,
+		      struct ef_plan *p, unsigned flags, char ***texts, size_t *n,
 		      struct ef_error *err)
 {
 	struct ef_run_sql sql;
@@ -182,7 +211,8 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 	*n = 0;
 	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
 	snprintf(limit, sizeof(limit), "%d", cfg->batch_size);
-	if (ef_run_sql_build(db, &cfg->map, sc, !retry_q, false, &sql, err) != EF_OK)
+	if (ef_run_sql_build(db, &cfg->map, sc, !(flags & EF_PLAN_RETRY_QUARANTINED),
+			     (flags & EF_PLAN_ONLY_MISSING) != 0, &sql, err) != EF_OK)
 		return err->status;
 	r = ef_db_query(db, sql.count, 4, params, PGRES_TUPLES_OK, err);
 	if (r) {
@@ -252,7 +282,7 @@ static ef_status gather(ef_session *s, struct ef_plan *p, struct ef_error *err)
 }
 
 ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const char *collection,
-			bool retry_quarantined, struct ef_plan *p, struct ef_error *err)
+			unsigned flags, struct ef_plan *p, struct ef_error *err)
 {
 	ef_db *db = ef_session_db(s);
 	const struct ef_config *cfg;
@@ -274,16 +304,19 @@ ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const
 	cfg = view.cfg;
 	sc = view.sc;
 	p->schema_dim = sc->dim;
+	p->only_missing = (flags & EF_PLAN_ONLY_MISSING) != 0;
 	st = gather(s, p, err);
 	if (st == EF_OK)
-		st = todo(db, cfg, sc, p, retry_quarantined, &texts, &n, err);
+		st = todo(db, cfg, sc, p, flags, &texts, &n, err);
 	if (st == EF_OK && sc->tool_schema)
 		st = chunking_risk(s, cfg, p, err);
 	if (st == EF_OK && sc->tool_schema)
 		st = provider_risk(s, cfg, p, err);
 	if (st == EF_OK) {
 		dim_risk(p, cfg);
-		model_risks(p, cfg);
+		if (!(flags & EF_PLAN_ONLY_MISSING))
+			model_risks(p, cfg);
+		unrecorded_risk(p, cfg, flags);
 		count_risks(p);
 	}
 	/* a new collection embeds every chunk: count and probe all of them (a
@@ -292,7 +325,8 @@ ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const
 		struct ef_config every = *cfg;
 		every.embed_model = "\x1f(every chunk)";
 		free_texts(texts);
-		st = todo(db, &every, sc, p, retry_quarantined, &texts, &n, err);
+		st = todo(db, &every, sc, p, flags & ~(unsigned)EF_PLAN_ONLY_MISSING, &texts, &n,
+			  err);
 	}
 	p->batches = (p->todo + cfg->batch_size - 1) / cfg->batch_size;
 	if (st == EF_OK)

@@ -114,7 +114,12 @@ static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 	free(kp);
 	ok = ef_sqlvars_frag(v, "kafter", kafter) &&
 	     ef_sqlvars_frag(v, "ck2text", m->nkey > 1 ? "c.{ck2}::text" : "NULL::text") &&
-	     ef_sqlvars_frag(v, "todo", only_missing ? "{e}.{vec} IS NULL"
+	     /* only missing: the stale conditions stay behind a constant false,
+	      * which the planner folds away, so that the statements take the
+	      * same parameters either way */
+	     ef_sqlvars_frag(v, "todo", only_missing
+			     ? "{e}.{vec} IS NULL OR (false AND (({stale_model}) OR ({stale_dim})"
+			       " OR ({stale_content})))"
 			     : "{e}.{vec} IS NULL OR ({stale_model}) OR ({stale_dim})"
 			       " OR ({stale_content})") &&
 	     ef_sqlvars_frag(v, "qfilter", skip_quarantined && sc->tool_schema

@@ -152,4 +152,49 @@ struct ef_rollback_result {
 ef_status ef_coll_rollback(ef_session *s, const char *collection, struct ef_rollback_result *res,
 			   struct ef_error *err);
 
+#define EF_ADOPT_EXAMPLES 10
+
+struct ef_adopt_opts {
+	const char *collection;
+	const char *model;             /* what the vectors are asserted to be */
+	int dim;                       /* and their dimension */
+	bool dry_run;                  /* count, write nothing */
+	bool force;                    /* also re-record vectors recorded as another
+					  model, or whose recorded hash is not the text's */
+};
+
+struct ef_adopt_result {
+	long long chunks;              /* of the collection */
+	long long nulls;               /* chunks without a vector: left for a run */
+	long long vectors;             /* chunks with one */
+	long long unrecorded;          /* ... whose model is not on record */
+	long long recorded_same;       /* ... recorded as the model already */
+	long long recorded_other;      /* ... recorded as another model (kept unless forced) */
+	long long wrong_dim;           /* ... of another dimension (never adopted) */
+	long long changed;             /* unrecorded model, but a recorded hash that is not
+					  the text's (kept unless forced) */
+	long long adopted;             /* recorded now (or, dry run, would be) */
+	struct {
+		char key[128];
+		int dim;
+	} wrong[EF_ADOPT_EXAMPLES];    /* the first vectors of another dimension */
+	size_t nwrong;
+	bool bookkeeping;              /* recorded in embfill's bookkeeping table */
+	bool own_columns;              /* and in the table's own model/dim/hash columns */
+	bool written;                  /* committed */
+};
+
+/*
+ * Records the collection's vectors whose model is not on record as
+ * o->model's at o->dim, made from their chunks' current text: in embfill's
+ * bookkeeping table and in the model, dimension and hash columns the
+ * mapped table has.  No vector is written.  Vectors of another dimension
+ * are counted, listed (res->wrong) and left as they are.  One transaction
+ * holding the collection's run lock.  EF_ERR_USAGE when the model or
+ * dimension is missing or the collection has no chunks; EF_ERR_BUSY when a
+ * run holds it.
+ */
+ef_status ef_coll_adopt(ef_session *s, const struct ef_adopt_opts *o, struct ef_adopt_result *res,
+			struct ef_error *err);
+
 #endif

@@ -45,15 +45,23 @@ struct ef_plan {
 	bool chunking_changed;     /* ... and the chunks must be cut anew */
 	bool provider_change;      /* run and swap need --approve-provider-change */
 	int schema_dim;            /* the vector column's dimension, 0 unknown */
+	bool only_missing;         /* todo counts chunks without a vector only */
+};
+
+/* What ef_plan_build plans. */
+enum {
+	EF_PLAN_RETRY_QUARANTINED = 1u << 0,  /* quarantined chunks are tried again */
+	EF_PLAN_ONLY_MISSING = 1u << 1,       /* run --only missing: stale vectors stay */
 };
 
 /*
  * Builds the plan: counts, the models present, a probe of the service with
  * one batch of the chunks the run would embed (nothing is written), the
- * estimate, and the risks.  EF_ERR_USAGE when the collection has no chunks.
+ * estimate, and the risks.  flags: EF_PLAN_*.  EF_ERR_USAGE when the
+ * collection has no chunks.
  */
 ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const char *collection,
-			bool retry_quarantined, struct ef_plan *plan, struct ef_error *err);
+			unsigned flags, struct ef_plan *plan, struct ef_error *err);
 
 void ef_plan_free(struct ef_plan *plan);
 

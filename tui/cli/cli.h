@@ -39,5 +39,6 @@ int cmd_history(struct app *app);
 int cmd_chunk(struct app *app);
 int cmd_swap(struct app *app);
 int cmd_rollback(struct app *app);
+int cmd_adopt(struct app *app);
 
 #endif

@@ -229,3 +229,131 @@ int cmd_rollback(struct app *app)
 	}
 	return logged(app, o.logged, &o.log_err);
 }
+
+/* --- adopt ------------------------------------------------------------- */
+
+static int check_adopt_args(const struct cli *cli)
+{
+	struct ef_error err;
+	int rc;
+
+	if ((rc = need(cli, cli->collection, "the collection: -C COLL",
+		       "embfill adopt -C COLL --confirm COLL [--model M] [--dim D]")) != 0 ||
+	    (rc = name_ok(cli->collection)) != 0)
+		return rc;
+	if (cli->dry_run || (cli->confirm && strcmp(cli->confirm, cli->collection) == 0))
+		return 0;
+	ef_error_clear(&err);
+	if (!cli->confirm)
+		ef_error_set(&err, EF_ERR_USAGE, "the confirmation is missing: `embfill adopt` "
+			     "records vectors only when the collection's name is typed twice; "
+			     "nothing was recorded");
+	else
+		ef_error_set(&err, EF_ERR_USAGE, "the confirmation \"%s\" differs from the "
+			     "collection \"%s\"; nothing was recorded", cli->confirm, cli->collection);
+	ef_error_hint(&err, "add --confirm %s (or --dry-run to see what would be recorded)",
+		      cli->collection);
+	return out_error(&err);
+}
+
+static void adopt_json(const struct adopt_request *r, const struct ef_adopt_result *a)
+{
+	cJSON *o = cJSON_CreateObject(), *w = cJSON_CreateArray();
+	char *text;
+
+	cJSON_AddStringToObject(o, "collection", r->collection);
+	cJSON_AddStringToObject(o, "model", r->model);
+	cJSON_AddNumberToObject(o, "dim", r->dim);
+	cJSON_AddBoolToObject(o, "dry_run", r->dry_run);
+	cJSON_AddBoolToObject(o, "written", a->written);
+	cJSON_AddNumberToObject(o, "chunks", (double)a->chunks);
+	cJSON_AddNumberToObject(o, "without_vector", (double)a->nulls);
+	cJSON_AddNumberToObject(o, "vectors", (double)a->vectors);
+	cJSON_AddNumberToObject(o, "unrecorded", (double)a->unrecorded);
+	cJSON_AddNumberToObject(o, "recorded_same", (double)a->recorded_same);
+	cJSON_AddNumberToObject(o, "recorded_other", (double)a->recorded_other);
+	cJSON_AddNumberToObject(o, "changed_text", (double)a->changed);
+	cJSON_AddNumberToObject(o, "wrong_dim", (double)a->wrong_dim);
+	cJSON_AddNumberToObject(o, "adopted", (double)a->adopted);
+	for (size_t i = 0; i < a->nwrong; i++) {
+		cJSON *e = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(e, "key", a->wrong[i].key);
+		cJSON_AddNumberToObject(e, "dim", a->wrong[i].dim);
+		cJSON_AddItemToArray(w, e);
+	}
+	cJSON_AddItemToObject(o, "wrong_dim_examples", w);
+	cJSON_AddStringToObject(o, "recorded_in", a->bookkeeping && a->own_columns
+				? "bookkeeping and table" : a->bookkeeping ? "bookkeeping" : "table");
+	text = cJSON_PrintUnformatted(o);
+	out_json(text);
+	free(text);
+	cJSON_Delete(o);
+}
+
+static void print_adopt(const struct app *app, const struct adopt_request *r,
+			const struct adopt_outcome *o)
+{
+	const struct ef_adopt_result *a = &o->res;
+
+	out_printf(stdout, "adopt \"%s\" as model \"%s\", dimension %d%s\n", r->collection,
+		   r->model, r->dim, r->dry_run ? " (dry run: nothing recorded)" : "");
+	out_printf(stdout, "  chunks %lld: %lld with a vector, %lld without one\n", a->chunks,
+		   a->vectors, a->nulls);
+	out_printf(stdout, "  vectors whose model is not on record: %lld\n", a->unrecorded);
+	if (a->recorded_same)
+		out_printf(stdout, "  already recorded as \"%s\": %lld (left as they are)\n",
+			   r->model, a->recorded_same);
+	if (a->recorded_other)
+		out_printf(stdout, "  recorded as another model: %lld (%s)\n", a->recorded_other,
+			   r->force ? "re-recorded: --force" : "left as they are; --force "
+			   "re-records them");
+	if (a->changed)
+		out_printf(stdout, "  recorded from other text than the chunk's: %lld (%s)\n",
+			   a->changed, r->force ? "re-recorded: --force" : "left stale");
+	out_printf(stdout, "  %s: %lld vectors, in %s\n", r->dry_run ? "would record"
+		   : "recorded", a->adopted, a->bookkeeping && a->own_columns
+		   ? "embfill's bookkeeping and the table's own columns" : a->bookkeeping
+		   ? "embfill's bookkeeping (your table is not written)"
+		   : "the table's model, dimension and hash columns");
+	if (a->wrong_dim) {
+		out_printf(stdout, "  of another dimension than %d: %lld, not recorded and left "
+				   "stale; e.g.", r->dim, a->wrong_dim);
+		for (size_t i = 0; i < a->nwrong; i++)
+			out_printf(stdout, "%s %s (dim %d)", i ? "," : "", a->wrong[i].key,
+				   a->wrong[i].dim);
+		out_printf(stdout, "%s\n", a->wrong_dim > (long long)a->nwrong ? ", ..." : "");
+	}
+	if (a->nulls)
+		out_printf(stdout, "next: embfill run -C %s --confirm %s --only missing\n",
+			   r->collection, r->collection);
+	(void)app;
+}
+
+int cmd_adopt(struct app *app)
+{
+	struct adopt_request r;
+	struct adopt_outcome o;
+	struct ef_error err;
+	int rc;
+
+	if ((rc = check_adopt_args(app->cli)) != 0)
+		return rc;
+	ef_error_clear(&err);
+	if (adopt_from_cli(&r, app, &err) != EF_OK || flow_adopt(app, &r, &o, &err) != EF_OK)
+		return out_error(&err);
+	if (app->cli->json)
+		adopt_json(&r, &o.res);
+	else
+		print_adopt(app, &r, &o);
+	if (o.res.written && (rc = logged(app, o.logged, &o.log_err)) != 0)
+		return rc;
+	if (o.res.wrong_dim) {
+		ef_error_set(&err, EF_ERR_CHECK, "%lld vectors of \"%s\" are not of dimension %d "
+			     "and were not recorded", o.res.wrong_dim, r.collection, r.dim);
+		ef_error_hint(&err, "they count as stale: `embfill run -C %s --confirm %s` embeds "
+			      "them again", r.collection, r.collection);
+		return out_error(&err);
+	}
+	return 0;
+}

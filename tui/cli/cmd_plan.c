@@ -83,7 +83,7 @@ static int plan_request(struct app *app, const struct run_request *rq)
 	    app_embed_config(app, &ec, &err) != EF_OK ||
 	    app_session(app, EF_NEED_TABLES, &s, &err) != EF_OK)
 		return out_error(&err);
-	if (ef_plan_build(s, &ec, request_target(rq), rq->retry_quarantined, &p, &err) != EF_OK) {
+	if (ef_plan_build(s, &ec, request_target(rq), request_plan_flags(rq), &p, &err) != EF_OK) {
 		ef_plan_free(&p);
 		return out_error(&err);
 	}

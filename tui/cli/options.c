@@ -14,7 +14,7 @@ enum opt_id {
 	O_COLLECTION, O_DIM, O_VECTOR_TYPE, O_BATCH_SIZE, O_CONCURRENCY,
 	O_CONFIRM, O_OUT, O_UNTIL, O_NOTE, O_INTO, O_K, O_N, O_DRY_RUN, O_RESUME,
 	O_HISTORYLOG, O_RETRY_QUARANTINED, O_QUERY, O_WITH, O_BACKUP, O_APPROVE_PROVIDER,
-	O_MIN_HIT_RATE, O_RECHUNK, O_TABLE,
+	O_MIN_HIT_RATE, O_RECHUNK, O_TABLE, O_MODEL, O_FORCE, O_ONLY,
 };
 
 struct opt {
@@ -35,7 +35,7 @@ static const struct opt opts[] = {
 	{ "set", 1, O_SET, 0, "KEY=VALUE", CMD_ALL, "set any settings key for this run" },
 	{ "json", 0, O_JSON, 0, NULL,
 	  CMD_STATUS | CMD_SCHEMA | CMD_DOCTOR | CMD_PLAN | CMD_VERIFY | CMD_SPOTCHECK |
-		  CMD_HISTORY | CMD_CHUNK | CMD_SWAP | CMD_ROLLBACK,
+		  CMD_HISTORY | CMD_CHUNK | CMD_SWAP | CMD_ROLLBACK | CMD_ADOPT,
 	  "print JSON for scripts" },
 	{ "no-color", 0, O_NO_COLOR, 0, NULL, CMD_ALL, "no colours (NO_COLOR is honoured too)" },
 	{ "ascii", 0, O_ASCII, 0, NULL, CMD_ALL, "ASCII drawing only" },
@@ -43,15 +43,18 @@ static const struct opt opts[] = {
 	{ "help", 0, O_HELP, 'h', NULL, CMD_ALL, "show this help" },
 	{ "collection", 1, O_COLLECTION, 'C', "COLL",
 	  CMD_STATUS | CMD_PLAN | CMD_RUN | CMD_VERIFY | CMD_SPOTCHECK | CMD_TUI | CMD_CHUNK |
-		  CMD_SWAP | CMD_ROLLBACK,
+		  CMD_SWAP | CMD_ROLLBACK | CMD_ADOPT,
 	  "the collection (status: only this one; tui: listed first)" },
-	{ "confirm", 1, O_CONFIRM, 0, "COLL", CMD_RUN | CMD_SWAP,
+	{ "confirm", 1, O_CONFIRM, 0, "COLL", CMD_RUN | CMD_SWAP | CMD_ADOPT,
 	  "the collection's name typed again; must equal -C exactly" },
 	{ "batch-size", 1, O_BATCH_SIZE, 0, "N", CMD_RUN | CMD_PLAN,
 	  "chunks per request (sets BATCH_SIZE)" },
 	{ "concurrency", 1, O_CONCURRENCY, 0, "K", CMD_RUN | CMD_PLAN,
 	  "requests in flight (sets EMBED_CONCURRENCY)" },
-	{ "dry-run", 0, O_DRY_RUN, 0, NULL, CMD_RUN, "print the plan, write nothing" },
+	{ "dry-run", 0, O_DRY_RUN, 0, NULL, CMD_RUN | CMD_ADOPT,
+	  "say what would be done, write nothing" },
+	{ "only", 1, O_ONLY, 0, "missing", CMD_RUN | CMD_PLAN,
+	  "embed only chunks without a vector; stale ones are reported, not touched" },
 	{ "resume", 0, O_RESUME, 0, NULL, CMD_RUN,
 	  "continue the collection's interrupted run" },
 	{ "until", 1, O_UNTIL, 0, "HH:MM", CMD_RUN,
@@ -78,8 +81,12 @@ static const struct opt opts[] = {
 	  "a query to run (repeatable); without it 5 chunks are sampled" },
 	{ "top", 1, O_K, 'k', "N", CMD_SPOTCHECK, "chunks retrieved per query (default 5)" },
 	{ "entries", 1, O_N, 'n', "N", CMD_HISTORY, "newest N entries (default 5)" },
-	{ "dim", 1, O_DIM, 0, "N", CMD_SCHEMA,
-	  "schema init: vector dimension (default EMBED_DIM)" },
+	{ "dim", 1, O_DIM, 0, "N", CMD_SCHEMA | CMD_ADOPT,
+	  "schema init, adopt: vector dimension (default EMBED_DIM)" },
+	{ "model", 1, O_MODEL, 0, "NAME", CMD_ADOPT,
+	  "adopt: the model the vectors were made with (default EMBED_MODEL)" },
+	{ "force", 0, O_FORCE, 0, NULL, CMD_ADOPT,
+	  "adopt: also vectors recorded as another model or from other text" },
 	{ "vector-type", 1, O_VECTOR_TYPE, 0, "auto|vector|halfvec|real[]", CMD_SCHEMA,
 	  "schema init: pgvector's vector(N) or halfvec(N), real[], or vector when available (auto)" },
 	{ "table", 1, O_TABLE, 0, "NAME", CMD_SCHEMA,
@@ -113,6 +120,8 @@ static const struct {
 	  "the verified new collection takes the name; the old one is kept" },
 	{ "rollback", CMD_ROLLBACK, "-C COLL",
 	  "undo the collection's last swap, or restore its last backup" },
+	{ "adopt", CMD_ADOPT, "-C COLL --confirm COLL [--model M] [--dim D] [--dry-run] [--force]",
+	  "record the vectors a table already has as a model's, embedding nothing" },
 	{ "history", CMD_HISTORY, "[-n N]", "the newest historylog entries" },
 	{ "demo", CMD_NONE, "[--scenario NAME] [--keep | --stop]",
 	  "the sandbox: throwaway database, embedder and corpus, then the console" },
@@ -230,6 +239,15 @@ static int take_option(struct cli *cli, int id, const char *arg)
 	case O_DIM: cli->dim = arg; break;
 	case O_VECTOR_TYPE: cli->vector_type = arg; break;
 	case O_TABLE: cli->table = arg; break;
+	case O_MODEL: cli->model = arg; break;
+	case O_FORCE: cli->force = true; break;
+	case O_ONLY:
+		if (strcmp(arg, "missing") != 0)
+			return usage_error("--only", arg, " is not a selection embfill knows",
+					   "--only missing embeds only chunks without a vector; "
+					   "without --only, stale vectors are embedded again too");
+		cli->only = arg;
+		break;
 	case O_BATCH_SIZE: return add_set(cli, "BATCH_SIZE", arg, "--batch-size");
 	case O_CONCURRENCY: return add_set(cli, "EMBED_CONCURRENCY", arg, "--concurrency");
 	case O_CONFIRM: cli->confirm = arg; break;

@@ -56,6 +56,7 @@ static bool key_is(enum action a, int key)
 	case A_MODE: return key == 'm';
 	case A_BACKUP: return key == 'k';
 	case A_APPROVE: return key == 'v';
+	case A_ADOPT: return key == 'o';
 	case A_SWAP: return key == 'x';
 	case A_START: return key == 's';
 	case A_PAUSE: return key == 'p';

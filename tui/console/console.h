@@ -42,9 +42,11 @@ enum step { STEP_SCOPE, STEP_LOCATE, STEP_PLAN, STEP_RUN, STEP_VALIDATE, STEP_SU
 	X(A_ACCEPT, "a", "accept warnings", "go on despite this step's warnings; "    \
 					    "the acceptance is written to the historylog") \
 	X(A_RECHECK, "r", "again", "run this step's checks again")                 \
-	X(A_MODE, "m", "mode", "in place, new collection or dry run")                 \
+	X(A_MODE, "m", "mode", "in place, only missing, new collection or dry run")   \
 	X(A_BACKUP, "k", "backup", "keep the vectors an in-place run overwrites, so "   \
 				   "that `embfill rollback` restores them")           \
+	X(A_ADOPT, "o", "adopt", "record the vectors whose model is not on record as "  \
+				 "EMBED_MODEL's, without embedding them (the name typed again)") \
 	X(A_APPROVE, "v", "approve provider", "record that the collection's owner "   \
 			"approved embeddings from another provider or service host")     \
 	X(A_START, "s", "start", "start the run (or resume the interrupted one)")     \
@@ -96,7 +98,11 @@ struct screen {
 };
 
 enum field { F_COLL, F_CONFIRM, F_BATCH, F_NOTE, F_UNTIL, F__COUNT };
-enum run_mode { MODE_IN_PLACE, MODE_NEW_COLLECTION, MODE_DRY_RUN, MODE__COUNT };
+enum run_mode { MODE_IN_PLACE, MODE_MISSING_ONLY, MODE_NEW_COLLECTION, MODE_DRY_RUN,
+		MODE__COUNT };
+
+/* In place, every kind of work or only chunks without a vector. */
+#define MODE_WRITES_IN_PLACE(m) ((m) == MODE_IN_PLACE || (m) == MODE_MISSING_ONLY)
 
 struct line {
 	enum role role;

@@ -21,13 +21,15 @@
 #include "embfill/redact.h"
 #include "tui/flow/app.h"
 #include "tui/console/console.h"
+#include "tui/flow/life.h"
 #include "tui/flow/planfile.h"
 #include "tui/flow/request.h"
 
 #define PLAN_FILE "plan.json"
 
 static const char *const mode_names[MODE__COUNT] = {
-	"in place", "new collection", "dry run (writes nothing)",
+	"in place", "in place, only chunks without a vector (stale vectors stay as they are)",
+	"new collection", "dry run (writes nothing)",
 };
 
 static bool over_window(const struct console *c)
@@ -190,6 +192,14 @@ static void draw_plan(struct console *c)
 		"%lld, dim %lld, content %lld), quarantined %lld", k->chunks, k->embedded,
 		k->missing, k->stale, k->stale_model, k->stale_dim, k->stale_content,
 		k->quarantined);
+	if (k->unrecorded)
+		ui_line(c, R_WARN, "  %lld vectors have no model on record (o adopts them as "
+			"\"%s\"'s at dimension %d, embedding nothing)", k->unrecorded,
+			c->app->cfg->embed_model, c->app->cfg->embed_dim);
+	if (c->plan.mode == MODE_MISSING_ONLY)
+		ui_line(c, R_NORMAL, "  to embed (only missing): %lld chunks without a vector; "
+			"%lld stale vectors stay as they are", k->missing, k->stale);
+	else
 	ui_line(c, R_NORMAL, "  to embed: %s%lld chunks in %lld batches of %d, %d in flight%s",
 		p->new_collection && p->chunking_changed ? "about " : "", p->todo, p->batches,
 		p->batch_size, p->concurrency, p->new_collection ? " (a new collection: all of "
@@ -248,7 +258,7 @@ static void draw_choices(struct console *c)
 	if (c->plan.mode == MODE_NEW_COLLECTION)
 		draw_new_collection(c);
 	ui_line(c, R_TITLE, "Backup (k changes)");
-	if (c->plan.mode == MODE_IN_PLACE) {
+	if (MODE_WRITES_IN_PLACE(c->plan.mode)) {
 		ui_line(c, c->plan.backup ? R_FOCUS : R_NORMAL, "  (%s) keep the vectors this run "
 			"overwrites: `embfill rollback -C %s` restores them exactly",
 			c->plan.backup ? "*" : " ", c->scope.collection);
@@ -297,11 +307,53 @@ static void accept_plan(struct console *c)
 	for (size_t i = 0; i < p->nrisks; i++)
 		if (p->risks[i].level != EF_RISK_INFO)
 			console_accept(c, "plan", p->risks[i].what);
-	if (p->new_collection && c->plan.mode == MODE_IN_PLACE)
+	if (p->new_collection && MODE_WRITES_IN_PLACE(c->plan.mode))
 		console_accept(c, "plan", "a new collection was recommended; ran in place");
 	if (over_window(c))
 		console_accept(c, "plan", "the estimate does not fit the maintenance window");
 	c->st[STEP_PLAN] = ST_ACCEPTED;
+}
+
+static void adopt_answer(struct console *c, const char *typed)
+{
+	struct adopt_request r = { .collection = c->scope.collection,
+				   .model = c->app->cfg->embed_model,
+				   .dim = c->app->cfg->embed_dim };
+	struct adopt_outcome o;
+	struct ef_error err;
+
+	if (strcmp(typed, c->scope.collection) != 0) {
+		console_msg(c, R_WARN, "not adopted: the name typed was not \"%s\"",
+			    c->scope.collection);
+		return;
+	}
+	console_busy(c, "adopting: recording the vectors' model");
+	ef_error_clear(&err);
+	if (flow_adopt(c->app, &r, &o, &err) != EF_OK) {
+		console_msg(c, R_FAIL, "not adopted: %s", err.msg);
+		return;
+	}
+	build(c);
+	if (o.res.written && !o.logged)
+		console_msg(c, R_FAIL, "adopted %lld vectors, but the historylog entry was not "
+			    "written: %s", o.res.adopted, o.log_err.msg);
+	else
+		console_msg(c, o.res.wrong_dim ? R_WARN : R_GOOD, "adopted %lld vectors as \"%s\" "
+			    "(in the historylog)%s", o.res.adopted, r.model, o.res.wrong_dim
+			    ? "; some are of another dimension and stay stale" : "");
+}
+
+static void adopt_ask(struct console *c)
+{
+	char text[1024];
+
+	snprintf(text, sizeof(text), "Record the %lld vectors of \"%s\" whose model is not on "
+		 "record as \"%s\"'s at dimension %d, made from their chunks' current text? "
+		 "Nothing is embedded; you assert what made them, and the historylog says who. "
+		 "Type the collection's name, \"%s\", to confirm.",
+		 c->plan.plan.counts.unrecorded, c->scope.collection, c->app->cfg->embed_model,
+		 c->app->cfg->embed_dim, c->scope.collection);
+	console_prompt(c, "Adopt", text, adopt_answer);
 }
 
 static bool needs_approval(const struct console *c)
@@ -320,6 +372,9 @@ static enum ev plan_key(struct console *c, int key, enum action a)
 		return EV_HANDLED;
 	case A_BACKUP:
 		c->plan.backup = !c->plan.backup;
+		return EV_HANDLED;
+	case A_ADOPT:
+		adopt_ask(c);
 		return EV_HANDLED;
 	case A_APPROVE:
 		c->plan.approved = true;
@@ -350,7 +405,9 @@ static bool plan_can(const struct console *c, enum action a)
 		       !(c->plan.mode == MODE_NEW_COLLECTION && !c->plan.target[0]) &&
 		       !needs_approval(c);
 	case A_BACKUP:
-		return !c->run.started && c->plan.ok && c->plan.mode == MODE_IN_PLACE;
+		return !c->run.started && c->plan.ok && MODE_WRITES_IN_PLACE(c->plan.mode);
+	case A_ADOPT:
+		return !c->run.started && c->plan.ok && c->plan.plan.counts.unrecorded > 0;
 	case A_APPROVE:
 		return !c->run.started && c->plan.ok && c->plan.plan.provider_change &&
 		       !c->plan.approved;
@@ -379,14 +436,16 @@ static const char *plan_why_not(const struct console *c, enum action a)
 		return "the plan has warnings: read them, then a accepts them";
 	if (a == A_BACKUP)
 		return "a backup is for a run in place (m changes the mode)";
+	if (a == A_ADOPT)
+		return "every vector's model is on record already";
 	if (a == A_APPROVE)
 		return c->plan.approved ? "the approval is recorded already"
 					: "the provider did not change";
 	return NULL;
 }
 
-static const enum action plan_actions[] = { A_MODE, A_BACKUP, A_APPROVE, A_ACCEPT, A_RECHECK,
-					    A_NONE };
+static const enum action plan_actions[] = { A_MODE, A_BACKUP, A_ADOPT, A_APPROVE, A_ACCEPT,
+					    A_RECHECK, A_NONE };
 
 const struct screen screen_plan = {
 	.name = "Plan",
@@ -395,7 +454,9 @@ const struct screen screen_plan = {
 		"Risks name what could go wrong; a changed model, dimension or chunking "
 		"recommends a new collection, preselected then: the run makes it from the "
 		"collection's documents and embeds it, validation checks it, and the summary "
-		"swaps it in. m chooses in place, new collection or dry run; k keeps a backup of "
+		"swaps it in. m chooses in place, in place for chunks without a vector only, new "
+		"collection or dry run; o adopts vectors whose model is not on record (a "
+		"framework's table) as EMBED_MODEL's without embedding them; k keeps a backup of "
 		"what an in-place run overwrites; v records the owner's approval of a new "
 		"provider. The plan is written to plan.json in the current directory.",
 	.actions = plan_actions,

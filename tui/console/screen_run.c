@@ -108,9 +108,11 @@ static void draw_ready(struct console *c)
 	else
 		ui_line(c, R_NORMAL, "Ready to %s collection \"%s\" %s, batches of %d, %d in "
 			"flight.", c->scope.resume ? "resume" : "backfill", c->scope.collection,
-			c->plan.mode == MODE_DRY_RUN ? "as a DRY RUN (nothing is written)" : "in place",
+			c->plan.mode == MODE_DRY_RUN ? "as a DRY RUN (nothing is written)"
+			: c->plan.mode == MODE_MISSING_ONLY ? "in place, only chunks without a vector"
+			: "in place",
 			c->app->cfg->batch_size, c->app->cfg->concurrency);
-	if (c->plan.mode == MODE_IN_PLACE && c->plan.backup)
+	if (MODE_WRITES_IN_PLACE(c->plan.mode) && c->plan.backup)
 		ui_line(c, R_NORMAL, "The vectors it overwrites are saved first (rollback restores "
 			"them).");
 	if (c->scope.resume)
@@ -198,7 +200,8 @@ static void run_draw(struct console *c)
 			c->plan.target);
 	else
 		ui_line(c, R_TITLE, "Step 4 - Run: \"%s\"%s", c->scope.collection,
-			c->plan.mode == MODE_DRY_RUN ? " (dry run)" : " in place");
+			c->plan.mode == MODE_DRY_RUN ? " (dry run)" : c->plan.mode ==
+			MODE_MISSING_ONLY ? " in place, only missing" : " in place");
 	if (!c->run.started) {
 		draw_ready(c);
 		return;

@@ -278,7 +278,8 @@ void console_request(const struct console *c, struct run_request *r)
 	r->collection = c->scope.collection;
 	r->into = console_into(c) ? c->plan.target : NULL;
 	r->rechunk = r->into && c->plan.plan.chunking_changed;
-	r->backup = c->plan.mode == MODE_IN_PLACE && c->plan.backup;
+	r->backup = MODE_WRITES_IN_PLACE(c->plan.mode) && c->plan.backup;
+	r->only_missing = c->plan.mode == MODE_MISSING_ONLY;
 	r->approve_provider = c->plan.approved;
 	r->dry_run = c->plan.mode == MODE_DRY_RUN;
 	r->until = c->scope.until[0] ? c->scope.until : NULL;

@@ -154,3 +154,96 @@ ef_status flow_rollback(struct app *app, const char *collection, struct rollback
 	free(after.collection);
 	return EF_OK;
 }
+
+/* --- adopt ------------------------------------------------------------- */
+
+ef_status adopt_from_cli(struct adopt_request *r, const struct app *app, struct ef_error *err)
+{
+	const struct cli *cli = app->cli;
+	char *end;
+	long d;
+
+	memset(r, 0, sizeof(*r));
+	r->collection = cli->collection;
+	r->model = cli->model ? cli->model : app->cfg->embed_model;
+	r->dim = app->cfg->embed_dim;
+	r->dry_run = cli->dry_run;
+	r->force = cli->force;
+	if (!cli->dim)
+		return EF_OK;
+	errno = 0;
+	d = strtol(cli->dim, &end, 10);
+	if (errno || end == cli->dim || *end || d < 1 || d > 16000) {
+		ef_error_set(err, EF_ERR_USAGE, "--dim \"%s\" is not a vector dimension", cli->dim);
+		return ef_error_hint(err, "give the number of floats in each vector, 1 to 16000: "
+					  "--dim 768");
+	}
+	r->dim = (int)d;
+	return EF_OK;
+}
+
+char *adopt_command(const struct app *app, const struct adopt_request *r)
+{
+	struct ef_strbuf b = EF_STRBUF_INIT;
+	char dim[16];
+
+	snprintf(dim, sizeof(dim), "%d", r->dim);
+	command_start(&b, app, "adopt");
+	command_flag(&b, "-C", r->collection);
+	command_flag(&b, "--confirm", r->collection);
+	command_flag(&b, "--model", r->model);
+	command_flag(&b, "--dim", dim);
+	if (r->force)
+		command_word(&b, "--force");
+	if (r->dry_run)
+		command_word(&b, "--dry-run");
+	return ef_strbuf_take(&b);
+}
+
+static void adopt_outcome_line(const struct adopt_request *r, struct adopt_outcome *o)
+{
+	const struct ef_adopt_result *a = &o->res;
+
+	snprintf(o->outcome, sizeof(o->outcome), "%s %lld existing vectors as model \"%s\" at "
+		 "dimension %d, made from their chunks' current text (asserted by the operator; "
+		 "no vector was embedded or changed); %lld of another dimension left stale, %lld "
+		 "recorded as another model %s, %lld chunks without a vector left for a run",
+		 r->dry_run ? "would record" : "recorded", a->adopted, r->model, r->dim,
+		 a->wrong_dim, a->recorded_other, r->force ? "re-recorded" : "kept", a->nulls);
+}
+
+ef_status flow_adopt(struct app *app, const struct adopt_request *r, struct adopt_outcome *o,
+		     struct ef_error *err)
+{
+	struct ef_adopt_opts ao = { .collection = r->collection, .model = r->model, .dim = r->dim,
+				    .dry_run = r->dry_run, .force = r->force };
+	struct ef_counts before, after;
+	char *cmd;
+	ef_session *s;
+
+	memset(o, 0, sizeof(*o));
+	if (ef_collection_name_check(r->collection, err) != EF_OK ||
+	    app_session(app, EF_NEED_TABLES | EF_NEED_TOOL, &s, err) != EF_OK)
+		return err->status;
+	counts(s, r->collection, &before);
+	if (ef_coll_adopt(s, &ao, &o->res, err) != EF_OK) {
+		free(before.collection);
+		return err->status;
+	}
+	adopt_outcome_line(r, o);
+	if (!o->res.written) {
+		free(before.collection);
+		return EF_OK;
+	}
+	counts(s, r->collection, &after);
+	ef_error_clear(&o->log_err);
+	if (!(cmd = adopt_command(app, r)))
+		ef_error_oom(&o->log_err, "writing the historylog");
+	else
+		o->logged = history_event(app, r->collection, "adopt", o->outcome, cmd, "-",
+					  &before, &after, &o->log_err) == EF_OK;
+	free(cmd);
+	free(before.collection);
+	free(after.collection);
+	return EF_OK;
+}

@@ -57,4 +57,32 @@ struct rollback_outcome {
 ef_status flow_rollback(struct app *app, const char *collection, struct rollback_outcome *o,
 			struct ef_error *err);
 
+struct adopt_request {
+	const char *collection;
+	const char *model;             /* --model, else EMBED_MODEL */
+	int dim;                       /* --dim, else EMBED_DIM */
+	bool dry_run, force;
+};
+
+/* The request of `embfill adopt`; EF_ERR_USAGE for a --dim that is not one. */
+ef_status adopt_from_cli(struct adopt_request *r, const struct app *app, struct ef_error *err);
+
+/* The command that repeats the adoption (for the historylog and the console). */
+char *adopt_command(const struct app *app, const struct adopt_request *r);
+
+struct adopt_outcome {
+	struct ef_adopt_result res;
+	char outcome[1200];            /* what was (or would be) recorded, in a line */
+	bool logged;                   /* the historylog entry was written */
+	struct ef_error log_err;       /* why not, when the record was written */
+};
+
+/*
+ * Adoption for both front ends: ef_coll_adopt, then (when something was
+ * recorded) a historylog entry naming the operator, the model and
+ * dimension asserted, and what was left alone.
+ */
+ef_status flow_adopt(struct app *app, const struct adopt_request *r, struct adopt_outcome *o,
+		     struct ef_error *err);
+
 #endif

@@ -17,6 +17,7 @@ void request_from_cli(struct run_request *r, const struct cli *cli)
 	r->backup = cli->backup;
 	r->approve_provider = cli->approve_provider;
 	r->retry_quarantined = cli->retry_quarantined;
+	r->only_missing = cli->only != NULL;
 	r->dry_run = cli->dry_run;
 	r->resume = cli->resume;
 	r->until = cli->until;
@@ -90,6 +91,11 @@ ef_status request_check(const struct run_request *r, const char *confirm, struct
 		return ef_error_hint(err, "embfill run -C %s --confirm %s --into NEWCOLL --rechunk",
 				     r->collection, r->collection);
 	}
+	if (r->only_missing && r->into) {
+		ef_error_set(err, EF_ERR_USAGE, "--only missing is for in-place runs: a new "
+			     "collection made with --into has no vectors yet");
+		return ef_error_hint(err, "leave out --only");
+	}
 	if (r->backup && r->into) {
 		ef_error_set(err, EF_ERR_USAGE, "--backup is for in-place runs; --into leaves the "
 			     "vectors of \"%s\" untouched", r->collection);
@@ -120,11 +126,19 @@ char *request_command(const struct app *app, const struct run_request *r)
 		command_word(&b, "--approve-provider-change");
 	if (r->retry_quarantined)
 		command_word(&b, "--retry-quarantined");
+	if (r->only_missing)
+		command_flag(&b, "--only", "missing");
 	if (r->dry_run)
 		command_word(&b, "--dry-run");
 	command_flag(&b, "--until", r->until);
 	command_flag(&b, "--note", r->note);
 	return ef_strbuf_take(&b);
+}
+
+unsigned request_plan_flags(const struct run_request *r)
+{
+	return (r->retry_quarantined ? EF_PLAN_RETRY_QUARANTINED : 0u) |
+	       (r->only_missing ? EF_PLAN_ONLY_MISSING : 0u);
 }
 
 ef_status request_run_opts(const struct run_request *r, const char *command,
@@ -136,6 +150,7 @@ ef_status request_run_opts(const struct run_request *r, const char *command,
 	o->resume = r->resume;
 	o->dry_run = r->dry_run;
 	o->retry_quarantined = r->retry_quarantined;
+	o->only_missing = r->only_missing;
 	o->backup = r->backup;
 	o->approve_provider_change = r->approve_provider;
 	o->note = r->note && *r->note ? r->note : NULL;

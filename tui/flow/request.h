@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "embfill/error.h"
+#include "embfill/plan.h"
 #include "embfill/run.h"
 #include "tui/app.h"
 
@@ -23,6 +24,7 @@ struct run_request {
 	bool backup;                 /* --backup (in place only) */
 	bool approve_provider;       /* --approve-provider-change */
 	bool retry_quarantined;
+	bool only_missing;           /* --only missing: stale vectors are left */
 	bool dry_run;
 	bool resume;                 /* continue the interrupted run (not part of the
 					reproducing command: rerunning starts anew and
@@ -57,6 +59,9 @@ ef_status request_until(const char *text, time_t *deadline, struct ef_error *err
 /* The headless command that reproduces the run; caller frees (NULL when
  * out of memory). */
 char *request_command(const struct app *app, const struct run_request *r);
+
+/* The plan flags (EF_PLAN_*) of what the request embeds. */
+unsigned request_plan_flags(const struct run_request *r);
 
 /* The engine's options (strings borrowed from r and command); the flags and
  * the progress callback are the caller's. */
