@@ -19,6 +19,7 @@
 #include <curses.h>
 
 #include "embfill/redact.h"
+#include "embfill/sanitize.h"
 #include "tui/console.h"
 
 #define MIN_COLS 80
@@ -168,20 +169,27 @@ static void wrap_one(struct console *c, enum role r, const char *s)
 	}
 }
 
+/* Sanitised as the command line's output is (core/sanitize.c), so that the
+ * console shows a control character from the database as the same escape;
+ * newlines stay, as each starts a body line. */
 void ui_line(struct console *c, enum role r, const char *fmt, ...)
 {
-	char raw[2048], safe[2048], *p, *nl;
+	char raw[2048], red[2048], *safe, *p, *nl;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	ef_redact_buf(raw, safe, sizeof(safe));
+	ef_redact_buf(raw, red, sizeof(red));
+	safe = ef_sanitize(red, strlen(red), EF_SAN_KEEP_LINES);
+	if (!safe)
+		return;
 	for (p = safe; (nl = strchr(p, '\n')); p = nl + 1) {
 		*nl = '\0';
 		wrap_one(c, r, p);
 	}
 	wrap_one(c, r, p);
+	free(safe);
 }
 
 void ui_blank(struct console *c)
