@@ -7,13 +7,16 @@
  */
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
 #include <libpq-fe.h>
 
+#include "embfill/ident.h"
 #include "embfill/redact.h"
+#include "embfill/sanitize.h"
 #include "embfill/strbuf.h"
 
 #define MAX_SECRETS 32
@@ -276,35 +279,219 @@ char *ef_redact_url(const char *url)
 	return ret;
 }
 
-static bool dsn_key_hidden(const char *kw)
+/* --- connection strings --------------------------------------------------- */
+
+#define DSN_HIDDEN "(connection string hidden)"
+
+/* libpq marks the options whose value is a secret with dispchar "*"
+ * (password, sslpassword); the names are checked too in case a libpq
+ * version forgets one. */
+static bool dsn_key_hidden(const PQconninfoOption *o)
 {
-	return strcmp(kw, "password") == 0 || strcmp(kw, "sslpassword") == 0;
+	return (o->dispchar && strchr(o->dispchar, '*')) || strcmp(o->keyword, "password") == 0 ||
+	       strcmp(o->keyword, "sslpassword") == 0;
+}
+
+/* key=value as libpq reads it back: the value bare when it holds no blank,
+ * quote or backslash, else in single quotes with \' and \\. */
+static void add_conninfo_pair(struct ef_strbuf *out, const char *kw, const char *v)
+{
+	if (out->len)
+		ef_strbuf_add(out, " ");
+	ef_strbuf_addf(out, "%s=", kw);
+	if (*v && strcspn(v, " \t\n\r\f\v'\\") == strlen(v)) {
+		ef_strbuf_add(out, v);
+		return;
+	}
+	ef_strbuf_add(out, "'");
+	for (; *v; v++) {
+		if (*v == '\'' || *v == '\\')
+			ef_strbuf_add(out, "\\");
+		ef_strbuf_addn(out, v, 1);
+	}
+	ef_strbuf_add(out, "'");
+}
+
+/* The nearest libpq keyword to tok, into near: within an edit distance of
+ * 1, or of 2 for a word of 7 letters or more ("passwrod"), so that a short
+ * word of a password ("horse", 2 from "host") does not pass for a key;
+ * false when there is none. */
+static bool near_keyword(const char *tok, char *near, size_t n)
+{
+	PQconninfoOption *all = PQconninfoParse("", NULL);
+	size_t max = strlen(tok) >= 7 ? 2 : 1, best = max + 1;
+
+	for (PQconninfoOption *o = all; o && o->keyword; o++) {
+		size_t d = ef_edit_distance(tok, o->keyword, max);
+		if (d < best) {
+			best = d;
+			snprintf(near, n, "%s", o->keyword);
+		}
+	}
+	PQconninfoFree(all);
+	return best <= max;
+}
+
+static size_t occurrences(const char *hay, const char *tok, size_t len)
+{
+	size_t n = 0;
+
+	for (const char *p = hay; (p = memmem(p, strlen(p), tok, len)); p++)
+		n++;
+	return n;
+}
+
+/* Whether text libpq quotes in its message may be shown: its own
+ * punctuation ("=", ":", "]"), or a misspelt key: a lowercase word close to
+ * a libpq keyword that appears once in the string, so that it is not also
+ * a value.  Anything else it quotes (a token, the whole URI) may hold the
+ * password. */
+static bool quoted_shown(const char *dsn, const char *tok, size_t len, char *near, size_t n)
+{
+	char word[48];
+
+	if (len == 1 && ispunct((unsigned char)*tok))
+		return true;
+	if (len < 3 || len >= sizeof(word))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((tok[i] >= 'a' && tok[i] <= 'z') || tok[i] == '_'))
+			return false;
+	memcpy(word, tok, len);
+	word[len] = '\0';
+	return occurrences(dsn, tok, len) == 1 && near_keyword(word, near, n);
+}
+
+/* libpq's message without the text it quotes from dsn (see quoted_shown),
+ * on one line.  libpq writes English here: embfill never sets
+ * LC_MESSAGES, so the quotes are always '"'. */
+static void add_parse_reason(struct ef_strbuf *out, const char *dsn, const char *msg)
+{
+	struct ef_strbuf r = EF_STRBUF_INIT;
+	char near[64] = "", cand[64];
+	size_t len = strlen(msg);
+	char *clean;
+
+	while (len && isspace((unsigned char)msg[len - 1]))
+		len--;
+	for (size_t i = 0; i < len; i++) {
+		const char *close;
+		size_t tl;
+
+		if (msg[i] != '"') {
+			ef_strbuf_addn(&r, msg + i, 1);
+			continue;
+		}
+		close = memchr(msg + i + 1, '"', len - i - 1);
+		tl = close ? (size_t)(close - msg - i - 1) : 0;
+		if (close && quoted_shown(dsn, msg + i + 1, tl, cand, sizeof(cand))) {
+			ef_strbuf_addn(&r, msg + i, tl + 2);
+			if (tl > 1 && (strlen(cand) != tl || strncmp(cand, msg + i + 1, tl) != 0))
+				snprintf(near, sizeof(near), "%s", cand);
+		} else {
+			ef_strbuf_add(&r, "\"...\"");
+		}
+		if (!close)
+			break;
+		i = (size_t)(close - msg);
+	}
+	if (near[0])
+		ef_strbuf_addf(&r, "; did you mean \"%s\"?", near);
+	clean = ef_sanitize(ef_strbuf_str(&r), r.len, 0);
+	ef_strbuf_add(out, clean ? clean : "?");
+	if (!clean)
+		out->oom = true;
+	free(clean);
+	ef_strbuf_free(&r);
+}
+
+char *ef_redact_dsn_error(const char *dsn)
+{
+	struct ef_strbuf out = EF_STRBUF_INIT;
+	char *msg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(dsn ? dsn : "", &msg);
+
+	ef_strbuf_add(&out, "");
+	if (opts)
+		PQconninfoFree(opts);
+	else
+		add_parse_reason(&out, dsn ? dsn : "", msg ? msg : "out of memory");
+	PQfreemem(msg);
+	return ef_strbuf_take(&out);
+}
+
+/* The options libpq parsed from the string, without the secret ones;
+ * PQconninfoParse fills in no defaults, so these are what the string said. */
+static char *conninfo_without_secrets(const PQconninfoOption *opts)
+{
+	struct ef_strbuf out = EF_STRBUF_INIT;
+
+	ef_strbuf_add(&out, "");
+	for (const PQconninfoOption *o = opts; o->keyword; o++)
+		if (o->val && !dsn_key_hidden(o))
+			add_conninfo_pair(&out, o->keyword, o->val);
+	return ef_strbuf_take(&out);
 }
 
 char *ef_redact_dsn(const char *dsn)
 {
 	PQconninfoOption *opts;
-	struct ef_strbuf out = EF_STRBUF_INIT;
-	char *ret;
+	char *form, *red, *ret, *why;
 
 	if (!dsn || !*dsn)
 		return strdup("(libpq defaults)");
 	opts = PQconninfoParse(dsn, NULL);
-	if (!opts)
-		return ef_redact(dsn);
-	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (!o->val || !*o->val || dsn_key_hidden(o->keyword))
-			continue;
-		if (out.len)
-			ef_strbuf_add(&out, " ");
-		ef_strbuf_addf(&out, "%s=%s", o->keyword, o->val);
+	if (!opts) {
+		why = ef_redact_dsn_error(dsn);
+		ret = NULL;
+		if (why && asprintf(&ret, "(connection string hidden: libpq cannot parse it: %s)",
+				    why) < 0)
+			ret = NULL;
+		free(why);
+		return ret;
 	}
+	form = conninfo_without_secrets(opts);
 	PQconninfoFree(opts);
-	if (!out.len)
-		ef_strbuf_add(&out, "(libpq defaults)");
-	ret = ef_redact(out.buf);
-	ef_strbuf_free(&out);
+	if (!form)
+		return NULL;
+	red = ef_redact(*form ? form : "(libpq defaults)");
+	ret = red ? ef_sanitize(red, strlen(red), 0) : NULL;
+	free(red);
+	free(form);
 	return ret;
+}
+
+char *ef_redact_dsn_command(const char *dsn)
+{
+	PQconninfoOption *opts;
+	char *form, *red;
+
+	if (!dsn || !*dsn)
+		return strdup("");
+	opts = PQconninfoParse(dsn, NULL);
+	if (!opts)
+		return strdup(DSN_HIDDEN);
+	form = conninfo_without_secrets(opts);
+	PQconninfoFree(opts);
+	red = form ? ef_redact(form) : NULL;
+	if (form && red && strcmp(form, red) != 0) {
+		free(form);
+		form = strdup(DSN_HIDDEN);
+	}
+	free(red);
+	return form;
+}
+
+bool ef_redact_dsn_has_password(const char *dsn)
+{
+	PQconninfoOption *opts = dsn && *dsn ? PQconninfoParse(dsn, NULL) : NULL;
+	bool found = false;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (o->val && *o->val && dsn_key_hidden(o))
+			found = true;
+	PQconninfoFree(opts);
+	return found;
 }
 
 void ef_redact_add_dsn_secrets(const char *dsn)
@@ -320,7 +507,7 @@ void ef_redact_add_dsn_secrets(const char *dsn)
 	if (!opts)
 		return;
 	for (PQconninfoOption *o = opts; o->keyword; o++)
-		if (o->val && dsn_key_hidden(o->keyword))
+		if (o->val && dsn_key_hidden(o))
 			ef_redact_add_secret(o->val);
 	PQconninfoFree(opts);
 }

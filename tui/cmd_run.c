@@ -14,6 +14,7 @@
 #include "embfill/ident.h"
 #include "embfill/lifecycle.h"
 #include "embfill/run.h"
+#include "embfill/redact.h"
 #include "embfill/strbuf.h"
 #include "tui/cli.h"
 #include "tui/common.h"
@@ -156,16 +157,20 @@ char *run_command_line(const struct app *app)
 		add_word(&b, cli->config);
 	}
 	/* settings given as flags, so that the line runs against the same
-	 * database and service (a DSN's password is redacted where it is
-	 * printed or stored; keys are never flags) */
+	 * database and service (the connection string in the form that
+	 * redaction leaves whole, its password left to libpq's own sources;
+	 * keys are never flags) */
 	for (int i = 0; i < cli->nsets; i++) {
 		const char *k = cli->sets[i].key;
 
 		if (strcmp(k, "BATCH_SIZE") == 0 || strcmp(k, "EMBED_CONCURRENCY") == 0)
 			continue;
-		if (strcmp(cli->sets[i].flag, "--dsn") == 0) {
+		if (strcmp(k, "DATABASE_URL") == 0) {
+			char *dsn = ef_redact_dsn_command(cli->sets[i].value);
+
 			add_word(&b, "--dsn");
-			add_word(&b, cli->sets[i].value);
+			add_word(&b, dsn ? dsn : "(connection string hidden)");
+			free(dsn);
 		} else {
 			char *kv = NULL;
 
