@@ -332,13 +332,12 @@ static bool near_keyword(const char *tok, char *near, size_t n)
 	return best <= max;
 }
 
-static size_t occurrences(const char *hay, const char *tok, size_t len)
+static bool occurs_once(const char *hay, const char *tok, size_t len)
 {
-	size_t n = 0;
+	size_t hl = strlen(hay);
+	const char *p = memmem(hay, hl, tok, len);
 
-	for (const char *p = hay; (p = memmem(p, strlen(p), tok, len)); p++)
-		n++;
-	return n;
+	return p && !memmem(p + 1, hl - (size_t)(p + 1 - hay), tok, len);
 }
 
 /* Whether text libpq quotes in its message may be shown: its own
@@ -359,50 +358,105 @@ static bool quoted_shown(const char *dsn, const char *tok, size_t len, char *nea
 			return false;
 	memcpy(word, tok, len);
 	word[len] = '\0';
-	return occurrences(dsn, tok, len) == 1 && near_keyword(word, near, n);
+	return occurs_once(dsn, tok, len) && near_keyword(word, near, n);
 }
 
-/* libpq's message without the text it quotes from dsn (see quoted_shown),
- * on one line.  libpq writes English here: embfill never sets
- * LC_MESSAGES, so the quotes are always '"'. */
+/* libpq's parse errors (fe-connect.c): %s is text of the string, %c one
+ * byte of it, %d a number.  libpq writes them in English here, as embfill
+ * never sets LC_MESSAGES. */
+static const char *const parse_errors[] = {
+	"missing \"=\" after \"%s\" in connection info string",
+	"unterminated quoted string in connection info string",
+	"invalid connection option \"%s\"",
+	"invalid percent-encoded token: \"%s\"",
+	"forbidden value %%00 in percent-encoded value: \"%s\"",
+	"invalid URI propagated to internal parser routine: \"%s\"",
+	"end of string reached when looking for matching \"]\" in IPv6 host address in URI: \"%s\"",
+	"IPv6 host address may not be empty in URI: \"%s\"",
+	"unexpected character \"%c\" at position %d in URI (expected \":\" or \"/\"): \"%s\"",
+	"extra key/value separator \"=\" in URI query parameter: \"%s\"",
+	"missing key/value separator \"=\" in URI query parameter: \"%s\"",
+	"invalid URI query parameter: \"%s\"",
+	"connection info string size exceeds the maximum allowed (%d)",
+	"out of memory",
+};
+
+struct hole {
+	const char *at;
+	size_t len;
+};
+
+/* Matches msg[0..len) against template t, filling one hole per %s, %c or
+ * %d (at most 3); a %s takes any text, trying the longest first.  Only a
+ * hole recurses, so the depth stays at 3 however long the string is. */
+static bool match_error(const char *t, const char *msg, size_t len, struct hole *h, int nh)
+{
+	size_t l;
+
+	while (*t && !(t[0] == '%' && t[1] != '%')) {
+		if (!len || *msg != *t)
+			return false;
+		t += t[0] == '%' ? 2 : 1;
+		msg++;
+		len--;
+	}
+	if (!*t)
+		return len == 0;
+	if (nh == 3)
+		return false;
+	h[nh].at = msg;
+	if (t[1] == 'c' || t[1] == 'd') {
+		l = t[1] == 'c' ? 1 : strspn(msg, "0123456789");
+		h[nh].len = l;
+		return l && l <= len && match_error(t + 2, msg + l, len - l, h, nh + 1);
+	}
+	for (l = len + 1; l-- > 0;) {
+		h[nh].len = l;
+		if (match_error(t + 2, msg + l, len - l, h, nh + 1))
+			return true;
+	}
+	return false;
+}
+
+/* libpq's message with what it quotes from dsn replaced by "..." unless
+ * quoted_shown() allows it (a number libpq adds is kept), on one line.  A
+ * message of another shape is not shown, since where it quotes the string
+ * cannot be told. */
 static void add_parse_reason(struct ef_strbuf *out, const char *dsn, const char *msg)
 {
-	struct ef_strbuf r = EF_STRBUF_INIT;
-	char near[64] = "", cand[64];
-	size_t len = strlen(msg);
-	char *clean;
+	size_t len = strlen(msg), k, n = sizeof(parse_errors) / sizeof(parse_errors[0]);
+	struct hole h[3];
+	char near[64], meant[64] = "";
+	int hi = 0;
 
 	while (len && isspace((unsigned char)msg[len - 1]))
 		len--;
-	for (size_t i = 0; i < len; i++) {
-		const char *close;
-		size_t tl;
+	for (k = 0; k < n && !match_error(parse_errors[k], msg, len, h, 0); k++)
+		;
+	if (k == n) {
+		ef_strbuf_add(out, "libpq's reason is not shown");
+		return;
+	}
+	for (const char *t = parse_errors[k]; *t; t++) {
+		const struct hole *x = &h[hi];
 
-		if (msg[i] != '"') {
-			ef_strbuf_addn(&r, msg + i, 1);
+		if (*t != '%' || t[1] == '%') {
+			ef_strbuf_addn(out, t, 1);
+			t += *t == '%';
 			continue;
 		}
-		close = memchr(msg + i + 1, '"', len - i - 1);
-		tl = close ? (size_t)(close - msg - i - 1) : 0;
-		if (close && quoted_shown(dsn, msg + i + 1, tl, cand, sizeof(cand))) {
-			ef_strbuf_addn(&r, msg + i, tl + 2);
-			if (tl > 1 && (strlen(cand) != tl || strncmp(cand, msg + i + 1, tl) != 0))
-				snprintf(near, sizeof(near), "%s", cand);
-		} else {
-			ef_strbuf_add(&r, "\"...\"");
-		}
-		if (!close)
-			break;
-		i = (size_t)(close - msg);
+		hi++;
+		t++;
+		near[0] = '\0';
+		if (*t == 'd' || quoted_shown(dsn, x->at, x->len, near, sizeof(near)))
+			ef_strbuf_addn(out, x->at, x->len);
+		else
+			ef_strbuf_add(out, "...");
+		if (near[0] && (strlen(near) != x->len || strncmp(near, x->at, x->len) != 0))
+			snprintf(meant, sizeof(meant), "%s", near);
 	}
-	if (near[0])
-		ef_strbuf_addf(&r, "; did you mean \"%s\"?", near);
-	clean = ef_sanitize(ef_strbuf_str(&r), r.len, 0);
-	ef_strbuf_add(out, clean ? clean : "?");
-	if (!clean)
-		out->oom = true;
-	free(clean);
-	ef_strbuf_free(&r);
+	if (meant[0])
+		ef_strbuf_addf(out, "; did you mean \"%s\"?", meant);
 }
 
 char *ef_redact_dsn_error(const char *dsn)

@@ -345,6 +345,10 @@ Test(redact, redact_dsn_never_shows_what_libpq_quotes_from_a_value)
 		"postgresql://app:horse@[::1/db",
 		"postgresql://app@db/x?password=horse&x",
 		"postgresql://app@db/x?sslpassword==horse",
+		"\"horse\" x=1",
+		"'h,&&&post\"&&9&&resql://app:horse@db:5&g'h,&&&post\"&&&gr",
+		"host=h password='untermost=h password='horse p=\" after \"horse",
+		"postgresql://app:horse@[::1]x/db",
 	};
 	static const char lead[] = "(connection string hidden: libpq cannot parse it: ";
 
@@ -365,6 +369,23 @@ Test(redact, redact_dsn_error_is_empty_for_a_string_libpq_parses)
 	char *why = ef_redact_dsn_error("host=h dbname=x");
 
 	cr_assert_str_eq(why, "");
+	free(why);
+}
+
+/* libpq's own punctuation and numbers stay; what it quotes does not. */
+Test(redact, redact_dsn_error_keeps_the_shape_of_libpqs_reason)
+{
+	static const char head[] = "unexpected character \"...\" at position ";
+	static const char tail[] = " in URI (expected \":\" or \"/\"): \"...\"";
+	char *why = ef_redact_dsn_error("postgresql://app:horse@[::1]x/db");
+	size_t n = strlen(why), h = strlen(head), t = strlen(tail);
+
+	cr_expect_eq(strncmp(why, head, h), 0, "%s", why);
+	cr_expect(n > h + t && strcmp(why + n - t, tail) == 0, "%s", why);
+	cr_expect(n > h + t && strspn(why + h, "0123456789") == n - h - t, "%s", why);
+	free(why);
+	why = ef_redact_dsn_error("host=h password='horse");
+	cr_expect_str_eq(why, "unterminated quoted string in connection info string");
 	free(why);
 }
 
