@@ -24,21 +24,19 @@ bool ef_utf8_printable(const char *s, size_t len)
 
 void ef_escape_controls(const char *s, char *out, size_t n)
 {
-	size_t o = 0;
+	char *safe;
+	size_t len;
 
 	if (n == 0)
 		return;
-	for (const unsigned char *p = (const unsigned char *)s; *p && o + 5 < n; p++) {
-		if (*p == '\n')
-			o += (size_t)snprintf(out + o, n - o, "\\n");
-		else if (*p == '\t')
-			o += (size_t)snprintf(out + o, n - o, "\\t");
-		else if (*p < 0x20 || *p == 0x7f)
-			o += (size_t)snprintf(out + o, n - o, "\\x%02x", *p);
-		else
-			out[o++] = (char)*p;
-	}
-	out[o] = '\0';
+	safe = ef_sanitize(s, strlen(s), 0);
+	len = safe ? strlen(safe) : 0;
+	if (len >= n)
+		for (len = n - 1; len > 0 && ((unsigned char)safe[len] & 0xC0) == 0x80; len--)
+			;
+	memcpy(out, safe ? safe : "", len);
+	out[len] = '\0';
+	free(safe);
 }
 
 static ef_status part_check(const char *part, size_t len, const char *name,

@@ -117,7 +117,7 @@ static void add_clean(struct ef_strbuf *out, const char *s, size_t len)
 char *ef_safe_vformat(const char *fmt, va_list ap)
 {
 	struct ef_strbuf out = EF_STRBUF_INIT;
-	char *plain = NULL, *marked = NULL, *mfmt = strdup(fmt ? fmt : "");
+	char *plain = NULL, *marked = NULL, *mfmt = strdup(fmt);
 	size_t start = 0;
 	int n1, n2;
 	va_list ap2;
@@ -128,7 +128,7 @@ char *ef_safe_vformat(const char *fmt, va_list ap)
 		if ((unsigned char)*p < 0x20 || *p == 0x7F)
 			*p = '#';
 	va_copy(ap2, ap);
-	n1 = vasprintf(&plain, fmt ? fmt : "", ap);
+	n1 = vasprintf(&plain, fmt, ap);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	n2 = vasprintf(&marked, mfmt, ap2);
