@@ -243,13 +243,14 @@ void ui_field(struct console *c, const char *label, const char *value, bool focu
 
 void console_msg(struct console *c, enum role r, const char *fmt, ...)
 {
-	char raw[sizeof(c->msg)];
 	va_list ap;
+	char *safe;
 
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	safe = ef_safe_vformat(fmt, ap);
 	va_end(ap);
-	ef_redact_buf(raw, c->msg, sizeof(c->msg));
+	snprintf(c->msg, sizeof(c->msg), "%s", safe ? safe : "");
+	free(safe);
 	c->msg_role = r;
 }
 
