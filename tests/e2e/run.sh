@@ -167,9 +167,9 @@ t_near_miss_warned() {
 # the screen around it stays.
 t_hostile_name_drawn_as_escapes() {
 	sql >/dev/null <<'SQL'
-INSERT INTO documents (id, collection, title, body) VALUES (900001, E'acme\x1b[2J', 't', 'b');
+INSERT INTO documents (id, collection, title, body) VALUES (900001, E'a\x1b[2J', 't', 'b');
 INSERT INTO document_chunks (id, document_id, collection, chunk_index, content)
-  VALUES (900001, 900001, E'acme\x1b[2J', 0, 'x');
+  VALUES (900001, 900001, E'a\x1b[2J', 0, 'x');
 SQL
 	hostile_steps; rc=$?
 	finish h
@@ -183,9 +183,9 @@ SQL
 hostile_steps() {
 	start h tui
 	wait_text h "Step 1 - Scope" || return 1
-	wait_text h 'acme\x1b[2J' || return 1
-	typ h 'acme[2J'; keys h Tab; typ h 'acme[2J'; keys h Enter
-	wait_text h 'did you mean "acme\x1b[2J"' || return 1
+	wait_text h 'a\x1b[2J' || return 1
+	typ h 'a[2J'; keys h Tab; typ h 'a[2J'; keys h Enter
+	wait_text h 'did you mean "a\x1b[2J"' || return 1
 	wait_text h "Collections (read the name here" || return 1
 	wait_text h "[>] 1 Scope" || return 1
 }
