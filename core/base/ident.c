@@ -9,39 +9,7 @@
 #include <string.h>
 
 #include "embfill/ident.h"
-
-/* Length of the UTF-8 sequence starting at s (at most len bytes), or 0 when
- * it is malformed, overlong, a surrogate or beyond U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t len, uint32_t *cp)
-{
-	size_t n;
-	uint32_t c;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		n = 2, c = s[0] & 0x1F;
-	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-		n = 3, c = s[0] & 0x0F;
-	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-		n = 4, c = s[0] & 0x07;
-	else
-		return 0;
-	if (n > len)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3F);
-	}
-	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
-	    (c >= 0xD800 && c <= 0xDFFF))
-		return 0;
-	*cp = c;
-	return n;
-}
+#include "embfill/sanitize.h"
 
 bool ef_utf8_printable(const char *s, size_t len)
 {
@@ -50,7 +18,7 @@ bool ef_utf8_printable(const char *s, size_t len)
 
 	while (i < len) {
 		uint32_t cp;
-		size_t n = utf8_seq(p + i, len - i, &cp);
+		size_t n = ef_utf8_char(p + i, len - i, &cp);
 
 		if (n == 0 || cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0))
 			return false;
@@ -61,21 +29,19 @@ bool ef_utf8_printable(const char *s, size_t len)
 
 void ef_escape_controls(const char *s, char *out, size_t n)
 {
-	size_t o = 0;
+	char *safe;
+	size_t len;
 
 	if (n == 0)
 		return;
-	for (const unsigned char *p = (const unsigned char *)s; *p && o + 5 < n; p++) {
-		if (*p == '\n')
-			o += (size_t)snprintf(out + o, n - o, "\\n");
-		else if (*p == '\t')
-			o += (size_t)snprintf(out + o, n - o, "\\t");
-		else if (*p < 0x20 || *p == 0x7f)
-			o += (size_t)snprintf(out + o, n - o, "\\x%02x", *p);
-		else
-			out[o++] = (char)*p;
-	}
-	out[o] = '\0';
+	safe = ef_sanitize(s, strlen(s), 0);
+	len = safe ? strlen(safe) : 0;
+	if (len >= n)
+		for (len = n - 1; len > 0 && ((unsigned char)safe[len] & 0xC0) == 0x80; len--)
+			;
+	memcpy(out, safe ? safe : "", len);
+	out[len] = '\0';
+	free(safe);
 }
 
 static ef_status part_check(const char *part, size_t len, const char *name,

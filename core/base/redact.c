@@ -7,13 +7,17 @@
  */
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
 #include <libpq-fe.h>
 
+#include "embfill/ident.h"
 #include "embfill/redact.h"
+#include "embfill/sanitize.h"
 #include "embfill/strbuf.h"
 
 #define MAX_SECRETS 32
@@ -276,35 +280,273 @@ char *ef_redact_url(const char *url)
 	return ret;
 }
 
-static bool dsn_key_hidden(const char *kw)
+/* --- connection strings --------------------------------------------------- */
+
+#define DSN_HIDDEN "(connection string hidden)"
+
+/* libpq marks the options whose value is a secret with dispchar "*"
+ * (password, sslpassword); the names are checked too in case a libpq
+ * version forgets one. */
+static bool dsn_key_hidden(const PQconninfoOption *o)
 {
-	return strcmp(kw, "password") == 0 || strcmp(kw, "sslpassword") == 0;
+	return (o->dispchar && strchr(o->dispchar, '*')) || strcmp(o->keyword, "password") == 0 ||
+	       strcmp(o->keyword, "sslpassword") == 0;
+}
+
+/* key=value as libpq reads it back: the value bare when it holds no blank,
+ * quote or backslash, else in single quotes with \' and \\. */
+static void add_conninfo_pair(struct ef_strbuf *out, const char *kw, const char *v)
+{
+	if (out->len)
+		ef_strbuf_add(out, " ");
+	ef_strbuf_addf(out, "%s=", kw);
+	if (*v && strcspn(v, " \t\n\r\f\v'\\") == strlen(v)) {
+		ef_strbuf_add(out, v);
+		return;
+	}
+	ef_strbuf_add(out, "'");
+	for (; *v; v++) {
+		if (*v == '\'' || *v == '\\')
+			ef_strbuf_add(out, "\\");
+		ef_strbuf_addn(out, v, 1);
+	}
+	ef_strbuf_add(out, "'");
+}
+
+/* The nearest libpq keyword to tok, into near: within an edit distance of
+ * 1, or of 2 for a word of 7 letters or more ("passwrod"), so that a short
+ * word of a password ("horse", 2 from "host") does not pass for a key;
+ * false when there is none. */
+static bool near_keyword(const char *tok, char *near, size_t n)
+{
+	PQconninfoOption *all = PQconninfoParse("", NULL);
+	size_t max = strlen(tok) >= 7 ? 2 : 1, best = max + 1;
+
+	for (PQconninfoOption *o = all; o && o->keyword; o++) {
+		size_t d = ef_edit_distance(tok, o->keyword, max);
+		if (d < best) {
+			best = d;
+			snprintf(near, n, "%s", o->keyword);
+		}
+	}
+	PQconninfoFree(all);
+	return best <= max;
+}
+
+static bool occurs_once(const char *hay, const char *tok, size_t len)
+{
+	size_t hl = strlen(hay);
+	const char *p = memmem(hay, hl, tok, len);
+
+	return p && !memmem(p + 1, hl - (size_t)(p + 1 - hay), tok, len);
+}
+
+/* Whether text libpq quotes in its message may be shown: its own
+ * punctuation ("=", ":", "]"), or a misspelt key: a lowercase word close to
+ * a libpq keyword that appears once in the string, so that it is not also
+ * a value.  Anything else it quotes (a token, the whole URI) may hold the
+ * password. */
+static bool quoted_shown(const char *dsn, const char *tok, size_t len, char *near, size_t n)
+{
+	char word[48];
+
+	if (len == 1 && ispunct((unsigned char)*tok))
+		return true;
+	if (len < 3 || len >= sizeof(word))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((tok[i] >= 'a' && tok[i] <= 'z') || tok[i] == '_'))
+			return false;
+	memcpy(word, tok, len);
+	word[len] = '\0';
+	return occurs_once(dsn, tok, len) && near_keyword(word, near, n);
+}
+
+/* libpq's parse errors (fe-connect.c): %s is text of the string, %c one
+ * byte of it, %d a number.  libpq writes them in English here, as embfill
+ * never sets LC_MESSAGES. */
+static const char *const parse_errors[] = {
+	"missing \"=\" after \"%s\" in connection info string",
+	"unterminated quoted string in connection info string",
+	"invalid connection option \"%s\"",
+	"invalid percent-encoded token: \"%s\"",
+	"forbidden value %%00 in percent-encoded value: \"%s\"",
+	"invalid URI propagated to internal parser routine: \"%s\"",
+	"end of string reached when looking for matching \"]\" in IPv6 host address in URI: \"%s\"",
+	"IPv6 host address may not be empty in URI: \"%s\"",
+	"unexpected character \"%c\" at position %d in URI (expected \":\" or \"/\"): \"%s\"",
+	"extra key/value separator \"=\" in URI query parameter: \"%s\"",
+	"missing key/value separator \"=\" in URI query parameter: \"%s\"",
+	"invalid URI query parameter: \"%s\"",
+	"connection info string size exceeds the maximum allowed (%d)",
+	"out of memory",
+};
+
+struct hole {
+	const char *at;
+	size_t len;
+};
+
+/* Matches msg[0..len) against template t, filling one hole per %s, %c or
+ * %d (at most 3); a %s takes any text, trying the longest first.  Only a
+ * hole recurses, so the depth stays at 3 however long the string is. */
+static bool match_error(const char *t, const char *msg, size_t len, struct hole *h, int nh)
+{
+	size_t l;
+
+	while (*t && !(t[0] == '%' && t[1] != '%')) {
+		if (!len || *msg != *t)
+			return false;
+		t += t[0] == '%' ? 2 : 1;
+		msg++;
+		len--;
+	}
+	if (!*t)
+		return len == 0;
+	if (nh == 3)
+		return false;
+	h[nh].at = msg;
+	if (t[1] == 'c' || t[1] == 'd') {
+		l = t[1] == 'c' ? 1 : strspn(msg, "0123456789");
+		h[nh].len = l;
+		return l && l <= len && match_error(t + 2, msg + l, len - l, h, nh + 1);
+	}
+	for (l = len + 1; l-- > 0;) {
+		h[nh].len = l;
+		if (match_error(t + 2, msg + l, len - l, h, nh + 1))
+			return true;
+	}
+	return false;
+}
+
+/* libpq's message with what it quotes from dsn replaced by "..." unless
+ * quoted_shown() allows it (a number libpq adds is kept), on one line.  A
+ * message of another shape is not shown, since where it quotes the string
+ * cannot be told. */
+static void add_parse_reason(struct ef_strbuf *out, const char *dsn, const char *msg)
+{
+	size_t len = strlen(msg), k, n = sizeof(parse_errors) / sizeof(parse_errors[0]);
+	struct hole h[3];
+	char near[64], meant[64] = "";
+	int hi = 0;
+
+	while (len && isspace((unsigned char)msg[len - 1]))
+		len--;
+	for (k = 0; k < n && !match_error(parse_errors[k], msg, len, h, 0); k++)
+		;
+	if (k == n) {
+		ef_strbuf_add(out, "libpq's reason is not shown");
+		return;
+	}
+	for (const char *t = parse_errors[k]; *t; t++) {
+		const struct hole *x = &h[hi];
+
+		if (*t != '%' || t[1] == '%') {
+			ef_strbuf_addn(out, t, 1);
+			t += *t == '%';
+			continue;
+		}
+		hi++;
+		t++;
+		near[0] = '\0';
+		if (*t == 'd' || quoted_shown(dsn, x->at, x->len, near, sizeof(near)))
+			ef_strbuf_addn(out, x->at, x->len);
+		else
+			ef_strbuf_add(out, "...");
+		if (near[0] && (strlen(near) != x->len || strncmp(near, x->at, x->len) != 0))
+			snprintf(meant, sizeof(meant), "%s", near);
+	}
+	if (meant[0])
+		ef_strbuf_addf(out, "; did you mean \"%s\"?", meant);
+}
+
+char *ef_redact_dsn_error(const char *dsn)
+{
+	struct ef_strbuf out = EF_STRBUF_INIT;
+	char *msg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(dsn ? dsn : "", &msg);
+
+	ef_strbuf_add(&out, "");
+	if (opts)
+		PQconninfoFree(opts);
+	else
+		add_parse_reason(&out, dsn ? dsn : "", msg ? msg : "out of memory");
+	PQfreemem(msg);
+	return ef_strbuf_take(&out);
+}
+
+/* The options libpq parsed from the string, without the secret ones;
+ * PQconninfoParse fills in no defaults, so these are what the string said. */
+static char *conninfo_without_secrets(const PQconninfoOption *opts)
+{
+	struct ef_strbuf out = EF_STRBUF_INIT;
+
+	ef_strbuf_add(&out, "");
+	for (const PQconninfoOption *o = opts; o->keyword; o++)
+		if (o->val && !dsn_key_hidden(o))
+			add_conninfo_pair(&out, o->keyword, o->val);
+	return ef_strbuf_take(&out);
 }
 
 char *ef_redact_dsn(const char *dsn)
 {
 	PQconninfoOption *opts;
-	struct ef_strbuf out = EF_STRBUF_INIT;
-	char *ret;
+	char *form, *red, *ret, *why;
 
 	if (!dsn || !*dsn)
 		return strdup("(libpq defaults)");
 	opts = PQconninfoParse(dsn, NULL);
-	if (!opts)
-		return ef_redact(dsn);
-	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (!o->val || !*o->val || dsn_key_hidden(o->keyword))
-			continue;
-		if (out.len)
-			ef_strbuf_add(&out, " ");
-		ef_strbuf_addf(&out, "%s=%s", o->keyword, o->val);
+	if (!opts) {
+		why = ef_redact_dsn_error(dsn);
+		ret = NULL;
+		if (why && asprintf(&ret, "(connection string hidden: libpq cannot parse it: %s)",
+				    why) < 0)
+			ret = NULL;
+		free(why);
+		return ret;
 	}
+	form = conninfo_without_secrets(opts);
 	PQconninfoFree(opts);
-	if (!out.len)
-		ef_strbuf_add(&out, "(libpq defaults)");
-	ret = ef_redact(out.buf);
-	ef_strbuf_free(&out);
+	if (!form)
+		return NULL;
+	red = ef_redact(*form ? form : "(libpq defaults)");
+	ret = red ? ef_sanitize(red, strlen(red), 0) : NULL;
+	free(red);
+	free(form);
 	return ret;
+}
+
+char *ef_redact_dsn_command(const char *dsn)
+{
+	PQconninfoOption *opts;
+	char *form, *red;
+
+	if (!dsn || !*dsn)
+		return strdup("");
+	opts = PQconninfoParse(dsn, NULL);
+	if (!opts)
+		return strdup(DSN_HIDDEN);
+	form = conninfo_without_secrets(opts);
+	PQconninfoFree(opts);
+	red = form ? ef_redact(form) : NULL;
+	if (form && red && strcmp(form, red) != 0) {
+		free(form);
+		form = strdup(DSN_HIDDEN);
+	}
+	free(red);
+	return form;
+}
+
+bool ef_redact_dsn_has_password(const char *dsn)
+{
+	PQconninfoOption *opts = dsn && *dsn ? PQconninfoParse(dsn, NULL) : NULL;
+	bool found = false;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (o->val && *o->val && dsn_key_hidden(o))
+			found = true;
+	PQconninfoFree(opts);
+	return found;
 }
 
 void ef_redact_add_dsn_secrets(const char *dsn)
@@ -320,7 +562,68 @@ void ef_redact_add_dsn_secrets(const char *dsn)
 	if (!opts)
 		return;
 	for (PQconninfoOption *o = opts; o->keyword; o++)
-		if (o->val && dsn_key_hidden(o->keyword))
+		if (o->val && dsn_key_hidden(o))
 			ef_redact_add_secret(o->val);
 	PQconninfoFree(opts);
+}
+
+/* --- printing: formatted, redacted, sanitised ------------------------------ */
+
+static void add_clean(struct ef_strbuf *out, const char *s, size_t len)
+{
+	char *seg = strndup(s, len), *red = seg ? ef_redact(seg) : NULL;
+	char *clean = red ? ef_sanitize(red, strlen(red), 0) : NULL;
+
+	if (clean)
+		ef_strbuf_add(out, clean);
+	else
+		out->oom = true;
+	free(clean);
+	free(red);
+	free(seg);
+}
+
+/* Which bytes of the formatted text the format wrote itself: fmt is
+ * formatted twice, once as it is and once with each of its control bytes
+ * replaced by '#'.  Conversions do not depend on the literal text around
+ * them, so both results have the same length and differ exactly where fmt
+ * wrote a control byte; every other control byte came from a value. */
+char *ef_safe_vformat(const char *fmt, va_list ap)
+{
+	struct ef_strbuf out = EF_STRBUF_INIT;
+	char *plain = NULL, *marked = NULL, *mfmt = strdup(fmt);
+	size_t start = 0;
+	int n1, n2;
+	va_list ap2;
+
+	if (!mfmt)
+		return NULL;
+	for (char *p = mfmt; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7F)
+			*p = '#';
+	va_copy(ap2, ap);
+	n1 = vasprintf(&plain, fmt, ap);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	n2 = vasprintf(&marked, mfmt, ap2);
+#pragma GCC diagnostic pop
+	va_end(ap2);
+	free(mfmt);
+	if (n1 < 0 || n2 < 0) {
+		free(n1 < 0 ? NULL : plain);
+		free(n2 < 0 ? NULL : marked);
+		return NULL;
+	}
+	ef_strbuf_add(&out, "");
+	for (size_t i = 0; n1 == n2 && i < (size_t)n1; i++) {
+		if (plain[i] == marked[i])
+			continue;
+		add_clean(&out, plain + start, i - start);
+		ef_strbuf_addn(&out, plain + i, 1);
+		start = i + 1;
+	}
+	add_clean(&out, plain + start, (size_t)n1 - start);
+	free(plain);
+	free(marked);
+	return ef_strbuf_take(&out);
 }

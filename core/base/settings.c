@@ -416,20 +416,35 @@ ef_status ef_settings_load_text(ef_settings *s, const char *name, const char *te
 	return EF_OK;
 }
 
+static ef_status unreadable(const char *path, const char *why, struct ef_error *err)
+{
+	ef_error_set(err, EF_ERR_USAGE, "cannot read settings file \"%s\": %s", path, why);
+	return ef_error_hint(err, "--config takes a settings file of KEY=VALUE lines "
+				  "(see embfill.env(5)); check the path and its permissions");
+}
+
+/* Reads the whole file: a directory or a read error is refused rather than
+ * taken for an empty file, which would leave every setting at its default
+ * without a word.  Pipes are fine (--config <(...)). */
 ef_status ef_settings_load_file(ef_settings *s, const char *path, bool must_exist,
 				struct ef_error *err)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
 	size_t cap = 0, len = 0, n;
-	ef_status st;
+	struct stat st;
+	ef_status rc;
 
 	if (!f) {
 		if (!must_exist && errno == ENOENT)
 			return EF_OK;
-		ef_error_set(err, EF_ERR_USAGE, "cannot read settings file \"%s\": %s", path,
-			     strerror(errno));
-		return ef_error_hint(err, "check the path given to --config");
+		return unreadable(path, strerror(errno), err);
+	}
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(f);
+		ef_error_set(err, EF_ERR_USAGE, "settings file \"%s\" is a directory", path);
+		return ef_error_hint(err, "--config takes a settings file of KEY=VALUE lines, "
+					  "e.g. --config %s/embfill.env", path);
 	}
 	do {
 		if (len + 4096 > cap) {
@@ -445,10 +460,16 @@ ef_status ef_settings_load_file(ef_settings *s, const char *path, bool must_exis
 		n = fread(buf + len, 1, cap - len, f);
 		len += n;
 	} while (n > 0);
+	if (ferror(f)) {
+		int e = errno;
+		free(buf);
+		fclose(f);
+		return unreadable(path, strerror(e), err);
+	}
 	fclose(f);
-	st = ef_settings_load_text(s, path, buf ? buf : "", len, err);
+	rc = ef_settings_load_text(s, path, buf ? buf : "", len, err);
 	free(buf);
-	return st;
+	return rc;
 }
 
 ef_status ef_settings_load_env(ef_settings *s, char *const *envp, struct ef_error *err)
@@ -488,6 +509,14 @@ ef_status ef_settings_set_flag(ef_settings *s, const char *key, const char *valu
 			     flag);
 		return ef_error_hint(err, "command lines are visible to every user of the host; "
 					  "export EMBED_API_KEY or set EMBED_API_KEY_FILE");
+	}
+	if (k == EF_K_DATABASE_URL && ef_redact_dsn_has_password(value)) {
+		ef_error_set(err, EF_ERR_USAGE, "%s: the connection string holds a password, and "
+			     "command lines are visible to every user of the host; nothing was "
+			     "connected to", flag);
+		return ef_error_hint(err, "put DATABASE_URL in the settings file (embfill.env, "
+					  "chmod 600), or leave the password out and let libpq "
+					  "read it from PGPASSFILE or ~/.pgpass, or PGPASSWORD");
 	}
 	if (store(s, k, value, strlen(value), EF_FROM_FLAG, flag, 0) != EF_OK)
 		return ef_error_oom(err, NULL);
@@ -615,36 +644,26 @@ static ef_status check_url(const ef_settings *s, int k, struct ef_error *err)
 				  "http://127.0.0.1:11434 for a local Ollama");
 }
 
-/* libpq's parse errors quote the offending text, which in a URI with
- * userinfo may be the password itself ("invalid percent-encoded token:
- * \"pa%zzss\""): its detail is only shown for strings that carry none. */
-static bool may_hold_password(const char *dsn)
-{
-	const char *scheme = strstr(dsn, "://");
-
-	return strcasestr(dsn, "password") || (scheme && strchr(scheme, '@'));
-}
-
+/* The message names the origin but shows none of the value: a string libpq
+ * cannot parse may hold a password anywhere, and libpq's reason quotes the
+ * token it choked on, which may be the password itself. */
 static ef_status check_dsn(const ef_settings *s, int k, struct ef_error *err)
 {
-	const char *v = s->slots[k].value;
-	char *msg = NULL, *red;
-	PQconninfoOption *o = PQconninfoParse(v, &msg);
-	char why[512], detail[300];
+	char origin[512], *why;
+	PQconninfoOption *o = PQconninfoParse(s->slots[k].value, NULL);
 
 	if (o) {
 		PQconninfoFree(o);
 		return EF_OK;
 	}
-	red = ef_redact(msg ? msg : "out of memory");
-	ef_escape_controls(red ? red : "", detail, sizeof(detail));
-	free(red);
-	PQfreemem(msg);
-	snprintf(why, sizeof(why), "is not a connection string libpq understands%s%s",
-		 may_hold_password(v) ? "" : ": ", may_hold_password(v) ? "" : detail);
-	bad_value(s, k, why, err);
-	return ef_error_hint(err, "use postgresql://user@host:5432/dbname or "
-				  "\"host=... dbname=... user=...\"; keep the password in "
+	why = ef_redact_dsn_error(s->slots[k].value);
+	ef_settings_origin(s, (enum ef_key)k, origin, sizeof(origin));
+	ef_error_set(err, EF_ERR_USAGE, "%s (from %s) is not a connection string libpq "
+		     "understands, and is not shown as it may hold a password: %s",
+		     keys[k].name, origin, why ? why : "out of memory");
+	free(why);
+	return ef_error_hint(err, "write it as \"host=... port=5432 dbname=... user=...\" or "
+				  "postgresql://host:5432/dbname?user=...; keep the password in "
 				  "~/.pgpass or PGPASSWORD");
 }
 

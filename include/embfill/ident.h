@@ -32,8 +32,9 @@ ef_status ef_ident_check(const char *name, bool qualified, const char *what,
 /* Checks a collection name typed by an operator or given with -C. */
 ef_status ef_collection_name_check(const char *name, struct ef_error *err);
 
-/* Copies s into out (size n, truncating) with control characters written as
- * \n, \t or \xNN, so that a bad value echoed in a message stays one
+/* Copies s into out (size n, truncating at a character boundary) with
+ * control characters and bytes that are not UTF-8 written as escapes
+ * (ef_sanitize), so that a bad value echoed in a message stays one
  * printable line and cannot drive the terminal. */
 void ef_escape_controls(const char *s, char *out, size_t n);
 

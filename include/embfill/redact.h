@@ -14,6 +14,8 @@
 #ifndef EMBFILL_REDACT_H
 #define EMBFILL_REDACT_H
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Remembers value as a secret (copied).  Values shorter than 4 bytes are
@@ -35,13 +37,45 @@ char *ef_redact_buf(const char *text, char *out, size_t outsz);
  * Returns a newly allocated string; caller frees. */
 char *ef_redact_url(const char *url);
 
-/* A libpq connection string or URI for display, as key=value pairs without
- * password or sslpassword; "(libpq defaults)" when empty.  Text that libpq
- * cannot parse is passed through ef_redact().  Caller frees. */
+/* A libpq connection string or URI for display: the options libpq parsed
+ * from it, as key=value pairs, without password or sslpassword, on one
+ * printable line; "(libpq defaults)" when it sets none.  A string libpq
+ * cannot parse is hidden whole: "(connection string hidden: libpq cannot
+ * parse it: <reason>)" with the reason of ef_redact_dsn_error().  Caller
+ * frees; NULL on allocation failure. */
 char *ef_redact_dsn(const char *dsn);
+
+/* Why libpq cannot parse dsn, fit to print: libpq's message on one line,
+ * where what it quotes from dsn is shown only when it is libpq's own
+ * punctuation or a misspelt key, with the key meant ("invalid connection
+ * option \"passwrod\"; did you mean \"password\"?"), and "..." otherwise.
+ * "" when dsn parses.  Caller frees. */
+char *ef_redact_dsn_error(const char *dsn);
+
+/* The connection string as a command that reproduces a run carries it:
+ * libpq's key=value form of the same options, without password and
+ * sslpassword, so that the command connects to the same database with the
+ * password from libpq's own sources (PGPASSWORD, PGPASSFILE, ~/.pgpass).
+ * ef_redact() leaves the result as it is, so a command line holding it as
+ * one shell word stays one word after redaction.  A string that cannot be
+ * shown so (libpq cannot parse it, or another value looks like a secret)
+ * becomes "(connection string hidden)", which a rerun refuses instead of
+ * connecting elsewhere.  "" for "".  Caller frees; NULL on allocation
+ * failure. */
+char *ef_redact_dsn_command(const char *dsn);
+
+/* Whether libpq reads a non-empty password or sslpassword from dsn. */
+bool ef_redact_dsn_has_password(const char *dsn);
 
 /* Registers the password of a connection string (and PGPASSWORD) as a
  * secret, so that it is masked wherever it might be echoed. */
 void ef_redact_add_dsn_secrets(const char *dsn);
+
+/* Formats like vasprintf(), then redacts (ef_redact) and sanitises the
+ * result, except that the control characters written in fmt itself (the
+ * caller's newlines, tabs and carriage returns) stay as they are: a
+ * newline inside a value is shown as "\n" and cannot forge a line.
+ * Newly allocated; NULL on allocation failure. */
+char *ef_safe_vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 #endif

@@ -162,6 +162,34 @@ t_near_miss_warned() {
 	finish n
 }
 
+# A collection named to clear the screen: the console draws the escape as
+# the text \x1b, in the list and in the message naming the near name, and
+# the screen around it stays.
+t_hostile_name_drawn_as_escapes() {
+	sql >/dev/null <<'SQL'
+INSERT INTO documents (id, collection, title, body) VALUES (900001, E'a\x1b[2J', 't', 'b');
+INSERT INTO document_chunks (id, document_id, collection, chunk_index, content)
+  VALUES (900001, 900001, E'a\x1b[2J', 0, 'x');
+SQL
+	hostile_steps; rc=$?
+	finish h
+	sql >/dev/null <<'SQL'
+DELETE FROM document_chunks WHERE id = 900001;
+DELETE FROM documents WHERE id = 900001;
+SQL
+	return $rc
+}
+
+hostile_steps() {
+	start h tui
+	wait_text h "Step 1 - Scope" || return 1
+	wait_text h 'a\x1b[2J' || return 1
+	typ h 'a[2J'; keys h Tab; typ h 'a[2J'; keys h Enter
+	wait_text h 'did you mean "a\x1b[2J"' || return 1
+	wait_text h "Collections (read the name here" || return 1
+	wait_text h "[>] 1 Scope" || return 1
+}
+
 # Cancel mid-run, leave (exit 5), then resume from a new console to an exact end.
 t_cancel_then_resume() {
 	reset_db
@@ -452,7 +480,7 @@ t_console_and_command_line_agree() {
 
 ALL="whole_session model_change_through_a_new_collection console_and_command_line_agree
 confirmation_mismatch_refused
-unknown_collection_refused near_miss_warned
+unknown_collection_refused near_miss_warned hostile_name_drawn_as_escapes
 cancel_then_resume resize_during_run sighup_during_run_is_resumable no_color ascii tsan_run"
 
 e2e_setup || { echo "e2e: set-up failed" >&2; exit 1; }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 
 #include "fixture.h"
 
@@ -224,21 +225,126 @@ Test(pg_cli, unreachable_database_exits_3_without_secrets)
 	struct proc_result r;
 	char *dir = test_tmpdir();
 	const char *env[] = { "EMBED_API_KEY=sk-test-PLANTED-4242", "PGPASSWORD=pw-PLANTED-pg",
-			      "DATABASE_URL", NULL };
+			      "DATABASE_URL=postgresql://ops:s3cr3t-PLANTED@127.0.0.1:1/db", NULL };
 
-	cr_assert_eq(run_embfill((const char *[]){ "status", "--dsn",
-						   "postgresql://ops:s3cr3t-PLANTED@127.0.0.1:1/db",
-						   NULL }, env, dir, &r), 3);
+	cr_assert_eq(run_embfill((const char *[]){ "status", NULL }, env, dir, &r), 3);
 	HAS(r.err, "cannot connect to the database");
 	HAS(r.err, "user=ops");
 	cr_expect_null(strstr(r.err, "s3cr3t-PLANTED"), "%s", r.err);
 	cr_expect_null(strstr(r.out, "s3cr3t-PLANTED"), "%s", r.out);
 	cr_expect_null(strstr(r.err, "sk-test-PLANTED"), "%s", r.err);
 	proc_result_free(&r);
-	cr_assert_eq(run_embfill((const char *[]){ "schema", "check", "--dsn",
-						   "host=127.0.0.1 port=1 password=s3cr3t-PLANTED",
-						   NULL }, env, dir, &r), 3);
+	env[2] = "DATABASE_URL=host=127.0.0.1 port=1 password=s3cr3t-PLANTED";
+	cr_assert_eq(run_embfill((const char *[]){ "schema", "check", NULL }, env, dir, &r), 3);
 	cr_expect_null(strstr(r.err, "s3cr3t-PLANTED"), "%s", r.err);
+	proc_result_free(&r);
+	free(dir);
+}
+
+/* A misspelt key makes libpq refuse the string; its values (the password
+ * under the misspelt key, and any other) stay hidden wherever it comes
+ * from, and libpq's newline is not printed as "\n". */
+Test(pg_cli, a_connection_string_with_a_misspelt_key_is_refused_without_its_values)
+{
+	static const char dsn[] = "host=/tmp/x dbname=lab passwrod=S3CRET-PLANTED foo=S3CRET-PLANTED";
+	struct proc_result r;
+	char *dir = test_tmpdir(), *cfg, *text = NULL;
+	const char *env[] = { "DATABASE_URL=host=/tmp/x dbname=lab passwrod=S3CRET-PLANTED "
+			      "foo=S3CRET-PLANTED", "PGPASSWORD", NULL };
+	static const char *const cmds[][3] = { { "status", NULL }, { "doctor", "--json", NULL } };
+
+	for (size_t i = 0; i < 2; i++) {
+		cr_assert_eq(run_embfill(cmds[i], env, dir, &r), 2, "%s", r.err);
+		HAS(r.err, "DATABASE_URL (from environment) is not a connection string libpq");
+		HAS(r.err, "invalid connection option \"passwrod\"; did you mean \"password\"?");
+		cr_expect_null(strstr(r.err, "PLANTED"), "%s", r.err);
+		cr_expect_null(strstr(r.out, "PLANTED"), "%s", r.out);
+		cr_expect_null(strstr(r.err, "\\n"), "%s", r.err);
+		proc_result_free(&r);
+	}
+	cr_assert(asprintf(&text, "DATABASE_URL=\"%s\"\n", dsn) > 0);
+	cfg = write_file(dir, "embfill.env", text);
+	cr_assert_eq(run_embfill((const char *[]){ "status", NULL },
+				 (const char *[]){ "DATABASE_URL", NULL }, dir, &r), 2);
+	HAS(r.err, "embfill.env:1) is not a connection string libpq");
+	cr_expect_null(strstr(r.err, "PLANTED"), "%s", r.err);
+	cr_expect_null(strstr(r.err, "/tmp/x"), "%s", r.err);
+	proc_result_free(&r);
+	free(cfg);
+	free(text);
+	free(dir);
+}
+
+/* A command line shows in ps to every user of the host for the whole run:
+ * a password there is refused before anything connects or is written.
+ * The database here is reachable and the string otherwise right, so
+ * anything but the refusal would create the schema. */
+Test(pg_cli, a_password_on_the_command_line_is_refused_before_anything_connects)
+{
+	struct fx f;
+	struct proc_result r;
+	char *kv = NULL, *set = NULL, *uri = NULL, *q = NULL, *host = NULL;
+	PQconninfoOption *o = PQconninfoParse(test_dsn(BACKEND_PG), NULL), *p;
+	const char *port = "5432";
+
+	fx_init(&f, BACKEND_PG, NULL);
+	for (p = o; p->keyword; p++) {
+		if (strcmp(p->keyword, "host") == 0)
+			host = p->val;
+		if (strcmp(p->keyword, "port") == 0 && p->val)
+			port = p->val;
+	}
+	cr_assert(asprintf(&kv, "%s password=pw-PLANTED-kv", test_dsn(BACKEND_PG)) > 0);
+	cr_assert(asprintf(&set, "DATABASE_URL=%s", kv) > 0);
+	cr_assert(asprintf(&uri, "postgresql://postgres:pw-PLANTED-uri@/postgres?host=%s&port=%s",
+			   host, port) > 0);
+	{
+		const char *const lines[][8] = {
+			{ "schema", "init", "--dim", "4", "--dsn", kv, NULL },
+			{ "schema", "init", "--dim", "4", "--set", set, NULL },
+			{ "schema", "init", "--dim", "4", "--dsn", uri, NULL },
+			{ "run", "-C", "a", "--confirm", "a", "--dsn", uri, NULL },
+		};
+
+		for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+			cr_assert_eq(run_in(&f, &r, lines[i]), 2, "line %zu accepted:\n%s%s", i,
+				     r.out, r.err);
+			HAS(r.err, "the connection string holds a password");
+			HAS(r.err, "embfill.env");
+			HAS(r.err, "PGPASSFILE");
+			HAS(r.err, "~/.pgpass");
+			HAS(r.err, "PGPASSWORD");
+			cr_expect_null(strstr(r.err, "PLANTED"), "%s", r.err);
+			cr_expect_null(strstr(r.out, "PLANTED"), "%s", r.out);
+			proc_result_free(&r);
+		}
+	}
+	cr_assert(asprintf(&q, "SELECT count(*) FROM pg_namespace WHERE nspname = '%s'", f.tool) > 0);
+	cr_expect_eq(fx_ll(&f, q), 0, "embfill's schema was made");
+	free(q);
+	PQconninfoFree(o);
+	free(kv);
+	free(set);
+	free(uri);
+	fx_free(&f);
+}
+
+/* fopen() opens a directory and reading it fails, which read as an empty
+ * settings file: the defaults were used without a word. */
+Test(pg_cli, a_directory_or_unreadable_file_given_to_config_is_refused)
+{
+	struct proc_result r;
+	char *dir = test_tmpdir();
+
+	cr_assert_eq(run_embfill((const char *[]){ "status", "--config", dir, NULL },
+				 (const char *[]){ "DATABASE_URL", NULL }, dir, &r), 2, "%s", r.err);
+	HAS(r.err, "is a directory");
+	HAS(r.err, dir);
+	HAS(r.err, "settings file");
+	proc_result_free(&r);
+	cr_assert_eq(run_embfill((const char *[]){ "status", "--config", "/proc/self/mem", NULL },
+				 (const char *[]){ "DATABASE_URL", NULL }, dir, &r), 2, "%s", r.err);
+	HAS(r.err, "cannot read settings file \"/proc/self/mem\"");
 	proc_result_free(&r);
 	free(dir);
 }
@@ -259,4 +365,69 @@ Test(pg_cli, help_and_version_and_usage_errors)
 	cr_assert_eq(run_embfill((const char *[]){ "schema", "drop", NULL }, NULL, NULL, &r), 2);
 	HAS(r.err, "needs init or check");
 	proc_result_free(&r);
+}
+
+/* --- text from the database on a terminal ---------------------------------- */
+
+/* Fails unless text holds no ESC, BEL or C1 CSI byte. */
+static void expect_no_terminal_controls(const char *text, const char *what)
+{
+	cr_expect_null(memchr(text, 0x1b, strlen(text)), "ESC in %s:\n%s", what, text);
+	cr_expect_null(memchr(text, 0x07, strlen(text)), "BEL in %s:\n%s", what, text);
+	cr_expect_null(memchr(text, 0x9b, strlen(text)), "CSI in %s:\n%s", what, text);
+}
+
+#define EVIL "evil\x1b[2J\x1b]0;pwned\x07"
+#define CSI "csi\xc2\x9b" "6n"
+#define NEAR "acme\x1b[2J"
+
+/* A collection named to clear the screen and set the window title, one with
+ * a C1 CSI, and a model name with escapes: every command that prints them
+ * prints escapes a terminal shows instead of obeying. */
+Test(pg_cli, hostile_text_from_the_database_reaches_no_terminal_raw)
+{
+	struct fx f;
+	struct proc_result r;
+	cJSON *arr;
+
+	fx_init(&f, BACKEND_PG, NULL);
+	cr_assert_eq(run_in(&f, &r, (const char *[]){ "schema", "init", "--dim", "4", NULL }), 0);
+	proc_result_free(&r);
+	fx_sql(&f, "INSERT INTO @S.documents (id, collection, title, body) VALUES"
+		   " (1, E'evil\\x1b[2J\\x1b]0;pwned\\x07', 't', 'b'), (2, E'csi\\u009b6n', 't', 'b'),"
+		   " (3, E'acme\\x1b[2J', 't', 'b'), (4, 'plain', 't', 'b');"
+		   "INSERT INTO @S.document_chunks (id, document_id, collection, chunk_index, content)"
+		   " VALUES (1, 1, E'evil\\x1b[2J\\x1b]0;pwned\\x07', 0, 'x'),"
+		   " (2, 2, E'csi\\u009b6n', 0, 'y'), (3, 3, E'acme\\x1b[2J', 0, 'z'),"
+		   " (4, 4, 'plain', 0, 'w');"
+		   "INSERT INTO @S.document_embeddings"
+		   " (chunk_id, collection, model, dim, content_sha256, embedding)"
+		   " SELECT 4, 'plain', E'm\\x1b]0;model\\x07\\u009b', 4,"
+		   " sha256(convert_to('w', 'UTF8')), ARRAY[1, 0, 0, 0]::real[]");
+
+	cr_assert_eq(run_in(&f, &r, (const char *[]){ "status", NULL }), 0, "%s", r.err);
+	expect_no_terminal_controls(r.out, "status");
+	HAS(r.out, "evil\\x1b[2J\\x1b]0;pwned\\x07");
+	HAS(r.out, "csi\\u009b6n");
+	proc_result_free(&r);
+
+	arr = fx_status(&f, NULL);
+	fx_expect(arr, EVIL, (struct counts){ .chunks = 1, .missing = 1 });
+	fx_expect(arr, CSI, (struct counts){ .chunks = 1, .missing = 1 });
+	cJSON_Delete(arr);
+	cr_assert_eq(run_in(&f, &r, (const char *[]){ "status", "--json", NULL }), 0);
+	expect_no_terminal_controls(r.out, "status --json");
+	proc_result_free(&r);
+
+	cr_assert_eq(run_in(&f, &r, (const char *[]){ "status", "-C", "acme[2J", NULL }), 2);
+	HAS(r.err, "did you mean \"acme\\x1b[2J\"?");
+	expect_no_terminal_controls(r.err, "the error naming a near collection");
+	proc_result_free(&r);
+
+	run_in(&f, &r, (const char *[]){ "verify", "-C", "plain", NULL });
+	HAS(r.out, "m\\x1b]0;model\\x07\\u009b");
+	expect_no_terminal_controls(r.out, "verify");
+	expect_no_terminal_controls(r.err, "verify's errors");
+	proc_result_free(&r);
+	fx_free(&f);
 }

@@ -115,10 +115,10 @@ Test(pg_doctor, unreachable_database_exits_3_and_still_probes_the_service)
 
 	start(&d, BACKEND_PG, (const char *[]){ "--dim", "4", "--model", "m1", NULL });
 	{
-		const char *args[] = { "--config", d.f.config, "doctor", "--dsn",
-				       "postgresql://u:pw-PLANTED@127.0.0.1:1/x", NULL };
+		const char *args[] = { "--config", d.f.config, "doctor", NULL };
 		char u[128];
-		const char *e2[] = { "EMBED_PROVIDER=tei", u, "EMBED_DIM=4", env[0], NULL };
+		const char *e2[] = { "EMBED_PROVIDER=tei", u, "EMBED_DIM=4", env[0],
+				     "DATABASE_URL=postgresql://u:pw-PLANTED@127.0.0.1:1/x", NULL };
 		snprintf(u, sizeof(u), "EMBED_URL=%s", d.e.url);
 		cr_assert_eq(run_embfill(args, e2, d.f.dir, &d.r), 3, "%s\n%s", d.r.out, d.r.err);
 	}

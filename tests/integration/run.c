@@ -12,6 +12,7 @@
 
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <libpq-fe.h>
 
 #include "embedder_proc.h"
 #include "embfill/embed.h"
@@ -559,5 +560,123 @@ Test(pg_run, historylog_entry_holds_the_command_and_no_secret, .timeout = 60)
 	cr_expect_null(strstr(text, "PLANTED"));
 	free(text);
 	free(hist);
+	rt_stop(&t);
+}
+
+/* --- the command a historylog entry records --------------------------------- */
+
+static char *read_all(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	long n;
+
+	cr_assert(f, "cannot open %s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	text = calloc(1, (size_t)n + 1);
+	cr_assert(fread(text, 1, (size_t)n, f) == (size_t)n);
+	fclose(f);
+	return text;
+}
+
+/* The command of the newest entry: the first ```sh block. */
+static char *entry_command(const char *hist)
+{
+	const char *start = strstr(hist, "```sh\n"), *end;
+
+	cr_assert(start, "no command block in:\n%s", hist);
+	start += 6;
+	end = strstr(start, "\n```");
+	cr_assert(end, "unterminated command block in:\n%s", hist);
+	return strndup(start, (size_t)(end - start));
+}
+
+/* Runs a run with args and --historylog, and checks the command its entry
+ * records: it parses as shell, holds no secret, and run again as written
+ * (with this build's binary) it succeeds against the same database. */
+static char *recorded_and_rerun(struct rt *t, const char *const *args, const char *const *env)
+{
+	struct proc_result r;
+	char *hist = NULL, *text, *cmd, *rerun = NULL, line[600];
+	const char *argv[24] = { "--config", t->f.config, "run", "-C", "acme", "--confirm", "acme",
+				 "--historylog" };
+	size_t n = 8;
+
+	snprintf(line, sizeof(line), "HISTORYLOG=%s/h.md\n", t->f.dir);
+	add_settings(&t->f, line);
+	while (args && *args && n < 23)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	cr_assert_eq(run_embfill(argv, env, t->f.dir, &r), 0, "%s", r.err);
+	cr_expect_null(strstr(r.out, "PLANTED"));
+	cr_expect_null(strstr(r.err, "PLANTED"));
+	proc_result_free(&r);
+	cr_assert(asprintf(&hist, "%s/h.md", t->f.dir) > 0);
+	text = read_all(hist);
+	cmd = entry_command(text);
+	cr_expect_null(strstr(text, "PLANTED"), "%s", text);
+	cr_assert_eq(proc_run((const char *[]){ "bash", "-n", "-c", cmd, NULL }, NULL, NULL, &r), 0,
+		     "the recorded command is not shell:\n%s\n%s", cmd, r.err);
+	proc_result_free(&r);
+	cr_assert_eq(strncmp(cmd, "embfill ", 8), 0, "%s", cmd);
+	cr_assert(asprintf(&rerun, "'%s' %s", getenv("EMBFILL_BIN"), cmd + 8) > 0);
+	cr_assert_eq(proc_run((const char *[]){ "sh", "-c", rerun, NULL }, env, t->f.dir, &r), 0,
+		     "the recorded command failed as written:\n%s\n%s%s", cmd, r.out, r.err);
+	proc_result_free(&r);
+	free(rerun);
+	free(text);
+	free(hist);
+	return cmd;
+}
+
+/* The password lives in the settings file (mode 600), where it belongs:
+ * the command points at the file and never holds the password. */
+Test(pg_run, historylog_command_of_a_keyword_dsn_with_a_password_is_shell, .timeout = 60)
+{
+	struct rt t;
+	char line[600], *cmd;
+
+	rt_start(&t, BACKEND_PG, 30, 0, NULL);
+	snprintf(line, sizeof(line), "DATABASE_URL=\"%s password='pw PLANTED \\\\'1\\\\''\"\n",
+		 test_dsn(BACKEND_PG));
+	add_settings(&t.f, line);
+	cmd = recorded_and_rerun(&t, (const char *[]){ "--note", "it's the window", NULL },
+				 (const char *[]){ "DATABASE_URL", "EMBED_MODEL", "EMBED_DIM",
+						   "PGPASSWORD", NULL });
+	HAS(cmd, "--config");
+	free(cmd);
+	rt_stop(&t);
+}
+
+/* A URI with a user name on the command line: before, the redaction of the
+ * entry took "postgres@" for URL userinfo and dropped it, so the command
+ * connected as another role. */
+Test(pg_run, historylog_command_of_a_uri_dsn_keeps_the_user_and_reruns, .timeout = 60)
+{
+	struct rt t;
+	char *uri = NULL, *cmd;
+	const char *host = NULL, *port = "5432";
+	PQconninfoOption *o = PQconninfoParse(test_dsn(BACKEND_PG), NULL);
+
+	for (PQconninfoOption *p = o; p && p->keyword; p++) {
+		if (strcmp(p->keyword, "host") == 0)
+			host = p->val;
+		if (strcmp(p->keyword, "port") == 0 && p->val)
+			port = p->val;
+	}
+	rt_start(&t, BACKEND_PG, 30, 0, NULL);
+	cr_assert(asprintf(&uri, "postgresql://postgres@/postgres?host=%s&port=%s"
+				 "&application_name=nightly%%20backfill", host, port) > 0);
+	cmd = recorded_and_rerun(&t, (const char *[]){ "--dsn", uri, NULL },
+				 (const char *[]){ "DATABASE_URL", "EMBED_MODEL", "EMBED_DIM",
+						   "PGPASSWORD", "PGUSER", "PGDATABASE", NULL });
+	HAS(cmd, "--dsn '");
+	HAS(cmd, "user=postgres");
+	HAS(cmd, "application_name=");
+	free(cmd);
+	free(uri);
+	PQconninfoFree(o);
 	rt_stop(&t);
 }

@@ -528,3 +528,33 @@ Test(pg_spotcheck, cites_without_title_when_documents_are_missing, .timeout = 60
 	HAS(s.r.out, "chunk 1 (#2)");
 	finish(&s);
 }
+
+/* Fails unless text holds no ESC, BEL or C1 CSI byte. */
+static void expect_no_terminal_controls(const char *text, const char *what)
+{
+	cr_expect_null(memchr(text, 0x1b, strlen(text)), "ESC in %s:\n%s", what, text);
+	cr_expect_null(memchr(text, 0x07, strlen(text)), "BEL in %s:\n%s", what, text);
+	cr_expect_null(memchr(text, 0x9b, strlen(text)), "CSI in %s:\n%s", what, text);
+}
+
+/* A query pasted with escapes in it, and a title holding some: the report
+ * shows them as escapes, in plain text and in JSON. */
+Test(pg_spotcheck, escapes_in_a_query_or_a_title_reach_no_terminal, .timeout = 60)
+{
+	struct spot s;
+	const char *q = "reset\x1b[2J your\x1b]0;pwned\x07 password\xc2\x9b" "6n";
+	cJSON *o;
+
+	start(&s, BACKEND_PG);
+	fx_sql(&s.f, "UPDATE @S.documents SET title = E'Acme\\x1b[2J handbook\\x07\\u009b'"
+		     " WHERE id = 1");
+	cr_assert_eq(spot(&s, (const char *[]){ "-C", "acme", "-q", q, NULL }, NULL), 0, "%s",
+		     s.r.err);
+	expect_no_terminal_controls(s.r.out, "spot-check");
+	expect_no_terminal_controls(s.r.err, "spot-check's errors");
+	HAS(s.r.out, "reset\\x1b[2J your\\x1b]0;pwned\\x07 password\\u009b6n");
+	o = spot_json(&s, (const char *[]){ "-C", "acme", "-q", q, "--json", NULL }, 0);
+	expect_no_terminal_controls(s.r.out, "spot-check --json");
+	cJSON_Delete(o);
+	finish(&s);
+}

@@ -9,8 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "embfill/redact.h"
 #include "embfill/settings.h"
+#include "embfill/strbuf.h"
+#include "proc.h"
 
 static void setup(void)
 {
@@ -291,4 +295,232 @@ Test(redact, settings_display_never_shows_secrets)
 	cr_assert_str_eq(shown, "(not set)");
 	free(shown);
 	ef_settings_free(s);
+}
+
+/* --- connection strings: what libpq parses, and nothing it cannot --------- */
+
+/* Takes got (allocated) and asserts that it holds no control character and
+ * none of the secrets (NULL-terminated). */
+static void assert_clean_of(char *got, const char *const *secrets)
+{
+	char copy[1024];
+
+	cr_assert_not_null(got);
+	snprintf(copy, sizeof(copy), "%s", got);
+	free(got);
+	for (const char *p = copy; *p; p++)
+		cr_assert((unsigned char)*p >= 0x20 && *p != 0x7f, "control byte 0x%02x in: %s",
+			  (unsigned char)*p, copy);
+	cr_assert_null(strstr(copy, "\\n"), "libpq's newline shown as \\n: %s", copy);
+	for (; *secrets; secrets++)
+		cr_assert_null(strstr(copy, *secrets), "\"%s\" leaked: %s", *secrets, copy);
+}
+
+/* libpq refuses an unknown key, so before, the string was only passed
+ * through the shape rules, which know "password" and not its misspellings. */
+Test(redact, redact_dsn_with_a_misspelt_key_hides_the_whole_string)
+{
+	char *d = ef_redact_dsn("host=/tmp/x dbname=lab passwrod=S3CRET foo=S3CRET");
+
+	cr_assert_not_null(d);
+	cr_expect_str_eq(d, "(connection string hidden: libpq cannot parse it: invalid connection "
+			    "option \"passwrod\"; did you mean \"password\"?)");
+	free(d);
+	assert_clean_of(ef_redact_dsn("host=/tmp/x foo=S3CRET"),
+			(const char *[]){ "S3CRET", "/tmp/x", NULL });
+	assert_clean_of(ef_redact_dsn("postgresql://u@h/db?passwrod=S3CRET"),
+			(const char *[]){ "S3CRET", NULL });
+}
+
+/* libpq's reason quotes the token it choked on, which may be the second
+ * half of an unquoted password or the whole URI. */
+Test(redact, redact_dsn_never_shows_what_libpq_quotes_from_a_value)
+{
+	static const char *const bad[] = {
+		"host=h password=correct horse",
+		"host=h password=correct horse=battery",
+		"password=hostx hostx=1",
+		"host=h password='unterminated horse",
+		"postgresql://app:Sup3r%zzhorse@db/x",
+		"postgresql://app:horse@[::1/db",
+		"postgresql://app@db/x?password=horse&x",
+		"postgresql://app@db/x?sslpassword==horse",
+		"\"horse\" x=1",
+		"'h,&&&post\"&&9&&resql://app:horse@db:5&g'h,&&&post\"&&&gr",
+		"host=h password='untermost=h password='horse p=\" after \"horse",
+		"postgresql://app:horse@[::1]x/db",
+	};
+	static const char lead[] = "(connection string hidden: libpq cannot parse it: ";
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *d = ef_redact_dsn(bad[i]);
+		char *why = ef_redact_dsn_error(bad[i]);
+
+		cr_assert_not_null(why);
+		cr_expect_neq(*why, '\0', "no reason for %s", bad[i]);
+		cr_expect(strncmp(d, lead, strlen(lead)) == 0, "%s -> %s", bad[i], d);
+		assert_clean_of(d, (const char *[]){ "horse", "hostx", "Sup3r", NULL });
+		assert_clean_of(why, (const char *[]){ "horse", "hostx", "Sup3r", NULL });
+	}
+}
+
+Test(redact, redact_dsn_error_is_empty_for_a_string_libpq_parses)
+{
+	char *why = ef_redact_dsn_error("host=h dbname=x");
+
+	cr_assert_str_eq(why, "");
+	free(why);
+}
+
+/* libpq's own punctuation and numbers stay; what it quotes does not. */
+Test(redact, redact_dsn_error_keeps_the_shape_of_libpqs_reason)
+{
+	static const char head[] = "unexpected character \"...\" at position ";
+	static const char tail[] = " in URI (expected \":\" or \"/\"): \"...\"";
+	char *why = ef_redact_dsn_error("postgresql://app:horse@[::1]x/db");
+	size_t n = strlen(why), h = strlen(head), t = strlen(tail);
+
+	cr_expect_eq(strncmp(why, head, h), 0, "%s", why);
+	cr_expect(n > h + t && strcmp(why + n - t, tail) == 0, "%s", why);
+	cr_expect(n > h + t && strspn(why + h, "0123456789") == n - h - t, "%s", why);
+	free(why);
+	why = ef_redact_dsn_error("host=h password='horse");
+	cr_expect_str_eq(why, "unterminated quoted string in connection info string");
+	free(why);
+}
+
+Test(redact, redact_dsn_of_a_uri_keeps_the_user_and_loses_every_password)
+{
+	char *d = ef_redact_dsn("postgresql://app:pw-one@db.internal:5433/prod"
+				"?password=pw-two&sslpassword=pw-three&sslmode=require");
+
+	cr_assert_not_null(d);
+	cr_expect_str_eq(d, "user=app dbname=prod host=db.internal port=5433 sslmode=require");
+	free(d);
+}
+
+Test(redact, redact_dsn_quotes_values_and_escapes_control_characters)
+{
+	char *d = ef_redact_dsn("host=h application_name='nightly run' options='-c x=\\'y\\''");
+
+	cr_expect_str_eq(d, "host=h options='-c x=\\'y\\'' application_name='nightly run'");
+	free(d);
+	assert_clean_of(ef_redact_dsn("host=h application_name='a\x1b[2Jb\x07'"),
+			(const char *[]){ "\x1b", "\x07", NULL });
+}
+
+/* --- connection strings in a reproducing command -------------------------- */
+
+/* The command line a run records, with dsn as its --dsn word, passed
+ * through the redaction every recorded text gets; caller frees. */
+static char *recorded_command(const char *dsn)
+{
+	struct ef_strbuf b = EF_STRBUF_INIT;
+	char *form = ef_redact_dsn_command(dsn), *line;
+
+	cr_assert_not_null(form);
+	ef_strbuf_add(&b, "embfill --dsn ");
+	ef_strbuf_add_shell_word(&b, form);
+	ef_strbuf_add(&b, " run -C acme --confirm acme");
+	free(form);
+	line = ef_redact(ef_strbuf_str(&b));
+	ef_strbuf_free(&b);
+	return line;
+}
+
+static void assert_parses_as_shell(const char *cmd)
+{
+	struct proc_result r;
+
+	cr_assert_eq(proc_run((const char *[]){ "bash", "-n", "-c", cmd, NULL }, NULL, NULL, &r),
+		     0, "bash -n refused: %s\n%s", cmd, r.err);
+	proc_result_free(&r);
+}
+
+/* The options a string gives libpq, password keys left out, as "k=v;". */
+static char *options_of(const char *dsn)
+{
+	PQconninfoOption *o = PQconninfoParse(dsn, NULL);
+	struct ef_strbuf b = EF_STRBUF_INIT;
+
+	cr_assert_not_null(o, "libpq cannot parse %s", dsn);
+	for (PQconninfoOption *p = o; p->keyword; p++)
+		if (p->val && strcmp(p->keyword, "password") && strcmp(p->keyword, "sslpassword"))
+			ef_strbuf_addf(&b, "%s=%s;", p->keyword, p->val);
+	PQconninfoFree(o);
+	return ef_strbuf_take(&b);
+}
+
+Test(redact, dsn_command_parses_as_shell_and_holds_no_password)
+{
+	static const char *const dsns[] = {
+		"host=/tmp/sock dbname=lab user=ops password=pw-PLANTED-1",
+		"host=/tmp/sock dbname=lab password='pw PLANTED \\'2\\'' sslpassword=pw-PLANTED-3",
+		"postgresql://ops:pw-PLANTED-4@db.internal:5433/lab?sslmode=require"
+		"&password=pw-PLANTED-5",
+		"postgresql://ops@/lab?host=/tmp/sock&application_name=it%27s%20nightly",
+	};
+
+	for (size_t i = 0; i < sizeof(dsns) / sizeof(dsns[0]); i++) {
+		char *cmd = recorded_command(dsns[i]);
+
+		cr_assert_null(strstr(cmd, "PLANTED"), "password in %s", cmd);
+		cr_assert(strstr(cmd, "user=ops") || i == 1, "user dropped: %s", cmd);
+		assert_parses_as_shell(cmd);
+		free(cmd);
+	}
+}
+
+/* What the command carries connects where the string did: the same
+ * options, the password left to PGPASSWORD or the password file. */
+Test(redact, dsn_command_gives_libpq_the_same_options_but_the_password)
+{
+	static const char *const dsns[] = {
+		"host=/tmp/sock port=5433 dbname=lab user=ops password=pw options='-c a=\\'b c\\''",
+		"postgresql://ops:pw@db.internal,db2:5433,5434/lab?sslmode=verify-full"
+		"&application_name=back%20fill",
+		"",
+	};
+
+	for (size_t i = 0; i < sizeof(dsns) / sizeof(dsns[0]); i++) {
+		char *form = ef_redact_dsn_command(dsns[i]);
+		char *want = options_of(dsns[i]), *got = options_of(form);
+		char *again = ef_redact(form);
+
+		cr_expect_str_eq(got, want, "%s -> %s", dsns[i], form);
+		cr_expect_str_eq(again, form, "redaction changes the command's --dsn word");
+		free(again);
+		free(got);
+		free(want);
+		free(form);
+	}
+}
+
+Test(redact, dsn_command_of_a_string_that_cannot_be_shown_is_refused_on_rerun)
+{
+	char *form = ef_redact_dsn_command("host=h passwrod=S3CRET");
+
+	cr_assert_str_eq(form, "(connection string hidden)");
+	cr_assert_null(PQconninfoParse(form, NULL), "libpq accepts the placeholder");
+	free(form);
+	form = ef_redact_dsn_command("host=h application_name='https://u:S3CRET@x/'");
+	cr_assert_str_eq(form, "(connection string hidden)");
+	free(form);
+}
+
+Test(redact, dsn_has_password_finds_every_spelling)
+{
+	cr_expect(ef_redact_dsn_has_password("host=h password=x"));
+	cr_expect(ef_redact_dsn_has_password("host=h PASSWORD=x") == false,
+		  "libpq keys are lowercase: this string does not parse");
+	cr_expect(ef_redact_dsn_has_password("host=h sslpassword='a b'"));
+	cr_expect(ef_redact_dsn_has_password("postgresql://u:pw@h/db"));
+	cr_expect(ef_redact_dsn_has_password("postgresql://u@h/db?password=pw"));
+	cr_expect(ef_redact_dsn_has_password("postgres://h/db?sslpassword=pw"));
+	cr_expect_not(ef_redact_dsn_has_password("postgresql://u@h/db"));
+	cr_expect_not(ef_redact_dsn_has_password("postgresql://u:@h/db"));
+	cr_expect_not(ef_redact_dsn_has_password("host=h password="));
+	cr_expect_not(ef_redact_dsn_has_password("host=h passfile=/home/u/.pgpass"));
+	cr_expect_not(ef_redact_dsn_has_password(""));
+	cr_expect_not(ef_redact_dsn_has_password(NULL));
 }

@@ -205,6 +205,30 @@ Test(settings, settings_file_is_read_from_disk_and_may_be_missing_when_optional)
 	rmdir(dir);
 }
 
+/* fopen() opens a directory and fread() then fails with EISDIR, which read
+ * as an empty file: every setting silently at its default. */
+Test(settings, a_directory_given_as_settings_file_is_refused)
+{
+	char dir[] = "/tmp/embfill-settings-XXXXXX";
+
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(ef_settings_load_file(s, dir, true, &err), EF_ERR_USAGE);
+	assert_has(err.msg, dir, "message");
+	assert_has(err.msg, "is a directory", "message");
+	assert_has(err.hint, "settings file", "hint");
+	ef_error_clear(&err);
+	cr_assert_eq(ef_settings_load_file(s, dir, false, &err), EF_ERR_USAGE,
+		     "the default ./embfill.env as a directory");
+	rmdir(dir);
+}
+
+/* A file that opens but cannot be read (here EIO at offset 0). */
+Test(settings, a_settings_file_that_cannot_be_read_is_refused)
+{
+	cr_assert_eq(ef_settings_load_file(s, "/proc/self/mem", true, &err), EF_ERR_USAGE);
+	assert_has(err.msg, "cannot read settings file \"/proc/self/mem\"", "message");
+}
+
 /* --- dotenv syntax ------------------------------------------------------- */
 
 Test(settings, dotenv_skips_comments_and_blank_lines_and_accepts_export)
@@ -489,6 +513,63 @@ Test(settings, database_url_parse_error_never_shows_the_password)
 		cr_assert_null(strstr(err.msg, "Sup3rS3cret"), "password leaked: %s", err.msg);
 		cr_assert_null(strstr(err.hint, "Sup3rS3cret"), "password leaked: %s", err.hint);
 	}
+}
+
+/* A misspelt key makes the string unparseable; before, the message showed
+ * the string with only its "password=" values masked. */
+Test(settings, database_url_with_a_misspelt_key_is_refused_without_its_values)
+{
+	static char *env[] = { "DATABASE_URL=host=/tmp/x dbname=lab passwrod=S3CRET foo=S3CRET",
+			       NULL };
+
+	cr_assert_eq(load("DATABASE_URL=\"host=/tmp/x passwrod=S3CRET\"\n"), EF_OK);
+	assert_bad("DATABASE_URL", "test.env:1", "postgresql://");
+	assert_has(err.msg, "invalid connection option \"passwrod\"", "message");
+	cr_assert_null(strstr(err.msg, "S3CRET"), "password leaked: %s", err.msg);
+	cr_assert_null(strstr(err.msg, "\\n"), "libpq's newline shown: %s", err.msg);
+	cr_assert_eq(load_env(env), EF_OK);
+	assert_bad("DATABASE_URL", "environment", "postgresql://");
+	cr_assert_null(strstr(err.msg, "S3CRET"), "password leaked: %s", err.msg);
+	cr_assert_null(strstr(err.msg, "/tmp/x"), "value shown: %s", err.msg);
+}
+
+/* A command line is visible in ps for the whole run. */
+Test(settings, a_password_in_a_connection_string_flag_is_refused)
+{
+	static const char *const dsns[] = {
+		"host=/tmp/x dbname=lab password=pw-PLANTED",
+		"host=/tmp/x sslpassword='pw PLANTED'",
+		"postgresql://ops:pw-PLANTED@db/lab",
+		"postgresql://ops@db/lab?sslmode=require&password=pw-PLANTED",
+	};
+
+	for (size_t i = 0; i < sizeof(dsns) / sizeof(dsns[0]); i++) {
+		cr_assert_eq(flag("DATABASE_URL", dsns[i], i % 2 ? "--set" : "--dsn"),
+			     EF_ERR_USAGE, "%s accepted", dsns[i]);
+		assert_has(err.msg, i % 2 ? "--set" : "--dsn", "message");
+		assert_has(err.msg, "password", "message");
+		assert_has(err.hint, "embfill.env", "hint");
+		assert_has(err.hint, "PGPASSFILE", "hint");
+		assert_has(err.hint, "~/.pgpass", "hint");
+		assert_has(err.hint, "PGPASSWORD", "hint");
+		cr_assert_null(strstr(err.msg, "PLANTED"), "%s", err.msg);
+		cr_assert_null(strstr(err.hint, "PLANTED"), "%s", err.hint);
+		cr_assert_str_eq(ef_settings_value(s, EF_K_DATABASE_URL), "", "stored anyway");
+	}
+}
+
+Test(settings, a_password_in_the_file_or_environment_is_accepted)
+{
+	static char *env[] = { "DATABASE_URL=postgresql://ops:pw-env@db/lab", NULL };
+
+	cr_assert_eq(flag("DATABASE_URL", "postgresql://ops@db/lab?sslmode=require", "--dsn"),
+		     EF_OK, "%s", err.msg);
+	ef_settings_free(s);
+	s = ef_settings_new();
+	cr_assert_eq(load("DATABASE_URL=\"host=/tmp/x password=pw-file\"\n"), EF_OK);
+	cr_assert_eq(finish(), EF_OK, "%s", err.msg);
+	cr_assert_eq(load_env(env), EF_OK);
+	cr_assert_eq(finish(), EF_OK, "%s", err.msg);
 }
 
 Test(settings, missing_ca_file_is_refused)

@@ -17,8 +17,13 @@ void cli_usage(FILE *f, enum cli_cmd cmd);
 /* The command's option list, one per line ("--dsn DSN"), for tests. */
 void cli_list_options(FILE *f, enum cli_cmd cmd);
 
-/* Output: every line goes through redaction. */
+/* Output: redacted, and sanitised for the terminal: control characters
+ * from the values are printed as visible escapes, the format's own
+ * newlines, tabs and carriage returns are kept. */
 void out_printf(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints a text whose newlines and tabs are its own (a historylog entry),
+ * redacted and sanitised. */
+void out_text(FILE *f, const char *text);
 /* Prints "embfill: msg" and "hint: ..." to stderr; returns err->status. */
 int out_error(const struct ef_error *err);
 /* Prints a cJSON-built document (passed as text) redacted, with newline. */

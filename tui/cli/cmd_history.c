@@ -43,8 +43,11 @@ static void print_plain(const char *path, const struct ef_history_list *l)
 		out_printf(stdout, "no entries yet in %s\n", path);
 		return;
 	}
-	for (size_t i = 0; i < l->n; i++)
-		out_printf(stdout, "%s%s", i ? "\n" : "", l->entries[i]);
+	for (size_t i = 0; i < l->n; i++) {
+		if (i)
+			out_printf(stdout, "\n");
+		out_text(stdout, l->entries[i]);
+	}
 }
 
 /* [{"heading": ..., "text": ...}], newest first; [] when there is no

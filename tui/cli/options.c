@@ -31,7 +31,7 @@ static const struct opt opts[] = {
 	{ "config", 1, O_CONFIG, 0, "FILE", CMD_ALL,
 	  "settings file (default ./embfill.env when present)" },
 	{ "dsn", 1, O_DSN, 0, "DSN", CMD_ALL,
-	  "PostgreSQL connection string or URI (sets DATABASE_URL)" },
+	  "PostgreSQL connection string or URI, without a password (sets DATABASE_URL)" },
 	{ "set", 1, O_SET, 0, "KEY=VALUE", CMD_ALL, "set any settings key for this run" },
 	{ "json", 0, O_JSON, 0, NULL,
 	  CMD_STATUS | CMD_SCHEMA | CMD_DOCTOR | CMD_PLAN | CMD_VERIFY | CMD_SPOTCHECK |

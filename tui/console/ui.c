@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "embfill/redact.h"
+#include "embfill/sanitize.h"
 #include "tui/console/console.h"
 #include "tui/console/term.h"
 #include "tui/flow/request.h"
@@ -104,20 +105,27 @@ static void wrap_one(struct console *c, enum role r, const char *s)
 	}
 }
 
+/* Sanitised as the command line's output is (core/sanitize.c), so that the
+ * console shows a control character from the database as the same escape;
+ * newlines stay, as each starts a body line. */
 void ui_line(struct console *c, enum role r, const char *fmt, ...)
 {
-	char raw[2048], safe[2048], *p, *nl;
+	char raw[2048], red[2048], *safe, *p, *nl;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	ef_redact_buf(raw, safe, sizeof(safe));
+	ef_redact_buf(raw, red, sizeof(red));
+	safe = ef_sanitize(red, strlen(red), EF_SAN_KEEP_LINES);
+	if (!safe)
+		return;
 	for (p = safe; (nl = strchr(p, '\n')); p = nl + 1) {
 		*nl = '\0';
 		wrap_one(c, r, p);
 	}
 	wrap_one(c, r, p);
+	free(safe);
 }
 
 void ui_blank(struct console *c)
@@ -171,13 +179,14 @@ void ui_field(struct console *c, const char *label, const char *value, bool focu
 
 void console_msg(struct console *c, enum role r, const char *fmt, ...)
 {
-	char raw[sizeof(c->msg)];
 	va_list ap;
+	char *safe;
 
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	safe = ef_safe_vformat(fmt, ap);
 	va_end(ap);
-	ef_redact_buf(raw, c->msg, sizeof(c->msg));
+	snprintf(c->msg, sizeof(c->msg), "%s", safe ? safe : "");
+	free(safe);
 	c->msg_role = r;
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "embfill/redact.h"
 #include "tui/flow/command.h"
 
 void command_word(struct ef_strbuf *b, const char *w)
@@ -38,8 +39,13 @@ void command_start(struct ef_strbuf *b, const struct app *app, const char *cmd)
 
 		if (strcmp(k, "BATCH_SIZE") == 0 || strcmp(k, "EMBED_CONCURRENCY") == 0)
 			continue;
-		if (strcmp(cli->sets[i].flag, "--dsn") == 0) {
-			command_flag(b, "--dsn", cli->sets[i].value);
+		if (strcmp(k, "DATABASE_URL") == 0) {
+			/* in the form redaction leaves whole; a password is left to
+			 * libpq's own sources */
+			char *dsn = ef_redact_dsn_command(cli->sets[i].value);
+
+			command_flag(b, "--dsn", dsn ? dsn : "(connection string hidden)");
+			free(dsn);
 			continue;
 		}
 		if (asprintf(&kv, "%s=%s", k, cli->sets[i].value) < 0) {
