@@ -216,7 +216,10 @@ ef_status ef_db_info(ef_db *db, struct ef_db_info *info, struct ef_error *err)
 	static const char sql[] =
 		"SELECT current_setting('server_version'), current_database(), current_user,"
 		" (SELECT extversion FROM pg_extension WHERE extname = 'vector'),"
-		" EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')";
+		" EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector'),"
+		" EXISTS (SELECT 1 FROM pg_type t JOIN pg_depend d ON d.objid = t.oid"
+		"  JOIN pg_extension x ON x.oid = d.refobjid"
+		"  WHERE x.extname = 'vector' AND t.typname = 'halfvec')";
 	PGresult *res;
 
 	memset(info, 0, sizeof(*info));
@@ -230,6 +233,7 @@ ef_status ef_db_info(ef_db *db, struct ef_db_info *info, struct ef_error *err)
 	info->vector_installed = !PQgetisnull(res, 0, 3);
 	copy_field(info->vector_version, sizeof(info->vector_version), PQgetvalue(res, 0, 3));
 	info->vector_available = info->vector_installed || strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+	info->halfvec = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
 	PQclear(res);
 	info->server_num = PQserverVersion(db->conn);
 	copy_field(info->host, sizeof(info->host), PQhost(db->conn));

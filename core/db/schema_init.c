@@ -140,7 +140,8 @@ static const char chunks_ddl[] =
 static char *embeddings_ddl(const struct ef_mapping *m, enum ef_vec_type t, int dim)
 {
 	struct ef_strbuf b = EF_STRBUF_INIT;
-	const char *dims = t == EF_VEC_PGVECTOR ? "vector_dims" : "cardinality";
+	const char *dims = t == EF_VEC_PGVECTOR || t == EF_VEC_HALFVEC ? "vector_dims"
+										: "cardinality";
 
 	ef_strbuf_add(&b, "CREATE TABLE {embeddings} ("
 			  "  {echunk} bigint PRIMARY KEY,"
@@ -149,8 +150,9 @@ static char *embeddings_ddl(const struct ef_mapping *m, enum ef_vec_type t, int 
 	if (m->emb_dim)
 		ef_strbuf_add(&b, "  {dim} integer NOT NULL CHECK ({dim} > 0),");
 	ef_strbuf_add(&b, "  {hash} bytea NOT NULL CHECK (octet_length({hash}) = 32),");
-	if (t == EF_VEC_PGVECTOR)
-		ef_strbuf_addf(&b, "  {vec} vector(%d),", dim);
+	if (t == EF_VEC_PGVECTOR || t == EF_VEC_HALFVEC)
+		ef_strbuf_addf(&b, "  {vec} %s(%d),", t == EF_VEC_HALFVEC ? "halfvec" : "vector",
+			       dim);
 	else
 		ef_strbuf_addf(&b, "  {vec} real[] CHECK (array_ndims({vec}) = 1"
 				   " AND array_length({vec}, 1) = %d),", dim);
@@ -241,17 +243,24 @@ static ef_status choose_vec_type(ef_db *db, enum ef_vec_type want, enum ef_vec_t
 	if (!info.vector_installed && info.vector_available &&
 	    ef_db_exec(db, "SAVEPOINT ext", err) == EF_OK) {
 		if (ef_db_exec(db, "CREATE EXTENSION IF NOT EXISTS vector", &ignored) == EF_OK) {
-			info.vector_installed = true;
+			if (ef_db_info(db, &info, err) != EF_OK)
+				return err->status;
 			ef_check_add(rep, EF_CHECK_PASS, "extension", "", "created extension vector");
 		} else if (ef_db_exec(db, "ROLLBACK TO SAVEPOINT ext", err) != EF_OK) {
 			return err->status;
 		}
 	}
+	if (info.vector_installed && want == EF_VEC_HALFVEC && !info.halfvec) {
+		ef_error_set(err, EF_ERR_USAGE, "pgvector %s in database \"%s\" has no halfvec "
+			     "type (it came with pgvector 0.7)", info.vector_version, info.database);
+		return ef_error_hint(err, "ALTER EXTENSION vector UPDATE as a superuser, or use "
+					  "--vector-type vector");
+	}
 	if (info.vector_installed) {
-		*out = EF_VEC_PGVECTOR;
+		*out = want == EF_VEC_HALFVEC ? EF_VEC_HALFVEC : EF_VEC_PGVECTOR;
 		return EF_OK;
 	}
-	if (want == EF_VEC_PGVECTOR) {
+	if (want == EF_VEC_PGVECTOR || want == EF_VEC_HALFVEC) {
 		ef_error_set(err, EF_ERR_USAGE, "the vector extension (pgvector) is not %s in "
 			     "database \"%s\"", info.vector_available ? "creatable by this user"
 								   : "available", info.database);
@@ -319,7 +328,8 @@ static ef_status init_data_tables(ef_db *db, const struct ef_mapping *m,
 			     "SCHEMA_LAYOUT=%s, COLLECTION_MODE=%s describe tables of your own: only "
 			     "embfill's tables were created",
 			     m->layout == EF_LAYOUT_SEPARATE ? "separate" : "inline",
-			     m->coll_mode == EF_COLL_COLUMN ? "column" : "lookup");
+			     m->coll_mode == EF_COLL_COLUMN ? "column" : m->coll_mode ==
+			     EF_COLL_LOOKUP ? "lookup" : "table");
 		return EF_OK;
 	}
 	if (choose_vec_type(db, o->want, &t, rep, err) != EF_OK)

@@ -24,6 +24,7 @@ struct ef_db_info {
 	bool vector_installed;   /* CREATE EXTENSION vector done in this database */
 	bool vector_available;   /* the extension can be created */
 	char vector_version[32];
+	bool halfvec;            /* the installed pgvector has halfvec (0.7 and later) */
 };
 
 /* Connects; EF_ERR_DB with the server's reason when it cannot. */
