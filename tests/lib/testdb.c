@@ -139,3 +139,8 @@ char *write_file(const char *dir, const char *name, const char *text)
 	fclose(f);
 	return path;
 }
+
+bool test_pgvector(enum backend b)
+{
+	return sql_ll(b, "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'") > 0;
+}

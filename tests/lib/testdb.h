@@ -1,6 +1,7 @@
 /*
  * testdb.h - fixtures on the real servers that tests/integration/run.sh
- * started: PostgreSQL 15 (real[] vectors) and PGlite (pgvector).
+ * started: PostgreSQL 15 (real[] vectors, or pgvector when the machine has
+ * it installed: test_pgvector() says) and PGlite (pgvector).
  *
  * Every helper opens a connection, does its work and closes it again:
  * PGlite's socket server takes one connection at a time, and the embfill
@@ -26,6 +27,10 @@ long long sql_ll(enum backend b, const char *sql);
 
 /* First column of the first row as text (caller frees); fails on error. */
 char *sql_text(enum backend b, const char *sql);
+
+/* Whether the server can create pgvector's extension: PGlite always, the
+ * system PostgreSQL when pgvector is installed into it. */
+bool test_pgvector(enum backend b);
 
 /* A name unique to this test process: prefix_<pid>_<n>. Caller frees. */
 char *unique_name(const char *prefix);
