@@ -46,6 +46,13 @@ static void print_plain(const struct app *app, const struct ef_status_report *r)
 	out_printf(stdout, "\nstale: model is not \"%s\", dimension is not %d, or the chunk "
 			   "changed since it was embedded\n", app->cfg->embed_model,
 		   app->cfg->embed_dim);
+	for (size_t i = 0; i < r->n; i++)
+		if (r->rows[i].unrecorded)
+			out_printf(stdout, "%s: %lld vectors have no model on record (counted as stale "
+					   "by model); if they are \"%s\"'s: embfill adopt -C %s "
+					   "--confirm %s\n", r->rows[i].collection,
+				   r->rows[i].unrecorded, app->cfg->embed_model,
+				   r->rows[i].collection, r->rows[i].collection);
 }
 
 static void add_num(cJSON *o, const char *k, long long v)
@@ -73,6 +80,7 @@ static void print_json(const struct ef_status_report *r)
 		add_num(o, "orphans", c->orphans);
 		add_num(o, "cross_tenant", c->cross_tenant);
 		add_num(o, "quarantined", c->quarantined);
+		add_num(o, "unrecorded", c->unrecorded);
 		cJSON_AddItemToArray(arr, o);
 	}
 	text = cJSON_PrintUnformatted(arr);
