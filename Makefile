@@ -195,7 +195,7 @@ demo:
 test-demo: all
 	sh tests/demo/run.sh $(abspath $(BUILD))
 
-# Every command README.md and docs/examples.md show, run in the sandbox.
+# Every command README.md, docs/examples.md and docs/adopting.md show, run in the sandbox.
 test-docs: all
 	sh tests/docs/run.sh $(abspath $(BUILD))
 

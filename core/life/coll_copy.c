@@ -584,6 +584,8 @@ static ef_status copy_checks(struct ef_life *l, const char *from, const char *in
 		return ef_error_hint(err, "its chunks have no documents in %s; `embfill run --into` "
 					  "copies the chunks as they are", l->cfg->map.documents);
 	}
+	/* a name the lookup table does not have yet holds nothing */
+	docs = chunks = 0;
 	if (into_val && ef_life_holds(l, into_val, &docs, &chunks, err) != EF_OK)
 		return err->status;
 	if (chunks || docs) {

@@ -967,6 +967,10 @@ static ef_status prepare(struct engine *e, struct ef_error *err)
 
 	if (vector_types(e, &types[5], err) != EF_OK)
 		return err->status;
+	/* the collection parameter takes the type of the column it is compared
+	 * with; in table mode no column names it, and it is text */
+	if (e->cfg->map.coll_mode == EF_COLL_TABLE)
+		types[1] = 25;
 	/* unique per process and run: a server that keeps one session for
 	 * every connection (PGlite) still has earlier runs' statements */
 	snprintf(e->stmt, sizeof(e->stmt), "embfill_upsert_%d_%lld", (int)getpid(), e->run_id);

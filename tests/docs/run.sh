@@ -1,5 +1,5 @@
 #!/bin/sh
-# Every command README.md and docs/examples.md show, run against the sandbox,
+# Every command README.md, docs/examples.md and docs/adopting.md show, run against the sandbox,
 # so that the documentation cannot drift from the program.
 #   usage: sh tests/docs/run.sh BUILD_DIR [PAGE.md...]
 #
@@ -15,6 +15,9 @@
 #     "# exit N": then it must exit N.
 #   - A command that cannot run here (make demo itself, git clone, a real
 #     database) ends in "# not run: why"; the test prints it and the reason.
+#   - A page that holds the line "<!-- docs-test: needs pgvector -->" runs
+#     only when the sandbox's PostgreSQL can create pgvector's extension;
+#     otherwise each of its commands is reported as not run, with the reason.
 #   - Every output line shown must be a line of the command's output
 #     (stdout and stderr together), compared after collapsing blanks and
 #     turning every number into N (so counts, times, ports and ids may
@@ -37,7 +40,7 @@ build=$(cd "${1:?usage: run.sh BUILD_DIR [PAGE.md...]}" && pwd)
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-[ "$#" -gt 0 ] || set -- "$top/README.md" "$top/docs/examples.md"
+[ "$#" -gt 0 ] || set -- "$top/README.md" "$top/docs/examples.md" "$top/docs/adopting.md"
 bin=$build/embfill
 state_home=${DOCS_STATE:-$build/docs-state}
 tmp=$(mktemp -d /tmp/embfill-docs-test.XXXXXX)
@@ -134,6 +137,12 @@ start_sandbox() { # keep.out
 	}
 }
 
+has_pgvector() { # keep.out
+	(eval "$(sed -n 's/^  export /export /p' "$1")" &&
+	 [ "$(psql -XAtq "$DATABASE_URL" -c "SELECT count(*) FROM pg_available_extensions
+		WHERE name = 'vector'" 2>/dev/null)" = 1 ])
+}
+
 run_page() { # page.md
 	page=$1
 	name=${page#"$top"/}
@@ -148,6 +157,17 @@ run_page() { # page.md
 		return
 	fi
 	start_sandbox "$dir/keep.out" || return
+	if grep -qxF '<!-- docs-test: needs pgvector -->' "$page" && ! has_pgvector "$dir/keep.out"
+	then
+		for m in "$dir"/*.meta; do
+			IFS='	' read -r where mode _ _ <"$m"
+			printf 'skip %s: %s\n' "$where" "$(head -n 1 "${m%.meta}.cmd")"
+			printf '     not run: the sandbox'"'"'s PostgreSQL has no pgvector (build-aux/install-pgvector.sh builds it)\n'
+			skipped=$((skipped + 1))
+		done
+		"$bin" demo --stop >/dev/null 2>&1
+		return
+	fi
 	make_script "$dir" "$dir/keep.out" "$dir/work"
 	timeout -k 10 900 sh "$dir/script.sh" >"$dir/script.log" 2>&1
 	rc=$?
