@@ -670,16 +670,23 @@ static ef_status isolation(ef_db *db, const struct ef_relinfo *e, const struct e
 		return err->status;
 	sc->isolation_fk = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
-	if (sc->isolation_fk)
-		ef_check_add(l, EF_CHECK_PASS, "tenant isolation", "",
-			     "foreign key (chunk, %s) -> %s: cross-tenant rows are impossible",
-			     m->emb_collection, ch->quoted);
-	else
-		ef_check_add(l, EF_CHECK_WARN, "tenant isolation",
-			     "add FOREIGN KEY (chunk, collection) REFERENCES chunks (id, collection) "
-			     "so the database refuses them; embfill counts them meanwhile",
-			     "no composite foreign key (chunk, %s) -> %s: cross-tenant rows are "
-			     "possible", m->emb_collection, ch->quoted);
+	{
+		char keys[160];
+
+		snprintf(keys, sizeof(keys), "%s%s%s", m->emb_key[0], m->nkey > 1 ? ", " : "",
+			 m->nkey > 1 ? m->emb_key[1] : "");
+		if (sc->isolation_fk)
+			ef_check_add(l, EF_CHECK_PASS, "tenant isolation", "",
+				     "foreign key (%s, %s) -> %s: cross-tenant rows are impossible",
+				     keys, m->emb_collection, ch->quoted);
+		else
+			ef_check_add(l, EF_CHECK_WARN, "tenant isolation",
+				     "add FOREIGN KEY (chunk, collection) REFERENCES chunks (id, "
+				     "collection) so the database refuses them; embfill counts them "
+				     "meanwhile", "no composite foreign key (%s, %s) -> %s: "
+				     "cross-tenant rows are possible", keys, m->emb_collection,
+				     ch->quoted);
+	}
 	return EF_OK;
 }
 
