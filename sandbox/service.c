@@ -207,7 +207,10 @@ static bool refuse_inputs(const struct sbx_config *c, enum sbx_api api,
 static bool refuse_request(const struct sbx_config *c, enum sbx_api api,
 			   const struct sbx_request *req, struct sbx_reply *r)
 {
-	if (api == SBX_API_OLLAMA && !sbx_config_has_model(c, req->model))
+	if (req->base64 && c->refuse_base64)
+		sbx_api_error(r, api, SBX_BAD_REQUEST, 0, "encoding_format \"base64\" is not "
+			      "supported by this server (--refuse-base64); use \"float\"");
+	else if (api == SBX_API_OLLAMA && !sbx_config_has_model(c, req->model))
 		sbx_api_error(r, api, SBX_UNKNOWN_MODEL, 0, "model \"%.*s\" not found, try pulling it first",
 			      NAME_SHOWN, req->model);
 	else if (api == SBX_API_OPENAI && !sbx_config_has_model(c, req->model))
@@ -276,6 +279,35 @@ static void plant_nan(const struct sbx_config *c, uint64_t seq, struct sbx_vecto
 	v->nan_token = sbx_dice_below(&d, 2) ? "NaN" : "1e999";
 }
 
+static uint64_t text_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/*
+ * A model that returns zeros or garbage for an input does so every time:
+ * these faults are decided by the text, not by the request, so a client
+ * that asks again gets the same vector and must isolate the input.
+ */
+static void plant_text_faults(const struct sbx_config *c, const struct sbx_request *req,
+			      float *vecs, size_t stride)
+{
+	for (size_t i = 0; i < req->n; i++) {
+		float *x = vecs + i * stride;
+		uint64_t h = text_hash(req->texts[i]);
+
+		if (sbx_dice_hit(c->seed, h, SBX_DICE_ZERO, c->zero_rate))
+			memset(x, 0, (size_t)c->dim * sizeof(*x));
+		else if (sbx_dice_hit(c->seed, h, SBX_DICE_HUGE, c->huge_rate))
+			for (int k = 0; k < c->dim; k++)
+				x[k] *= 1e29f;
+	}
+}
+
 /* Decides the answer faults of request seq; returns the openai order to
  * free, or NULL. */
 static size_t *plant_vector_faults(const struct sbx_config *c, enum sbx_api api, uint64_t seq,
@@ -310,7 +342,8 @@ static void answer(sbx_service *svc, enum sbx_api api, const struct sbx_request 
 	size_t stride = (size_t)c->dim + 1;
 	float *vecs = calloc(req->n * stride, sizeof(*vecs));
 	struct sbx_vectors v = {.data = vecs, .stride = stride, .n = req->n, .dim = c->dim,
-				.prompt_tokens = prompt_tokens(req), .model = req->model};
+				.prompt_tokens = prompt_tokens(req), .model = req->model,
+				.base64 = req->base64 && !c->ignore_base64};
 	char err[512];
 	size_t *order = NULL;
 
@@ -319,6 +352,7 @@ static void answer(sbx_service *svc, enum sbx_api api, const struct sbx_request 
 	if (vecs == NULL || embed(svc, req, vecs, stride, err, sizeof(err)) != 0) {
 		sbx_api_error(r, api, SBX_BACKEND_FAILED, 0, "%s", err);
 	} else {
+		plant_text_faults(c, req, vecs, stride);
 		v.order = order = plant_vector_faults(c, api, seq, &v);
 		if (sbx_api_render(r, api, &v) == 0)
 			plant_transport_faults(c, seq, r);
