@@ -92,32 +92,11 @@ static inline bool is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-/* What may not touch a number's last character without being part of it. */
-static inline bool runs_on(char c)
+/* What may follow a number in JSON. */
+static inline bool ends_number(char c)
 {
-	return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '+' ||
-	       c == '-' || c == '.';
-}
-
-struct digits {
-	uint64_t w;                /* up to 19 significant digits */
-	int sig;
-	long e;                    /* w * 10^e is the number, unless dropped */
-	bool dropped;              /* more than 19 significant digits */
-};
-
-static inline void take_digit(struct digits *d, int v, bool fraction)
-{
-	if (d->w == 0 && v == 0) {
-		d->e -= fraction;
-	} else if (d->sig < 19) {
-		d->w = d->w * 10 + (uint64_t)v;
-		d->sig++;
-		d->e -= fraction;
-	} else {
-		d->dropped = true;
-		d->e += !fraction;
-	}
+	return c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' || c == '\n' ||
+	       c == '\r';
 }
 
 static inline const char *exponent(const char *p, const char *end, long *e)
@@ -136,35 +115,45 @@ static inline const char *exponent(const char *p, const char *end, long *e)
 	return p;
 }
 
-/* The grammar of RFC 8259 section 6, read once, digits gathered on the way. */
+/*
+ * The grammar of RFC 8259 section 6, read once.  Every digit goes into w,
+ * leading zeros of the fraction included (they leave it unchanged), so w
+ * is exact while there are at most 19 digits; with more, w wraps and the
+ * number goes to strtof whole.
+ */
 static inline size_t scan_number(const char *s, const char *end, float *out)
 {
-	struct digits d = { 0, 0, 0, false };
-	const char *p = s;
+	const char *p = s, *digits;
+	uint64_t w = 0;
+	long e = 0;
+	size_t nd;
 	bool neg = false;
 
 	if (p < end && *p == '-')
 		neg = true, p++;
 	if (p >= end || !is_digit(*p))
 		return 0;
+	digits = p;
 	if (*p == '0')
 		p++;
 	else
 		for (; p < end && is_digit(*p); p++)
-			take_digit(&d, *p - '0', false);
+			w = w * 10 + (uint64_t)(*p - '0');
+	nd = (size_t)(p - digits);
 	if (p < end && *p == '.') {
-		if (++p >= end || !is_digit(*p))
-			return 0;
+		digits = ++p;
 		for (; p < end && is_digit(*p); p++)
-			take_digit(&d, *p - '0', true);
+			w = w * 10 + (uint64_t)(*p - '0');
+		if (p == digits)
+			return 0;
+		e = -(long)(p - digits);
+		nd += (size_t)(p - digits);
 	}
-	if (p < end && (*p == 'e' || *p == 'E') && !(p = exponent(p + 1, end, &d.e)))
+	if (p < end && (*p == 'e' || *p == 'E') && !(p = exponent(p + 1, end, &e)))
 		return 0;
-	if (p < end && runs_on(*p))
+	if (p < end && !ends_number(*p))
 		return 0;
-	if (d.w == 0)
-		*out = neg ? -0.0f : 0.0f;
-	else if (d.dropped || !fast_path(d.w, d.e, out))
+	if (nd > 19 || !fast_path(w, e, out))
 		*out = strtof_c(s, (size_t)(p - s));
 	else if (neg)
 		*out = -*out;

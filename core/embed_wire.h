@@ -15,8 +15,8 @@
  * into *out as the float32 nearest to it, ties to even, overflow to an
  * infinity: bit for bit what strtof gives in the "C" locale, whatever the
  * process's locale.  The number must end at a delimiter (blank, ',', ']',
- * '}' or end): "01", "1.", "1e", "+1", "1x" are malformed.  Returns the
- * length read, or 0 when s holds no well-formed number.
+ * '}' or end): "01", "1.", "1e", "+1", "1x", "1:" are malformed.  Returns
+ * the length read, or 0 when s holds no well-formed number.
  */
 size_t ef_wire_number(const char *s, const char *end, float *out);
 

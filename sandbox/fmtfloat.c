@@ -12,6 +12,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* 10^k for k = 0..60, each the double nearest to it. */
 static const double p10[] = {
@@ -28,29 +29,43 @@ static double scale(double d, int k)
 	return k >= 0 ? d * p10[k] : d / p10[-k];
 }
 
+/* floor(log2 d) for a double d > 0 that came from a float, read off its bits. */
+static int binary_exponent(double d)
+{
+	uint64_t bits;
+	int e;
+
+	memcpy(&bits, &d, sizeof(bits));
+	e = (int)((bits >> 52) & 0x7FF) - 1023;
+	return e;
+}
+
 /*
  * The nine digits of d > 0 as an integer in [1e8, 1e9), and the decimal
- * exponent of the first.  The estimate from the binary exponent is never
- * above floor(log10 d) and at most one below it.
+ * exponent of the first.  floor(e2 * log10 2), computed as e2 * 78913 >>
+ * 18 (exact for |e2| < 1650), is never above floor(log10 d) and at most one
+ * below it.  Ties go to even, as printf's do.
  */
 static uint32_t nine_digits(double d, int *e10)
 {
-	int e2;
+	int e2 = binary_exponent(d);
+	uint64_t m;
 	double v;
 
-	frexp(d, &e2);
-	*e10 = (int)floor((e2 - 1) * 0.30102999566398120);
+	*e10 = (e2 * 78913) >> 18;
 	v = scale(d, 8 - *e10);
 	if (v >= 999999999.5) {
 		++*e10;
 		v = scale(d, 8 - *e10);
 	}
-	v = nearbyint(v);
-	if (v >= 1e9) {
+	m = (uint64_t)v;
+	if (v - (double)m > 0.5 || (v - (double)m == 0.5 && (m & 1)))
+		m++;
+	if (m >= 1000000000) {
 		++*e10;
-		v = 1e8;
+		m = 100000000;
 	}
-	return (uint32_t)v;
+	return (uint32_t)m;
 }
 
 static size_t put_exponent(char *p, int e)
