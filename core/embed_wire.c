@@ -368,8 +368,9 @@ static enum lift lift_numbers(struct walk *w)
 }
 
 /*
- * The end of the string opening at p, or NULL on a raw control character
- * (JSON wants them escaped; cJSON would let them through).  An unterminated
+ * The end of the string opening at p, or NULL on a raw control character,
+ * escaped or not (JSON wants them written as \uXXXX; cJSON would let them
+ * through).  An unterminated
  * string runs to the end, where cJSON will refuse it.
  */
 static const char *string_end(const char *p, const char *end)
@@ -381,7 +382,7 @@ static const char *string_end(const char *p, const char *end)
 			return p + 1;
 		if (c == '\\' && ++p >= end)
 			break;
-		else if (c < 0x20)
+		if ((unsigned char)*p < 0x20)
 			return NULL;
 	}
 	return end;

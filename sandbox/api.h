@@ -29,6 +29,7 @@ struct sbx_reply {
 	const char *allow;              /* Allow header of a 405, or NULL */
 	bool drop;                      /* send half the body, then abort */
 	size_t items;                   /* inputs in the request */
+	bool base64_asked;              /* openai "encoding_format":"base64" */
 };
 
 struct sbx_request {

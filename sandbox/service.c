@@ -372,6 +372,7 @@ void sbx_service_handle(sbx_service *svc, enum sbx_api api,
 		return;
 	if (sbx_api_parse(api, in->body, in->len, &req, r) == 0) {
 		r->items = req.n;
+		r->base64_asked = req.base64;
 		if (!refuse_request(svc->cfg, api, &req, r)) {
 			sleep_ms(svc->cfg->item_latency_ms * (long)req.n);
 			answer(svc, api, &req, seq, r);

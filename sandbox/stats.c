@@ -19,10 +19,11 @@ void sbx_stats_destroy(struct sbx_stats *st)
 	pthread_mutex_destroy(&st->lock);
 }
 
-void sbx_stats_record(struct sbx_stats *st, int status, size_t items)
+void sbx_stats_record(struct sbx_stats *st, int status, size_t items, bool base64)
 {
 	pthread_mutex_lock(&st->lock);
 	st->requests++;
+	st->base64_requests += base64;
 	if (status >= 0 && status < SBX_STATUS_MAX)
 		st->by_status[status]++;
 	if (status == 200)
@@ -35,6 +36,7 @@ void sbx_stats_reset(struct sbx_stats *st)
 	pthread_mutex_lock(&st->lock);
 	st->requests = 0;
 	st->items = 0;
+	st->base64_requests = 0;
 	memset(st->by_status, 0, sizeof(st->by_status));
 	pthread_mutex_unlock(&st->lock);
 }
@@ -56,13 +58,14 @@ static cJSON *status_object(const unsigned long *by_status)
 char *sbx_stats_json(struct sbx_stats *st)
 {
 	unsigned long by_status[SBX_STATUS_MAX];
-	unsigned long requests, items;
+	unsigned long requests, items, base64;
 	cJSON *root = cJSON_CreateObject();
 	char *out;
 
 	pthread_mutex_lock(&st->lock);
 	requests = st->requests;
 	items = st->items;
+	base64 = st->base64_requests;
 	memcpy(by_status, st->by_status, sizeof(by_status));
 	pthread_mutex_unlock(&st->lock);
 	if (root == NULL)
@@ -70,6 +73,7 @@ char *sbx_stats_json(struct sbx_stats *st)
 	cJSON_AddNumberToObject(root, "requests", (double)requests);
 	cJSON_AddItemToObject(root, "by_status", status_object(by_status));
 	cJSON_AddNumberToObject(root, "items", (double)items);
+	cJSON_AddNumberToObject(root, "base64_requests", (double)base64);
 	out = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	return out;
