@@ -147,7 +147,11 @@ static bool is_base64_row(const struct answer *a, const cJSON *row)
 	return a->base64_asked && cJSON_IsString(row);
 }
 
-/* Every check below reads rows through the two functions above. */
+/*
+ * The numbers first, straight into floats, then cJSON on what is left: a
+ * few hundred bytes of shape and indices per batch instead of a node per
+ * number.
+ */
 static enum ef_embed_parse_rc read_answer(struct answer *a, const char *body, size_t len,
 					  int dim, char *why, size_t whylen)
 {
@@ -238,7 +242,10 @@ static enum ef_embed_parse_rc rows_openai(struct answer *a, const cJSON *data, c
 		if (cJSON_IsString(row) && !a->base64_asked)
 			return fail(EF_EMBED_PARSE_MALFORMED, why, whylen,
 				    "embeddings came base64-encoded, not as floats");
-		*(is_base64_row(a, row) ? &a->base64 : &a->numbers) = true;
+		if (is_base64_row(a, row))
+			a->base64 = true;
+		else if (cJSON_IsArray(row))
+			a->numbers = true;
 		count++;
 	}
 	if (a->base64 && a->numbers)

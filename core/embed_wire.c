@@ -6,6 +6,7 @@
  * looks up the locale's decimal point; here each is read once, in place,
  * straight into the float buffer the caller hands back.
  */
+#include <float.h>
 #include <limits.h>
 #include <locale.h>
 #include <math.h>
@@ -18,9 +19,6 @@
 #include "core/embed_wire.h"
 
 /* The fast path's arithmetic must be plain IEEE double, as on x86-64 and arm64. */
-#if !defined(FLT_EVAL_METHOD) && defined(__FLT_EVAL_METHOD__)
-#define FLT_EVAL_METHOD __FLT_EVAL_METHOD__
-#endif
 _Static_assert(FLT_EVAL_METHOD == 0, "double arithmetic must not use extended precision");
 
 /* --- numbers -------------------------------------------------------------- */

@@ -367,8 +367,22 @@ static cJSON *ollama_tree(const struct sbx_vectors *v)
 	return root;
 }
 
+/*
+ * An answer is megabytes: printed into one buffer of its largest possible
+ * size rather than one that cJSON doubles and copies as it grows.  Pages
+ * the text does not reach are never touched.
+ */
+static size_t answer_bound(const struct sbx_vectors *v)
+{
+	size_t per = v->base64 ? ((size_t)v->dim * 4 + 2) / 3 * 4 + 2
+			       : (size_t)v->dim * COMPONENT_MAX + 3;
+
+	return v->n * (per + 128) + (v->model != NULL ? strlen(v->model) * 6 : 0) + 512;
+}
+
 int sbx_api_render(struct sbx_reply *r, enum sbx_api api, const struct sbx_vectors *v)
 {
+	size_t bound = answer_bound(v);
 	cJSON *tree;
 
 	switch (api) {
@@ -377,6 +391,16 @@ int sbx_api_render(struct sbx_reply *r, enum sbx_api api, const struct sbx_vecto
 	default: tree = vector_list(v); break;
 	}
 	r->status = 200;
-	set_json_body(r, tree);
+	free(r->body);
+	r->body = tree != NULL && bound <= INT_MAX ? malloc(bound) : NULL;
+	if (r->body != NULL && !cJSON_PrintPreallocated(tree, r->body, (int)bound, 0)) {
+		free(r->body);
+		r->body = NULL;
+	}
+	if (r->body == NULL && tree != NULL)
+		r->body = cJSON_PrintUnformatted(tree);
+	r->len = r->body != NULL ? strlen(r->body) : 0;
+	r->content_type = "application/json";
+	cJSON_Delete(tree);
 	return r->body != NULL ? 0 : -1;
 }
