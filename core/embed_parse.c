@@ -389,20 +389,38 @@ static double squared_norm(const float *v, size_t dim)
 	return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+/* Two digits in an operator's spelling: "1e29", "1.1e6", not "1e+29". */
+static void short_number(double x, char *buf, size_t size)
+{
+	char *e, *d;
+
+	snprintf(buf, size, "%.2g", x);
+	if (!(e = strchr(buf, 'e')))
+		return;
+	d = e + 1 + (e[1] == '+' || e[1] == '-');
+	while (*d == '0' && d[1])
+		memmove(d, d + 1, strlen(d));
+	if (e[1] == '+')
+		memmove(e + 1, e + 2, strlen(e + 1));
+}
+
 /* Says, for an operator, why a vector whose squared norm is s is unusable. */
 static void explain(const float *v, size_t dim, double s, char *buf, size_t size)
 {
+	char norm[32];
+
 	for (size_t j = 0; j < dim; j++)
 		if (!isfinite(v[j])) {
 			snprintf(buf, size, "non-finite value %s at component %zu",
 				 isnan(v[j]) ? "NaN" : v[j] > 0 ? "inf" : "-inf", j);
 			return;
 		}
-	if (s == 0)
+	if (s == 0) {
 		snprintf(buf, size, "all-zero vector (cosine similarity is undefined)");
-	else
-		snprintf(buf, size, "vector norm %.2g is absurd (above %.0e)", sqrt(s),
-			 EF_EMBED_NORM_MAX);
+		return;
+	}
+	short_number(sqrt(s), norm, sizeof(norm));
+	snprintf(buf, size, "vector norm %s is absurd (above 1e6)", norm);
 }
 
 /*

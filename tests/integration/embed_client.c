@@ -1057,7 +1057,7 @@ Test(embed_client, all_zero_vectors_of_an_input_are_isolated_and_rejected_the_re
 
 Test(embed_client, absurd_norms_of_an_input_are_isolated_and_rejected_the_rest_kept)
 {
-	unusable_inputs_are_rejected("--huge-rate", "vector norm 1e+29 is absurd");
+	unusable_inputs_are_rejected("--huge-rate", "vector norm 1e29 is absurd");
 }
 
 /* --- the probe ------------------------------------------------------------------------- */

@@ -422,9 +422,9 @@ Test(embed_wire, an_absurd_norm_is_refused_saying_how_big)
 	struct ef_embed_vectors v;
 	char why[256];
 
-	expect_unusable("[1e29,1]", false, 2, 0, "vector norm 1e+29 is absurd");
-	expect_unusable("[800000,800000]", false, 2, 1, "vector norm 1.1e+06 is absurd");
-	expect_unusable(eh, true, 1, 0, "vector norm 1e+29 is absurd");
+	expect_unusable("[1e29,1]", false, 2, 0, "vector norm 1e29 is absurd");
+	expect_unusable("[800000,800000]", false, 2, 1, "vector norm 1.1e6 is absurd");
+	expect_unusable(eh, true, 1, 0, "vector norm 1e29 is absurd");
 	cr_assert_eq(ef_embed_parse_answer(EF_EMBED_OPENAI, false, body, strlen(body), 2, 2, &v,
 					   why, sizeof(why)), EF_EMBED_PARSE_OK, "norms of 1e6 "
 		     "and below pass: %s", why);
@@ -590,6 +590,20 @@ Test(embed_wire, integers_exponents_denormals_and_blanks_are_read)
 	cr_assert_eq(v.data[6], 1e-38f);
 	cr_assert_eq(v.data[13], 1.0f);
 	free(v.data);
+}
+
+Test(embed_wire, flt_max_is_read_as_a_number_and_one_past_it_overflows_to_inf)
+{
+	struct ef_embed_vectors v;
+	char why[256];
+	const char *max = "[[3.4028235e38]]", *over = "[[3.4028236e38]]";
+
+	cr_assert_eq(ef_embed_parse_answer(EF_EMBED_TEI, false, max, strlen(max), 1, 1, &v, why,
+					   sizeof(why)), EF_EMBED_PARSE_INVALID);
+	cr_assert_str_eq(v.bad_reason, "vector norm 3.4e38 is absurd (above 1e6)");
+	cr_assert_eq(ef_embed_parse_answer(EF_EMBED_TEI, false, over, strlen(over), 1, 1, &v, why,
+					   sizeof(why)), EF_EMBED_PARSE_INVALID);
+	cr_assert_str_eq(v.bad_reason, "non-finite value inf at component 0");
 }
 
 Test(embed_wire, junk_that_cjson_would_overlook_is_malformed)
