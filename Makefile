@@ -23,7 +23,7 @@ BUILD    ?= build$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
 
 # pkg-config is asked lazily (recursive '='), from recipes only, so that the
 # deps step can install the libraries before anyone asks for their flags.
-PKG_CORE    := libpq libcurl libcjson
+PKG_CORE    := libpq libcurl libcjson libcrypto
 PKG_TUI     := ncursesw
 PKG_SANDBOX := libmicrohttpd libcjson libcrypto
 PKG_TEST    := criterion
@@ -60,6 +60,9 @@ EMBEDDER   := $(BUILD)/embfill-embedder
 UNIT_BIN   := $(BUILD)/tests/unit
 INTEG_BIN  := $(BUILD)/tests/integration
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+BENCH_BINS := $(BUILD)/bench/parse_bench $(BUILD)/bench/render_bench
+# The sandbox's float printer is pure and tested against strtof with core's units.
+UNIT_SANDBOX_OBJ := $(call obj,sandbox/fmtfloat.c)
 MANPAGES   := $(sort $(wildcard man/*.[1-8]))
 
 .PHONY: all deps check check-run check-layers test-unit test-integration test-e2e test-demo test-docs fuzz-smoke lint-man \
@@ -104,13 +107,24 @@ $(BIN): $(TUI_OBJ) $(LIB)
 $(EMBEDDER): $(SANDBOX_OBJ)
 	$(CC) $(SANFLAGS) -o $@ $^ $(call pc,--libs,$(PKG_SANDBOX)) -lpthread -lm
 
-$(UNIT_BIN): $(UNIT_OBJ) $(TESTLIB_OBJ) $(LIB)
+$(UNIT_BIN): $(UNIT_OBJ) $(TESTLIB_OBJ) $(UNIT_SANDBOX_OBJ) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(SANFLAGS) -o $@ $^ $(call pc,--libs,$(PKG_TEST) $(PKG_CORE)) -lpthread -lm
 
 $(INTEG_BIN): $(INTEG_OBJ) $(TESTLIB_OBJ) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(SANFLAGS) -o $@ $^ $(call pc,--libs,$(PKG_TEST) $(PKG_CORE)) -lpthread -lm
+
+# Benchmarks of the hot paths alone: reading answers (core) and writing them
+# (the sandbox embedder).
+$(BUILD)/bench/parse_bench: $(call obj,tests/bench/parse_bench.c) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(SANFLAGS) -o $@ $^ $(call pc,--libs,$(PKG_CORE)) -lpthread -lm
+
+$(BUILD)/bench/render_bench: $(call obj,tests/bench/render_bench.c sandbox/api.c \
+		sandbox/fmtfloat.c sandbox/hashembed.c)
+	@mkdir -p $(@D)
+	$(CC) $(SANFLAGS) -o $@ $^ $(call pc,--libs,libcjson) -lm
 
 # Fuzz targets: libFuzzer with clang, always with ASan and UBSan, built from
 # the core sources directly so they need no second copy of the library; the
@@ -180,7 +194,7 @@ lint-man:
 		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	done; echo "man pages: $(words $(MANPAGES)) lint-clean"
 
-bench: all $(EMBLOAD)
+bench: all $(EMBLOAD) $(BENCH_BINS)
 	@sh build-aux/deps.sh
 	@sh tests/bench/run.sh $(abspath $(BUILD))
 

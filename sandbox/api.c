@@ -10,15 +10,19 @@
  */
 #include "api.h"
 
+#include "fmtfloat.h"
+
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MSG_MAX 512
-#define COMPONENT_MAX 24
+#define COMPONENT_MAX (SBX_FMT_FLOAT_MAX + 1)
 
 struct cond_shape {
 	int status[3];                  /* ollama, openai, tei */
@@ -162,21 +166,31 @@ static int take_texts(enum sbx_api api, const cJSON *input, struct sbx_request *
 	return 0;
 }
 
+/* OpenAI takes "float" (the default) or "base64", and refuses anything else. */
+static int take_encoding(const cJSON *root, struct sbx_request *req, struct sbx_reply *r)
+{
+	const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
+
+	if (fmt == NULL || (cJSON_IsString(fmt) && strcmp(fmt->valuestring, "float") == 0))
+		return 0;
+	if (cJSON_IsString(fmt) && strcmp(fmt->valuestring, "base64") == 0) {
+		req->base64 = true;
+		return 0;
+	}
+	return bad_request(r, SBX_API_OPENAI, "Invalid value for 'encoding_format': expected "
+			   "'float' or 'base64'.");
+}
+
 static int take_model(enum sbx_api api, const cJSON *root, struct sbx_request *req,
 		      struct sbx_reply *r)
 {
 	const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-	const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
 
 	if (!cJSON_IsString(model) || model->valuestring[0] == '\0')
 		return bad_request(r, api, api == SBX_API_OPENAI
 				   ? "you must provide a model parameter" : "model is required");
 	req->model = model->valuestring;
-	if (api == SBX_API_OPENAI && fmt != NULL &&
-	    !(cJSON_IsString(fmt) && strcmp(fmt->valuestring, "float") == 0))
-		return bad_request(r, api, "encoding_format must be \"float\": the sandbox "
-				   "does not send base64 vectors");
-	return 0;
+	return api == SBX_API_OPENAI ? take_encoding(root, req, r) : 0;
 }
 
 int sbx_api_parse(enum sbx_api api, const char *body, size_t len,
@@ -209,11 +223,18 @@ void sbx_request_free(struct sbx_request *req)
 	memset(req, 0, sizeof(*req));
 }
 
+static bool planted_nan(const struct sbx_vectors *v, size_t item, int i)
+{
+	return v->nan_token != NULL && item == v->nan_item && (size_t)i == v->nan_pos;
+}
+
 /*
- * Vectors are printed by hand as raw JSON, for two reasons: "%.9g" is the
- * shortest form that gives a float back exactly (cJSON prints 17 digits of
- * the double), and a planted NaN must reach the client as the bare token
- * that real servers have been seen to send, which cJSON would turn into null.
+ * Vectors are printed by hand as raw JSON, for two reasons: nine digits
+ * are the fewest that always give a float back exactly (cJSON prints 17
+ * digits of the double), and a planted NaN must reach the client as the
+ * bare token that real servers have been seen to send, which cJSON would
+ * turn into null.  sbx_fmt_float, not printf, because printing is most of
+ * the embedder's time, taken from the client's CPU on a small machine.
  */
 static cJSON *vector_raw(const struct sbx_vectors *v, size_t item)
 {
@@ -226,17 +247,78 @@ static cJSON *vector_raw(const struct sbx_vectors *v, size_t item)
 		return NULL;
 	s[len++] = '[';
 	for (int i = 0; i < v->dim; i++) {
-		const char *sep = i ? "," : "";
-		if (v->nan_token != NULL && item == v->nan_item && (size_t)i == v->nan_pos)
-			len += (size_t)snprintf(s + len, cap - len, "%s%s", sep, v->nan_token);
+		if (i)
+			s[len++] = ',';
+		if (planted_nan(v, item, i))
+			len += (size_t)snprintf(s + len, cap - len, "%s", v->nan_token);
 		else
-			len += (size_t)snprintf(s + len, cap - len, "%s%.9g", sep, (double)x[i]);
+			len += sbx_fmt_float(s + len, x[i]);
 	}
 	s[len++] = ']';
 	s[len] = '\0';
 	raw = cJSON_CreateRaw(s);
 	free(s);
 	return raw;
+}
+
+static const char b64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Standard padded base64 of n bytes, written to out; returns its length. */
+static size_t base64(const unsigned char *in, size_t n, char *out)
+{
+	size_t k = 0, i = 0;
+
+	for (; i + 3 <= n; i += 3) {
+		uint32_t w = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		out[k++] = b64_alphabet[w >> 18];
+		out[k++] = b64_alphabet[(w >> 12) & 63];
+		out[k++] = b64_alphabet[(w >> 6) & 63];
+		out[k++] = b64_alphabet[w & 63];
+	}
+	if (i < n) {
+		uint32_t w = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+		out[k++] = b64_alphabet[w >> 18];
+		out[k++] = b64_alphabet[(w >> 12) & 63];
+		out[k++] = i + 1 < n ? b64_alphabet[(w >> 6) & 63] : '=';
+		out[k++] = '=';
+	}
+	return k;
+}
+
+/*
+ * What OpenAI sends for "encoding_format":"base64": the float32 array's
+ * bytes, little-endian, as one string.  A planted NaN is a NaN or an
+ * infinity in the bytes, the only form it can take there.
+ */
+static cJSON *vector_base64(const struct sbx_vectors *v, size_t item)
+{
+	size_t bytes = (size_t)v->dim * 4;
+	unsigned char *raw = malloc(bytes + 1);
+	char *s = malloc((bytes + 2) / 3 * 4 + 3);
+	cJSON *node = NULL;
+	size_t len = 0;
+
+	if (raw != NULL && s != NULL) {
+		for (int i = 0; i < v->dim; i++) {
+			float f = v->data[item * v->stride + (size_t)i];
+			uint32_t w;
+
+			if (planted_nan(v, item, i))
+				f = strcmp(v->nan_token, "NaN") == 0 ? NAN : INFINITY;
+			memcpy(&w, &f, sizeof(w));
+			for (int b = 0; b < 4; b++)
+				raw[(size_t)i * 4 + (size_t)b] = (unsigned char)(w >> (8 * b));
+		}
+		s[len++] = '"';
+		len += base64(raw, bytes, s + len);
+		s[len++] = '"';
+		s[len] = '\0';
+		node = cJSON_CreateRaw(s);
+	}
+	free(raw);
+	free(s);
+	return node;
 }
 
 static size_t item_at(const struct sbx_vectors *v, size_t k)
@@ -255,7 +337,8 @@ static cJSON *openai_tree(const struct sbx_vectors *v)
 		cJSON *item = cJSON_CreateObject();
 		cJSON_AddStringToObject(item, "object", "embedding");
 		cJSON_AddNumberToObject(item, "index", (double)item_at(v, k));
-		cJSON_AddItemToObject(item, "embedding", vector_raw(v, item_at(v, k)));
+		cJSON_AddItemToObject(item, "embedding", v->base64 ? vector_base64(v, item_at(v, k))
+							       : vector_raw(v, item_at(v, k)));
 		cJSON_AddItemToArray(data, item);
 	}
 	cJSON_AddStringToObject(root, "model", v->model);
@@ -284,8 +367,22 @@ static cJSON *ollama_tree(const struct sbx_vectors *v)
 	return root;
 }
 
+/*
+ * An answer is megabytes: printed into one buffer of its largest possible
+ * size rather than one that cJSON doubles and copies as it grows.  Pages
+ * the text does not reach are never touched.
+ */
+static size_t answer_bound(const struct sbx_vectors *v)
+{
+	size_t per = v->base64 ? ((size_t)v->dim * 4 + 2) / 3 * 4 + 2
+			       : (size_t)v->dim * COMPONENT_MAX + 3;
+
+	return v->n * (per + 128) + (v->model != NULL ? strlen(v->model) * 6 : 0) + 512;
+}
+
 int sbx_api_render(struct sbx_reply *r, enum sbx_api api, const struct sbx_vectors *v)
 {
+	size_t bound = answer_bound(v);
 	cJSON *tree;
 
 	switch (api) {
@@ -294,6 +391,16 @@ int sbx_api_render(struct sbx_reply *r, enum sbx_api api, const struct sbx_vecto
 	default: tree = vector_list(v); break;
 	}
 	r->status = 200;
-	set_json_body(r, tree);
+	free(r->body);
+	r->body = tree != NULL && bound <= INT_MAX ? malloc(bound) : NULL;
+	if (r->body != NULL && !cJSON_PrintPreallocated(tree, r->body, (int)bound, 0)) {
+		free(r->body);
+		r->body = NULL;
+	}
+	if (r->body == NULL && tree != NULL)
+		r->body = cJSON_PrintUnformatted(tree);
+	r->len = r->body != NULL ? strlen(r->body) : 0;
+	r->content_type = "application/json";
+	cJSON_Delete(tree);
 	return r->body != NULL ? 0 : -1;
 }

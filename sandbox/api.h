@@ -29,6 +29,7 @@ struct sbx_reply {
 	const char *allow;              /* Allow header of a 405, or NULL */
 	bool drop;                      /* send half the body, then abort */
 	size_t items;                   /* inputs in the request */
+	bool base64_asked;              /* openai "encoding_format":"base64" */
 };
 
 struct sbx_request {
@@ -36,6 +37,7 @@ struct sbx_request {
 	const char *model;              /* NULL for TEI */
 	const char **texts;             /* point into root */
 	size_t n;
+	bool base64;                    /* openai "encoding_format":"base64" */
 };
 
 /* What to put into a successful answer; faults are already decided. */
@@ -49,6 +51,7 @@ struct sbx_vectors {
 	const char *nan_token;          /* NULL: no planted non-number */
 	size_t prompt_tokens;
 	const char *model;
+	bool base64;                    /* openai: base64 of little-endian float32 */
 };
 
 /* Maps an embed path to its API; false for any other path. */

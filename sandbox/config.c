@@ -32,6 +32,7 @@ enum opt_id {
 	OPT_DROP, OPT_REJECT, OPT_KEY_FILE, OPT_FAIL_FIRST, OPT_FAIL_STATUS,
 	OPT_LOADING, OPT_NODE_MODULES, OPT_PARENT_PID, OPT_VERBOSE, OPT_VERSION,
 	OPT_COMPUTE_SLOTS, OPT_CACHE_DIR,
+	OPT_ZERO, OPT_HUGE, OPT_IGNORE_B64, OPT_REFUSE_B64,
 };
 
 struct opt_doc {
@@ -63,6 +64,10 @@ static const struct opt_doc docs[] = {
 	{"malformed-rate", "RATE", OPT_MALFORMED, "answer 200 with truncated JSON"},
 	{"wrong-dim-rate", "RATE", OPT_WRONG_DIM, "answer with vectors of dimension D+1 or D-1"},
 	{"nan-rate", "RATE", OPT_NAN, "put NaN or 1e999 into one vector"},
+	{"zero-rate", "RATE", OPT_ZERO, "answer an all-zero vector for this fraction of inputs (the same texts every time)"},
+	{"huge-rate", "RATE", OPT_HUGE, "scale this fraction of inputs' vectors to norm 1e29 (the same texts every time)"},
+	{"ignore-base64", NULL, OPT_IGNORE_B64, "openai: answer numbers even to encoding_format \"base64\""},
+	{"refuse-base64", NULL, OPT_REFUSE_B64, "openai: answer 400 naming encoding_format to \"base64\""},
 	{"wrong-count-rate", "RATE", OPT_WRONG_COUNT, "answer with one vector fewer than asked"},
 	{"shuffle-rate", "RATE", OPT_SHUFFLE, "openai: return data items out of order (index fields stay right)"},
 	{"drop-rate", "RATE", OPT_DROP, "close the connection halfway through the body"},
@@ -281,6 +286,10 @@ static bool apply_option(struct sbx_config *c, int id, const char *name, const c
 	case OPT_MALFORMED: return parse_double(name, a, 0, 1, &c->malformed_rate);
 	case OPT_WRONG_DIM: return parse_double(name, a, 0, 1, &c->wrong_dim_rate);
 	case OPT_NAN: return parse_double(name, a, 0, 1, &c->nan_rate);
+	case OPT_ZERO: return parse_double(name, a, 0, 1, &c->zero_rate);
+	case OPT_HUGE: return parse_double(name, a, 0, 1, &c->huge_rate);
+	case OPT_IGNORE_B64: c->ignore_base64 = true; return true;
+	case OPT_REFUSE_B64: c->refuse_base64 = true; return true;
 	case OPT_WRONG_COUNT: return parse_double(name, a, 0, 1, &c->wrong_count_rate);
 	case OPT_SHUFFLE: return parse_double(name, a, 0, 1, &c->shuffle_rate);
 	case OPT_DROP: return parse_double(name, a, 0, 1, &c->drop_rate);
@@ -328,6 +337,10 @@ static int finish(struct sbx_config *cfg)
 	if (lite && cfg->dim != 0 && cfg->dim != SBX_USE_LITE_DIM) {
 		usage_error("--dim %d cannot be served by use-lite, which always returns %d dimensions",
 			    cfg->dim, SBX_USE_LITE_DIM);
+		return 2;
+	}
+	if (cfg->ignore_base64 && cfg->refuse_base64) {
+		usage_error("--ignore-base64 and --refuse-base64 exclude each other");
 		return 2;
 	}
 	if (cfg->dim == 0)

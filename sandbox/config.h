@@ -43,6 +43,8 @@ struct sbx_config {
 	double malformed_rate;
 	double wrong_dim_rate;
 	double nan_rate;
+	double zero_rate;                 /* fraction of inputs, by text */
+	double huge_rate;
 	double wrong_count_rate;
 	double shuffle_rate;
 	double drop_rate;
@@ -54,6 +56,8 @@ struct sbx_config {
 	const char *node_modules;         /* NULL: search next to the program */
 	long parent_pid;                  /* 0: outlive the parent */
 	bool verbose;
+	bool ignore_base64;               /* answer numbers to encoding_format base64 */
+	bool refuse_base64;               /* answer 400 to encoding_format base64 */
 };
 
 /*

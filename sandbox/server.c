@@ -186,7 +186,7 @@ static void embed_route(struct sbx_server *srv, struct MHD_Connection *c, enum s
 	};
 
 	sbx_service_handle(srv->svc, api, &in, r);
-	sbx_stats_record(&srv->stats, r->status, r->items);
+	sbx_stats_record(&srv->stats, r->status, r->items, r->base64_asked);
 }
 
 static void other_route(struct sbx_server *srv, const char *url, bool get, bool post,

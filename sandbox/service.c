@@ -255,7 +255,10 @@ static bool refuse_request(const struct sbx_config *c, enum sbx_api api,
 			   const struct sbx_request *req, const struct sbx_recipe *rc,
 			   struct sbx_reply *r)
 {
-	if (api == SBX_API_OLLAMA && !sbx_config_has_model(c, req->model))
+	if (req->base64 && c->refuse_base64)
+		sbx_api_error(r, api, SBX_BAD_REQUEST, 0, "encoding_format \"base64\" is not "
+			      "supported by this server (--refuse-base64); use \"float\"");
+	else if (api == SBX_API_OLLAMA && !sbx_config_has_model(c, req->model))
 		sbx_api_error(r, api, SBX_UNKNOWN_MODEL, 0, "model \"%.*s\" not found, try pulling it first",
 			      NAME_SHOWN, req->model);
 	else if (api == SBX_API_OPENAI && !sbx_config_has_model(c, req->model))
@@ -495,6 +498,35 @@ static void plant_nan(const struct sbx_config *c, uint64_t seq, struct sbx_vecto
 	v->nan_token = sbx_dice_below(&d, 2) ? "NaN" : "1e999";
 }
 
+static uint64_t text_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/*
+ * A model that returns zeros or garbage for an input does so every time:
+ * these faults are decided by the text, not by the request, so a client
+ * that asks again gets the same vector and must isolate the input.
+ */
+static void plant_text_faults(const struct sbx_config *c, const struct sbx_request *req,
+			      float *vecs, size_t stride, int dim)
+{
+	for (size_t i = 0; i < req->n; i++) {
+		float *x = vecs + i * stride;
+		uint64_t h = text_hash(req->texts[i]);
+
+		if (sbx_dice_hit(c->seed, h, SBX_DICE_ZERO, c->zero_rate))
+			memset(x, 0, (size_t)dim * sizeof(*x));
+		else if (sbx_dice_hit(c->seed, h, SBX_DICE_HUGE, c->huge_rate))
+			for (int k = 0; k < dim; k++)
+				x[k] *= 1e29f;
+	}
+}
+
 /* Decides the answer faults of request seq; returns the openai order to
  * free, or NULL. */
 static size_t *plant_vector_faults(const struct sbx_config *c, enum sbx_api api, uint64_t seq,
@@ -536,7 +568,9 @@ static void answer(sbx_service *svc, enum sbx_api api, const struct sbx_request 
 	} else {
 		v = (struct sbx_vectors){.data = b.vecs, .stride = b.stride, .n = req->n,
 					 .dim = rc->dim, .prompt_tokens = prompt_tokens(&b),
-					 .model = req->model};
+					 .model = req->model,
+					 .base64 = req->base64 && !c->ignore_base64};
+		plant_text_faults(c, req, b.vecs, b.stride, rc->dim);
 		v.order = order = plant_vector_faults(c, api, seq, &v);
 		if (sbx_api_render(r, api, &v) == 0)
 			plant_transport_faults(c, seq, r);
@@ -558,6 +592,7 @@ void sbx_service_handle(sbx_service *svc, enum sbx_api api,
 		return;
 	if (sbx_api_parse(api, in->body, in->len, &req, r) == 0) {
 		r->items = req.n;
+		r->base64_asked = req.base64;
 		if (sbx_recipe_parse(api, &req, svc->cfg->dim, &rc, r) == 0 &&
 		    !refuse_request(svc->cfg, api, &req, &rc, r))
 			answer(svc, api, &req, &rc, seq, r);

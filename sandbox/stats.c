@@ -19,10 +19,11 @@ void sbx_stats_destroy(struct sbx_stats *st)
 	pthread_mutex_destroy(&st->lock);
 }
 
-void sbx_stats_record(struct sbx_stats *st, int status, size_t items)
+void sbx_stats_record(struct sbx_stats *st, int status, size_t items, bool base64)
 {
 	pthread_mutex_lock(&st->lock);
 	st->requests++;
+	st->base64_requests += base64;
 	if (status >= 0 && status < SBX_STATUS_MAX)
 		st->by_status[status]++;
 	if (status == 200)
@@ -35,6 +36,7 @@ void sbx_stats_reset(struct sbx_stats *st)
 	pthread_mutex_lock(&st->lock);
 	st->requests = 0;
 	st->items = 0;
+	st->base64_requests = 0;
 	memset(st->by_status, 0, sizeof(st->by_status));
 	st->computed = 0;
 	st->cached = 0;
@@ -100,6 +102,7 @@ char *sbx_stats_json(struct sbx_stats *st)
 	cJSON_AddNumberToObject(root, "requests", (double)c.requests);
 	cJSON_AddItemToObject(root, "by_status", status_object(c.by_status));
 	cJSON_AddNumberToObject(root, "items", (double)c.items);
+	cJSON_AddNumberToObject(root, "base64_requests", (double)c.base64_requests);
 	cJSON_AddNumberToObject(root, "computed", (double)c.computed);
 	cJSON_AddNumberToObject(root, "cached", (double)c.cached);
 	cJSON_AddNumberToObject(root, "computing", (double)c.computing);

@@ -5,6 +5,7 @@
 #define SBX_STATS_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SBX_STATUS_MAX 600
@@ -13,6 +14,7 @@ struct sbx_stats {
 	pthread_mutex_t lock;
 	unsigned long requests;                 /* embed requests answered */
 	unsigned long items;                    /* inputs of 200 answers */
+	unsigned long base64_requests;          /* requests asking for base64 vectors */
 	unsigned long by_status[SBX_STATUS_MAX];
 	unsigned long computed;                 /* inputs the backend embedded */
 	unsigned long cached;                   /* inputs answered from --cache-dir */
@@ -23,7 +25,7 @@ struct sbx_stats {
 
 void sbx_stats_init(struct sbx_stats *st);
 void sbx_stats_destroy(struct sbx_stats *st);
-void sbx_stats_record(struct sbx_stats *st, int status, size_t items);
+void sbx_stats_record(struct sbx_stats *st, int status, size_t items, bool base64);
 void sbx_stats_reset(struct sbx_stats *st);
 
 /* Inputs of one request the backend computed and the cache answered. */
@@ -35,8 +37,9 @@ void sbx_stats_compute_end(struct sbx_stats *st);
 
 void sbx_stats_cache_size(struct sbx_stats *st, size_t vectors);
 
-/* {"requests":N,"by_status":{"200":n,...},"items":N,"computed":N,"cached":N,
- * "computing":N,"max_computing":N,"cache_vectors":N}; caller frees. */
+/* {"requests":N,"by_status":{"200":n,...},"items":N,"base64_requests":N,
+ * "computed":N,"cached":N,"computing":N,"max_computing":N,"cache_vectors":N};
+ * caller frees. */
 char *sbx_stats_json(struct sbx_stats *st);
 
 #endif

@@ -67,6 +67,8 @@ static struct keydef keys[EF_K__COUNT] = {
 	KD(EMBED_CONNECT_TIMEOUT_S, T_INT, 1, 600, NULL, "seconds to connect to the service"),
 	KD(EMBED_MAX_ATTEMPTS, T_INT, 1, 100, NULL, "attempts per request before giving up"),
 	KD(EMBED_CONCURRENCY, T_INT, 1, 64, NULL, "embedding requests in flight at once"),
+	KD(EMBED_ENCODING, T_ENUM, 0, 0, "auto|base64|float",
+	   "how openai sends vectors: auto (base64, else numbers), base64 or float"),
 	KD(BATCH_SIZE, T_INT, 1, 10000, NULL, "chunks per embedding request"),
 	KD(MAX_CHUNK_SIZE, T_INT, 16, 1000000, NULL, "largest chunk, in characters"),
 	KD(CHUNK_OVERLAP, T_INT, 0, 999999, NULL,
@@ -942,6 +944,7 @@ ef_status ef_settings_finish(ef_settings *s, struct ef_error *err)
 	c->connect_timeout_s = ival[EF_K_EMBED_CONNECT_TIMEOUT_S];
 	c->max_attempts = ival[EF_K_EMBED_MAX_ATTEMPTS];
 	c->concurrency = ival[EF_K_EMBED_CONCURRENCY];
+	c->encoding = s->slots[EF_K_EMBED_ENCODING].value;
 	c->batch_size = ival[EF_K_BATCH_SIZE];
 	c->max_chunk_size = ival[EF_K_MAX_CHUNK_SIZE];
 	c->chunk_overlap = ival[EF_K_CHUNK_OVERLAP];

@@ -44,6 +44,27 @@ ef_status ef_embed_provider_parse(const char *name, enum ef_embed_provider *out,
 	return ef_error_hint(err, "set EMBED_PROVIDER to ollama, openai or tei");
 }
 
+static const char *const encoding_names[] = {
+	[EF_EMBED_ENC_AUTO] = "auto",
+	[EF_EMBED_ENC_BASE64] = "base64",
+	[EF_EMBED_ENC_FLOAT] = "float",
+};
+
+const char *ef_embed_encoding_name(enum ef_embed_encoding e)
+{
+	if ((unsigned)e >= sizeof(encoding_names) / sizeof(encoding_names[0]))
+		return "auto";
+	return encoding_names[e];
+}
+
+enum ef_embed_encoding ef_embed_encoding_from(const char *name)
+{
+	for (int e = EF_EMBED_ENC_BASE64; e <= EF_EMBED_ENC_FLOAT; e++)
+		if (name && strcmp(name, encoding_names[e]) == 0)
+			return (enum ef_embed_encoding)e;
+	return EF_EMBED_ENC_AUTO;
+}
+
 void ef_embed_config_defaults(struct ef_embed_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -174,6 +195,10 @@ static ef_status check_strings(const struct ef_embed_config *cfg, struct ef_erro
 		return ef_error_hint(err, "check EMBED_API_KEY or the key file for a stray quote, "
 				     "space or line break");
 	}
+	if ((unsigned)cfg->encoding > EF_EMBED_ENC_FLOAT) {
+		ef_error_set(err, EF_ERR_USAGE, "unknown vector encoding %d", (int)cfg->encoding);
+		return ef_error_hint(err, "set EMBED_ENCODING to auto, base64 or float");
+	}
 	if (cfg->ca_file && access(cfg->ca_file, R_OK) != 0) {
 		ef_error_set(err, EF_ERR_USAGE, "cannot read CA file \"%s\": %s", cfg->ca_file,
 			     strerror(errno));
@@ -232,6 +257,8 @@ static void apply_defaults(const struct ef_embed_config *cfg, struct ef_embed_re
 	r->backoff_max_ms = or_default(cfg->backoff_max_ms, 30000);
 	r->retry_after_max_ms = or_default(cfg->retry_after_max_ms, 60000);
 	r->reject_streak_max = cfg->reject_streak_max ? cfg->reject_streak_max : 50;
+	r->encoding = cfg->encoding;
+	r->base64 = cfg->provider == EF_EMBED_OPENAI && cfg->encoding != EF_EMBED_ENC_FLOAT;
 	r->rng = cfg->jitter_seed ? cfg->jitter_seed
 		 : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)r;
 }

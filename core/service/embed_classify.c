@@ -5,13 +5,18 @@
  *   transport failure          retry (TLS verification, bad URL: fatal)
  *   200                        checked vectors, or retry if anything is off;
  *                              a uniform wrong dimension dim_confirm times
- *                              in a row is the model, not a glitch: fatal
+ *                              in a row is the model, not a glitch: fatal;
+ *                              an unusable vector for the same input twice
+ *                              in a row is the input's: isolate it, or
+ *                              reject it when it is alone
  *   401, 403                   fatal (bad key), or quota
  *   404                        fatal: model not found, or wrong endpoint
  *   413                        too large: split, or reject a single input
  *   429                        retry after the asked delay; quota: fatal
- *   400, 422                   too large or input error: split to isolate,
- *                              or reject a single input
+ *   400, 422                   base64 refused: ask for numbers (fatal when
+ *                              EMBED_ENCODING=base64); too large or input
+ *                              error: split to isolate, or reject a single
+ *                              input
  *   408, 5xx                   retry (a context-length 500 from old ollama
  *                              and llama.cpp: split/reject)
  *   3xx and other 4xx          fatal: the URL or provider is wrong
@@ -88,17 +93,42 @@ static void on_wrong_dim(const struct ef_embed_exchange *x, struct ef_embed_outc
 	out->retry_after_ms = 0;
 }
 
+/*
+ * An unusable vector (NaN, all zeros, an absurd norm) may be a glitch of
+ * one answer, so the batch is asked for again; the same input's vector
+ * unusable in the next answer too is that input's, which the service
+ * cannot embed: it is asked for alone, and rejected when it fails alone,
+ * so that the run quarantines it and goes on.
+ */
+static void on_bad_vector(const struct ef_embed_exchange *x, struct ef_embed_outcome *out,
+			  const char *why)
+{
+	size_t bad = out->vec.bad_item;
+
+	out->bad_item = bad;
+	if (x->prev_bad != bad)
+		set(out, EF_EMBED_ACT_RETRY, "invalid response from \"%s\": %s", x->endpoint, why);
+	else if (x->n == 1)
+		set(out, EF_EMBED_ACT_REJECT, "unusable vector, twice in a row: %s",
+		    out->vec.bad_reason);
+	else
+		set(out, EF_EMBED_ACT_ISOLATE, "input %zu of %zu has an unusable vector twice in "
+		    "a row (%s): asking for it alone", bad - 1, x->n, out->vec.bad_reason);
+}
+
 static void on_ok(const struct ef_embed_exchange *x, struct ef_embed_outcome *out)
 {
 	char why[256];
 	enum ef_embed_parse_rc rc;
 
-	rc = ef_embed_parse_response(x->provider, x->body, x->body_len, x->n, x->dim,
-				     &out->vec, why, sizeof(why));
+	rc = ef_embed_parse_answer(x->provider, x->base64_asked, x->body, x->body_len, x->n,
+				   x->dim, &out->vec, why, sizeof(why));
 	if (rc == EF_EMBED_PARSE_OK)
 		out->action = EF_EMBED_ACT_OK;
 	else if (rc == EF_EMBED_PARSE_DIM)
 		on_wrong_dim(x, out, why);
+	else if (out->vec.bad_item)
+		on_bad_vector(x, out, why);
 	else
 		set(out, EF_EMBED_ACT_RETRY, "invalid response from \"%s\": %s", x->endpoint, why);
 }
@@ -172,9 +202,29 @@ static void retry(const struct ef_embed_exchange *x, struct ef_embed_outcome *ou
 						   x->retry_after_max_ms);
 }
 
+/*
+ * Older vLLM, llama.cpp and LocalAI builds answer 400 or 422 to
+ * "encoding_format":"base64"; numbers work everywhere.
+ */
+static void base64_refused(const struct ef_embed_exchange *x, struct ef_embed_outcome *out,
+			   const char *st)
+{
+	if (!x->base64_required) {
+		set(out, EF_EMBED_ACT_FALLBACK, "embedding service \"%s\" refuses base64 vectors "
+		    "(%s): asking for numbers", x->endpoint, st);
+		return;
+	}
+	set(out, EF_EMBED_ACT_FATAL, "embedding service \"%s\" refuses base64 vectors, and "
+	    "EMBED_ENCODING=base64 insists on them (%s)", x->endpoint, st);
+	hint(out, "set EMBED_ENCODING=auto (or float) for this service");
+}
+
 static void on_4xx(const struct ef_embed_exchange *x, struct ef_embed_outcome *out,
 		   const struct ef_embed_err_info *ei, const char *st)
 {
+	if ((x->status == 400 || x->status == 422) && x->base64_asked &&
+	    ef_embed_refuses_base64(ei->message))
+		return base64_refused(x, out, st);
 	switch (x->status) {
 	case 401:
 	case 403:

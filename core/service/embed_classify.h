@@ -6,6 +6,7 @@
 #ifndef EMBFILL_EMBED_CLASSIFY_H
 #define EMBFILL_EMBED_CLASSIFY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -37,6 +38,10 @@ struct ef_embed_exchange {
 	int prev_dim;              /* uniform wrong dim of the previous attempts, 0 none */
 	unsigned dim_repeats;      /* how many attempts in a row returned prev_dim */
 	unsigned dim_confirm;      /* answers of one wrong dim in a row that prove it */
+	bool base64_asked;         /* the request asked for "encoding_format":"base64" */
+	bool base64_required;      /* EMBED_ENCODING=base64: a refusal is fatal */
+	size_t prev_bad;           /* 1 + the input whose vector the previous answer
+				      refused as unusable; 0 none */
 };
 
 enum ef_embed_action {
@@ -45,6 +50,9 @@ enum ef_embed_action {
 	EF_EMBED_ACT_SPLIT,        /* too large or unattributed input error, n > 1 */
 	EF_EMBED_ACT_REJECT,       /* the one input fails alone: cause is the reason */
 	EF_EMBED_ACT_FATAL,        /* stop: cause and hint name the fix */
+	EF_EMBED_ACT_FALLBACK,     /* base64 refused: ask again for numbers, at once */
+	EF_EMBED_ACT_ISOLATE,      /* input bad_item - 1 had an unusable vector twice:
+				      ask for it alone, and for the others again */
 };
 
 struct ef_embed_outcome {
@@ -54,6 +62,8 @@ struct ef_embed_outcome {
 	long retry_after_ms;       /* -1: none asked for */
 	int dim_seen;              /* uniform wrong dim seen (RETRY or FATAL), else 0 */
 	unsigned dim_repeats;      /* answers in a row with dim_seen, this one included */
+	size_t bad_item;           /* 1 + the input whose vector was unusable (RETRY,
+				      ISOLATE, REJECT), else 0 */
 	struct ef_embed_vectors vec;
 };
 

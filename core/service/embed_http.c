@@ -21,7 +21,8 @@ double ef_embed_now_ms(void)
 /*
  * The answer is kept whole because it is parsed whole, so it is bounded:
  * a misbehaving server streaming forever must not eat the host's memory.
- * The limit is generous (a float printed as JSON takes about 20 bytes).
+ * The limit is generous (a float printed as JSON takes about 20 bytes, as
+ * base64 5.3).
  */
 static size_t answer_limit(size_t n, int dim)
 {
@@ -164,7 +165,8 @@ ef_status ef_embed_xfer_init(struct ef_embed_xfer *x, const struct ef_embed_reso
 	memset(x, 0, sizeof(*x));
 	x->cancel = cancel;
 	x->limit = answer_limit(n, r->dim);
-	x->request = ef_embed_build_request(r->provider, r->model, texts, n);
+	x->base64 = r->base64;
+	x->request = ef_embed_build_request_as(r->provider, r->model, x->base64, texts, n);
 	x->headers = make_headers(r);
 	x->easy = curl_easy_init();
 	if (x->request && x->headers && x->easy && set_options(x, r) == 0) {
@@ -246,4 +248,6 @@ void ef_embed_xfer_exchange(struct ef_embed_xfer *x, CURLcode rc,
 	out->retry_after_max_ms = r->retry_after_max_ms;
 	out->now = time(NULL);
 	out->dim_confirm = r->max_attempts;
+	out->base64_asked = x->base64;
+	out->base64_required = r->encoding == EF_EMBED_ENC_BASE64;
 }

@@ -7,6 +7,7 @@
 #define EMBFILL_EMBED_HTTP_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <curl/curl.h>
@@ -29,6 +30,8 @@ struct ef_embed_resolved {
 	long backoff_base_ms, backoff_max_ms, retry_after_max_ms;
 	unsigned reject_streak_max;
 	uint64_t rng;
+	enum ef_embed_encoding encoding; /* as configured */
+	bool base64;               /* ask for base64 now (openai, not yet refused) */
 };
 
 /* Checks cfg and fills r (defaults applied); release with the function below. */
@@ -50,9 +53,10 @@ struct ef_embed_xfer {
 	char net_msg[256];
 	const atomic_int *cancel;
 	double started_ms;
+	bool base64;               /* the request asks for base64 */
 };
 
-/* Prepares x to POST texts[0..n) to r's endpoint. */
+/* Prepares x to POST texts[0..n) to r's endpoint, asking for base64 if r->base64. */
 ef_status ef_embed_xfer_init(struct ef_embed_xfer *x, const struct ef_embed_resolved *r,
 			     const char *const *texts, size_t n, const atomic_int *cancel,
 			     struct ef_error *err);

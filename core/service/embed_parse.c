@@ -4,7 +4,6 @@
  * database lives here, where it can be tested and fuzzed without a network.
  */
 #include <ctype.h>
-#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -15,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/service/embed_parse.h"
+#include "core/service/embed_wire.h"
 
 /* --- request bodies ------------------------------------------------------- */
 
@@ -44,26 +44,28 @@ static cJSON *input_array(const char *const *texts, size_t n)
  * false makes it refuse the input instead, as OpenAI and TEI do by default,
  * so that the chunk is quarantined with its reason.
  */
-static int add_model(cJSON *root, enum ef_embed_provider provider, const char *model)
+static int add_model(cJSON *root, enum ef_embed_provider provider, const char *model,
+		     bool base64)
 {
 	if (provider == EF_EMBED_TEI)
 		return 1;
 	if (!cJSON_AddStringToObject(root, "model", model ? model : ""))
 		return 0;
 	if (provider == EF_EMBED_OPENAI)
-		return cJSON_AddStringToObject(root, "encoding_format", "float") != NULL;
+		return cJSON_AddStringToObject(root, "encoding_format",
+					       base64 ? "base64" : "float") != NULL;
 	return cJSON_AddFalseToObject(root, "truncate") != NULL;
 }
 
-char *ef_embed_build_request(enum ef_embed_provider provider, const char *model,
-			     const char *const *texts, size_t n)
+char *ef_embed_build_request_as(enum ef_embed_provider provider, const char *model,
+				bool base64, const char *const *texts, size_t n)
 {
 	cJSON *root = cJSON_CreateObject();
 	cJSON *arr = input_array(texts, n);
 	const char *key = provider == EF_EMBED_TEI ? "inputs" : "input";
 	char *body = NULL;
 
-	if (root && arr && add_model(root, provider, model)) {
+	if (root && arr && add_model(root, provider, model, base64)) {
 		cJSON_AddItemToObject(root, key, arr);
 		arr = NULL;
 		body = cJSON_PrintUnformatted(root);
@@ -71,6 +73,12 @@ char *ef_embed_build_request(enum ef_embed_provider provider, const char *model,
 	cJSON_Delete(arr);
 	cJSON_Delete(root);
 	return body;
+}
+
+char *ef_embed_build_request(enum ef_embed_provider provider, const char *model,
+			     const char *const *texts, size_t n)
+{
+	return ef_embed_build_request_as(provider, model, false, texts, n);
 }
 
 /* --- response bodies ------------------------------------------------------ */
@@ -116,79 +124,69 @@ static enum ef_embed_parse_rc fail(enum ef_embed_parse_rc rc, char *why, size_t 
 }
 
 /*
- * A float column cannot hold what a double overflows to, and a NaN or an
- * infinity poisons every distance computed against it; cJSON turns 1e999
- * into inf, so finiteness is checked after the narrowing too.
+ * An answer as read: the body's arrays of numbers already floats (see
+ * embed_wire.h), the small rest a cJSON tree, and for each input the node
+ * standing for its vector: a marker of an array of numbers, a base64
+ * string, or whatever else the service put there.
  */
-static int finite_float(double v)
+struct answer {
+	struct ef_wire_scan sc;
+	cJSON *root;
+	const cJSON **rows;
+	size_t n;
+	bool base64_asked;
+	bool base64, numbers;      /* what the rows turned out to be */
+};
+
+static const struct ef_wire_span *span_of(const struct answer *a, const cJSON *row)
 {
-	return isfinite(v) && fabs(v) <= FLT_MAX;
+	const cJSON *k = cJSON_IsArray(row) ? row->child : NULL;
+
+	if (!k || k->next || !cJSON_IsNumber(k) || !(k->valuedouble >= 0) ||
+	    k->valuedouble >= (double)a->sc.nrows)
+		return NULL;
+	return &a->sc.rows[(size_t)k->valuedouble];
 }
 
-/* Counts a row's numbers; -1 if it is not an array of finite numbers. */
-static int row_dim(const cJSON *row)
+static bool is_base64_row(const struct answer *a, const cJSON *row)
 {
-	const cJSON *v;
-	int d = 0;
-
-	if (!cJSON_IsArray(row))
-		return -1;
-	cJSON_ArrayForEach(v, row) {
-		if (!cJSON_IsNumber(v) || !finite_float(v->valuedouble) || d == INT_MAX)
-			return -1;
-		d++;
-	}
-	return d;
+	return a->base64_asked && cJSON_IsString(row);
 }
 
-static enum ef_embed_parse_rc check_dims(const cJSON *const *rows, size_t n, int dim,
-					 struct ef_embed_vectors *out, char *why,
-					 size_t whylen)
+/*
+ * The numbers first, straight into floats, then cJSON on what is left: a
+ * few hundred bytes of shape and indices per batch instead of a node per
+ * number.
+ */
+static enum ef_embed_parse_rc read_answer(struct answer *a, const char *body, size_t len,
+					  int dim, char *why, size_t whylen)
 {
-	int d0 = -1;
+	size_t hint = dim > 0 ? a->n * (size_t)dim : 0;
 
-	for (size_t i = 0; i < n; i++) {
-		int d = row_dim(rows[i]);
-
-		if (d < 0)
-			return fail(EF_EMBED_PARSE_INVALID, why, whylen,
-				    "item %zu is not an array of finite numbers", i);
-		if (d == 0)
-			return fail(EF_EMBED_PARSE_INVALID, why, whylen, "item %zu is empty", i);
-		if (i > 0 && d != d0)
-			return fail(EF_EMBED_PARSE_INVALID, why, whylen,
-				    "vectors of different dimensions (%d at item 0, %d at item %zu)",
-				    d0, d, i);
-		d0 = d;
+	if (!body || len == 0)
+		return fail(EF_EMBED_PARSE_MALFORMED, why, whylen, "the body is not valid JSON");
+	if (hint > len / 2 + 1)
+		hint = len / 2 + 1;
+	switch (ef_wire_scan(body, len, hint, &a->sc)) {
+	case EF_WIRE_OK:
+		break;
+	case EF_WIRE_NOMEM:
+		return fail(EF_EMBED_PARSE_INVALID, why, whylen, "out of memory");
+	default:
+		return fail(EF_EMBED_PARSE_MALFORMED, why, whylen, "the body is not valid JSON");
 	}
-	out->dim = d0;
-	if (dim > 0 && d0 != dim)
-		return fail(EF_EMBED_PARSE_DIM, why, whylen,
-			    "the service returns vectors of dimension %d, expected %d", d0, dim);
-	return EF_EMBED_PARSE_OK;
-}
-
-static enum ef_embed_parse_rc fill(const cJSON *const *rows, size_t n,
-				   struct ef_embed_vectors *out, char *why, size_t whylen)
-{
-	size_t k = 0;
-
-	out->data = malloc(n * (size_t)out->dim * sizeof(float));
-	if (!out->data)
-		return fail(EF_EMBED_PARSE_INVALID, why, whylen, "out of memory for %zu vectors", n);
-	for (size_t i = 0; i < n; i++) {
-		const cJSON *v;
-
-		cJSON_ArrayForEach(v, rows[i])
-			out->data[k++] = (float)v->valuedouble;
-	}
-	out->n = n;
+	a->root = parse_json(a->sc.skel, a->sc.skel_len);
+	if (!a->root)
+		return fail(EF_EMBED_PARSE_MALFORMED, why, whylen, "the body is not valid JSON");
+	a->rows = calloc(a->n ? a->n : 1, sizeof(*a->rows));
+	if (!a->rows)
+		return fail(EF_EMBED_PARSE_INVALID, why, whylen, "out of memory");
 	return EF_EMBED_PARSE_OK;
 }
 
 /* Rows in input order from an array of arrays (ollama, tei). */
-static enum ef_embed_parse_rc rows_plain(const cJSON *arr, const cJSON **rows, size_t n,
-					 char *why, size_t whylen)
+static enum ef_embed_parse_rc rows_plain(struct answer *a, const cJSON *arr, char *why,
+					 size_t whylen)
 {
 	const cJSON *row;
 	size_t i = 0;
@@ -196,13 +194,14 @@ static enum ef_embed_parse_rc rows_plain(const cJSON *arr, const cJSON **rows, s
 	if (!cJSON_IsArray(arr))
 		return fail(EF_EMBED_PARSE_MALFORMED, why, whylen, "no array of embeddings");
 	cJSON_ArrayForEach(row, arr) {
-		if (i < n)
-			rows[i] = row;
+		if (i < a->n)
+			a->rows[i] = row;
 		i++;
 	}
-	if (i != n)
+	if (i != a->n)
 		return fail(EF_EMBED_PARSE_INVALID, why, whylen,
-			    "%zu vectors returned for %zu inputs", i, n);
+			    "%zu vectors returned for %zu inputs", i, a->n);
+	a->numbers = true;
 	return EF_EMBED_PARSE_OK;
 }
 
@@ -225,50 +224,266 @@ static long item_index(const cJSON *item, size_t n)
  * so rows are placed by "index"; an index missing, repeated or out of range
  * means the answer cannot be matched to the inputs and is thrown away.
  */
-static enum ef_embed_parse_rc rows_openai(const cJSON *data, const cJSON **rows, size_t n,
-					  char *why, size_t whylen)
+static enum ef_embed_parse_rc rows_openai(struct answer *a, const cJSON *data, char *why,
+					  size_t whylen)
 {
 	const cJSON *item;
 	size_t count = 0;
 
 	if (!cJSON_IsArray(data))
 		return fail(EF_EMBED_PARSE_MALFORMED, why, whylen, "no \"data\" array");
-	if ((size_t)cJSON_GetArraySize(data) != n)
+	if ((size_t)cJSON_GetArraySize(data) != a->n)
 		return fail(EF_EMBED_PARSE_INVALID, why, whylen, "%d vectors returned for %zu inputs",
-			    cJSON_GetArraySize(data), n);
+			    cJSON_GetArraySize(data), a->n);
 	cJSON_ArrayForEach(item, data) {
-		long ix = item_index(item, n);
+		long ix = item_index(item, a->n);
+		const cJSON *row;
 
 		if (ix < 0)
 			return fail(EF_EMBED_PARSE_INVALID, why, whylen,
 				    "item %zu has no valid \"index\"", count);
-		if (rows[ix])
+		if (a->rows[ix])
 			return fail(EF_EMBED_PARSE_INVALID, why, whylen, "index %ld appears twice", ix);
-		rows[ix] = cJSON_GetObjectItemCaseSensitive(item, "embedding");
-		if (cJSON_IsString(rows[ix]))
+		row = a->rows[ix] = cJSON_GetObjectItemCaseSensitive(item, "embedding");
+		if (cJSON_IsString(row) && !a->base64_asked)
 			return fail(EF_EMBED_PARSE_MALFORMED, why, whylen,
 				    "embeddings came base64-encoded, not as floats");
+		if (is_base64_row(a, row))
+			a->base64 = true;
+		else if (cJSON_IsArray(row))
+			a->numbers = true;
 		count++;
+	}
+	if (a->base64 && a->numbers)
+		return fail(EF_EMBED_PARSE_MALFORMED, why, whylen,
+			    "some embeddings came base64-encoded, others as numbers");
+	return EF_EMBED_PARSE_OK;
+}
+
+static enum ef_embed_parse_rc locate_rows(enum ef_embed_provider provider, struct answer *a,
+					  char *why, size_t whylen)
+{
+	switch (provider) {
+	case EF_EMBED_OLLAMA:
+		return rows_plain(a, cJSON_GetObjectItemCaseSensitive(a->root, "embeddings"), why,
+				  whylen);
+	case EF_EMBED_OPENAI:
+		return rows_openai(a, cJSON_GetObjectItemCaseSensitive(a->root, "data"), why,
+				   whylen);
+	case EF_EMBED_TEI:
+		return rows_plain(a, a->root, why, whylen);
+	default:
+		return fail(EF_EMBED_PARSE_MALFORMED, why, whylen, "unknown provider");
+	}
+}
+
+/* The dimension of input i's vector, before any of it is decoded. */
+static enum ef_embed_parse_rc row_dim(const struct answer *a, size_t i, int *d, char *why,
+				      size_t whylen)
+{
+	const cJSON *row = a->rows[i];
+	const struct ef_wire_span *sp = span_of(a, row);
+	size_t count = 0;
+	long bytes;
+
+	*d = 0;
+	if (sp) {
+		count = sp->len;
+	} else if (is_base64_row(a, row)) {
+		bytes = ef_wire_base64_size(row->valuestring, strlen(row->valuestring));
+		if (bytes < 0 || bytes % 4 != 0)
+			return fail(EF_EMBED_PARSE_MALFORMED, why, whylen, "item %zu: the base64 "
+				    "embedding is not a whole number of float32 values", i);
+		count = (size_t)bytes / 4;
+	} else if (!cJSON_IsArray(row) || row->child) {
+		return fail(EF_EMBED_PARSE_INVALID, why, whylen,
+			    "item %zu is not an array of finite numbers", i);
+	}
+	if (count == 0)
+		return fail(EF_EMBED_PARSE_INVALID, why, whylen, "item %zu is empty", i);
+	if (count > INT_MAX)
+		return fail(EF_EMBED_PARSE_INVALID, why, whylen, "item %zu is too long", i);
+	*d = (int)count;
+	return EF_EMBED_PARSE_OK;
+}
+
+static enum ef_embed_parse_rc check_dims(const struct answer *a, int dim,
+					 struct ef_embed_vectors *out, char *why,
+					 size_t whylen)
+{
+	int d0 = -1;
+
+	for (size_t i = 0; i < a->n; i++) {
+		int d;
+		enum ef_embed_parse_rc rc = row_dim(a, i, &d, why, whylen);
+
+		if (rc != EF_EMBED_PARSE_OK)
+			return rc;
+		if (i > 0 && d != d0)
+			return fail(EF_EMBED_PARSE_INVALID, why, whylen,
+				    "vectors of different dimensions (%d at item 0, %d at item %zu)",
+				    d0, d, i);
+		d0 = d;
+	}
+	out->dim = d0;
+	if (dim > 0 && d0 != dim)
+		return fail(EF_EMBED_PARSE_DIM, why, whylen,
+			    "the service returns vectors of dimension %d, expected %d", d0, dim);
+	return EF_EMBED_PARSE_OK;
+}
+
+/* The rows came in order, one after another: the scan's buffer is the result. */
+static bool in_place(const struct answer *a, size_t row)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		const struct ef_wire_span *sp = span_of(a, a->rows[i]);
+
+		if (!sp || sp->off != i * row)
+			return false;
+	}
+	return true;
+}
+
+static enum ef_embed_parse_rc fill(struct answer *a, struct ef_embed_vectors *out, char *why,
+				   size_t whylen)
+{
+	size_t row = (size_t)out->dim;
+
+	if (in_place(a, row)) {
+		out->data = a->sc.floats;
+		a->sc.floats = NULL;
+		out->n = a->n;
+		return EF_EMBED_PARSE_OK;
+	}
+	out->data = malloc(a->n * row * sizeof(float));
+	if (!out->data)
+		return fail(EF_EMBED_PARSE_INVALID, why, whylen, "out of memory for %zu vectors",
+			    a->n);
+	for (size_t i = 0; i < a->n; i++) {
+		const cJSON *r = a->rows[i];
+		const struct ef_wire_span *sp = span_of(a, r);
+		float *dst = out->data + i * row;
+
+		if (sp) {
+			memcpy(dst, a->sc.floats + sp->off, row * sizeof(float));
+		} else if (ef_wire_base64_decode(r->valuestring, strlen(r->valuestring),
+						 (unsigned char *)dst) == 0) {
+			ef_wire_floats_le_to_host(dst, row);
+		} else {
+			free(out->data);
+			out->data = NULL;
+			return fail(EF_EMBED_PARSE_MALFORMED, why, whylen, "item %zu: the base64 "
+				    "embedding holds a character outside the alphabet or stray bits", i);
+		}
+	}
+	out->n = a->n;
+	return EF_EMBED_PARSE_OK;
+}
+
+/* --- what a usable vector is ------------------------------------------------ */
+
+static double squared_norm(const float *v, size_t dim)
+{
+	double s[4] = { 0, 0, 0, 0 };
+	size_t j = 0;
+
+	for (; j + 4 <= dim; j += 4)
+		for (int k = 0; k < 4; k++)
+			s[k] += (double)v[j + k] * (double)v[j + k];
+	for (; j < dim; j++)
+		s[0] += (double)v[j] * (double)v[j];
+	return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/* Two digits in an operator's spelling: "1e29", "1.1e6", not "1e+29". */
+static void short_number(double x, char *buf, size_t size)
+{
+	char *e, *d;
+
+	snprintf(buf, size, "%.2g", x);
+	if (!(e = strchr(buf, 'e')))
+		return;
+	d = e + 1 + (e[1] == '+' || e[1] == '-');
+	while (*d == '0' && d[1])
+		memmove(d, d + 1, strlen(d));
+	if (e[1] == '+')
+		memmove(e + 1, e + 2, strlen(e + 1));
+}
+
+/* Says, for an operator, why a vector whose squared norm is s is unusable. */
+static void explain(const float *v, size_t dim, double s, char *buf, size_t size)
+{
+	char norm[32];
+
+	for (size_t j = 0; j < dim; j++)
+		if (!isfinite(v[j])) {
+			snprintf(buf, size, "non-finite value %s at component %zu",
+				 isnan(v[j]) ? "NaN" : v[j] > 0 ? "inf" : "-inf", j);
+			return;
+		}
+	if (s == 0) {
+		snprintf(buf, size, "all-zero vector (cosine similarity is undefined)");
+		return;
+	}
+	short_number(sqrt(s), norm, sizeof(norm));
+	snprintf(buf, size, "vector norm %s is absurd (above 1e6)", norm);
+}
+
+/*
+ * A NaN or an infinity poisons every distance computed against it; an
+ * all-zero vector has no direction, so its cosine with anything is
+ * undefined (pgvector returns NaN); a norm above EF_EMBED_NORM_MAX is no
+ * model's output but a broken one.  Single zero components are normal.
+ */
+static enum ef_embed_parse_rc check_values(struct ef_embed_vectors *out, char *why,
+					   size_t whylen)
+{
+	size_t dim = (size_t)out->dim;
+
+	for (size_t i = 0; i < out->n; i++) {
+		const float *v = out->data + i * dim;
+		double s = squared_norm(v, dim);
+
+		if (s > 0 && s <= EF_EMBED_NORM_MAX * EF_EMBED_NORM_MAX)
+			continue;
+		explain(v, dim, s, out->bad_reason, sizeof(out->bad_reason));
+		out->bad_item = i + 1;
+		free(out->data);
+		out->data = NULL;
+		return fail(EF_EMBED_PARSE_INVALID, why, whylen, "item %zu: %s", i, out->bad_reason);
 	}
 	return EF_EMBED_PARSE_OK;
 }
 
-static enum ef_embed_parse_rc locate_rows(enum ef_embed_provider provider, const cJSON *root,
-					  const cJSON **rows, size_t n, char *why,
-					  size_t whylen)
+enum ef_embed_parse_rc ef_embed_parse_answer(enum ef_embed_provider provider, bool base64_asked,
+					     const char *body, size_t len, size_t n, int dim,
+					     struct ef_embed_vectors *out, char *why,
+					     size_t whylen)
 {
-	switch (provider) {
-	case EF_EMBED_OLLAMA:
-		return rows_plain(cJSON_GetObjectItemCaseSensitive(root, "embeddings"), rows, n,
-				  why, whylen);
-	case EF_EMBED_OPENAI:
-		return rows_openai(cJSON_GetObjectItemCaseSensitive(root, "data"), rows, n, why,
-				   whylen);
-	case EF_EMBED_TEI:
-		return rows_plain(root, rows, n, why, whylen);
-	default:
-		return fail(EF_EMBED_PARSE_MALFORMED, why, whylen, "unknown provider");
-	}
+	struct answer a;
+	enum ef_embed_parse_rc rc;
+
+	memset(out, 0, sizeof(*out));
+	memset(&a, 0, sizeof(a));
+	a.n = n;
+	a.base64_asked = base64_asked && provider == EF_EMBED_OPENAI;
+	if (why && whylen)
+		why[0] = '\0';
+	rc = read_answer(&a, body, len, dim, why, whylen);
+	if (rc == EF_EMBED_PARSE_OK)
+		rc = locate_rows(provider, &a, why, whylen);
+	if (rc == EF_EMBED_PARSE_OK && n > 0)
+		rc = check_dims(&a, dim, out, why, whylen);
+	if (rc == EF_EMBED_PARSE_OK && n > 0)
+		rc = fill(&a, out, why, whylen);
+	if (rc == EF_EMBED_PARSE_OK && n > 0)
+		rc = check_values(out, why, whylen);
+	if (rc == EF_EMBED_PARSE_OK)
+		out->encoding = a.base64 ? EF_EMBED_ENC_BASE64 : EF_EMBED_ENC_FLOAT;
+	free(a.rows);
+	cJSON_Delete(a.root);
+	ef_wire_scan_release(&a.sc);
+	return rc;
 }
 
 enum ef_embed_parse_rc ef_embed_parse_response(enum ef_embed_provider provider,
@@ -276,28 +491,7 @@ enum ef_embed_parse_rc ef_embed_parse_response(enum ef_embed_provider provider,
 					       int dim, struct ef_embed_vectors *out,
 					       char *why, size_t whylen)
 {
-	const cJSON **rows;
-	cJSON *root;
-	enum ef_embed_parse_rc rc;
-
-	memset(out, 0, sizeof(*out));
-	if (why && whylen)
-		why[0] = '\0';
-	root = parse_json(body, len);
-	if (!root)
-		return fail(EF_EMBED_PARSE_MALFORMED, why, whylen, "the body is not valid JSON");
-	rows = calloc(n ? n : 1, sizeof(*rows));
-	if (!rows)
-		rc = fail(EF_EMBED_PARSE_INVALID, why, whylen, "out of memory");
-	else
-		rc = locate_rows(provider, root, rows, n, why, whylen);
-	if (rc == EF_EMBED_PARSE_OK && n > 0)
-		rc = check_dims(rows, n, dim, out, why, whylen);
-	if (rc == EF_EMBED_PARSE_OK && n > 0)
-		rc = fill(rows, n, out, why, whylen);
-	free(rows);
-	cJSON_Delete(root);
-	return rc;
+	return ef_embed_parse_answer(provider, false, body, len, n, dim, out, why, whylen);
 }
 
 /* --- error bodies --------------------------------------------------------- */
@@ -449,6 +643,11 @@ static const char *const input_words[] = {
 	"validation", "invalid", "tokeniz", "bad request", "badrequest", "empty",
 	"unprocessable", NULL,
 };
+
+bool ef_embed_refuses_base64(const char *message)
+{
+	return has(message, "encoding_format") || has(message, "base64");
+}
 
 enum ef_embed_err_kind ef_embed_err_kind_of(const char *message, const char *type)
 {

@@ -35,6 +35,8 @@ struct req {
 	unsigned attempt;          /* transient failures so far */
 	int prev_dim;              /* uniform wrong dim of the last answers */
 	unsigned dim_repeats;      /* how many answers in a row had it */
+	size_t prev_bad;           /* 1 + the input whose vector the last answer
+				      refused as unusable, 0 none */
 	double ready_ms;
 	struct ef_embed_xfer x;
 };
@@ -186,6 +188,22 @@ static void job_finished(struct ef_embed_pool *p, struct job *j)
 	job_append(&p->done, j);
 }
 
+/*
+ * A service that answers base64 requests with numbers ignores the
+ * parameter: asking for it again only makes every request longer.
+ */
+static void learn_encoding(struct ef_embed_pool *p, bool asked_base64,
+			   const struct ef_embed_vectors *v)
+{
+	if (v->encoding == EF_EMBED_ENC_BASE64) {
+		p->c.answers_base64++;
+		return;
+	}
+	p->c.answers_float++;
+	if (asked_base64 && p->cfg.encoding == EF_EMBED_ENC_AUTO)
+		p->cfg.base64 = false;
+}
+
 static void place(struct ef_embed_pool *p, struct req *r, const struct ef_embed_vectors *v)
 {
 	struct job *j = r->job;
@@ -237,6 +255,48 @@ static struct req *req_new(struct job *j, size_t off, size_t len)
 	return r;
 }
 
+/*
+ * The vector of input bad - 1 came back unusable twice in a row: it is
+ * asked for alone, marked so that one more unusable answer rejects it,
+ * and the inputs before and after it are asked for again, since the
+ * answers that held them were thrown away.  First in the queue, as below.
+ */
+static void isolate(struct ef_embed_pool *p, struct req *r, size_t bad)
+{
+	size_t at = bad - 1, tail = r->len - at - 1;
+	struct req *one = req_new(r->job, r->off + at, 1);
+	struct req *before = at ? req_new(r->job, r->off, at) : NULL;
+	struct req *after = tail ? req_new(r->job, r->off + at + 1, tail) : NULL;
+
+	if (!one || (at && !before) || (tail && !after)) {
+		free(one);
+		free(before);
+		free(after);
+		free(r);
+		return stop(p, EF_ERR_EMBED, "out of memory isolating an input", NULL);
+	}
+	one->prev_bad = 1;
+	if (after)
+		after->next = p->waiting;
+	if (before)
+		before->next = after ? after : p->waiting;
+	one->next = before ? before : after ? after : p->waiting;
+	p->waiting = one;
+	r->job->res->splits++;
+	p->c.splits++;
+	free(r);
+}
+
+/* Numbers work everywhere: the same request again, at once, asking for them. */
+static void fall_back(struct ef_embed_pool *p, struct req *r)
+{
+	p->cfg.base64 = false;
+	p->c.base64_refused++;
+	r->ready_ms = 0;
+	r->next = p->waiting;
+	p->waiting = r;
+}
+
 /* Halves go first in the queue: a split job should finish, not linger. */
 static void split(struct ef_embed_pool *p, struct req *r)
 {
@@ -279,6 +339,7 @@ static void retry_later(struct ef_embed_pool *p, struct req *r,
 	r->attempt++;
 	r->prev_dim = o->dim_seen;
 	r->dim_repeats = o->dim_repeats;
+	r->prev_bad = o->bad_item;
 	r->ready_ms = ef_embed_now_ms() + (double)delay;
 	r->job->res->retries++;
 	p->c.retries++;
@@ -301,13 +362,19 @@ static void finish(struct ef_embed_pool *p, struct req *r, CURLcode rc)
 	ef_embed_xfer_exchange(&r->x, rc, &p->cfg, r->len, &ex);
 	ex.prev_dim = r->prev_dim;
 	ex.dim_repeats = r->dim_repeats;
+	ex.prev_bad = r->prev_bad;
 	ef_embed_classify(&ex, &o);
 	ef_embed_xfer_cleanup(&r->x);
 	switch (o.action) {
-	case EF_EMBED_ACT_OK: place(p, r, &o.vec); break;
+	case EF_EMBED_ACT_OK:
+		learn_encoding(p, ex.base64_asked, &o.vec);
+		place(p, r, &o.vec);
+		break;
 	case EF_EMBED_ACT_RETRY: retry_later(p, r, &o); break;
 	case EF_EMBED_ACT_SPLIT: split(p, r); break;
 	case EF_EMBED_ACT_REJECT: reject(p, r, o.cause); break;
+	case EF_EMBED_ACT_FALLBACK: fall_back(p, r); break;
+	case EF_EMBED_ACT_ISOLATE: isolate(p, r, o.bad_item); break;
 	default: free(r); stop(p, EF_ERR_EMBED, o.cause, o.hint); break;
 	}
 	free(o.vec.data);
@@ -549,6 +616,11 @@ size_t ef_embed_pool_pending(const ef_embed_pool *p)
 void ef_embed_pool_counters(const ef_embed_pool *p, struct ef_embed_counters *out)
 {
 	*out = p->c;
+}
+
+enum ef_embed_encoding ef_embed_pool_encoding(const ef_embed_pool *p)
+{
+	return p->cfg.base64 ? EF_EMBED_ENC_BASE64 : EF_EMBED_ENC_FLOAT;
 }
 
 void ef_embed_pool_wakeup(ef_embed_pool *p)

@@ -47,6 +47,8 @@ static ef_status probe_verdict(const struct ef_embed_resolved *r, int wanted,
 {
 	if (o->action == EF_EMBED_ACT_OK) {
 		out->dim = o->vec.dim;
+		out->encoding = o->vec.encoding;
+		out->base64_ignored = r->base64 && o->vec.encoding == EF_EMBED_ENC_FLOAT;
 		return probe_dim(r, wanted, out, err);
 	}
 	ef_error_set(err, EF_ERR_EMBED, "%s", o->cause);
@@ -59,7 +61,11 @@ static ef_status probe_verdict(const struct ef_embed_resolved *r, int wanted,
 			     "and EMBED_PROVIDER");
 }
 
-/* One request, one answer, no retry: doctor reports what it sees. */
+/*
+ * One request, one answer, no retry: doctor reports what it sees.  Only a
+ * refusal of base64 under EMBED_ENCODING=auto is asked again, for numbers,
+ * as a run would.
+ */
 static ef_status probe_once(struct ef_embed_resolved *r, int wanted, struct ef_embed_probe *out,
 			    struct ef_error *err)
 {
@@ -79,9 +85,15 @@ static ef_status probe_once(struct ef_embed_resolved *r, int wanted, struct ef_e
 	out->reachable = rc == CURLE_OK;
 	out->http_status = ex.status;
 	ef_embed_classify(&ex, &o);
+	ef_embed_xfer_cleanup(&x);
+	if (o.action == EF_EMBED_ACT_FALLBACK && !out->base64_refused) {
+		out->base64_refused = 1;
+		r->base64 = false;
+		free(o.vec.data);
+		return probe_once(r, wanted, out, err);
+	}
 	st = probe_verdict(r, wanted, &o, out, err);
 	free(o.vec.data);
-	ef_embed_xfer_cleanup(&x);
 	return st;
 }
 

@@ -3,18 +3,23 @@
  * OpenAI-compatible servers and text-embeddings-inference.
  *
  * Nothing reaches the caller before the response has been checked: HTTP
- * status, JSON shape, item count, order, dimension and finite values.  A
- * failure is handled inside the client according to its class:
+ * status, JSON shape, item count, order, dimension, and vectors that can be
+ * used (finite values, not all zero, a norm of at most 1e6).  A failure is
+ * handled inside the client according to its class:
  *
  *   transient   connect failure, timeout, dropped connection, 429, 5xx,
  *               a malformed or inconsistent 200: retried with exponential
  *               backoff and full jitter, honouring Retry-After and
  *               retry-after-ms; after the last attempt, EF_ERR_EMBED.
+ *               An unusable vector for the same input twice in a row is
+ *               that input's: it is asked for alone, and rejected when it
+ *               fails alone again.
  *   too large   413, batch-limit 422, context-length errors: the batch is
  *               split in halves and each half is retried.
- *   rejected    an input that fails alone with a 4xx input error comes
- *               back flagged as rejected with the service's reason, so the
- *               run can quarantine it; the other inputs succeed.
+ *   rejected    an input that fails alone with a 4xx input error, or
+ *               whose vector is unusable, comes back flagged as rejected
+ *               with the reason, so the run can quarantine it; the other
+ *               inputs succeed.
  *   fatal       401/403, model not found, every vector of another dimension
  *               than expected, quota exhausted, TLS failure: EF_ERR_EMBED
  *               with the cause and the fix, and the pool stops.
@@ -42,6 +47,18 @@ enum ef_embed_provider {
 };
 
 /*
+ * How an OpenAI-compatible service is asked to send vectors (its
+ * "encoding_format"): base64 of little-endian float32 is a quarter of the
+ * bytes of decimal numbers and costs no parsing.  ollama and tei have no
+ * such parameter and always send numbers.
+ */
+enum ef_embed_encoding {
+	EF_EMBED_ENC_AUTO = 0,      /* base64; numbers for a service that refuses or ignores it */
+	EF_EMBED_ENC_BASE64,        /* base64 only: a refusal stops the pool */
+	EF_EMBED_ENC_FLOAT,         /* decimal numbers only */
+};
+
+/*
  * Everything the client needs, decoupled from the settings module.  The
  * strings are borrowed: a pool copies what it keeps.  Zero in a number
  * means "the default" (see ef_embed_config_defaults).
@@ -62,6 +79,7 @@ struct ef_embed_config {
 	long retry_after_max_ms;    /* cap on a server's Retry-After, default 60000 */
 	unsigned reject_streak_max; /* rejected inputs in a row before stopping, default 50 */
 	unsigned long long jitter_seed; /* 0: seeded from the clock */
+	enum ef_embed_encoding encoding; /* openai only; default auto */
 };
 
 /* Fills cfg with the defaults (provider and strings left empty). */
@@ -72,6 +90,15 @@ ef_status ef_embed_config_check(const struct ef_embed_config *cfg, struct ef_err
 
 /* "ollama", "openai", "tei", or "none". */
 const char *ef_embed_provider_name(enum ef_embed_provider p);
+
+/* "auto", "base64" or "float". */
+const char *ef_embed_encoding_name(enum ef_embed_encoding e);
+
+/*
+ * The encoding EMBED_ENCODING names; auto for NULL, "" or a name the
+ * settings would have refused.
+ */
+enum ef_embed_encoding ef_embed_encoding_from(const char *name);
 
 /* Parses a provider name as EMBED_PROVIDER spells it; EF_ERR_USAGE if unknown. */
 ef_status ef_embed_provider_parse(const char *name, enum ef_embed_provider *out,
@@ -110,6 +137,9 @@ struct ef_embed_counters {
 	unsigned long batches;    /* results handed back */
 	unsigned in_flight;       /* requests on the wire now */
 	unsigned in_flight_max;   /* most ever on the wire at once */
+	unsigned long answers_base64;  /* answers whose vectors came as base64 */
+	unsigned long answers_float;   /* answers whose vectors came as numbers */
+	unsigned long base64_refused;  /* requests the service refused for asking base64 */
 };
 
 /* --- the pool: several requests in flight over curl multi ---------------- */
@@ -157,6 +187,14 @@ size_t ef_embed_pool_pending(const ef_embed_pool *pool);
 
 void ef_embed_pool_counters(const ef_embed_pool *pool, struct ef_embed_counters *out);
 
+/*
+ * The encoding the pool asks for now: BASE64 or FLOAT, never AUTO.  Under
+ * EMBED_ENCODING=auto it starts with base64 and turns to float for the rest
+ * of the pool's life once the service refuses base64 or answers with
+ * numbers instead.
+ */
+enum ef_embed_encoding ef_embed_pool_encoding(const ef_embed_pool *pool);
+
 /* Wakes a pool waiting in ef_embed_pool_next; safe from any thread. */
 void ef_embed_pool_wakeup(ef_embed_pool *pool);
 
@@ -177,11 +215,15 @@ struct ef_embed_probe {
 	int dim;                  /* what the service returns, 0 if unknown */
 	int dim_matches;          /* dim == cfg->dim (always 1 when cfg->dim is 0) */
 	char endpoint[512];       /* the URL asked, without userinfo or query */
+	enum ef_embed_encoding encoding; /* how the vectors came: BASE64 or FLOAT;
+					    AUTO when no vector came */
+	int base64_refused;       /* base64 was refused, and float asked for again */
+	int base64_ignored;       /* base64 was asked for, numbers came */
 };
 
 /*
- * Embeds one short text with a single attempt and fills *out as far as it
- * got.  Returns EF_OK when the service works and returns cfg->dim (or any
+ * Embeds one short text with a single attempt (two when the service refuses
+ * base64 and EMBED_ENCODING=auto) and fills *out as far as it got.  Returns EF_OK when the service works and returns cfg->dim (or any
  * dimension when cfg->dim is 0); otherwise the classified error, with a
  * dimension mismatch naming both numbers.
  */

@@ -34,6 +34,7 @@
 	X(EMBED_CONNECT_TIMEOUT_S, "10")                     \
 	X(EMBED_MAX_ATTEMPTS, "6")                           \
 	X(EMBED_CONCURRENCY, "2")                            \
+	X(EMBED_ENCODING, "auto")                            \
 	X(BATCH_SIZE, "100")                                 \
 	X(MAX_CHUNK_SIZE, "1000")                            \
 	X(CHUNK_OVERLAP, "100")                              \
@@ -142,6 +143,7 @@ struct ef_config {
 	int connect_timeout_s;
 	int max_attempts;
 	int concurrency;
+	const char *encoding;     /* "auto" | "base64" | "float" (openai vectors) */
 	int batch_size;
 	int max_chunk_size;
 	int chunk_overlap;

@@ -11,6 +11,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 EF_TOP=$(cd "$here/../.." && pwd)
 . "$EF_TOP/tests/lib/servers.sh"
 
+# Reading and writing one answer, CPU alone (no server needed).
+"$build/bench/parse_bench"
+"$build/bench/render_bench"
+
 tmp=$(mktemp -d /tmp/embfill-bench.XXXXXX)
 chmod 755 "$tmp"
 EMB_PIDS=""

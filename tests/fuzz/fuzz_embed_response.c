@@ -4,7 +4,8 @@
  * Input: byte 0 picks the provider, byte 1 the number of inputs (0..15),
  * byte 2 the expected dimension (0..31, 0 = any); the rest is the body.
  * Whatever the body, a parse that says OK must hand back exactly n rows of
- * the expected dimension, all finite; any other answer must hand back none.
+ * the expected dimension, all finite, none all zero and none of norm above
+ * 1e6; any other answer must hand back none.
  */
 #include <math.h>
 #include <stdint.h>
@@ -23,9 +24,19 @@ static void check_ok(const struct ef_embed_vectors *v, size_t n, int dim)
 		return;
 	if (!v->data || v->n != n || v->dim <= 0 || (dim && v->dim != dim))
 		abort();
-	for (size_t i = 0; i < n * (size_t)v->dim; i++)
-		if (!isfinite(v->data[i]))
+	for (size_t i = 0; i < n; i++) {
+		double s = 0;
+
+		for (size_t j = 0; j < (size_t)v->dim; j++) {
+			float x = v->data[i * (size_t)v->dim + j];
+
+			if (!isfinite(x))
+				abort();
+			s += (double)x * x;
+		}
+		if (!(s > 0) || sqrt(s) > 1e6)
 			abort();
+	}
 }
 
 static void classify_as_200(enum ef_embed_provider p, const char *body, size_t len, size_t n,

@@ -180,3 +180,32 @@ Test(pg_doctor, unknown_model_is_a_failed_check_with_a_hint)
 	HAS(d.r.out, "hint:");
 	finish(&d);
 }
+
+/* openai alone has a choice of encoding; doctor says which one the service speaks. */
+Test(pg_doctor, says_which_vector_encoding_the_service_speaks)
+{
+	struct doc d;
+	const char *refuse[] = { "--dim", "4", "--model", "m1", "--refuse-base64", NULL };
+	const char *insist[] = { "EMBED_ENCODING=base64", NULL };
+
+	start(&d, BACKEND_PG, (const char *[]){ "--dim", "4", "--model", "m1", NULL });
+	cr_assert_eq(doctor(&d, "openai", d.e.url, NULL, false), 0, "%s\n%s", d.r.out, d.r.err);
+	HAS(d.r.out, "[ok]   vector encoding: the service sends vectors as base64 float32 "
+		     "(EMBED_ENCODING=auto)");
+	HAS(d.r.out, "EMBED_ENCODING");
+	proc_result_free(&d.r);
+	cr_assert_eq(doctor(&d, "tei", d.e.url, NULL, false), 0, "%s\n%s", d.r.out, d.r.err);
+	cr_expect_null(strstr(d.r.out, "vector encoding"), "tei has no choice: %s", d.r.out);
+	proc_result_free(&d.r);
+	embedder_stop(&d.e);
+	cr_assert_eq(embedder_start(&d.e, refuse), 0, "the sandbox embedder did not start");
+	cr_assert_eq(doctor(&d, "openai", d.e.url, NULL, false), 0, "%s\n%s", d.r.out, d.r.err);
+	HAS(d.r.out, "[ok]   vector encoding: the service refuses base64 and sends decimal "
+		     "numbers");
+	proc_result_free(&d.r);
+	cr_assert_eq(doctor(&d, "openai", d.e.url, insist, false), 1, "%s\n%s", d.r.out, d.r.err);
+	HAS(d.r.out, "[FAIL] embedding service");
+	HAS(d.r.out, "EMBED_ENCODING=base64 insists");
+	HAS(d.r.out, "hint: set EMBED_ENCODING=auto");
+	finish(&d);
+}

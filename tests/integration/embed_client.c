@@ -100,6 +100,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *userp)
 struct stats {
 	long requests;
 	long status[600];
+	long base64;              /* requests that asked for base64 */
 };
 
 static struct stats get_stats(const char *url)
@@ -119,6 +120,7 @@ static struct stats get_stats(const char *url)
 	root = cJSON_Parse(b.data);
 	cr_assert_not_null(root, "GET /stats: %s", b.data);
 	st.requests = (long)cJSON_GetNumberValue(cJSON_GetObjectItem(root, "requests"));
+	st.base64 = (long)cJSON_GetNumberValue(cJSON_GetObjectItem(root, "base64_requests"));
 	by = cJSON_GetObjectItem(root, "by_status");
 	cJSON_ArrayForEach(it, by) {
 		int code = atoi(it->string);
@@ -829,7 +831,272 @@ Test(embed_client, a_service_that_goes_away_is_reported_after_bounded_retries)
 	ef_embed_pool_free(pool);
 }
 
+/* --- vectors on the wire: base64 and its fallbacks ------------------------------------- */
+
+static struct ef_embed_result *pool_one(ef_embed_pool *pool, const char *const *in, size_t n)
+{
+	struct ef_embed_result *res = NULL;
+	struct ef_error err;
+
+	cr_assert_eq(ef_embed_pool_submit(pool, NULL, in, n, &err), EF_OK, "%s", err.msg);
+	while (!res)
+		cr_assert_eq(ef_embed_pool_next(pool, -1, &res, &err), EF_OK, "%s / %s", err.msg,
+			     err.hint);
+	no_secret(&err, res);
+	vectors_sane(res);
+	return res;
+}
+
+static void identical(const struct ef_embed_result *a, const struct ef_embed_result *b,
+		      const char *what)
+{
+	cr_assert_eq(a->n, b->n);
+	cr_assert(memcmp(a->vectors, b->vectors, a->n * DIM * sizeof(float)) == 0,
+		  "%s: the floats differ", what);
+}
+
+Test(embed_client, openai_is_asked_for_base64_and_its_floats_equal_every_providers_numbers)
+{
+	const char *url = start(0, NULL);
+	const char *const *in = make_texts(9, "wire");
+	struct ef_embed_config c = config(EF_EMBED_OPENAI, url);
+	struct ef_embed_counters cnt;
+	struct ef_embed_result *b64, *other;
+	ef_embed_pool *pool;
+	struct ef_error err;
+
+	cr_assert_eq(ef_embed_pool_new(&c, 1, &pool, &err), EF_OK, "%s", err.msg);
+	cr_assert_eq(ef_embed_pool_encoding(pool), EF_EMBED_ENC_BASE64, "auto starts with base64");
+	b64 = pool_one(pool, in, 9);
+	ef_embed_pool_counters(pool, &cnt);
+	cr_assert_eq(cnt.answers_base64, 1);
+	cr_assert_eq(cnt.answers_float, 0);
+	cr_assert_eq(ef_embed_pool_encoding(pool), EF_EMBED_ENC_BASE64);
+	ef_embed_pool_free(pool);
+	cr_assert_eq(get_stats(url).base64, 1, "the request asked for base64");
+	c.encoding = EF_EMBED_ENC_FLOAT;
+	other = batch_ok(&c, in, 9);
+	identical(other, b64, "openai numbers against base64");
+	ef_embed_result_free(other);
+	for (size_t k = 0; k < 3; k += 2) {
+		struct ef_embed_config o = config(all[k], url);
+
+		other = batch_ok(&o, in, 9);
+		identical(other, b64, ef_embed_provider_name(all[k]));
+		ef_embed_result_free(other);
+	}
+	cr_assert_eq(get_stats(url).base64, 1, "float, ollama and tei never ask for base64");
+	cr_assert_eq(get_stats(url).requests, 4);
+	ef_embed_result_free(b64);
+}
+
+/* Three batches through one pool of one, against a server planting flag. */
+static ef_embed_pool *three_batches(const char *flag, struct ef_embed_counters *cnt,
+				    const char **url)
+{
+	const char *args[] = { flag, NULL };
+	struct ef_embed_config c;
+	struct ef_embed_result *want = reference(EF_EMBED_OPENAI, make_texts(6, "fallback"), 6);
+	ef_embed_pool *pool;
+	struct ef_error err;
+
+	*url = start(0, args);
+	c = config(EF_EMBED_OPENAI, *url);
+	cr_assert_eq(ef_embed_pool_new(&c, 1, &pool, &err), EF_OK, "%s", err.msg);
+	for (int b = 0; b < 3; b++) {
+		struct ef_embed_result *res = pool_one(pool, texts, 6);
+
+		identical(res, want, flag);
+		cr_assert_eq(res->n_rejected, 0);
+		cr_assert_eq(res->retries, 0, "falling back is not a retry");
+		ef_embed_result_free(res);
+	}
+	ef_embed_pool_counters(pool, cnt);
+	ef_embed_result_free(want);
+	return pool;
+}
+
+Test(embed_client, a_service_ignoring_base64_has_its_numbers_taken_and_is_asked_for_numbers)
+{
+	struct ef_embed_counters cnt;
+	const char *url;
+	ef_embed_pool *pool = three_batches("--ignore-base64", &cnt, &url);
+	struct stats st = get_stats(url);
+
+	cr_assert_eq(cnt.answers_float, 3);
+	cr_assert_eq(cnt.answers_base64, 0);
+	cr_assert_eq(cnt.base64_refused, 0);
+	cr_assert_eq(ef_embed_pool_encoding(pool), EF_EMBED_ENC_FLOAT, "remembered");
+	cr_assert_eq(st.requests, 3);
+	cr_assert_eq(st.base64, 1, "only the first request asked for base64");
+	ef_embed_pool_free(pool);
+}
+
+Test(embed_client, a_service_refusing_base64_costs_one_request_then_numbers_for_the_pool)
+{
+	struct ef_embed_counters cnt;
+	const char *url;
+	ef_embed_pool *pool = three_batches("--refuse-base64", &cnt, &url);
+	struct stats st = get_stats(url);
+
+	cr_assert_eq(cnt.base64_refused, 1);
+	cr_assert_eq(cnt.answers_float, 3);
+	cr_assert_eq(cnt.retries, 0);
+	cr_assert_eq(ef_embed_pool_encoding(pool), EF_EMBED_ENC_FLOAT);
+	cr_assert_eq(st.status[400], 1, "one refusal");
+	cr_assert_eq(st.status[200], 3);
+	cr_assert_eq(st.requests, 4);
+	cr_assert_eq(st.base64, 1);
+	ef_embed_pool_free(pool);
+}
+
+Test(embed_client, embed_encoding_base64_against_a_refusing_service_stops_naming_the_fix)
+{
+	const char *args[] = { "--refuse-base64", NULL };
+	const char *url = start(0, args);
+	struct ef_embed_config c = config(EF_EMBED_OPENAI, url);
+	struct ef_embed_result *res = NULL;
+	struct ef_error err;
+
+	c.encoding = EF_EMBED_ENC_BASE64;
+	cr_assert_eq(ef_embed_batch(&c, make_texts(3, "insist"), 3, &res, &err), EF_ERR_EMBED);
+	cr_assert_null(res);
+	cr_assert(strstr(err.msg, "refuses base64 vectors, and EMBED_ENCODING=base64 insists"),
+		  "%s", err.msg);
+	cr_assert(strstr(err.msg, "encoding_format"), "the service's words: %s", err.msg);
+	cr_assert(strstr(err.hint, "set EMBED_ENCODING=auto"), "%s", err.hint);
+	cr_assert_eq(get_stats(url).requests, 1, "a setting, not a glitch: no retry");
+}
+
+Test(embed_client, embed_encoding_float_never_asks_for_base64_and_base64_always_does)
+{
+	const char *url = start(0, NULL);
+	struct ef_embed_config c = config(EF_EMBED_OPENAI, url);
+
+	c.encoding = EF_EMBED_ENC_FLOAT;
+	ef_embed_result_free(batch_ok(&c, make_texts(2, "float"), 2));
+	ef_embed_result_free(batch_ok(&c, texts, 2));
+	cr_assert_eq(get_stats(url).base64, 0);
+	c.encoding = EF_EMBED_ENC_BASE64;
+	ef_embed_result_free(batch_ok(&c, texts, 2));
+	ef_embed_result_free(batch_ok(&c, texts, 2));
+	cr_assert_eq(get_stats(url).base64, 2);
+}
+
+/* --- unusable vectors: all zero, absurd norms -------------------------------------------- */
+
+/* Whether the server, asked for text alone, answers an all-zero or huge vector. */
+static bool unusable_alone(const char *url, const char *text)
+{
+	struct buf b = { .len = 0 };
+	char full[128], body[256];
+	CURL *e = curl_easy_init();
+	cJSON *root;
+	const cJSON *x;
+	double s = 0;
+
+	snprintf(full, sizeof(full), "%s/embed", url);
+	snprintf(body, sizeof(body), "{\"inputs\":[\"%s\"]}", text);
+	curl_easy_setopt(e, CURLOPT_URL, full);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+	cr_assert_eq(curl_easy_perform(e), CURLE_OK);
+	curl_easy_cleanup(e);
+	root = cJSON_Parse(b.data);
+	cr_assert_not_null(root, "%s", b.data);
+	cJSON_ArrayForEach(x, cJSON_GetArrayItem(root, 0))
+		s += x->valuedouble * x->valuedouble;
+	cJSON_Delete(root);
+	return s == 0 || s > 1e12;
+}
+
+/*
+ * Twelve inputs, some of which the service answers unusably every time:
+ * exactly those come back rejected with the reason, the others with the
+ * vectors of a clean server, whether the vectors travel as numbers (tei)
+ * or as base64 (openai).
+ */
+static void unusable_inputs_are_rejected(const char *flag, const char *reason)
+{
+	const char *args[] = { flag, "0.25", "--seed", "4", NULL };
+	const char *url = start(0, args);
+	const char *const *in = make_texts(12, flag);
+	enum ef_embed_provider ps[] = { EF_EMBED_TEI, EF_EMBED_OPENAI };
+	bool bad[12];
+	size_t nbad = 0;
+
+	for (size_t i = 0; i < 12; i++)
+		nbad += bad[i] = unusable_alone(url, in[i]);
+	cr_assert(nbad > 0 && nbad < 12, "%s 0.25 planted %zu of 12", flag, nbad);
+	for (size_t k = 0; k < 2; k++) {
+		struct ef_embed_config c = config(ps[k], url);
+		struct ef_embed_result *want = reference(ps[k], in, 12);
+		struct ef_embed_result *res = batch_ok(&c, in, 12);
+
+		cr_assert_eq(res->n_rejected, nbad, "%s", ef_embed_provider_name(ps[k]));
+		for (size_t i = 0; i < 12; i++) {
+			cr_assert_eq(res->rejected[i], bad[i], "%s input %zu",
+				     ef_embed_provider_name(ps[k]), i);
+			if (bad[i])
+				cr_assert(strstr(res->reasons[i], reason), "%s", res->reasons[i]);
+		}
+		same_vectors(res, want);
+		cr_assert_gt(res->splits, 0, "the input was isolated");
+		ef_embed_result_free(res);
+		ef_embed_result_free(want);
+	}
+}
+
+Test(embed_client, all_zero_vectors_of_an_input_are_isolated_and_rejected_the_rest_kept)
+{
+	unusable_inputs_are_rejected("--zero-rate",
+				     "unusable vector, twice in a row: all-zero vector (cosine "
+				     "similarity is undefined)");
+}
+
+Test(embed_client, absurd_norms_of_an_input_are_isolated_and_rejected_the_rest_kept)
+{
+	unusable_inputs_are_rejected("--huge-rate", "vector norm 1e29 is absurd");
+}
+
 /* --- the probe ------------------------------------------------------------------------- */
+
+Test(embed_client, probe_reports_the_encoding_the_service_speaks)
+{
+	static const char *const flags[] = { NULL, "--ignore-base64", "--refuse-base64" };
+	static const enum ef_embed_encoding want[] = {
+		EF_EMBED_ENC_BASE64, EF_EMBED_ENC_FLOAT, EF_EMBED_ENC_FLOAT,
+	};
+	struct ef_embed_probe p;
+	struct ef_error err;
+
+	for (size_t i = 0; i < 3; i++) {
+		const char *args[] = { flags[i], NULL };
+		const char *url = start(0, flags[i] ? args : NULL);
+		struct ef_embed_config c = config(EF_EMBED_OPENAI, url);
+
+		cr_assert_eq(ef_embed_probe(&c, &p, &err), EF_OK, "%s", err.msg);
+		cr_assert_eq(p.encoding, want[i], "%s", flags[i] ? flags[i] : "plain");
+		cr_assert_eq(p.base64_ignored, i == 1);
+		cr_assert_eq(p.base64_refused, i == 2);
+		cr_assert_eq(get_stats(url).requests, i == 2 ? 2 : 1, "asked again only when refused");
+	}
+	{
+		struct ef_embed_config c = config(EF_EMBED_TEI, start(0, NULL));
+
+		cr_assert_eq(ef_embed_probe(&c, &p, &err), EF_OK, "%s", err.msg);
+		cr_assert_eq(p.encoding, EF_EMBED_ENC_FLOAT);
+	}
+	{
+		const char *args[] = { "--refuse-base64", NULL };
+		struct ef_embed_config c = config(EF_EMBED_OPENAI, start(0, args));
+
+		c.encoding = EF_EMBED_ENC_BASE64;
+		cr_assert_eq(ef_embed_probe(&c, &p, &err), EF_ERR_EMBED);
+		cr_assert(strstr(err.msg, "EMBED_ENCODING=base64"), "%s", err.msg);
+	}
+}
 
 Test(embed_client, probe_reports_status_latency_and_dimension)
 {

@@ -24,6 +24,7 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -900,6 +901,236 @@ Test(sandbox_faults, latency_flags_delay_the_answer)
 	embedder_stop(&q);
 }
 
+/* ---- base64 and unusable vectors ---------------------------------------- */
+
+static int b64_value(char c)
+{
+	const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *p = c ? strchr(a, c) : NULL;
+
+	return p ? (int)(p - a) : -1;
+}
+
+/* Decodes padded base64 of little-endian float32; returns how many floats. */
+static int from_base64(const char *s, float *out, int max)
+{
+	unsigned char bytes[MAX_DIM * 4 + 3];
+	size_t len = strlen(s), k = 0;
+
+	cr_assert_eq(len % 4, 0, "base64 of %zu characters", len);
+	for (size_t i = 0; i < len; i += 4) {
+		int v[4];
+
+		for (int j = 0; j < 4; j++)
+			v[j] = s[i + (size_t)j] == '=' ? 0 : b64_value(s[i + (size_t)j]);
+		cr_assert(v[0] >= 0 && v[1] >= 0 && v[2] >= 0 && v[3] >= 0, "not base64: %s", s);
+		cr_assert_lt(k + 3, sizeof(bytes));
+		bytes[k++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
+		if (s[i + 2] != '=')
+			bytes[k++] = (unsigned char)(v[1] << 4 | v[2] >> 2);
+		if (s[i + 3] != '=')
+			bytes[k++] = (unsigned char)(v[2] << 6 | v[3]);
+	}
+	cr_assert_eq(k % 4, 0);
+	for (size_t i = 0; i < k / 4 && (int)i < max; i++) {
+		uint32_t w = (uint32_t)bytes[i * 4] | (uint32_t)bytes[i * 4 + 1] << 8 |
+			     (uint32_t)bytes[i * 4 + 2] << 16 | (uint32_t)bytes[i * 4 + 3] << 24;
+		memcpy(&out[i], &w, sizeof(w));
+	}
+	return (int)(k / 4);
+}
+
+static void openai_as(struct http_resp *r, const struct embedder_proc *p, const char *inputs,
+		      const char *format)
+{
+	char body[4096];
+
+	snprintf(body, sizeof(body), "{\"model\":\"embfill-hash\",\"input\":%s,"
+		 "\"encoding_format\":\"%s\"}", inputs, format);
+	post(r, p, "/v1/embeddings", body);
+}
+
+/* The embedding of data item k (placed by index) of an openai answer. */
+static const cJSON *openai_item(const cJSON *root, int k)
+{
+	const cJSON *item;
+
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(root, "data"))
+		if (cJSON_GetObjectItemCaseSensitive(item, "index")->valuedouble == k)
+			return cJSON_GetObjectItemCaseSensitive(item, "embedding");
+	cr_assert_fail("no item with index %d", k);
+	return NULL;
+}
+
+/* The floats of a decimal answer, read as strtof reads them (not as doubles). */
+static int floats_of_text(const char *body, int k, float *out)
+{
+	const char *p = body;
+	int n = 0;
+
+	for (int i = 0; i <= k; i++) {
+		p = strstr(p, "\"embedding\":[");
+		cr_assert_not_null(p);
+		p += strlen("\"embedding\":[");
+	}
+	while (*p != ']') {
+		char *end;
+
+		out[n++] = strtof(p, &end);
+		cr_assert(end > p, "not a number at %.20s", p);
+		p = *end == ',' ? end + 1 : end;
+	}
+	return n;
+}
+
+Test(sandbox_base64, base64_is_the_same_float32_the_numbers_spell)
+{
+	static float f[MAX_DIM], b[MAX_DIM];
+	struct embedder_proc p;
+	struct http_resp rf, rb;
+	cJSON *root;
+	int n;
+
+	START(&p, "--dim", "768");
+	openai_as(&rf, &p, "[\"alpha beta gamma\"]", "float");
+	openai_as(&rb, &p, "[\"alpha beta gamma\"]", "base64");
+	cr_assert_eq(rb.status, 200, "%s", rb.body);
+	root = json_of(&rb);
+	cr_assert(cJSON_IsString(openai_item(root, 0)), "embedding is not a string: %.200s", rb.body);
+	n = from_base64(openai_item(root, 0)->valuestring, b, MAX_DIM);
+	cr_assert_eq(n, 768);
+	cr_assert_eq(floats_of_text(rf.body, 0, f), 768);
+	cr_assert(memcmp(f, b, sizeof(float) * 768) == 0,
+		  "the printed numbers do not read back as the base64 floats");
+	cJSON_Delete(root);
+	resp_free(&rf);
+	resp_free(&rb);
+	embedder_stop(&p);
+}
+
+Test(sandbox_base64, an_unknown_encoding_format_is_a_400_naming_it)
+{
+	static const char *const bodies[] = {
+		"{\"model\":\"embfill-hash\",\"input\":[\"a\"],\"encoding_format\":\"base32\"}",
+		"{\"model\":\"embfill-hash\",\"input\":[\"a\"],\"encoding_format\":1}",
+	};
+	struct embedder_proc p;
+	struct http_resp r;
+	char msg[512], kind[64];
+	cJSON *root;
+
+	START(&p, "--dim", "8");
+	for (size_t i = 0; i < 2; i++) {
+		post(&r, &p, "/v1/embeddings", bodies[i]);
+		cr_assert_eq(r.status, 400, "%s: %ld", bodies[i], r.status);
+		error_of("/v1/embeddings", &r, msg, sizeof(msg), kind, sizeof(kind));
+		cr_assert(strstr(msg, "encoding_format") != NULL, "%s", msg);
+		root = json_of(&r);
+		cr_assert_str_eq(str_at(cJSON_GetObjectItemCaseSensitive(root, "error"), "type"),
+				 "invalid_request_error");
+		cJSON_Delete(root);
+		resp_free(&r);
+	}
+	post(&r, &p, "/embed", "{\"inputs\":[\"a\"],\"encoding_format\":\"base32\"}");
+	cr_assert_eq(r.status, 200, "tei has no such parameter and ignores it");
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+Test(sandbox_base64, ignore_base64_answers_numbers)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+
+	START(&p, "--dim", "16", "--ignore-base64");
+	openai_as(&r, &p, "[\"a\",\"b\"]", "base64");
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(check_vectors("/v1/embeddings", &r, 16), 2);
+	resp_free(&r);
+	expect_stat(&p, "200", 1);
+	embedder_stop(&p);
+}
+
+Test(sandbox_base64, refuse_base64_answers_400_naming_encoding_format_and_serves_numbers)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	char msg[512], kind[64];
+
+	START(&p, "--dim", "16", "--refuse-base64");
+	openai_as(&r, &p, "[\"a\"]", "base64");
+	cr_assert_eq(r.status, 400);
+	error_of("/v1/embeddings", &r, msg, sizeof(msg), kind, sizeof(kind));
+	cr_assert(strstr(msg, "encoding_format") != NULL, "%s", msg);
+	resp_free(&r);
+	openai_as(&r, &p, "[\"a\"]", "float");
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(check_vectors("/v1/embeddings", &r, 16), 1);
+	resp_free(&r);
+	embedder_stop(&p);
+}
+
+Test(sandbox_base64, nan_rate_plants_a_nan_or_an_infinity_in_base64)
+{
+	static float v[MAX_DIM];
+	struct embedder_proc p;
+	struct http_resp r;
+	cJSON *root;
+
+	START(&p, "--nan-rate", "1", "--dim", "16", "--seed", "5");
+	for (int i = 0; i < 4; i++) {
+		int bad = 0;
+
+		openai_as(&r, &p, "[\"a\",\"b\"]", "base64");
+		cr_assert_eq(r.status, 200);
+		root = json_of(&r);
+		cr_assert_not_null(root, "base64 answers stay valid JSON");
+		for (int k = 0; k < 2; k++) {
+			cr_assert_eq(from_base64(openai_item(root, k)->valuestring, v, MAX_DIM), 16);
+			for (int j = 0; j < 16; j++)
+				bad += !isfinite(v[j]);
+		}
+		cr_assert_eq(bad, 1, "one planted non-finite value, not %d", bad);
+		cJSON_Delete(root);
+		resp_free(&r);
+	}
+	embedder_stop(&p);
+}
+
+/* The vector of text under the hash backend, by ollama. */
+static double text_norm(const struct embedder_proc *p, const char *text)
+{
+	static double v[MAX_DIM];
+	int n = embed_one(p, text, v);
+
+	return sqrt(dot(v, v, n));
+}
+
+Test(sandbox_faults, zero_and_huge_rates_pick_the_same_texts_every_time)
+{
+	static const char *const texts[] = { "one", "two", "three", "four", "five", "six",
+					     "seven", "eight", "nine", "ten", "eleven", "twelve" };
+	struct embedder_proc z, h;
+	int zeros = 0, huge = 0;
+
+	START(&z, "--zero-rate", "0.3", "--dim", "32", "--seed", "2");
+	START(&h, "--huge-rate", "0.3", "--dim", "32", "--seed", "2");
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		double nz = text_norm(&z, texts[i]), nh = text_norm(&h, texts[i]);
+
+		cr_assert(nz == 0 || fabs(nz - 1) < 1e-5, "\"%s\": norm %g", texts[i], nz);
+		cr_assert(fabs(nh - 1) < 1e-5 || fabs(nh / 1e29 - 1) < 1e-5, "\"%s\": norm %g",
+			  texts[i], nh);
+		cr_assert_eq(text_norm(&z, texts[i]), nz, "\"%s\" changed between requests", texts[i]);
+		zeros += nz == 0;
+		huge += nh > 1e6;
+	}
+	cr_assert(zeros > 0 && zeros < 12, "%d of 12 zeroed at rate 0.3", zeros);
+	cr_assert(huge > 0 && huge < 12, "%d of 12 huge at rate 0.3", huge);
+	embedder_stop(&z);
+	embedder_stop(&h);
+}
+
 /* ---- stats and auth ---------------------------------------------------- */
 
 Test(sandbox_stats, count_requests_by_status_and_items)
@@ -918,16 +1149,21 @@ Test(sandbox_stats, count_requests_by_status_and_items)
 	resp_free(&r);
 	get(&r, &p, "/health");
 	resp_free(&r);
+	post(&r, &p, "/v1/embeddings", "{\"model\":\"embfill-hash\",\"input\":[\"a\"],"
+	     "\"encoding_format\":\"base64\"}");
+	resp_free(&r);
 	get(&r, &p, "/stats");
-	cr_assert_str_eq(r.body, "{\"requests\":4,\"by_status\":{\"200\":2,\"404\":1,\"503\":1},\"items\":5,"
-			 "\"computed\":5,\"cached\":0,\"computing\":0,\"max_computing\":1,\"cache_vectors\":0}");
+	cr_assert_str_eq(r.body, "{\"requests\":5,\"by_status\":{\"200\":3,\"404\":1,\"503\":1},"
+			 "\"items\":6,\"base64_requests\":1,\"computed\":6,\"cached\":0,"
+			 "\"computing\":0,\"max_computing\":1,\"cache_vectors\":0}");
 	resp_free(&r);
 	post(&r, &p, "/stats/reset", "");
 	cr_assert_eq(r.status, 200);
 	resp_free(&r);
 	get(&r, &p, "/stats");
-	cr_assert_str_eq(r.body, "{\"requests\":0,\"by_status\":{},\"items\":0,\"computed\":0,"
-			 "\"cached\":0,\"computing\":0,\"max_computing\":0,\"cache_vectors\":0}");
+	cr_assert_str_eq(r.body, "{\"requests\":0,\"by_status\":{},\"items\":0,"
+			 "\"base64_requests\":0,\"computed\":0,\"cached\":0,\"computing\":0,"
+			 "\"max_computing\":0,\"cache_vectors\":0}");
 	resp_free(&r);
 	embedder_stop(&p);
 }
@@ -1033,7 +1269,8 @@ Test(sandbox_cli, bad_flags_exit_2_naming_the_flag, .timeout = 60)
 		{"--backend", "gpu", NULL}, {"--fail-status", "200", NULL}, {"--seed", "-3", NULL},
 		{"--api-key-file", "/nonexistent/key", NULL}, {"--max-batch", "0", NULL},
 		{"--drop-rate", "nan", NULL}, {"--bogus", NULL}, {"--retry-after", NULL},
-		{"--dim", "768", "--backend", "use-lite", NULL},
+		{"--dim", "768", "--backend", "use-lite", NULL}, {"--zero-rate", "2", NULL},
+		{"--huge-rate", "x", NULL}, {"--ignore-base64", "--refuse-base64", NULL},
 	};
 	char out[4096];
 
@@ -1053,7 +1290,8 @@ Test(sandbox_cli, help_lists_every_flag)
 		"--max-batch", "--max-body-bytes", "--max-input-chars", "--malformed-rate",
 		"--wrong-dim-rate", "--nan-rate", "--wrong-count-rate", "--shuffle-rate",
 		"--drop-rate", "--reject-marker", "--api-key-file", "--fail-first", "--fail-status",
-		"--loading-seconds", "--node-modules", "--parent-pid", "--verbose",
+		"--loading-seconds", "--node-modules", "--parent-pid", "--verbose", "--zero-rate",
+		"--huge-rate", "--ignore-base64", "--refuse-base64",
 	};
 	const char *const args[] = {"--help", NULL};
 	char out[16384];

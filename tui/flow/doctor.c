@@ -69,6 +69,31 @@ static void check_dims(struct app *app, struct doctor *d, const struct ef_embed_
 			     d->sc.dim, p->dim);
 }
 
+/*
+ * Only the openai API has a choice of encoding; base64 costs the client no
+ * parsing, so a service that speaks only numbers is worth knowing about.
+ */
+static void check_encoding(struct app *app, struct doctor *d, const struct ef_embed_probe *p)
+{
+	const char *setting = app->cfg->encoding;
+
+	if (strcmp(app->cfg->provider, "openai") != 0)
+		return;
+	if (p->encoding == EF_EMBED_ENC_BASE64)
+		ef_check_add(&d->list, EF_CHECK_PASS, "vector encoding", "",
+			     "the service sends vectors as base64 float32 (EMBED_ENCODING=%s)", setting);
+	else if (p->base64_refused || p->base64_ignored)
+		ef_check_add(&d->list, EF_CHECK_PASS, "vector encoding",
+			     "nothing to do; EMBED_ENCODING=float skips asking for base64 first",
+			     "the service %s base64 and sends decimal numbers, which cost more CPU "
+			     "to read (EMBED_ENCODING=%s)",
+			     p->base64_refused ? "refuses" : "ignores", setting);
+	else
+		ef_check_add(&d->list, EF_CHECK_PASS, "vector encoding", "",
+			     "the service sends vectors as decimal numbers (EMBED_ENCODING=%s)",
+			     setting);
+}
+
 static void check_service(struct app *app, struct doctor *d)
 {
 	struct ef_embed_config ec;
@@ -94,6 +119,7 @@ static void check_service(struct app *app, struct doctor *d)
 		ef_check_add(&d->list, EF_CHECK_PASS, "embedding service", "",
 			     "%s (%s) answered in %.0f ms", p.endpoint, app->cfg->provider,
 			     p.latency_ms);
+		check_encoding(app, d, &p);
 		check_dims(app, d, &p);
 	}
 }
