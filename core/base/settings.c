@@ -38,6 +38,9 @@ enum ktype {
 	T_CITE,     /* empty, a column, or "column->key" of a json/jsonb column */
 	T_NAME_OPT, /* a collection name, or empty */
 	T_SCHEMA,   /* identifier, unqualified */
+	T_INT_OPT,  /* empty, or a whole number within [min, max] */
+	T_PREFIX,   /* text put before others: any printable text, may be empty */
+	T_SHARE,    /* a number from 0 to 1 */
 };
 
 struct keydef {
@@ -67,6 +70,22 @@ static struct keydef keys[EF_K__COUNT] = {
 	KD(EMBED_CONNECT_TIMEOUT_S, T_INT, 1, 600, NULL, "seconds to connect to the service"),
 	KD(EMBED_MAX_ATTEMPTS, T_INT, 1, 100, NULL, "attempts per request before giving up"),
 	KD(EMBED_CONCURRENCY, T_INT, 1, 64, NULL, "embedding requests in flight at once"),
+	KD(EMBED_DOCUMENT_PREFIX, T_PREFIX, 0, 0, NULL,
+	   "put before every document's text (\"search_document: \"); known models get their "
+	   "documented prefix by default; quote it to keep a trailing blank"),
+	KD(EMBED_QUERY_PREFIX, T_PREFIX, 0, 0, NULL,
+	   "put before every query (spot-check, the swap gate); known models get theirs by "
+	   "default"),
+	KD(EMBED_DIMENSIONS, T_INT_OPT, 1, 16000, NULL,
+	   "dimensions asked of a model that can shorten its vectors (openai, ollama); equal "
+	   "to EMBED_DIM; empty: not asked"),
+	KD(EMBED_TRUNCATE, T_ENUM, 0, 0, "false|true",
+	   "let the service cut a text longer than the model's context (ollama, tei); false "
+	   "refuses it, and the chunk is quarantined"),
+	KD(EMBED_NORMALIZE, T_ENUM, 0, 0, "|true|false",
+	   "tei: normalise vectors (empty: the service's default, which normalises)"),
+	KD(PROVENANCE_MIN_COSINE, T_SHARE, 0, 0, NULL,
+	   "verify --provenance: the cosine a stored vector needs with its re-embedding"),
 	KD(EMBED_ENCODING, T_ENUM, 0, 0, "auto|base64|float",
 	   "how openai sends vectors: auto (base64, else numbers), base64 or float"),
 	KD(BATCH_SIZE, T_INT, 1, 10000, NULL, "chunks per embedding request"),
@@ -117,6 +136,9 @@ static struct keydef keys[EF_K__COUNT] = {
 	   "embeddings: time of embedding column (empty: none)"),
 	KD(EMBEDDINGS_RUN_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
 	   "embeddings: embfill run id column (empty: none)"),
+	KD(EMBEDDINGS_RECIPE_COLUMN, T_COLUMN_OPT, 0, 0, NULL,
+	   "embeddings: the recipe's fingerprint, text (empty, or absent while left at its "
+	   "default: kept in embfill's bookkeeping)"),
 	KD(COLLECTIONS_TABLE, T_TABLE, 0, 0, NULL, "collection lookup table (lookup mode)"),
 	KD(COLLECTIONS_KEY_COLUMN, T_COLUMN, 0, 0, NULL, "lookup: key column"),
 	KD(COLLECTIONS_NAME_COLUMN, T_COLUMN, 0, 0, NULL, "lookup: collection name column"),
@@ -138,6 +160,7 @@ static const char *const defaults[EF_K__COUNT] = {
 
 struct slot {
 	char *value;
+	bool derived;        /* a default the model's documentation gives */
 	enum ef_origin_kind kind;
 	char *where; /* file name or flag spelling */
 	unsigned line;
@@ -552,7 +575,13 @@ void ef_settings_origin(const ef_settings *s, enum ef_key key, char *buf, size_t
 		snprintf(buf, n, "flag %s", sl->where);
 		break;
 	default:
-		snprintf(buf, n, "default");
+		if (sl->derived) {
+			const struct ef_known_model *km =
+				ef_recipe_known(s->slots[EF_K_EMBED_MODEL].value);
+			snprintf(buf, n, "default for %s", km ? km->family : "the model");
+		} else {
+			snprintf(buf, n, "default");
+		}
 	}
 }
 
@@ -566,6 +595,12 @@ char *ef_settings_display(const ef_settings *s, enum ef_key key)
 		return ef_redact_dsn(v);
 	if (keys[key].type == T_URL)
 		return ef_redact_url(v);
+	if (keys[key].type == T_PREFIX) {
+		char *q = NULL;
+
+		/* in quotes: a trailing blank is part of it */
+		return asprintf(&q, "\"%s\"", v) < 0 ? NULL : q;
+	}
 	return ef_redact(v);
 }
 
@@ -794,6 +829,39 @@ static ef_status check_name(const ef_settings *s, int k, struct ef_error *err)
 	return err->status;
 }
 
+static ef_status check_prefix(const ef_settings *s, int k, struct ef_error *err)
+{
+	const char *v = s->slots[k].value;
+	size_t len = strlen(v);
+
+	if (len > 1000) {
+		bad_value(s, k, "is longer than 1000 bytes", err);
+		return ef_error_hint(err, "a prefix is a few words: \"search_document: \"");
+	}
+	if (!ef_utf8_printable(v, len)) {
+		bad_value(s, k, "holds a control character or bytes that are not UTF-8", err);
+		return ef_error_hint(err, "%s takes printable text; quote it in the settings file "
+				     "to keep a trailing blank: %s=\"query: \"", keys[k].name,
+				     keys[k].name);
+	}
+	return EF_OK;
+}
+
+static ef_status check_share(const ef_settings *s, int k, struct ef_error *err)
+{
+	const char *v = s->slots[k].value;
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (!*v || *end || errno || !(d > 0 && d <= 1)) {
+		bad_value(s, k, "is not a number above 0 and at most 1", err);
+		return ef_error_hint(err, "%s takes a number like 0.99", keys[k].name);
+	}
+	return EF_OK;
+}
+
 static ef_status check_key(const ef_settings *s, int k, int *ival, struct ef_error *err)
 {
 	switch (keys[k].type) {
@@ -827,6 +895,16 @@ static ef_status check_key(const ef_settings *s, int k, int *ival, struct ef_err
 		return check_name(s, k, err);
 	case T_SECRET:
 		return EF_OK;
+	case T_INT_OPT:
+		if (!*s->slots[k].value) {
+			*ival = 0;
+			return EF_OK;
+		}
+		return check_int(s, k, ival, err);
+	case T_PREFIX:
+		return check_prefix(s, k, err);
+	case T_SHARE:
+		return check_share(s, k, err);
 	}
 	return EF_OK;
 }
@@ -901,6 +979,8 @@ static void build_mapping(ef_settings *s)
 	m->emb_vector = V(EMBEDDINGS_VECTOR_COLUMN);
 	m->emb_at = O(EMBEDDINGS_AT_COLUMN);
 	m->emb_run = O(EMBEDDINGS_RUN_COLUMN);
+	m->emb_recipe = O(EMBEDDINGS_RECIPE_COLUMN);
+	m->emb_recipe_default = s->slots[EF_K_EMBEDDINGS_RECIPE_COLUMN].kind == EF_FROM_DEFAULT;
 	m->lookup = m->coll_mode == EF_COLL_LOOKUP ? V(COLLECTIONS_TABLE) : NULL;
 	m->lookup_key = V(COLLECTIONS_KEY_COLUMN);
 	m->lookup_name = V(COLLECTIONS_NAME_COLUMN);
@@ -910,6 +990,62 @@ static void build_mapping(ef_settings *s)
 	cite_field(V(CITATION_SOURCE), s->cite[1], &m->cite_source);
 #undef O
 #undef V
+}
+
+/* The prefixes a known model's documentation gives, where the operator
+ * set none; recomputed at every finish, so a change of model is followed. */
+static ef_status derive_prefixes(ef_settings *s)
+{
+	const struct ef_known_model *km = ef_recipe_known(s->slots[EF_K_EMBED_MODEL].value);
+	static const enum ef_key pk[2] = { EF_K_EMBED_DOCUMENT_PREFIX, EF_K_EMBED_QUERY_PREFIX };
+
+	for (int i = 0; i < 2; i++) {
+		struct slot *sl = &s->slots[pk[i]];
+		const char *want;
+		char *v;
+
+		if (sl->kind != EF_FROM_DEFAULT)
+			continue;
+		want = km ? (i == 0 ? km->doc_prefix : km->query_prefix) : "";
+		if (!(v = strdup(want)))
+			return EF_ERR_NOMEM;
+		free(sl->value);
+		sl->value = v;
+		sl->derived = km && *want;
+	}
+	return EF_OK;
+}
+
+/* The recipe's switches, where the provider has them. */
+static ef_status check_recipe(ef_settings *s, struct ef_error *err)
+{
+	const struct ef_config *c = &s->cfg;
+	bool tei = strcmp(c->provider, "tei") == 0, openai = strcmp(c->provider, "openai") == 0;
+
+	if (c->dimensions && c->dimensions != c->embed_dim) {
+		bad_value(s, EF_K_EMBED_DIMENSIONS, "differs from EMBED_DIM", err);
+		return ef_error_hint(err, "the vectors asked for are the vectors stored: set "
+					  "EMBED_DIM=%d too, or leave EMBED_DIMENSIONS empty",
+				     c->dimensions);
+	}
+	if (c->dimensions && tei) {
+		bad_value(s, EF_K_EMBED_DIMENSIONS, "cannot be asked of text-embeddings-inference's "
+			  "/embed, which has no such parameter", err);
+		return ef_error_hint(err, "leave EMBED_DIMENSIONS empty, or use TEI's OpenAI route "
+					  "with EMBED_PROVIDER=openai");
+	}
+	if (c->truncate && openai) {
+		bad_value(s, EF_K_EMBED_TRUNCATE, "cannot be asked of an OpenAI-style service, which "
+			  "has no truncation switch", err);
+		return ef_error_hint(err, "leave EMBED_TRUNCATE=false: an over-long chunk is "
+					  "refused and quarantined with the service's reason");
+	}
+	if (c->normalize >= 0 && !tei) {
+		bad_value(s, EF_K_EMBED_NORMALIZE, "is a switch of text-embeddings-inference only", err);
+		return ef_error_hint(err, "leave EMBED_NORMALIZE empty for %s, whose vectors come "
+					  "normalised", c->provider);
+	}
+	return EF_OK;
 }
 
 static ef_status check_cross(ef_settings *s, struct ef_error *err)
@@ -929,6 +1065,8 @@ ef_status ef_settings_finish(ef_settings *s, struct ef_error *err)
 	struct ef_config *c = &s->cfg;
 
 	s->finished = false;
+	if (derive_prefixes(s) != EF_OK)
+		return ef_error_oom(err, "reading the settings");
 	for (int k = 0; k < EF_K__COUNT; k++)
 		if (check_key(s, k, &ival[k], err) != EF_OK)
 			return err->status;
@@ -949,8 +1087,21 @@ ef_status ef_settings_finish(ef_settings *s, struct ef_error *err)
 	c->max_chunk_size = ival[EF_K_MAX_CHUNK_SIZE];
 	c->chunk_overlap = ival[EF_K_CHUNK_OVERLAP];
 	c->historylog = s->slots[EF_K_HISTORYLOG].value;
+	c->doc_prefix = s->slots[EF_K_EMBED_DOCUMENT_PREFIX].value;
+	c->query_prefix = s->slots[EF_K_EMBED_QUERY_PREFIX].value;
+	c->dimensions = ival[EF_K_EMBED_DIMENSIONS];
+	c->truncate = strcmp(s->slots[EF_K_EMBED_TRUNCATE].value, "true") == 0;
+	c->normalize = !*s->slots[EF_K_EMBED_NORMALIZE].value ? -1
+		       : strcmp(s->slots[EF_K_EMBED_NORMALIZE].value, "true") == 0;
+	c->provenance_min_cosine = strtod(s->slots[EF_K_PROVENANCE_MIN_COSINE].value, NULL);
+	{
+		struct ef_recipe r = { c->doc_prefix, c->dimensions, c->truncate, c->normalize };
+
+		if (!ef_recipe_id(&r, c->recipe_id))
+			return ef_error_oom(err, "reading the settings");
+	}
 	build_mapping(s);
-	if (check_cross(s, err) != EF_OK)
+	if (check_cross(s, err) != EF_OK || check_recipe(s, err) != EF_OK)
 		return err->status;
 	s->finished = true;
 	return EF_OK;

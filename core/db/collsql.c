@@ -9,6 +9,7 @@
 
 #include "core/db/collsql.h"
 #include "core/db/db_pg.h"
+#include "embfill/recipe.h"
 #include "embfill/strbuf.h"
 
 bool ef_collsql_quote(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m,
@@ -29,7 +30,7 @@ bool ef_collsql_quote(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *
 		{ "source", m->doc_source, false }, { "cdoc", m->chunk_document, false },
 		{ "cidx", m->chunk_index, false }, { "at", m->emb_at, false },
 		{ "body", m->doc_body, false }, { "dim", m->emb_dim, false },
-		{ "run", m->emb_run, false },
+		{ "run", m->emb_run, false }, { "recipe", m->emb_recipe, false },
 	};
 
 	for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
@@ -146,6 +147,27 @@ static bool layout_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 				 " AND b.chunk_key = {ckeyt}" : "");
 }
 
+/* The recipe of each vector, from its column or from bookkeeping; a vector
+ * with none recorded is not stale for it (an upgrade must not turn a whole
+ * collection stale), and is counted apart. */
+static bool recipe_frags(struct ef_sqlvars *v, const struct ef_schema *sc,
+			 const struct ef_collsql_params *p)
+{
+	char buf[160];
+
+	if (p->recipe && ef_recipe_id_valid(p->recipe))
+		snprintf(buf, sizeof(buf), "{frecipe} IS NOT NULL AND {frecipe} <> '%s'",
+			 p->recipe);
+	else
+		snprintf(buf, sizeof(buf), "false");
+	return ef_sqlvars_frag(v, "frecipe", sc->recipe_col ? "{e}.{recipe}::text"
+					     : sc->bookkeeping ? "b.recipe" : "NULL::text") &&
+	       ef_sqlvars_frag(v, "stale_recipe", buf) &&
+	       ef_sqlvars_frag(v, "recipe_unknown", "{frecipe} IS NULL") &&
+	       ef_sqlvars_frag(v, "stale_any", "({stale_model}) OR ({stale_dim}) OR "
+				"({stale_content}) OR ({stale_recipe})");
+}
+
 /* What is recorded of each vector, from its column or from bookkeeping. */
 static bool record_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 			 const struct ef_schema *sc, const struct ef_collsql_params *p)
@@ -181,7 +203,8 @@ static bool record_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 					      " sha256(convert_to(c.{content}, 'UTF8'))"
 			       : sc->hash_is_text ? "lower({e}.{hash}::text) IS DISTINCT FROM {chash}"
 			       : "{e}.{hash} IS DISTINCT FROM sha256(convert_to(c.{content}, 'UTF8'))") &&
-	       ef_sqlvars_frag(v, "unrecorded", "{fmodel} IS NULL");
+	       ef_sqlvars_frag(v, "unrecorded", "{fmodel} IS NULL") &&
+	       recipe_frags(v, sc, p);
 }
 
 bool ef_collsql_vars(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m,

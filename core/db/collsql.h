@@ -42,7 +42,11 @@
  *   {chash}    the hash of the chunk's current text, hex
  *   {fat}      when the vector was made (timestamptz, may be NULL)
  *   {vdims}    the vector's dimension
- *   {stale_model} {stale_dim} {stale_content}   conditions on a row with a vector
+ *   {stale_model} {stale_dim} {stale_content} {stale_recipe}   conditions on a row
+ *              with a vector; {stale_any} any of them
+ *   {frecipe}  the recorded recipe's fingerprint (NULL: not recorded)
+ *   {recipe_unknown}  a vector whose recipe is not on record (made before
+ *              recipes were recorded, or by another tool): not stale for that
  *   {unrecorded}  a vector whose model is not on record (taken for stale by model)
  *   {qwhere}   quarantine rows of the collection parameter
  */
@@ -59,14 +63,17 @@
 #include "embfill/settings.h"
 
 /* $n of the model (text), the dimension (int) and the collection (text);
- * 0 leaves the fragments that need one unset. */
+ * 0 leaves the fragments that need one unset.  recipe: the fingerprint of
+ * the settings' recipe (recipe.h), written into {stale_recipe} as a literal
+ * (it is validated); NULL: no vector is stale by recipe. */
 struct ef_collsql_params {
 	int model, dim, collection;
+	const char *recipe;
 };
 
 /* The usual numbering of status, verify and spot-check: $1 model, $2 dim,
  * $3 collection. */
-#define EF_COLLSQL_PARAMS { 1, 2, 3 }
+#define EF_COLLSQL_PARAMS { 1, 2, 3, NULL }
 
 /*
  * Sets every identifier and fragment above in v for the mapping m and

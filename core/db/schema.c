@@ -643,6 +643,10 @@ static bool emb_columns(const struct ef_mapping *m, const struct ef_relinfo *r,
 	ok &= opt_col(l, r, r->quoted, m->emb_dim, "EMBEDDINGS_DIM_COLUMN");
 	ok &= opt_col(l, r, r->quoted, m->emb_at, "EMBEDDINGS_AT_COLUMN");
 	ok &= opt_col(l, r, r->quoted, m->emb_run, "EMBEDDINGS_RUN_COLUMN");
+	/* the recipe column, new in this release, is looked for at its default
+	 * name: a table made before keeps the recipe in the bookkeeping */
+	if (!(m->emb_recipe_default && m->emb_recipe && !ef_relinfo_col(r, m->emb_recipe)))
+		ok &= opt_col(l, r, r->quoted, m->emb_recipe, "EMBEDDINGS_RECIPE_COLUMN");
 	return ok;
 }
 
@@ -744,13 +748,19 @@ static ef_status check_embeddings(ef_db *db, const struct ef_mapping *m,
 	st = vector_column(db, on, m->emb_vector, sc, l, err);
 	if (st != EF_OK || sc->vec_type == EF_VEC_UNKNOWN)
 		goto out;
-	sc->bookkeeping = !m->emb_model || !m->emb_hash;
-	if (sc->bookkeeping)
+	sc->recipe_col = m->emb_recipe && ef_relinfo_col(on, m->emb_recipe);
+	sc->bookkeeping = !m->emb_model || !m->emb_hash || !sc->recipe_col;
+	if (!m->emb_model || !m->emb_hash)
 		ef_check_add(l, EF_CHECK_PASS, "bookkeeping", "", "the model%s of each vector %s kept "
 			     "in embfill's bookkeeping table (schema \"%s\"); your table is written "
 			     "only in its vector%s", m->emb_hash ? "" : " and content hash",
 			     m->emb_hash ? "is" : "are", m->tool_schema,
 			     m->emb_model ? " and model columns" : " column");
+	else if (!sc->recipe_col)
+		ef_check_add(l, EF_CHECK_PASS, "recipe", "to keep it in the row instead: ALTER TABLE "
+			     "<embeddings> ADD COLUMN recipe text",
+			     "%s has no recipe column: the recipe of each vector is kept in embfill's "
+			     "bookkeeping table (schema \"%s\")", on->quoted, m->tool_schema);
 	sc->embeddings_ok = true;
 	if (separate && ch->exists && sc->chunks_ok) {
 		st = isolation(db, &e, ch, m, sc, l, err);
@@ -895,6 +905,12 @@ ef_status ef_schema_discover(ef_db *db, const struct ef_mapping *m, struct ef_sc
 			     "CHUNKS_ID_COLUMN has %d columns, EMBEDDINGS_CHUNK_COLUMN fewer", m->nkey);
 		sc->embeddings_ok = false;
 	}
+	/* Only the recipe lacks a column: until embfill's tables exist (a
+	 * layout made before recipes were recorded, read by status or verify)
+	 * no recipe is on record, and reading needs no bookkeeping. */
+	sc->bookkeeping_required = sc->embeddings_ok && (!m->emb_model || !m->emb_hash);
+	if (sc->bookkeeping && !sc->bookkeeping_required && (!sc->tool_schema || sc->tool_version < 3))
+		sc->bookkeeping = false;
 	ef_relinfo_free(&ch);
 	ef_checklist_free(&scratch);
 	if (st == EF_OK && !sc->lookup_ok)

@@ -111,7 +111,13 @@ static const char tool_ddl[] =
 	"ALTER TABLE {tool}.backups ALTER COLUMN chunk_id DROP NOT NULL;"
 	"CREATE UNIQUE INDEX IF NOT EXISTS backups_key_idx ON {tool}.backups (run_id, chunk_key);"
 	"ALTER TABLE {tool}.backups ADD COLUMN IF NOT EXISTS bookkeeping jsonb;"
-	"UPDATE {tool}.meta SET value = '3' WHERE key = 'schema_version' AND value::int < 3;";
+	"UPDATE {tool}.meta SET value = '3' WHERE key = 'schema_version' AND value::int < 3;"
+	/* version 4: the recipes vectors were made with (recipe.h), by their
+	 * fingerprint, so that a report can say what another recipe was */
+	"CREATE TABLE IF NOT EXISTS {tool}.recipes ("
+	"  id text PRIMARY KEY, description text NOT NULL, canonical text NOT NULL,"
+	"  first_seen timestamptz NOT NULL DEFAULT now());"
+	"UPDATE {tool}.meta SET value = '4' WHERE key = 'schema_version' AND value::int < 4;";
 
 static const char documents_ddl[] =
 	"CREATE TABLE {documents} ("
@@ -162,6 +168,8 @@ static char *embeddings_ddl(const struct ef_mapping *m, enum ef_vec_type t, int 
 		ef_strbuf_add(&b, "  {at} timestamptz NOT NULL DEFAULT now(),");
 	if (m->emb_run)
 		ef_strbuf_add(&b, "  {run} bigint,");
+	if (m->emb_recipe)
+		ef_strbuf_add(&b, "  {recipe} text,");
 	ef_strbuf_add(&b, "  CONSTRAINT {fk_name} FOREIGN KEY ({echunk}, {ecoll})"
 			  "    REFERENCES {chunks} ({cid}, {ccoll}) ON DELETE CASCADE ON UPDATE CASCADE);"
 			  "CREATE INDEX {emb_idx} ON {embeddings} ({ecoll}, {echunk});"

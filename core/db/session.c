@@ -122,13 +122,13 @@ ef_status ef_session_require(ef_session *s, unsigned need, struct ef_error *err)
 		return tables_missing(s, err);
 	/* Without model and hash columns, what a vector was made from lives in
 	 * embfill's bookkeeping table: counting needs it as much as writing. */
-	if ((need & EF_NEED_TABLES) && s->sc.bookkeeping)
+	if ((need & EF_NEED_TABLES) && s->sc.bookkeeping_required)
 		need |= EF_NEED_TOOL;
 	if (!(need & EF_NEED_TOOL))
 		return EF_OK;
 	if (!s->sc.tool_schema) {
 		ef_error_set(err, EF_ERR_DB, "embfill's own tables (schema \"%s\") do not exist%s",
-			     tool, s->sc.bookkeeping ? "; the mapped tables have no model or content "
+			     tool, s->sc.bookkeeping_required ? "; the mapped tables have no model or content "
 			     "hash columns, so embfill keeps both in its bookkeeping there" : "");
 		return ef_error_hint(err, "run `embfill schema init`: it adds them and leaves "
 					  "your tables as they are");

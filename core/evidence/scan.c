@@ -35,9 +35,11 @@ static const char status_sql[] =
 	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_model})) AS stale_model,"
 	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_dim})) AS stale_dim,"
 	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_content})) AS stale_content,"
-	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND"
-	"   (({stale_model}) OR ({stale_dim}) OR ({stale_content}))) AS stale,"
-	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({unrecorded})) AS unrecorded"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_any})) AS stale,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({unrecorded})) AS unrecorded,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_recipe})) AS stale_recipe,"
+	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({recipe_unknown})"
+	"   AND NOT ({stale_any})) AS recipe_unknown"
 	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere} GROUP BY 1),"
 	"em AS ({em_sql}),"
 	"q AS ({q_sql})"
@@ -46,7 +48,8 @@ static const char status_sql[] =
 	"  coalesce(ch.chunks, 0) - coalesce(ch.embedded, 0),"
 	"  coalesce(ch.stale, 0), coalesce(ch.stale_model, 0), coalesce(ch.stale_dim, 0),"
 	"  coalesce(ch.stale_content, 0), coalesce(em.orphans, 0),"
-	"  coalesce(em.cross_tenant, 0), coalesce(q.quarantined, 0), coalesce(ch.unrecorded, 0)"
+	"  coalesce(em.cross_tenant, 0), coalesce(q.quarantined, 0), coalesce(ch.unrecorded, 0),"
+	"  coalesce(ch.stale_recipe, 0), coalesce(ch.recipe_unknown, 0)"
 	" FROM ch FULL JOIN em ON em.collection = ch.collection"
 	" LEFT JOIN q ON q.collection = coalesce(ch.collection, em.collection)"
 	" ORDER BY 1";
@@ -72,10 +75,11 @@ static const char q_tool[] =
 static const char q_none[] =
 	"SELECT NULL::text AS collection, 0::bigint AS quarantined WHERE false";
 
-static char *build_status_sql(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
-			      bool one, struct ef_error *err)
+static char *build_status_sql(ef_db *db, const struct ef_config *cfg,
+			      const struct ef_schema *sc, bool one, struct ef_error *err)
 {
-	const struct ef_collsql_params p = EF_COLLSQL_PARAMS;
+	const struct ef_mapping *m = &cfg->map;
+	const struct ef_collsql_params p = { 1, 2, 3, cfg->recipe_id };
 	struct ef_sqlvars v = { .n = 0 };
 	bool separate = m->layout == EF_LAYOUT_SEPARATE;
 	bool ok;
@@ -117,6 +121,8 @@ static ef_status fill_report(PGresult *res, struct ef_status_report *out, struct
 		c->cross_tenant = ef_db_ll(res, i, 9);
 		c->quarantined = ef_db_ll(res, i, 10);
 		c->unrecorded = ef_db_ll(res, i, 11);
+		c->stale_recipe = ef_db_ll(res, i, 12);
+		c->recipe_unknown = ef_db_ll(res, i, 13);
 	}
 	return EF_OK;
 }
@@ -179,7 +185,7 @@ static ef_status count(ef_session *s, const struct ef_view *v, const char *colle
 
 	memset(out, 0, sizeof(*out));
 	snprintf(dim, sizeof(dim), "%d", v->cfg->embed_dim);
-	sql = build_status_sql(ef_session_db(s), &v->cfg->map, v->sc, collection != NULL, err);
+	sql = build_status_sql(ef_session_db(s), v->cfg, v->sc, collection != NULL, err);
 	if (!sql)
 		return err->status;
 	res = ef_db_query(ef_session_db(s), sql, collection ? 3 : 2, params, PGRES_TUPLES_OK, err);

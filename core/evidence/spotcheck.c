@@ -22,6 +22,7 @@
 #include "core/db/collsql.h"
 #include "core/db/db_pg.h"
 #include "core/db/sqltpl.h"
+#include "embfill/recipe.h"
 #include "embfill/registry.h"
 #include "embfill/scan.h"
 #include "embfill/session.h"
@@ -43,7 +44,7 @@ static const char sample_sql[] =
 	"  SELECT {ckeyd} AS id, {ckey1} AS k1, {ckey2} AS k2, {ccollv} AS coll,"
 	"   ntile($4::int) OVER (ORDER BY {ckey}) AS tile"
 	"  FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere} AND {e}.{vec} IS NOT NULL"
-	"   AND NOT (({stale_model}) OR ({stale_dim}) OR ({stale_content}))"
+	"   AND NOT ({stale_any})"
 	"   AND c.{content} ~ '[^[:space:]]') t"
 	"  ORDER BY tile, k1, k2) s"
 	" JOIN {chunks} c ON {skeyeq} ORDER BY s.k1, s.k2";
@@ -144,7 +145,7 @@ static bool search_frags(struct ef_sqlvars *v, ef_db *db, const struct ef_mappin
 static bool build_vars(struct ef_sqlvars *v, ef_db *db, const struct ef_config *cfg,
 		       const struct ef_schema *sc, struct ef_error *err)
 {
-	const struct ef_collsql_params p = EF_COLLSQL_PARAMS;
+	const struct ef_collsql_params p = { 1, 2, 3, cfg->recipe_id };
 	bool ok = ef_collsql_vars(v, db, &cfg->map, sc, &p, true, err) &&
 		  search_frags(v, db, &cfg->map, sc, err);
 
@@ -341,17 +342,24 @@ static char *vectors_param(const struct ef_embed_result *res, bool pgvector)
 	return ef_strbuf_take(&b);
 }
 
-static ef_status embed(const struct ef_embed_config *ec, const struct ef_spot_report *out,
-		       struct ef_embed_result **res, struct ef_error *err)
+/* The queries as the recipe gives them to the model: its query prefix
+ * before each, as the application's own queries have it. */
+static ef_status embed(const struct ef_embed_config *ec, const char *prefix,
+		       const struct ef_spot_report *out, struct ef_embed_result **res,
+		       struct ef_error *err)
 {
-	const char **texts = calloc(out->nqueries + 1, sizeof(*texts));
-	ef_status st;
+	char **texts = calloc(out->nqueries + 1, sizeof(*texts));
+	ef_status st = EF_OK;
 
 	if (!texts)
 		return ef_error_oom(err, NULL);
+	for (size_t i = 0; st == EF_OK && i < out->nqueries; i++)
+		if (!(texts[i] = ef_recipe_apply(prefix, out->queries[i].text)))
+			st = ef_error_oom(err, NULL);
+	if (st == EF_OK)
+		st = ef_embed_batch(ec, (const char *const *)texts, out->nqueries, res, err);
 	for (size_t i = 0; i < out->nqueries; i++)
-		texts[i] = out->queries[i].text;
-	st = ef_embed_batch(ec, texts, out->nqueries, res, err);
+		free(texts[i]);
 	free(texts);
 	if (st != EF_OK) {
 		/* the client's hints speak of resuming a run; nothing is resumed here */
@@ -430,13 +438,13 @@ static void judge(struct ef_spot_report *out)
 
 /* Embeds the queries and retrieves their citations. */
 static ef_status retrieve(ef_db *db, const struct ef_sqlvars *v, const struct ef_schema *sc,
-			  const struct ef_embed_config *ec, const char *const *p,
-			  struct ef_spot_report *out, struct ef_error *err)
+			  const struct ef_embed_config *ec, const char *qprefix,
+			  const char *const *p, struct ef_spot_report *out, struct ef_error *err)
 {
 	struct ef_embed_result *res = NULL;
 	char *vecs, kbuf[16];
 	const char *params[5] = { p[0], p[1], p[2], NULL, kbuf };
-	ef_status st = embed(ec, out, &res, err);
+	ef_status st = embed(ec, qprefix, out, &res, err);
 
 	if (st != EF_OK) {
 		ef_embed_result_free(res);
@@ -476,7 +484,7 @@ static ef_status spotcheck(ef_session *s, const struct ef_view *view,
 	if (st == EF_OK)
 		st = req->nqueries ? take_queries(req, out, err) : sample(db, &v, p, out, err);
 	if (st == EF_OK && out->nqueries > 0)
-		st = retrieve(db, &v, sc, ec, p, out, err);
+		st = retrieve(db, &v, sc, ec, cfg->query_prefix, p, out, err);
 	ef_sqlvars_free(&v);
 	return st;
 }

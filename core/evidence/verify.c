@@ -35,7 +35,7 @@
 enum kind_id {
 	K_MISSING_ROW, K_NULL_VECTOR, K_STALE_CONTENT, K_STALE_MODEL, K_UNRECORDED, K_STALE_DIM,
 	K_Q_OUTDATED, K_QUARANTINED, K_MIXED, K_ORPHANS, K_CROSS, K_INBOUND, K_RECORD_ORPHANS,
-	NKINDS
+	K_STALE_RECIPE, NKINDS
 };
 
 /* Hints name the collection as {c}, a shell word the operator can paste. */
@@ -76,6 +76,10 @@ static const struct kind {
 	[K_RECORD_ORPHANS] = { "orphan_records", "bookkeeping rows whose chunk is gone", NULL,
 			       "nothing to do: the next `embfill run -C {c} --confirm {c}` "
 			       "removes them" },
+	[K_STALE_RECIPE] = { "stale_recipe", "vectors made by another recipe (prefix, "
+			     "dimensions, truncation)", "recipe", "`embfill plan -C {c}` shows how "
+			     "to re-embed them with the settings' recipe (a new collection, then a "
+			     "swap)" },
 };
 
 static const char verify_sql[] =
@@ -86,13 +90,16 @@ static const char verify_sql[] =
 	"  {e}.{vec} IS NOT NULL AND ({unrecorded}) AS unrec,"
 	"  {e}.{vec} IS NOT NULL AND ({stale_dim}) AS s_dim,"
 	"  {e}.{vec} IS NOT NULL AND NOT ({unrecorded}) AND ({stale_content}) AS s_content,"
+	"  {e}.{vec} IS NOT NULL AND NOT ({unrecorded}) AND ({stale_recipe}) AS s_recipe,"
+	"  {e}.{vec} IS NOT NULL AND ({recipe_unknown}) AS r_unknown, {recipe_note} AS recipe,"
 	"  {fmodel} AS model, {vdims}::int AS dim, date_trunc('second', {fat})::text AS at,"
 	"  q.collection IS NOT NULL AS quar,"
 	"  left(" EF_SQL_ONELINE("q.reason::text") ", 200) AS reason,"
 	"  q.content_sha256 IS NULL"
 	"   OR q.content_sha256 = sha256(convert_to(c.{content}, 'UTF8')) AS q_same"
 	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {qjoin} {cwhere}),"
-	"g AS (SELECT f.*, vec_null OR s_model OR unrec OR s_dim OR s_content AS unfresh FROM f),"
+	"g AS (SELECT f.*, vec_null OR s_model OR unrec OR s_dim OR s_content OR s_recipe"
+	"  AS unfresh FROM f),"
 	"h AS (SELECT g.*, quar AND q_same AND unfresh AS expl FROM g),"
 	"top AS (SELECT model, dim FROM h WHERE NOT vec_null AND NOT unrec GROUP BY 1, 2"
 	" ORDER BY count(*) DESC, 1, 2 LIMIT 1),"
@@ -105,6 +112,7 @@ static const char verify_sql[] =
 	"  ('stale_model', h.s_model AND NOT h.expl, coalesce(h.model, '(none)')),"
 	"  ('unrecorded', h.unrec AND NOT h.expl, NULL),"
 	"  ('stale_dim', h.s_dim AND NOT h.expl, h.dim::text),"
+	"  ('stale_recipe', h.s_recipe AND NOT h.expl, h.recipe),"
 	"  ('quarantine_outdated', h.quar AND NOT h.q_same AND h.unfresh, h.reason),"
 	"  ('quarantined', h.expl, h.reason),"
 	"  ('mixed_models', NOT h.vec_null AND NOT h.unrec"
@@ -127,6 +135,8 @@ static const char verify_sql[] =
 	"  NULL, 0 FROM h"
 	" UNION ALL SELECT 'fresh', NULL, count(*) FILTER (WHERE NOT unfresh), NULL, NULL, NULL, 0"
 	"  FROM h"
+	" UNION ALL SELECT 'recipe_unknown', NULL, count(*) FILTER (WHERE NOT unfresh AND r_unknown),"
+	"  NULL, NULL, NULL, 0 FROM h"
 	" UNION ALL SELECT 'vectors', NULL, ({vectors}), NULL, NULL, NULL, 0) u"
 	" ORDER BY what, CASE WHEN what IN ('model', 'reason') THEN -n ELSE n END, rn, name";
 
@@ -197,10 +207,11 @@ static bool sort_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 		(ef_sqlvars_frag(v, "ekey1", k1) && ef_sqlvars_frag(v, "ekey2", two ? k2 : "NULL::text")));
 }
 
-static char *build_sql(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
+static char *build_sql(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
 		       struct ef_error *err)
 {
-	const struct ef_collsql_params p = EF_COLLSQL_PARAMS;
+	const struct ef_mapping *m = &cfg->map;
+	const struct ef_collsql_params p = { 1, 2, 3, cfg->recipe_id };
 	struct ef_sqlvars v = { .n = 0 };
 	bool separate = m->layout == EF_LAYOUT_SEPARATE;
 	bool cross = separate && m->emb_collection;
@@ -211,6 +222,10 @@ static char *build_sql(ef_db *db, const struct ef_mapping *m, const struct ef_sc
 	     sort_frags(&v, m, sc) &&
 	     ef_sqlvars_frag(&v, "no_row", separate ? "e.{ek1} IS NULL" : "false") &&
 	     ef_sqlvars_frag(&v, "qjoin", sc->tool_schema ? q_tool : q_none) &&
+	     ef_sqlvars_frag(&v, "recipe_note", sc->tool_schema && sc->tool_version >= 4
+			     ? "coalesce((SELECT rr.description || ' (' || rr.id || ')' FROM"
+			       " {tool}.recipes rr WHERE rr.id = {frecipe}), {frecipe})"
+			     : "{frecipe}") &&
 	     ef_sqlvars_frag(&v, "cross_hits", cross ? cross_hits_sql : "") &&
 	     ef_sqlvars_frag(&v, "emb_hits", separate ? emb_hits_sql : "") &&
 	     ef_sqlvars_frag(&v, "record_hits", sc->bookkeeping && sc->tool_schema
@@ -260,6 +275,8 @@ static void add_total(struct ef_verify_report *out, const char *what, long long 
 		out->fresh = n;
 	else if (strcmp(what, "vectors") == 0)
 		out->vectors = n;
+	else if (strcmp(what, "recipe_unknown") == 0)
+		out->recipe_unknown = n;
 }
 
 /* One typed row of the result (see the file comment) into the report;
@@ -362,6 +379,11 @@ static void reason_text(struct ef_strbuf *b, int k, const struct ef_verify_repor
 		ef_strbuf_add(b, "a vector is stored, but which model made it is not on record "
 				 "(a table embfill did not fill, or a model column left empty)");
 		break;
+	case K_STALE_RECIPE:
+		ef_strbuf_addf(b, "made by \"%s\" with another recipe than the settings' (%s): "
+			       "a prefix, requested dimensions or truncation changes every vector",
+			       cfg->embed_model, cfg->recipe_id);
+		break;
 	case K_RECORD_ORPHANS:
 		ef_strbuf_addf(b, "embfill's records of vectors of \"%s\" whose chunk was "
 				  "deleted since", r->collection);
@@ -442,7 +464,7 @@ static ef_status run_query(ef_db *db, const struct ef_config *cfg, const struct 
 {
 	char dim[16];
 	const char *params[3] = { cfg->embed_model, dim, out->collection };
-	char *sql = build_sql(db, &cfg->map, sc, err);
+	char *sql = build_sql(db, cfg, sc, err);
 	PGresult *res;
 	ef_status st;
 

@@ -22,6 +22,7 @@
 #include "embfill/scan.h"
 #include "embfill/session.h"
 #include "embfill/plan.h"
+#include "embfill/recipe.h"
 #include "embfill/redact.h"
 #include "embfill/schema.h"
 #include "embfill/verify.h"
@@ -158,6 +159,34 @@ static ef_status provider_risk(ef_session *s, const struct ef_config *cfg, struc
 	return EF_OK;
 }
 
+/* A recipe change is a model change: the old vectors and the new ones are
+ * two vector spaces, so it goes through a new collection.  Vectors with no
+ * recipe on record may be either: the provenance probe tells. */
+static void recipe_risks(struct ef_plan *p, const struct ef_config *cfg, unsigned flags)
+{
+	const struct ef_counts *c = &p->counts;
+	struct ef_recipe r = { cfg->doc_prefix, cfg->dimensions, cfg->truncate, cfg->normalize };
+	char *desc = ef_recipe_describe(&r);
+
+	if (c->stale_recipe && !(flags & EF_PLAN_ONLY_MISSING))
+		add_risk(p, c->stale_recipe * 2 >= c->embedded ? EF_RISK_HIGH : EF_RISK_MEDIUM,
+			 c->stale_recipe * 2 >= c->embedded
+			 ? "backfill into a new collection first, verify it, then swap (`embfill "
+			   "run --into NEW`); in place, readers would see two vector spaces at once"
+			 : "they are replaced in place, batch by batch",
+			 "recipe change: %lld of %lld vectors were made by another recipe than the "
+			 "settings' (%s, %s)", c->stale_recipe, c->embedded, desc ? desc : "?",
+			 cfg->recipe_id);
+	if (c->recipe_unknown)
+		add_risk(p, EF_RISK_MEDIUM, "`embfill verify -C COLL --provenance` re-embeds a sample "
+			 "and names the recipe that made them; if it is another one, change the "
+			 "settings to it, or re-embed into a new collection",
+			 "%lld vectors have no recipe on record (made before recipes were recorded, "
+			 "or by another tool); this run writes vectors made by %s", c->recipe_unknown,
+			 desc ? desc : "the settings' recipe");
+	free(desc);
+}
+
 /* Vectors nobody recorded (a framework's table): a run would embed them
  * all again, which may be the point, or hours of needless work. */
 static void unrecorded_risk(struct ef_plan *p, const struct ef_config *cfg, unsigned flags)
@@ -211,7 +240,7 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 	*n = 0;
 	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
 	snprintf(limit, sizeof(limit), "%d", cfg->batch_size);
-	if (ef_run_sql_build(db, &cfg->map, sc, !(flags & EF_PLAN_RETRY_QUARANTINED),
+	if (ef_run_sql_build(db, cfg, sc, !(flags & EF_PLAN_RETRY_QUARANTINED),
 			     (flags & EF_PLAN_ONLY_MISSING) != 0, &sql, err) != EF_OK)
 		return err->status;
 	r = ef_db_query(db, sql.count, 4, params, PGRES_TUPLES_OK, err);
@@ -225,7 +254,7 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 		return err->status;
 	*texts = calloc((size_t)PQntuples(r) + 1, sizeof(**texts));
 	for (int i = 0; *texts && i < PQntuples(r); i++)
-		(*texts)[(*n)++] = strdup(PQgetvalue(r, i, 2));
+		(*texts)[(*n)++] = ef_recipe_apply(cfg->doc_prefix, PQgetvalue(r, i, 2));
 	PQclear(r);
 	return EF_OK;
 }
@@ -317,6 +346,7 @@ ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const
 		if (!(flags & EF_PLAN_ONLY_MISSING))
 			model_risks(p, cfg);
 		unrecorded_risk(p, cfg, flags);
+		recipe_risks(p, cfg, flags);
 		count_risks(p);
 	}
 	/* a new collection embeds every chunk: count and probe all of them (a

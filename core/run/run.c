@@ -27,6 +27,7 @@
 #include "core/db/collsql.h"
 #include "core/db/db_pg.h"
 #include "core/run/run_int.h"
+#include "embfill/recipe.h"
 #include "embfill/redact.h"
 #include "embfill/registry.h"
 #include "embfill/session.h"
@@ -232,13 +233,15 @@ static struct batch *batch_new(int n, bool two)
 	return b;
 }
 
-static bool fill_batch(struct batch *b, const PGresult *r, int n)
+/* The batch's keys, hashes and texts, each text as the recipe gives it to
+ * the model (its document prefix before it). */
+static bool fill_batch(struct batch *b, const PGresult *r, int n, const char *prefix)
 {
 	for (int i = 0; i < n; i++) {
 		b->k1[i] = strdup(PQgetvalue(r, i, 0));
 		if (b->k2)
 			b->k2[i] = strdup(PQgetvalue(r, i, 1));
-		b->texts[i] = strdup(PQgetvalue(r, i, 2));
+		b->texts[i] = ef_recipe_apply(prefix, PQgetvalue(r, i, 2));
 		b->hashes[i] = strdup(PQgetvalue(r, i, 3));
 		b->n++;
 		if (!b->k1[i] || (b->k2 && !b->k2[i]) || !b->texts[i] || !b->hashes[i])
@@ -272,7 +275,7 @@ static ef_status fetch(struct engine *e, struct batch **out, struct ef_error *er
 		return EF_OK;
 	}
 	b = batch_new(n, e->cfg->map.nkey > 1);
-	if (!b || !fill_batch(b, r, n)) {
+	if (!b || !fill_batch(b, r, n, e->cfg->doc_prefix)) {
 		PQclear(r);
 		if (b)
 			batch_free(b);
@@ -379,17 +382,17 @@ static int send_vectors(struct engine *e, const struct batch *b, const struct ef
 						  e->vec_elem_oid, &veclen);
 	char *k1 = text_array(b, res, b->k1), *k2 = b->k2 ? text_array(b, res, b->k2) : NULL;
 	char *hashes = text_array(b, res, b->hashes), dim[16];
-	const char *values[8] = { k1, e->coll_value, e->cfg->embed_model, dim, hashes,
-				  (const char *)vecs, run, k2 };
-	int lengths[8] = { 0, 0, 0, 0, 0, (int)veclen, 0, 0 };
-	int formats[8] = { 0, 0, 0, 0, 0, 1, 0, 0 };
+	const char *values[9] = { k1, e->coll_value, e->cfg->embed_model, dim, hashes,
+				  (const char *)vecs, run, k2, e->cfg->recipe_id };
+	int lengths[9] = { 0, 0, 0, 0, 0, (int)veclen, 0, 0, 0 };
+	int formats[9] = { 0, 0, 0, 0, 0, 1, 0, 0, 0 };
 	int sent = 0;
 
 	snprintf(dim, sizeof(dim), "%d", res->dim);
 	if (vecs && k1 && hashes && (k2 || !b->k2)) {
-		sent = PQsendQueryPrepared(e->pg, e->stmt, 8, values, lengths, formats, 0) == 1;
+		sent = PQsendQueryPrepared(e->pg, e->stmt, 9, values, lengths, formats, 0) == 1;
 		if (e->book_stmt[0])
-			sent += PQsendQueryPrepared(e->pg, e->book_stmt, 8, values, lengths, formats,
+			sent += PQsendQueryPrepared(e->pg, e->book_stmt, 9, values, lengths, formats,
 						    0) == 1;
 	}
 	free(vecs);
@@ -950,7 +953,7 @@ static ef_status vector_types(struct engine *e, Oid *array, struct ef_error *err
 static ef_status prepare_one(struct engine *e, const char *name, const char *sql,
 			     const Oid *types, struct ef_error *err)
 {
-	PGresult *r = PQprepare(e->pg, name, sql, 8, types);
+	PGresult *r = PQprepare(e->pg, name, sql, 9, types);
 
 	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
 		ef_db_fail(e->db, r, err);
@@ -963,7 +966,7 @@ static ef_status prepare_one(struct engine *e, const char *name, const char *sql
 
 static ef_status prepare(struct engine *e, struct ef_error *err)
 {
-	Oid types[8] = { 1009, 0, 25, 23, 1009, 0, 20, 1009 };
+	Oid types[9] = { 1009, 0, 25, 23, 1009, 0, 20, 1009, 25 };
 
 	if (vector_types(e, &types[5], err) != EF_OK)
 		return err->status;
@@ -1021,7 +1024,7 @@ static ef_status open_engine(struct engine *e, struct ef_error *err)
 	e->pg = ef_db_pg(e->db);
 	if (check_schema(e, err) != EF_OK)
 		return err->status;
-	if (ef_run_sql_build(e->db, &e->cfg->map, &e->sc, !e->o->retry_quarantined,
+	if (ef_run_sql_build(e->db, e->cfg, &e->sc, !e->o->retry_quarantined,
 			     e->o->only_missing, &e->sql, err) != EF_OK)
 		return err->status;
 	return resolve_collection(e, err);
@@ -1136,11 +1139,34 @@ static ef_status prune_records(struct engine *e, struct ef_error *err)
 	return EF_OK;
 }
 
+/* The settings' recipe in embfill's registry of recipes, by fingerprint,
+ * so that a report can later say what a vector's recipe was. */
+static ef_status register_recipe(struct engine *e, struct ef_error *err)
+{
+	const struct ef_config *c = e->cfg;
+	struct ef_recipe r = { c->doc_prefix, c->dimensions, c->truncate, c->normalize };
+	char *text = ef_recipe_text(&r), *desc = ef_recipe_describe(&r);
+	const char *p[3] = { c->recipe_id, desc, text };
+	char *sql = runs_sql(e, "INSERT INTO {tool}.recipes (id, description, canonical)"
+				" VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING id");
+	ef_status st = EF_OK;
+
+	if (!text || !desc || !sql)
+		st = ef_error_oom(err, "recording the recipe");
+	else
+		st = exec1(e, sql, 3, p, NULL, err);
+	free(text);
+	free(desc);
+	free(sql);
+	return st;
+}
+
 static ef_status begin(struct engine *e, long long *todo, struct ef_error *err)
 {
 	struct ef_run_info ri;
 
 	if (mark_dead_runs(e, err) != EF_OK || prune_records(e, err) != EF_OK ||
+	    (!e->o->dry_run && register_recipe(e, err) != EF_OK) ||
 	    newest_run(e->db, e->sql.tool, e->o->collection, &ri, err) != EF_OK)
 		return err->status;
 	if (!resumable(&ri))

@@ -26,7 +26,7 @@ struct ef_run_sql {
 	char *tool;         /* quoted tool schema */
 };
 
-ef_status ef_run_sql_build(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
+ef_status ef_run_sql_build(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
 			   bool skip_quarantined, bool only_missing, struct ef_run_sql *out,
 			   struct ef_error *err);
 void ef_run_sql_free(struct ef_run_sql *s);

@@ -69,31 +69,34 @@ static const char prune_tpl[] =
  * lookup key, typed by its column), $3 model, $4 dim, $5 content hashes
  * (hex text[]), $6 the vectors as one binary parameter (vector[] for
  * pgvector's types; for float arrays, all floats in one float4[] sliced
- * per row), $7 run id.  One statement per batch instead of one per row
+ * per row), $7 run id, $9 the recipe's fingerprint.  One statement per batch instead of one per row
  * spares the server the per-statement overhead, which dominates for rows
  * this small.  Prepared with explicit types, so the optional columns may
  * leave some parameters unreferenced.
  */
 static const char upsert_separate_tpl[] =
 	"INSERT INTO {embeddings} AS t ({ekcols}{ecoll_col}{model_col}{dim_col}{hash_col}, {vec}"
-	"{at_col}{run_col})"
+	"{at_col}{run_col}{recipe_col})"
 	" SELECT {ukvals}{ecoll_val}{model_val}{dim_val}{hash_val}, {vec_in}{at_val}{run_val}"
+	"{recipe_val}"
 	" FROM {unnest}"
 	" ON CONFLICT ({conflict}) DO UPDATE SET {vec} = EXCLUDED.{vec}{model_set}{dim_set}"
-	"{hash_set}{at_set}{run_set} {conflict_where}";
+	"{hash_set}{at_set}{run_set}{recipe_set} {conflict_where}";
 
 static const char upsert_inline_tpl[] =
 	"UPDATE {chunks} c SET {vec} = {vec_in}{model_upd}{dim_upd}{hash_upd}{at_upd}{run_upd}"
+	"{recipe_upd}"
 	" FROM {unnest} WHERE {ukeyeq} {ucoll}";
 
 /* The bookkeeping of the same batch, in the same transaction. */
 static const char book_tpl[] =
 	"INSERT INTO {tool}.vectors AS t (collection, chunk_key, model, dim, content_sha256,"
-	" embedded_at, run_id)"
-	" SELECT $2::text, {ukeyt}, $3::text, $4::int, decode(u.h, 'hex'), now(), $7::bigint"
+	" recipe, embedded_at, run_id)"
+	" SELECT $2::text, {ukeyt}, $3::text, $4::int, decode(u.h, 'hex'), $9::text, now(),"
+	" $7::bigint"
 	" FROM unnest($1::text[], $8::text[], $5::text[]) AS u(k1, k2, h)"
 	" ON CONFLICT (collection, chunk_key) DO UPDATE SET model = EXCLUDED.model,"
-	" dim = EXCLUDED.dim, content_sha256 = EXCLUDED.content_sha256,"
+	" dim = EXCLUDED.dim, content_sha256 = EXCLUDED.content_sha256, recipe = EXCLUDED.recipe,"
 	" embedded_at = EXCLUDED.embedded_at, run_id = EXCLUDED.run_id";
 
 static bool pgvector_type(const struct ef_schema *sc)
@@ -118,10 +121,8 @@ static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 	      * which the planner folds away, so that the statements take the
 	      * same parameters either way */
 	     ef_sqlvars_frag(v, "todo", only_missing
-			     ? "{e}.{vec} IS NULL OR (false AND (({stale_model}) OR ({stale_dim})"
-			       " OR ({stale_content})))"
-			     : "{e}.{vec} IS NULL OR ({stale_model}) OR ({stale_dim})"
-			       " OR ({stale_content})") &&
+			     ? "{e}.{vec} IS NULL OR (false AND ({stale_any}))"
+			     : "{e}.{vec} IS NULL OR {stale_any}") &&
 	     ef_sqlvars_frag(v, "qfilter", skip_quarantined && sc->tool_schema
 					   ? quarantine_filter : "") &&
 	     ef_sqlvars_frag(v, "present", separate ? "e.{ek1} IS NOT NULL" : "true") &&
@@ -201,6 +202,10 @@ static bool write_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 	       optional(v, m->emb_run, "run_val", ", $7::bigint") &&
 	       optional(v, m->emb_run, "run_set", ", {run} = EXCLUDED.{run}") &&
 	       optional(v, m->emb_run, "run_upd", ", {run} = $7::bigint") &&
+	       optional(v, sc->recipe_col ? "" : NULL, "recipe_col", ", {recipe}") &&
+	       optional(v, sc->recipe_col ? "" : NULL, "recipe_val", ", $9::text") &&
+	       optional(v, sc->recipe_col ? "" : NULL, "recipe_set", ", {recipe} = EXCLUDED.{recipe}") &&
+	       optional(v, sc->recipe_col ? "" : NULL, "recipe_upd", ", {recipe} = $9::text") &&
 	       ef_sqlvars_frag(v, "ucoll", coll ? "AND c.{ccoll} = $2" : "") &&
 	       ef_sqlvars_frag(v, "conflict", pair ? "{ekcols}, {ecoll}" : "{ekcols}") &&
 	       /* a row another collection holds for this chunk key is left alone */
@@ -236,11 +241,13 @@ static bool int_key(const struct ef_mapping *m, const struct ef_schema *sc)
 				strcmp(sc->key_type[0], "smallint") == 0);
 }
 
-ef_status ef_run_sql_build(ef_db *db, const struct ef_mapping *m, const struct ef_schema *sc,
+ef_status ef_run_sql_build(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
 			   bool skip_quarantined, bool only_missing, struct ef_run_sql *out,
 			   struct ef_error *err)
 {
-	const struct ef_collsql_params p = { .model = 3, .dim = 4, .collection = 1 };
+	const struct ef_mapping *m = &cfg->map;
+	const struct ef_collsql_params p = { .model = 3, .dim = 4, .collection = 1,
+					     .recipe = cfg->recipe_id };
 	struct ef_sqlvars v = { .n = 0 };
 	bool ok;
 

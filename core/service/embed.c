@@ -258,6 +258,7 @@ static void apply_defaults(const struct ef_embed_config *cfg, struct ef_embed_re
 	r->retry_after_max_ms = or_default(cfg->retry_after_max_ms, 60000);
 	r->reject_streak_max = cfg->reject_streak_max ? cfg->reject_streak_max : 50;
 	r->encoding = cfg->encoding;
+	r->sw = cfg->sw;
 	r->base64 = cfg->provider == EF_EMBED_OPENAI && cfg->encoding != EF_EMBED_ENC_FLOAT;
 	r->rng = cfg->jitter_seed ? cfg->jitter_seed
 		 : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)r;

@@ -166,7 +166,8 @@ ef_status ef_embed_xfer_init(struct ef_embed_xfer *x, const struct ef_embed_reso
 	x->cancel = cancel;
 	x->limit = answer_limit(n, r->dim);
 	x->base64 = r->base64;
-	x->request = ef_embed_build_request_as(r->provider, r->model, x->base64, texts, n);
+	x->request = ef_embed_build_request_with(r->provider, r->model, x->base64, &r->sw, texts,
+						 n);
 	x->headers = make_headers(r);
 	x->easy = curl_easy_init();
 	if (x->request && x->headers && x->easy && set_options(x, r) == 0) {

@@ -32,6 +32,7 @@ struct ef_embed_resolved {
 	uint64_t rng;
 	enum ef_embed_encoding encoding; /* as configured */
 	bool base64;               /* ask for base64 now (openai, not yet refused) */
+	struct ef_embed_switches sw;
 };
 
 /* Checks cfg and fills r (defaults applied); release with the function below. */

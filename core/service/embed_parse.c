@@ -42,30 +42,45 @@ static cJSON *input_array(const char *const *texts, size_t n)
  * Ollama cuts an input longer than the model's context unless told not to,
  * and answers the cut text's vector as if it were the chunk's; "truncate":
  * false makes it refuse the input instead, as OpenAI and TEI do by default,
- * so that the chunk is quarantined with its reason.
+ * so that the chunk is quarantined with its reason (EMBED_TRUNCATE=true
+ * lets ollama and tei cut it).  The other switches are sent only when set,
+ * to the providers that have them: "dimensions" (openai, ollama) and
+ * "normalize" (tei); the settings refuse them elsewhere.
  */
 static int add_model(cJSON *root, enum ef_embed_provider provider, const char *model,
-		     bool base64)
+		     bool base64, const struct ef_embed_switches *sw)
 {
-	if (provider == EF_EMBED_TEI)
-		return 1;
+	bool ok = true;
+
+	if (provider == EF_EMBED_TEI) {
+		if (sw && sw->truncate)
+			ok = cJSON_AddTrueToObject(root, "truncate") != NULL;
+		if (ok && sw && sw->normalize)
+			ok = cJSON_AddBoolToObject(root, "normalize", sw->normalize > 0) != NULL;
+		return ok;
+	}
 	if (!cJSON_AddStringToObject(root, "model", model ? model : ""))
 		return 0;
 	if (provider == EF_EMBED_OPENAI)
-		return cJSON_AddStringToObject(root, "encoding_format",
-					       base64 ? "base64" : "float") != NULL;
-	return cJSON_AddFalseToObject(root, "truncate") != NULL;
+		ok = cJSON_AddStringToObject(root, "encoding_format",
+					     base64 ? "base64" : "float") != NULL;
+	else
+		ok = cJSON_AddBoolToObject(root, "truncate", sw && sw->truncate) != NULL;
+	if (ok && sw && sw->dimensions > 0)
+		ok = cJSON_AddNumberToObject(root, "dimensions", sw->dimensions) != NULL;
+	return ok;
 }
 
-char *ef_embed_build_request_as(enum ef_embed_provider provider, const char *model,
-				bool base64, const char *const *texts, size_t n)
+char *ef_embed_build_request_with(enum ef_embed_provider provider, const char *model,
+				  bool base64, const struct ef_embed_switches *sw,
+				  const char *const *texts, size_t n)
 {
 	cJSON *root = cJSON_CreateObject();
 	cJSON *arr = input_array(texts, n);
 	const char *key = provider == EF_EMBED_TEI ? "inputs" : "input";
 	char *body = NULL;
 
-	if (root && arr && add_model(root, provider, model, base64)) {
+	if (root && arr && add_model(root, provider, model, base64, sw)) {
 		cJSON_AddItemToObject(root, key, arr);
 		arr = NULL;
 		body = cJSON_PrintUnformatted(root);
@@ -73,6 +88,12 @@ char *ef_embed_build_request_as(enum ef_embed_provider provider, const char *mod
 	cJSON_Delete(arr);
 	cJSON_Delete(root);
 	return body;
+}
+
+char *ef_embed_build_request_as(enum ef_embed_provider provider, const char *model,
+				bool base64, const char *const *texts, size_t n)
+{
+	return ef_embed_build_request_with(provider, model, base64, NULL, texts, n);
 }
 
 char *ef_embed_build_request(enum ef_embed_provider provider, const char *model,

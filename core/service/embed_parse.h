@@ -60,6 +60,12 @@ enum ef_embed_parse_rc ef_embed_parse_response(enum ef_embed_provider provider,
 char *ef_embed_build_request_as(enum ef_embed_provider provider, const char *model,
 				bool base64, const char *const *texts, size_t n);
 
+/* The same with the recipe's switches (NULL: none; ollama then gets
+ * "truncate": false as always). */
+char *ef_embed_build_request_with(enum ef_embed_provider provider, const char *model,
+				  bool base64, const struct ef_embed_switches *sw,
+				  const char *const *texts, size_t n);
+
 /* ef_embed_build_request_as asking for numbers. */
 char *ef_embed_build_request(enum ef_embed_provider provider, const char *model,
 			     const char *const *texts, size_t n);

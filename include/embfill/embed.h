@@ -80,9 +80,15 @@ struct ef_embed_config {
 	unsigned reject_streak_max; /* rejected inputs in a row before stopping, default 50 */
 	unsigned long long jitter_seed; /* 0: seeded from the clock */
 	enum ef_embed_encoding encoding; /* openai only; default auto */
+	struct ef_embed_switches {   /* the recipe's switches (recipe.h) */
+		int dimensions;      /* "dimensions" (openai, ollama); 0 not sent */
+		bool truncate;       /* "truncate" (ollama, tei); openai has none */
+		int normalize;       /* "normalize" (tei): 0 not sent, 1 true, -1 false */
+	} sw;
 };
 
-/* Fills cfg with the defaults (provider and strings left empty). */
+/* Fills cfg with the defaults (provider and strings left empty; switches:
+ * no dimensions, no truncation, the service's normalisation). */
 void ef_embed_config_defaults(struct ef_embed_config *cfg);
 
 /* Checks cfg for what would fail at every request: EF_ERR_USAGE if bad. */

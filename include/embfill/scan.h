@@ -35,6 +35,10 @@ struct ef_counts {
 	long long orphans;
 	long long cross_tenant;
 	long long quarantined;
+	long long stale_recipe; /* made by another recipe (prefix, dimensions, ...) */
+	long long recipe_unknown; /* fresh otherwise, but with no recipe on record (made
+				     before recipes were recorded): not stale; `verify
+				     --provenance` or `adopt` settles them */
 	long long unrecorded;   /* vectors whose model is not on record (counted in
 				   stale_model too): `embfill adopt` records them */
 	bool unknown;           /* could not be counted (the database failed): the

@@ -12,7 +12,7 @@
 #include "embfill/settings.h"
 
 /* The schema_version of embfill's own tables this build needs. */
-#define EF_TOOL_SCHEMA_VERSION 3
+#define EF_TOOL_SCHEMA_VERSION 4
 
 /* How a vector column stores its vectors: pgvector's vector (with or
  * without a dimension) and halfvec, or a plain float array. */
@@ -41,8 +41,11 @@ struct ef_schema {
 	char key_type[2][64];   /* the chunk key's column types, as format_type() says */
 	bool key_unique;        /* a primary key or unique index guarantees the chunk key */
 	bool key_default[2];    /* the key column has a default (new keys for copies) */
-	bool bookkeeping;       /* model or hash has no column: embfill's vectors table
-				   keeps them (and dim, time, run) */
+	bool bookkeeping;       /* model, hash or recipe has no column: embfill's vectors
+				   table keeps them (and dim, time, run) */
+	bool recipe_col;        /* the table has the recipe column (EMBEDDINGS_RECIPE_COLUMN) */
+	bool bookkeeping_required; /* model or hash has no column: nothing is counted
+				      without embfill's tables */
 	bool cite_title_json;   /* CITATION_TITLE names a key of a json/jsonb column */
 	bool cite_source_json;
 };

@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "embfill/error.h"
+#include "embfill/recipe.h"
 
 /* X(name, default) for every key; the table of types and limits is in
  * core/settings.c.  Keys are the names used in files and the environment. */
@@ -35,6 +36,12 @@
 	X(EMBED_MAX_ATTEMPTS, "6")                           \
 	X(EMBED_CONCURRENCY, "2")                            \
 	X(EMBED_ENCODING, "auto")                            \
+	X(EMBED_DOCUMENT_PREFIX, "")                         \
+	X(EMBED_QUERY_PREFIX, "")                            \
+	X(EMBED_DIMENSIONS, "")                              \
+	X(EMBED_TRUNCATE, "false")                           \
+	X(EMBED_NORMALIZE, "")                               \
+	X(PROVENANCE_MIN_COSINE, "0.99")                     \
 	X(BATCH_SIZE, "100")                                 \
 	X(MAX_CHUNK_SIZE, "1000")                            \
 	X(CHUNK_OVERLAP, "100")                              \
@@ -63,6 +70,7 @@
 	X(EMBEDDINGS_VECTOR_COLUMN, "embedding")             \
 	X(EMBEDDINGS_AT_COLUMN, "embedded_at")               \
 	X(EMBEDDINGS_RUN_COLUMN, "run_id")                   \
+	X(EMBEDDINGS_RECIPE_COLUMN, "recipe")                \
 	X(COLLECTIONS_TABLE, "collections")                  \
 	X(COLLECTIONS_KEY_COLUMN, "id")                      \
 	X(COLLECTIONS_NAME_COLUMN, "name")                   \
@@ -120,6 +128,9 @@ struct ef_mapping {
 		*chunk_content;
 	const char *embeddings, *emb_chunk, *emb_collection, *emb_model, *emb_dim, *emb_hash,
 		*emb_vector, *emb_at, *emb_run;
+	const char *emb_recipe;                 /* the recipe column; NULL: bookkeeping */
+	bool emb_recipe_default;                /* EMBEDDINGS_RECIPE_COLUMN was not set: a
+						   table without the column is fine */
 	const char *lookup, *lookup_key, *lookup_name;
 	int nkey;                               /* columns in the chunk key: 1 or 2 */
 	const char *chunk_key[EF_KEY_MAX];      /* the chunk table's key columns */
@@ -144,6 +155,14 @@ struct ef_config {
 	int max_attempts;
 	int concurrency;
 	const char *encoding;     /* "auto" | "base64" | "float" (openai vectors) */
+	/* the recipe (recipe.h): how texts are given to the model */
+	const char *doc_prefix;   /* before every document ("" none) */
+	const char *query_prefix; /* before every query (spot-check, the swap gate) */
+	int dimensions;           /* asked of the service; 0 not asked */
+	bool truncate;            /* the service may cut an over-long text */
+	int normalize;            /* -1 the service's default, 0 off, 1 on (tei) */
+	char recipe_id[24];       /* the recipe's fingerprint, "r1-..." */
+	double provenance_min_cosine;
 	int batch_size;
 	int max_chunk_size;
 	int chunk_overlap;
@@ -193,7 +212,9 @@ const struct ef_config *ef_settings_config(const ef_settings *s);
 const char *ef_settings_value(const ef_settings *s, enum ef_key key);
 enum ef_origin_kind ef_settings_origin_kind(const ef_settings *s, enum ef_key key);
 
-/* Origin for display: "default", "./embfill.env:3", "environment", "flag --dsn". */
+/* Origin for display: "default", "./embfill.env:3", "environment", "flag --dsn";
+ * a prefix that comes from the model's documentation: "default for
+ * nomic-embed-text". */
 void ef_settings_origin(const ef_settings *s, enum ef_key key, char *buf, size_t n);
 
 /* Value for display with secrets masked; caller frees. */

@@ -80,6 +80,8 @@ struct ef_verify_report {
 	long long vectors;     /* rows filed under the collection that hold a vector */
 	long long embedded;    /* chunks with a vector filed under the collection */
 	long long fresh;       /* chunks whose vector is fresh */
+	long long recipe_unknown; /* ... of which no recipe is on record (made before
+				     recipes were recorded): fresh, and said apart */
 	bool ok;               /* every discrepancy is explained */
 	bool inline_layout;    /* no embedding table: no orphans or cross-tenant rows */
 	bool isolation_fk;     /* the database refuses cross-tenant rows */

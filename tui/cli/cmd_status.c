@@ -43,9 +43,23 @@ static void print_plain(const struct app *app, const struct ef_status_report *r)
 		print_row(&r->rows[i]);
 	if (r->n == 0)
 		out_printf(stdout, "(no collections: the chunk table is empty)\n");
-	out_printf(stdout, "\nstale: model is not \"%s\", dimension is not %d, or the chunk "
-			   "changed since it was embedded\n", app->cfg->embed_model,
-		   app->cfg->embed_dim);
+	out_printf(stdout, "\nstale: model is not \"%s\", dimension is not %d, the chunk "
+			   "changed since it was embedded, or another recipe made it\n",
+		   app->cfg->embed_model, app->cfg->embed_dim);
+	for (size_t i = 0; i < r->n; i++) {
+		const struct ef_counts *c = &r->rows[i];
+
+		if (c->stale_recipe)
+			out_printf(stdout, "%s: %lld vectors were made by another recipe than the "
+					   "settings' (%s): `embfill verify -C %s` names it\n",
+				   c->collection, c->stale_recipe, app->cfg->recipe_id,
+				   c->collection);
+		if (c->recipe_unknown)
+			out_printf(stdout, "%s: %lld vectors have no recipe on record (not counted "
+					   "as stale): `embfill verify -C %s --provenance` tells which "
+					   "recipe made them\n", c->collection, c->recipe_unknown,
+				   c->collection);
+	}
 	for (size_t i = 0; i < r->n; i++)
 		if (r->rows[i].unrecorded)
 			out_printf(stdout, "%s: %lld vectors have no model on record (counted as stale "
@@ -81,6 +95,8 @@ static void print_json(const struct ef_status_report *r)
 		add_num(o, "cross_tenant", c->cross_tenant);
 		add_num(o, "quarantined", c->quarantined);
 		add_num(o, "unrecorded", c->unrecorded);
+		add_num(o, "stale_recipe", c->stale_recipe);
+		add_num(o, "recipe_unknown", c->recipe_unknown);
 		cJSON_AddItemToArray(arr, o);
 	}
 	text = cJSON_PrintUnformatted(arr);

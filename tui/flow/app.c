@@ -40,6 +40,9 @@ ef_status app_embed_config(struct app *app, struct ef_embed_config *ec, struct e
 	ec->timeout_ms = (long)c->timeout_s * 1000;
 	ec->max_attempts = (unsigned)c->max_attempts;
 	ec->encoding = ef_embed_encoding_from(c->encoding);
+	ec->sw.dimensions = c->dimensions;
+	ec->sw.truncate = c->truncate;
+	ec->sw.normalize = c->normalize < 0 ? 0 : c->normalize ? 1 : -1;
 	ec->api_key = c->api_key;
 	if (!ec->api_key && c->api_key_file) {
 		if (!app->key && ef_embed_read_key_file(c->api_key_file, &app->key, err) != EF_OK)

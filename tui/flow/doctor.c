@@ -10,6 +10,7 @@
 #include "embfill/db.h"
 #include "embfill/embed.h"
 #include "embfill/schema.h"
+#include "embfill/recipe.h"
 #include "tui/flow/app.h"
 #include "tui/flow/doctor.h"
 
@@ -94,6 +95,21 @@ static void check_encoding(struct app *app, struct doctor *d, const struct ef_em
 			     setting);
 }
 
+/* The recipe the vectors will be made by, and where each part came from. */
+static void check_recipe(struct app *app, struct doctor *d)
+{
+	const struct ef_config *c = app->cfg;
+	struct ef_recipe r = { c->doc_prefix, c->dimensions, c->truncate, c->normalize };
+	char *desc = ef_recipe_describe(&r), dorig[160], qorig[160];
+
+	ef_settings_origin(app->settings, EF_K_EMBED_DOCUMENT_PREFIX, dorig, sizeof(dorig));
+	ef_settings_origin(app->settings, EF_K_EMBED_QUERY_PREFIX, qorig, sizeof(qorig));
+	ef_check_add(&d->list, EF_CHECK_PASS, "recipe", "", "%s for model \"%s\" (%s): "
+		     "documents prefixed \"%s\" (%s), queries \"%s\" (%s)", desc ? desc : "?",
+		     c->embed_model, c->recipe_id, c->doc_prefix, dorig, c->query_prefix, qorig);
+	free(desc);
+}
+
 static void check_service(struct app *app, struct doctor *d)
 {
 	struct ef_embed_config ec;
@@ -121,6 +137,7 @@ static void check_service(struct app *app, struct doctor *d)
 			     p.latency_ms);
 		check_encoding(app, d, &p);
 		check_dims(app, d, &p);
+		check_recipe(app, d);
 	}
 }
 
