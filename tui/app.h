@@ -65,6 +65,8 @@ struct cli {
 	const char *model;        /* adopt --model */
 	bool force;               /* adopt --force */
 	const char *only;         /* run --only missing */
+	bool provenance;          /* verify --provenance */
+	const char *sample;       /* --sample N */
 	/* flags that set settings: (key, value, spelling) */
 	struct { const char *key, *value, *flag; } sets[64];
 	int nsets;

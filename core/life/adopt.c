@@ -29,6 +29,7 @@
 #include "core/db/sqltpl.h"
 #include "core/life/life_int.h"
 #include "embfill/lifecycle.h"
+#include "embfill/recipe.h"
 
 /* $1 collection, $2 model, $3 dim, $4 force ("t"/"f"). */
 static const char counts_tpl[] =
@@ -41,7 +42,8 @@ static const char counts_tpl[] =
 	" count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND {vdims} IS DISTINCT FROM $3::int),"
 	" count(*) FILTER (WHERE {cand}),"
 	" count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND {unrecorded}"
-	"  AND {fhash} IS NOT NULL AND {fhash} <> {chash})"
+	"  AND {fhash} IS NOT NULL AND {fhash} <> {chash}),"
+	" count(*) FILTER (WHERE {cand} AND NOT ({unrecorded}) AND {fmodel} = $2::text)"
 	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere}";
 
 static const char wrong_tpl[] =
@@ -50,11 +52,13 @@ static const char wrong_tpl[] =
 	" AND ({unrecorded} OR ($4::bool AND {fmodel} <> $2::text))"
 	" ORDER BY {ckey} LIMIT 10";
 
-/* The candidates: unrecorded (or, forced, recorded as another model),
+/* The candidates: unrecorded, recorded as the model without a recipe (made
+ * before recipes were recorded), or, forced, recorded as another model;
  * the asserted dimension, and no recorded hash that contradicts the text. */
 static const char cand_frag[] =
 	"{e}.{vec} IS NOT NULL AND {vdims} = $3::int"
-	" AND ({unrecorded} OR ($4::bool AND {fmodel} <> $2::text))"
+	" AND ({unrecorded} OR ({fmodel} = $2::text AND ({recipe_unknown}))"
+	"  OR ($4::bool AND {fmodel} <> $2::text))"
 	" AND ({fhash} IS NULL OR {fhash} = {chash} OR $4::bool)";
 
 static const char pick_tpl[] =
@@ -64,11 +68,11 @@ static const char pick_tpl[] =
 
 static const char book_tpl[] =
 	"INSERT INTO {tool}.vectors AS t (collection, chunk_key, model, dim, content_sha256,"
-	" embedded_at, run_id)"
-	" SELECT {bval}, a.kt, $2::text, $3::int, a.h, now(), NULL FROM embfill_adopt a"
+	" recipe, embedded_at, run_id)"
+	" SELECT {bval}, a.kt, $2::text, $3::int, a.h, {rlit}, now(), NULL FROM embfill_adopt a"
 	" WHERE $1::text IS NOT NULL"
 	" ON CONFLICT (collection, chunk_key) DO UPDATE SET model = EXCLUDED.model,"
-	" dim = EXCLUDED.dim, content_sha256 = EXCLUDED.content_sha256,"
+	" dim = EXCLUDED.dim, content_sha256 = EXCLUDED.content_sha256, recipe = EXCLUDED.recipe,"
 	" embedded_at = EXCLUDED.embedded_at, run_id = NULL";
 
 /* The table's own record columns, matched by key (and collection); the
@@ -85,8 +89,10 @@ static ef_status oom(struct ef_error *err)
 /* The columns the temporary table keeps to find the rows again, and the
  * statement that writes the table's own record columns ("" if none). */
 static bool own_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
-		      const struct ef_schema *sc, const char *mlit, int dim, bool *any)
+		      const struct ef_schema *sc, const char *mlit, int dim, const char *recipe,
+		      bool *any)
 {
+	char rlit[48];
 	char dlit[16];
 	bool sep = m->layout == EF_LAYOUT_SEPARATE;
 	char pick[256], match[384], sets[384];
@@ -103,6 +109,8 @@ static bool own_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 			 m->nkey > 1 ? " AND t.{ck2} = a.k2" : "");
 	sets[0] = '\0';
 	snprintf(dlit, sizeof(dlit), "%d", dim);
+	/* a fingerprint is "r1-" and hex digits (checked): safe as a literal */
+	snprintf(rlit, sizeof(rlit), ef_recipe_id_valid(recipe) ? "'%s'" : "NULL::text", recipe);
 	if (m->emb_model)
 		ns += (size_t)snprintf(sets + ns, sizeof(sets) - ns, "{model} = {mlit}");
 	if (m->emb_dim)
@@ -111,8 +119,12 @@ static bool own_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 	if (m->emb_hash)
 		ns += (size_t)snprintf(sets + ns, sizeof(sets) - ns, "%s{hash} = %s", ns ? ", " : "",
 				       sc->hash_is_text ? "encode(a.h, 'hex')" : "a.h");
+	if (sc->recipe_col)
+		ns += (size_t)snprintf(sets + ns, sizeof(sets) - ns, "%s{recipe} = {rlit}",
+				       ns ? ", " : "");
 	*any = ns > 0;
 	return ef_sqlvars_raw(v, "mlit", mlit) && ef_sqlvars_raw(v, "dlit", dlit) &&
+	       ef_sqlvars_raw(v, "rlit", rlit) &&
 	       ef_sqlvars_frag(v, "pickcols", pick) && ef_sqlvars_frag(v, "match", match) &&
 	       ef_sqlvars_frag(v, "sets", ns ? sets : "{vec} = {vec}") &&
 	       ef_sqlvars_frag(v, "target", sep ? "{embeddings}" : "{chunks}") &&
@@ -124,7 +136,7 @@ static ef_status counts(struct ef_life *l, const char *const *p, struct ef_adopt
 {
 	long long *f[] = { &res->chunks, &res->nulls, &res->vectors, &res->unrecorded,
 			   &res->recorded_same, &res->recorded_other, &res->wrong_dim,
-			   &res->adopted, &res->changed };
+			   &res->adopted, &res->changed, &res->recipe_only };
 	PGresult *r = ef_life_q(l, counts_tpl, 4, p, PGRES_TUPLES_OK, err);
 
 	if (!r)
@@ -178,7 +190,7 @@ ef_status ef_coll_adopt(ef_session *s, const struct ef_adopt_opts *o, struct ef_
 		ef_life_close(&l);
 		return err->status;
 	}
-	if (!own_frags(&l.v, &l.cfg->map, &l.sc, mlit, o->dim, &own)) {
+	if (!own_frags(&l.v, &l.cfg->map, &l.sc, mlit, o->dim, l.cfg->recipe_id, &own)) {
 		free(mlit);
 		ef_life_close(&l);
 		return oom(err);

@@ -174,6 +174,8 @@ struct ef_adopt_result {
 	long long changed;             /* unrecorded model, but a recorded hash that is not
 					  the text's (kept unless forced) */
 	long long adopted;             /* recorded now (or, dry run, would be) */
+	long long recipe_only;         /* ... of them recorded as the model already, whose
+					  recipe was not on record */
 	struct {
 		char key[128];
 		int dim;

@@ -13,6 +13,7 @@
 #include "embfill/ident.h"
 #include "embfill/lifecycle.h"
 #include "tui/cli/cli.h"
+#include "tui/cli/report.h"
 #include "tui/flow/app.h"
 #include "tui/flow/life.h"
 
@@ -256,8 +257,9 @@ static int check_adopt_args(const struct cli *cli)
 	return out_error(&err);
 }
 
-static void adopt_json(const struct adopt_request *r, const struct ef_adopt_result *a)
+static void adopt_json(const struct adopt_request *r, const struct adopt_outcome *oc)
 {
+	const struct ef_adopt_result *a = &oc->res;
 	cJSON *o = cJSON_CreateObject(), *w = cJSON_CreateArray();
 	char *text;
 
@@ -283,6 +285,11 @@ static void adopt_json(const struct adopt_request *r, const struct ef_adopt_resu
 		cJSON_AddItemToArray(w, e);
 	}
 	cJSON_AddItemToObject(o, "wrong_dim_examples", w);
+	if (oc->probed)
+		cJSON_AddItemToObject(o, "provenance", provenance_json(&oc->prov, r->model));
+	else
+		cJSON_AddStringToObject(o, "provenance_not_run", oc->unprobed);
+	cJSON_AddNumberToObject(o, "recipe_only", (double)a->recipe_only);
 	cJSON_AddStringToObject(o, "recorded_in", a->bookkeeping && a->own_columns
 				? "bookkeeping and table" : a->bookkeeping ? "bookkeeping" : "table");
 	text = cJSON_PrintUnformatted(o);
@@ -301,6 +308,9 @@ static void print_adopt(const struct app *app, const struct adopt_request *r,
 	out_printf(stdout, "  chunks %lld: %lld with a vector, %lld without one\n", a->chunks,
 		   a->vectors, a->nulls);
 	out_printf(stdout, "  vectors whose model is not on record: %lld\n", a->unrecorded);
+	if (a->recipe_only)
+		out_printf(stdout, "  recorded as \"%s\" without a recipe: %lld (the recipe is "
+				   "recorded)\n", r->model, a->recipe_only);
 	if (a->recorded_same)
 		out_printf(stdout, "  already recorded as \"%s\": %lld (left as they are)\n",
 			   r->model, a->recorded_same);
@@ -324,6 +334,13 @@ static void print_adopt(const struct app *app, const struct adopt_request *r,
 				   a->wrong[i].dim);
 		out_printf(stdout, "%s\n", a->wrong_dim > (long long)a->nwrong ? ", ..." : "");
 	}
+	if (o->probed && o->prov.sampled)
+		out_printf(stdout, "  provenance: %zu of %zu sampled chunks embedded again match "
+				   "their stored vector%s\n", o->prov.matches, o->prov.sampled,
+			   o->prov.ok ? "" : " (claim recorded anyway: --force)");
+	else if (!o->probed)
+		out_printf(stdout, "  provenance: not checked, the service could not be reached: "
+				   "%s\n", o->unprobed);
 	if (a->nulls)
 		out_printf(stdout, "next: embfill run -C %s --confirm %s --only missing\n",
 			   r->collection, r->collection);
@@ -340,10 +357,24 @@ int cmd_adopt(struct app *app)
 	if ((rc = check_adopt_args(app->cli)) != 0)
 		return rc;
 	ef_error_clear(&err);
-	if (adopt_from_cli(&r, app, &err) != EF_OK || flow_adopt(app, &r, &o, &err) != EF_OK)
+	if (adopt_from_cli(&r, app, &err) != EF_OK)
 		return out_error(&err);
+	if (flow_adopt(app, &r, &o, &err) != EF_OK) {
+		/* the probe's evidence for a refused claim */
+		if (o.probed && !o.prov.ok && app->cli->json) {
+			cJSON *j = provenance_json(&o.prov, r.model);
+			char *text = cJSON_PrintUnformatted(j);
+
+			out_json(text);
+			free(text);
+			cJSON_Delete(j);
+		} else if (o.probed && !o.prov.ok) {
+			print_provenance(&o.prov, r.model);
+		}
+		return out_error(&err);
+	}
 	if (app->cli->json)
-		adopt_json(&r, &o.res);
+		adopt_json(&r, &o);
 	else
 		print_adopt(app, &r, &o);
 	if (o.res.written && (rc = logged(app, o.logged, &o.log_err)) != 0)

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "embfill/db.h"
+#include "embfill/provenance.h"
 #include "embfill/schema.h"
 #include "embfill/strbuf.h"
 #include "embfill/verify.h"
@@ -140,6 +141,9 @@ static void print_plain(const struct app *app, const struct ef_verify_report *r)
 		out_printf(stdout, "[ok]   every chunk has a fresh vector\n");
 	out_printf(stdout, "\n");
 	print_models(r);
+	if (r->recipe_unknown)
+		wrap("recipes:", "some fresh vectors have no recipe on record (made before recipes "
+		     "were recorded): `embfill verify --provenance` tells which recipe made them");
 	print_isolation(r);
 	if (bad)
 		out_printf(stdout, "result: NOT OK, %zu kind%s of discrepancy unexplained\n", bad,
@@ -207,7 +211,8 @@ static void add_models(cJSON *root, const struct ef_verify_report *r)
 	}
 }
 
-static void print_json(const struct ef_verify_report *r)
+static void print_json(const struct app *app, const struct ef_verify_report *r,
+		       const struct ef_prov_report *prov)
 {
 	cJSON *root = cJSON_CreateObject();
 	cJSON *arr, *iso;
@@ -228,33 +233,68 @@ static void print_json(const struct ef_verify_report *r)
 	cJSON_AddNumberToObject(iso, "cross_tenant_inbound",
 				(double)ef_verify_count(r, "cross_tenant_inbound"));
 	cJSON_AddBoolToObject(iso, "foreign_key", r->isolation_fk);
+	cJSON_AddNumberToObject(root, "recipe_unknown", (double)r->recipe_unknown);
+	cJSON_AddStringToObject(root, "recipe", app->cfg->recipe_id);
+	if (prov)
+		cJSON_AddItemToObject(root, "provenance", provenance_json(prov, app->cfg->embed_model));
 	text = cJSON_PrintUnformatted(root);
 	out_json(text);
 	free(text);
 	cJSON_Delete(root);
 }
 
+/* --provenance: the vectors that count as fresh, embedded again. */
+static ef_status probe(struct app *app, ef_session *s, struct ef_prov_report *p,
+		       struct ef_error *err)
+{
+	struct ef_prov_opts o = { .collection = app->cli->collection, .select = EF_PROV_FRESH,
+				  .candidates = true };
+	struct ef_embed_config ec;
+
+	if (app_sample(app, &o.sample, err) != EF_OK || app_embed_config(app, &ec, err) != EF_OK)
+		return err->status;
+	return ef_provenance(s, &ec, &o, p, err);
+}
+
 int cmd_verify(struct app *app)
 {
 	struct ef_error err;
 	struct ef_verify_report rep;
+	struct ef_prov_report prov;
+	const struct cli *cli = app->cli;
 	ef_session *s;
+	size_t ignored;
 	bool ok;
 
 	ef_error_clear(&err);
-	if (!app->cli->collection) {
+	if (!cli->collection) {
 		ef_error_set(&err, EF_ERR_USAGE, "verify needs the collection: -C COLL");
 		ef_error_hint(&err, "`embfill status` lists the collections");
 		return out_error(&err);
 	}
-	if (app_session(app, EF_NEED_TABLES, &s, &err) != EF_OK ||
-	    ef_verify(s, app->cli->collection, &rep, &err) != EF_OK)
+	if (cli->sample && !cli->provenance) {
+		ef_error_set(&err, EF_ERR_USAGE, "--sample is the size of the provenance probe's "
+			     "sample: it needs --provenance");
+		ef_error_hint(&err, "embfill verify -C %s --provenance --sample %s", cli->collection,
+			      cli->sample);
 		return out_error(&err);
-	if (app->cli->json)
-		print_json(&rep);
-	else
+	}
+	if (app_sample(app, &ignored, &err) != EF_OK ||
+	    app_session(app, EF_NEED_TABLES, &s, &err) != EF_OK ||
+	    ef_verify(s, cli->collection, &rep, &err) != EF_OK)
+		return out_error(&err);
+	if (cli->provenance && probe(app, s, &prov, &err) != EF_OK) {
+		ef_verify_report_free(&rep);
+		return out_error(&err);
+	}
+	if (cli->json)
+		print_json(app, &rep, cli->provenance ? &prov : NULL);
+	else {
 		print_plain(app, &rep);
-	ok = rep.ok;
+		if (cli->provenance)
+			print_provenance(&prov, app->cfg->embed_model);
+	}
+	ok = rep.ok && (!cli->provenance || prov.ok);
 	ef_verify_report_free(&rep);
 	return ok ? EF_OK : EF_ERR_CHECK;
 }

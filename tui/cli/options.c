@@ -14,7 +14,7 @@ enum opt_id {
 	O_COLLECTION, O_DIM, O_VECTOR_TYPE, O_BATCH_SIZE, O_CONCURRENCY,
 	O_CONFIRM, O_OUT, O_UNTIL, O_NOTE, O_INTO, O_K, O_N, O_DRY_RUN, O_RESUME,
 	O_HISTORYLOG, O_RETRY_QUARANTINED, O_QUERY, O_WITH, O_BACKUP, O_APPROVE_PROVIDER,
-	O_MIN_HIT_RATE, O_RECHUNK, O_TABLE, O_MODEL, O_FORCE, O_ONLY,
+	O_MIN_HIT_RATE, O_RECHUNK, O_TABLE, O_MODEL, O_FORCE, O_ONLY, O_PROVENANCE, O_SAMPLE,
 };
 
 struct opt {
@@ -83,6 +83,10 @@ static const struct opt opts[] = {
 	{ "entries", 1, O_N, 'n', "N", CMD_HISTORY, "newest N entries (default 5)" },
 	{ "dim", 1, O_DIM, 0, "N", CMD_SCHEMA | CMD_ADOPT,
 	  "schema init, adopt: vector dimension (default EMBED_DIM)" },
+	{ "provenance", 0, O_PROVENANCE, 0, NULL, CMD_VERIFY,
+	  "also re-embed a sample and compare it with the stored vectors" },
+	{ "sample", 1, O_SAMPLE, 0, "N", CMD_VERIFY | CMD_ADOPT,
+	  "chunks the provenance probe re-embeds (default 20)" },
 	{ "model", 1, O_MODEL, 0, "NAME", CMD_ADOPT,
 	  "adopt: the model the vectors were made with (default EMBED_MODEL)" },
 	{ "force", 0, O_FORCE, 0, NULL, CMD_ADOPT,
@@ -110,8 +114,8 @@ static const struct {
 	  " [--resume] [--into NEWCOLL [--rechunk]] [--backup] [--until HH:MM] [--note TEXT]"
 	  " [--historylog]",
 	  "embed the collection's missing and stale chunks" },
-	{ "verify", CMD_VERIFY, "-C COLL", "vector rows against chunk rows, every discrepancy "
-	  "explained, isolation audit" },
+	{ "verify", CMD_VERIFY, "-C COLL [--provenance [--sample N]]", "vector rows against "
+	  "chunk rows, every discrepancy explained, isolation audit; which recipe made them" },
 	{ "spot-check", CMD_SPOTCHECK, "-C COLL [-q QUERY]... [-k N]",
 	  "retrieval with citations; self-retrieval hit rate when sampling" },
 	{ "chunk", CMD_CHUNK, "-C COLL --into NEWCOLL",
@@ -241,6 +245,8 @@ static int take_option(struct cli *cli, int id, const char *arg)
 	case O_TABLE: cli->table = arg; break;
 	case O_MODEL: cli->model = arg; break;
 	case O_FORCE: cli->force = true; break;
+	case O_PROVENANCE: cli->provenance = true; break;
+	case O_SAMPLE: cli->sample = arg; break;
 	case O_ONLY:
 		if (strcmp(arg, "missing") != 0)
 			return usage_error("--only", arg, " is not a selection embfill knows",

@@ -16,6 +16,15 @@ void print_checklist(const struct ef_checklist *l, bool ascii);
 char *checklist_json(const struct ef_checklist *l);
 
 struct cJSON;
+struct ef_prov_report;
+
+/* The provenance probe's verdict, its worst examples and, when it failed,
+ * the candidate recipes; model is the one tested. */
+void print_provenance(const struct ef_prov_report *p, const char *model);
+
+/* The same as an object for --json. */
+struct cJSON *provenance_json(const struct ef_prov_report *p, const char *model);
+
 /* A chunk key for JSON: a number when it is one integer column (as the
  * default layout's ids always were), else its text ("7/2", a uuid). */
 struct cJSON *json_key(const char *key);

@@ -2,10 +2,12 @@
  * app.c (flow) - the session of the main thread and the embedding client's
  * configuration, the same for every command and for the console.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "embfill/redact.h"
+#include "embfill/provenance.h"
 #include "tui/flow/app.h"
 
 ef_status app_session(struct app *app, unsigned need, ef_session **s, struct ef_error *err)
@@ -61,4 +63,24 @@ void app_free(struct app *app)
 		free(app->key);
 		app->key = NULL;
 	}
+}
+
+ef_status app_sample(const struct app *app, size_t *out, struct ef_error *err)
+{
+	const char *t = app->cli->sample;
+	char *end;
+	long n;
+
+	*out = 0;
+	if (!t)
+		return EF_OK;
+	errno = 0;
+	n = strtol(t, &end, 10);
+	if (errno || end == t || *end || n < 1 || n > EF_PROV_MAX_SAMPLE) {
+		ef_error_set(err, EF_ERR_USAGE, "--sample \"%s\" is not a number of chunks from 1 "
+			     "to %d", t, EF_PROV_MAX_SAMPLE);
+		return ef_error_hint(err, "20 to 100 chunks tell recipes apart: --sample 50");
+	}
+	*out = (size_t)n;
+	return EF_OK;
 }

@@ -29,4 +29,8 @@ ef_status app_embed_config(struct app *app, struct ef_embed_config *ec, struct e
 /* Closes the session and wipes the key. */
 void app_free(struct app *app);
 
+/* The provenance probe's sample size from --sample (0: the default);
+ * EF_ERR_USAGE for a value that is not one. */
+ef_status app_sample(const struct app *app, size_t *out, struct ef_error *err);
+
 #endif

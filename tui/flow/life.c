@@ -169,6 +169,8 @@ ef_status adopt_from_cli(struct adopt_request *r, const struct app *app, struct 
 	r->dim = app->cfg->embed_dim;
 	r->dry_run = cli->dry_run;
 	r->force = cli->force;
+	if (app_sample(app, &r->sample, err) != EF_OK)
+		return err->status;
 	if (!cli->dim)
 		return EF_OK;
 	errno = 0;
@@ -200,16 +202,54 @@ char *adopt_command(const struct app *app, const struct adopt_request *r)
 	return ef_strbuf_take(&b);
 }
 
-static void adopt_outcome_line(const struct adopt_request *r, struct adopt_outcome *o)
+static void adopt_outcome_line(const struct app *app, const struct adopt_request *r,
+			       struct adopt_outcome *o)
 {
 	const struct ef_adopt_result *a = &o->res;
+	char probe[400];
 
+	if (o->probed && o->prov.sampled)
+		snprintf(probe, sizeof(probe), "provenance probe: %zu of %zu sampled chunks matched "
+			 "their stored vector%s", o->prov.matches, o->prov.sampled, o->prov.ok ? ""
+			 : " (the claim FAILED the probe and was recorded with --force)");
+	else if (o->probed)
+		snprintf(probe, sizeof(probe), "provenance probe: nothing to sample");
+	else
+		snprintf(probe, sizeof(probe), "provenance probe not run: %.300s", o->unprobed);
 	snprintf(o->outcome, sizeof(o->outcome), "%s %lld existing vectors as model \"%s\" at "
-		 "dimension %d, made from their chunks' current text (asserted by the operator; "
-		 "no vector was embedded or changed); %lld of another dimension left stale, %lld "
-		 "recorded as another model %s, %lld chunks without a vector left for a run",
-		 r->dry_run ? "would record" : "recorded", a->adopted, r->model, r->dim,
-		 a->wrong_dim, a->recorded_other, r->force ? "re-recorded" : "kept", a->nulls);
+		 "dimension %d with recipe %s, made from their chunks' current text (asserted by "
+		 "the operator; no vector was embedded or changed); %lld of another dimension "
+		 "left stale, %lld recorded as another model %s, %lld chunks without a vector left "
+		 "for a run; %s", r->dry_run ? "would record" : "recorded", a->adopted, r->model,
+		 r->dim, app->cfg->recipe_id, a->wrong_dim, a->recorded_other, r->force
+		 ? "re-recorded" : "kept", a->nulls, probe);
+}
+
+/* The claim checked before anything is recorded: a sample of the vectors
+ * adopt would record, embedded again by the claimed model and recipe.  A
+ * service that cannot be reached leaves the claim unchecked, and said so. */
+static ef_status adopt_probe(struct app *app, ef_session *s, const struct adopt_request *r,
+			     struct adopt_outcome *o, struct ef_error *err)
+{
+	struct ef_prov_opts po = { .collection = r->collection, .select = EF_PROV_UNRECORDED,
+				   .model = r->model, .dim = r->dim, .sample = r->sample,
+				   .candidates = true };
+	struct ef_embed_config ec;
+	struct ef_error perr;
+
+	ef_error_clear(&perr);
+	if (app_embed_config(app, &ec, err) != EF_OK)
+		return err->status;
+	if (ef_provenance(s, &ec, &po, &o->prov, &perr) == EF_OK) {
+		o->probed = true;
+		return EF_OK;
+	}
+	if (perr.status != EF_ERR_EMBED) {
+		*err = perr;
+		return err->status;
+	}
+	snprintf(o->unprobed, sizeof(o->unprobed), "%.500s", perr.msg);
+	return EF_OK;
 }
 
 ef_status flow_adopt(struct app *app, const struct adopt_request *r, struct adopt_outcome *o,
@@ -223,14 +263,24 @@ ef_status flow_adopt(struct app *app, const struct adopt_request *r, struct adop
 
 	memset(o, 0, sizeof(*o));
 	if (ef_collection_name_check(r->collection, err) != EF_OK ||
-	    app_session(app, EF_NEED_TABLES | EF_NEED_TOOL, &s, err) != EF_OK)
+	    app_session(app, EF_NEED_TABLES | EF_NEED_TOOL, &s, err) != EF_OK ||
+	    adopt_probe(app, s, r, o, err) != EF_OK)
 		return err->status;
+	if (o->probed && !o->prov.ok && !r->force) {
+		ef_error_set(err, EF_ERR_CHECK, "the vectors of \"%s\" were not made by \"%s\" with "
+			     "%s: %zu of %zu sampled chunks embedded again match their stored vector; "
+			     "nothing was recorded", r->collection, r->model, o->prov.claimed_desc,
+			     o->prov.matches, o->prov.sampled);
+		return ef_error_hint(err, "the probe's candidates above name the recipe that comes "
+					  "closest; set the settings to it, or pass --force to record "
+					  "the claim anyway (the historylog says so)");
+	}
 	counts(s, r->collection, &before);
 	if (ef_coll_adopt(s, &ao, &o->res, err) != EF_OK) {
 		free(before.collection);
 		return err->status;
 	}
-	adopt_outcome_line(r, o);
+	adopt_outcome_line(app, r, o);
 	if (!o->res.written) {
 		free(before.collection);
 		return EF_OK;

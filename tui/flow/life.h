@@ -10,6 +10,7 @@
 
 #include "embfill/error.h"
 #include "embfill/lifecycle.h"
+#include "embfill/provenance.h"
 #include "embfill/scan.h"
 #include "tui/app.h"
 
@@ -62,6 +63,7 @@ struct adopt_request {
 	const char *model;             /* --model, else EMBED_MODEL */
 	int dim;                       /* --dim, else EMBED_DIM */
 	bool dry_run, force;
+	size_t sample;                 /* --sample: the provenance probe's (0 default) */
 };
 
 /* The request of `embfill adopt`; EF_ERR_USAGE for a --dim that is not one. */
@@ -72,6 +74,9 @@ char *adopt_command(const struct app *app, const struct adopt_request *r);
 
 struct adopt_outcome {
 	struct ef_adopt_result res;
+	struct ef_prov_report prov;    /* the probe of the claim, when probed */
+	bool probed;
+	char unprobed[600];            /* why the probe could not run (the service) */
 	char outcome[1200];            /* what was (or would be) recorded, in a line */
 	bool logged;                   /* the historylog entry was written */
 	struct ef_error log_err;       /* why not, when the record was written */
