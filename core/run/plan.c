@@ -282,6 +282,31 @@ static ef_status probe(const struct ef_embed_config *ecfg, struct ef_plan *p, ch
 	return EF_OK;
 }
 
+/* Vectors nobody recorded the model or recipe of: a sample embedded again
+ * says whether the settings' model and recipe made them.  The plan stands
+ * without it when the service fails here. */
+static void provenance(ef_session *s, const struct ef_embed_config *ecfg, struct ef_plan *p)
+{
+	struct ef_prov_opts o = { .collection = p->collection, .select = EF_PROV_UNRECORDED,
+				  .sample = 10, .candidates = true };
+	struct ef_error err;
+
+	ef_error_clear(&err);
+	if (ef_provenance(s, ecfg, &o, &p->prov, &err) == EF_OK) {
+		p->probed = p->prov.sampled > 0;
+		if (p->probed && !p->prov.ok)
+			add_risk(p, EF_RISK_HIGH, "do not adopt them; `embfill verify --provenance` "
+				 "shows the candidates; re-embed into a new collection, or set the "
+				 "recipe that made them",
+				 "provenance: %zu of %zu sampled vectors without a recorded model or "
+				 "recipe were not made by the settings' model and recipe (%s)",
+				 p->prov.sampled - p->prov.matches, p->prov.sampled,
+				 p->prov.claimed_desc);
+	} else {
+		snprintf(p->prov_error, sizeof(p->prov_error), "%.290s", err.msg);
+	}
+}
+
 static void free_texts(char **texts)
 {
 	for (size_t i = 0; texts && texts[i]; i++)
@@ -361,6 +386,8 @@ ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const
 	p->batches = (p->todo + cfg->batch_size - 1) / cfg->batch_size;
 	if (st == EF_OK)
 		st = probe(ecfg, p, texts, n, err);
+	if (st == EF_OK && (p->counts.unrecorded || p->counts.recipe_unknown))
+		provenance(s, ecfg, p);
 	free_texts(texts);
 	return st;
 }

@@ -10,6 +10,7 @@
 
 #include "embfill/embed.h"
 #include "embfill/error.h"
+#include "embfill/provenance.h"
 #include "embfill/scan.h"
 #include "embfill/session.h"
 #include "embfill/settings.h"
@@ -46,6 +47,12 @@ struct ef_plan {
 	bool provider_change;      /* run and swap need --approve-provider-change */
 	int schema_dim;            /* the vector column's dimension, 0 unknown */
 	bool only_missing;         /* todo counts chunks without a vector only */
+	/* vectors whose model or recipe is not on record: a sample of them
+	 * embedded again (the provenance probe); probed false when there were
+	 * none or the service failed (prov_error says why) */
+	bool probed;
+	struct ef_prov_report prov;
+	char prov_error[300];
 };
 
 /* What ef_plan_build plans. */

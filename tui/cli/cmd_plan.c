@@ -51,6 +51,13 @@ static void print_plain(const struct app *app, const struct ef_plan *p, const ch
 	for (size_t i = 0; i < p->nmodels; i++)
 		out_printf(stdout, "  vectors now: %lld of \"%s\", dimension %d\n", p->models[i].count,
 			   p->models[i].model, p->models[i].dim);
+	if (p->probed)
+		out_printf(stdout, "  provenance: %zu of %zu sampled vectors without a recorded model "
+				   "or recipe match \"%s\" with %s: %s\n", p->prov.matches,
+			   p->prov.sampled, app->cfg->embed_model, p->prov.claimed_desc,
+			   p->prov.ok ? "made that way" : "NOT made that way");
+	else if (p->prov_error[0])
+		out_printf(stdout, "  provenance: not checked: %s\n", p->prov_error);
 	for (size_t i = 0; i < p->nrisks; i++)
 		out_printf(stdout, "  risk (%s): %s\n    -> %s\n", ef_risk_level_name(p->risks[i].level),
 			   p->risks[i].what, p->risks[i].advice);

@@ -208,6 +208,13 @@ static void draw_plan(struct console *c)
 	for (size_t i = 0; i < p->nmodels; i++)
 		ui_line(c, R_DIM, "  vectors now: %lld of \"%s\", dimension %d", p->models[i].count,
 			p->models[i].model, p->models[i].dim);
+	if (p->probed)
+		ui_line(c, p->prov.ok ? R_GOOD : R_WARN, "  provenance: %zu of %zu sampled vectors "
+			"without a recorded model or recipe match \"%s\" with %s: %s",
+			p->prov.matches, p->prov.sampled, c->app->cfg->embed_model,
+			p->prov.claimed_desc, p->prov.ok ? "made that way" : "NOT made that way");
+	else if (p->prov_error[0])
+		ui_line(c, R_DIM, "  provenance: not checked: %s", p->prov_error);
 	ui_blank(c);
 	ui_line(c, R_TITLE, "Risks");
 	if (!p->nrisks)

@@ -86,6 +86,15 @@ cJSON *plan_json(const struct app *app, const struct ef_plan *p, const char *cmd
 		cJSON_AddItemToArray(risks, r);
 	}
 	cJSON_AddItemToObject(o, "risks", risks);
+	if (p->probed) {
+		cJSON *pv = cJSON_AddObjectToObject(o, "provenance");
+
+		cJSON_AddNumberToObject(pv, "sampled", (double)p->prov.sampled);
+		cJSON_AddNumberToObject(pv, "matches", (double)p->prov.matches);
+		cJSON_AddNumberToObject(pv, "mean_cosine", p->prov.mean_cosine);
+		cJSON_AddStringToObject(pv, "recipe", p->prov.claimed_id);
+		cJSON_AddBoolToObject(pv, "ok", p->prov.ok);
+	}
 	cJSON_AddStringToObject(o, "recommendation", p->new_collection ? "new-collection"
 								       : "in-place");
 	if (p->new_collection) {
