@@ -96,7 +96,7 @@ static const char verify_sql[] =
 	"  q.collection IS NOT NULL AS quar,"
 	"  left(" EF_SQL_ONELINE("q.reason::text") ", 200) AS reason,"
 	"  q.content_sha256 IS NULL"
-	"   OR q.content_sha256 = sha256(convert_to(c.{content}, 'UTF8')) AS q_same"
+	"   OR q.content_sha256 = {chashb} AS q_same"
 	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {qjoin} {cwhere}),"
 	"g AS (SELECT f.*, vec_null OR s_model OR unrec OR s_dim OR s_content OR s_recipe"
 	"  AS unfresh FROM f),"
@@ -396,8 +396,8 @@ static void reason_text(struct ef_strbuf *b, int k, const struct ef_verify_repor
 				 "the rejection may no longer apply");
 		break;
 	case K_QUARANTINED:
-		ef_strbuf_add(b, "rejected by the embedding service, quarantined and unchanged "
-				 "since: ");
+		ef_strbuf_add(b, "quarantined (rejected by the embedding service, or a text that "
+				 "cannot be sent) and unchanged since: ");
 		add_reasons(b, r);
 		break;
 	case K_MIXED:

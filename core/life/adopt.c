@@ -63,7 +63,7 @@ static const char cand_frag[] =
 
 static const char pick_tpl[] =
 	"CREATE TEMP TABLE embfill_adopt ON COMMIT DROP AS"
-	" SELECT {ckeyt} AS kt, {pickcols}, sha256(convert_to(c.{content}, 'UTF8')) AS h"
+	" SELECT {ckeyt} AS kt, {pickcols}, {chashb} AS h"
 	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere} AND {cand}";
 
 static const char book_tpl[] =

@@ -97,11 +97,19 @@ struct ef_run_result {
 	struct ef_counts before; /* status of the collection before and after */
 	struct ef_counts after;
 	char state[16];          /* completed, interrupted, failed, dry-run */
+	/* a completed run counts again what it set out to embed: chunks still
+	 * missing or stale (quarantined ones aside) mean it did not converge */
+	long long unconverged;
+	struct {
+		char key[128];
+		char why[96];
+	} left[5];               /* the first of them, and why each is left */
+	size_t nleft;
 };
 
 /*
- * Runs the backfill.  EF_OK when every chunk that needed it was embedded or
- * quarantined; EF_ERR_INTERRUPTED when stopped (resumable); EF_ERR_BUSY
+ * Runs the backfill.  EF_OK when the run went through; res->unconverged
+ * says whether every chunk that needed it was embedded or quarantined; EF_ERR_INTERRUPTED when stopped (resumable); EF_ERR_BUSY
  * when another run holds the collection (err names it); EF_ERR_EMBED on a
  * fatal service error (the run is recorded as failed, resumable once fixed);
  * EF_ERR_DB, EF_ERR_USAGE otherwise.  res is filled as far as the run got;

@@ -165,6 +165,15 @@ static int finish(struct app *app, const struct run_request *rq, const struct ef
 		ef_error_hint(err, "continue with: embfill run -C %s --confirm %s --resume", coll,
 			      coll);
 	}
+	if (st == EF_OK && r->unconverged) {
+		for (size_t i = 0; i < r->nleft; i++)
+			out_printf(stdout, "  left: chunk %s: %s\n", r->left[i].key, r->left[i].why);
+		ef_error_set(err, EF_ERR_CHECK, "the run did not converge: %lld chunks of \"%s\" it "
+			     "set out to embed are still missing or stale", r->unconverged, coll);
+		ef_error_hint(err, "a chunk that changed during the run, or another writer: `embfill "
+				   "verify -C %s` explains each; running again embeds them", coll);
+		return out_error(err);
+	}
 	return st == EF_OK ? 0 : out_error(err);
 }
 

@@ -60,7 +60,12 @@ static void finished(struct console *c)
 	c->run.res = *r;
 	c->run.have_res = true;
 	c->scope.resume = false;
-	if (c->run.st == EF_OK && r->quarantined == 0) {
+	if (c->run.st == EF_OK && r->unconverged) {
+		c->st[STEP_RUN] = ST_OPEN;
+		console_msg(c, R_WARN, "the run did not converge: %lld chunks are still to embed "
+			    "(e.g. chunk %s: %s); s runs again, a accepts", r->unconverged,
+			    r->nleft ? r->left[0].key : "?", r->nleft ? r->left[0].why : "?");
+	} else if (c->run.st == EF_OK && r->quarantined == 0) {
 		c->st[STEP_RUN] = ST_PASSED;
 		console_msg(c, R_GOOD, "%s: Enter goes on to validation", r->dry_run ? "dry run done, "
 			    "nothing written" : "run completed");

@@ -71,11 +71,14 @@ char *history_run_entry(const struct app *app, const char *collection, const cha
 			const struct history_extras *x)
 {
 	struct ef_history_entry h;
-	char outcome[64];
+	char outcome[160], left[64] = "";
 
 	memset(&h, 0, sizeof(h));
-	snprintf(outcome, sizeof(outcome), "%s%s%s", r->state, r->resumed ? " (resumed)" : "",
-		 st == EF_ERR_INTERRUPTED ? " (resumable)" : "");
+	if (r->unconverged)
+		snprintf(left, sizeof(left), "; did not converge: %lld chunks still to embed",
+			 r->unconverged);
+	snprintf(outcome, sizeof(outcome), "%s%s%s%s", r->state, r->resumed ? " (resumed)" : "",
+		 st == EF_ERR_INTERRUPTED ? " (resumable)" : "", left);
 	settings_of(app, &h);
 	h.collection = collection;
 	h.run_id = r->run_id;
