@@ -72,6 +72,9 @@ struct engine {
 	struct ef_run_sql sql;
 	char *coll_value;         /* the collection as its rows carry it */
 	unsigned vec_elem_oid;    /* the type the vectors travel as (vector for halfvec) */
+	long hold_commit;         /* EMBFILL_TEST_HOLD (hold_init) */
+	long batches_sent;
+	bool hold_final;
 	char stmt[48];            /* the prepared upsert's name */
 	char book_stmt[48];       /* the prepared bookkeeping's; "" when not needed */
 	ef_embed_pool *pool;
@@ -558,6 +561,31 @@ static const struct batch *prefix_end(const struct engine *e, const struct batch
 	return end;
 }
 
+/*
+ * The crash test (tests/crash/run.sh) kills a run where nothing else can
+ * stop it: between a batch's writes and their commit, and during the final
+ * counts.  EMBFILL_TEST_HOLD=commit:K holds the K-th batch this process
+ * writes in its open transaction; EMBFILL_TEST_HOLD=final holds before the
+ * after-counts.  The hold is a long sleep on the server, which notices the
+ * killed client within 0.1 s and rolls the transaction back.  Unset, it
+ * costs one getenv per run.
+ */
+static void hold_init(struct engine *e)
+{
+	const char *h = getenv("EMBFILL_TEST_HOLD");
+	struct ef_error ignored;
+
+	if (!h || !*h)
+		return;
+	if (strncmp(h, "commit:", 7) == 0)
+		e->hold_commit = atol(h + 7);
+	else if (strcmp(h, "final") == 0)
+		e->hold_final = true;
+	ef_db_exec(e->db, "SET client_connection_check_interval = 100", &ignored);
+}
+
+static const char hold_sql[] = "SELECT pg_sleep(3600) /* EMBFILL_TEST_HOLD */";
+
 static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_result *res,
 		      const struct batch *ckpt)
 {
@@ -584,6 +612,8 @@ static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_r
 	if (k1 && (k2 || !b->k2) && e->sc.tool_schema)
 		sent += PQsendQueryParams(e->pg, e->sql.unquarantine, 3, NULL, up, NULL, NULL, 0);
 	sent += PQsendQueryParams(e->pg, e->sql.checkpoint, 7, NULL, cp, NULL, NULL, 0);
+	if (e->hold_commit && ++e->batches_sent == e->hold_commit)
+		sent += PQsendQueryParams(e->pg, hold_sql, 0, NULL, NULL, NULL, NULL, 0);
 	sent += PQsendQueryParams(e->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
 	free(k1);
 	free(k2);
@@ -625,7 +655,8 @@ static ef_status send_write(struct engine *e, struct batch *b, const struct ef_e
 {
 	bool vectors = res->n_rejected < b->n;
 	int expected = (int)res->n_rejected + (vectors ? 1 + (e->book_stmt[0] != '\0') : 0) + 3 +
-		       (e->sc.tool_schema ? 1 : 0);
+		       (e->sc.tool_schema ? 1 : 0) +
+		       (e->hold_commit && e->batches_sent + 1 == e->hold_commit);
 
 	double t0 = now_s();
 
@@ -1161,6 +1192,7 @@ static ef_status open_engine(struct engine *e, struct ef_error *err)
 {
 	e->db = ef_session_db(e->s);
 	e->pg = ef_db_pg(e->db);
+	hold_init(e);
 	if (check_schema(e, err) != EF_OK)
 		return err->status;
 	if (ef_run_sql_build(e->db, e->cfg, &e->sc, !e->o->retry_quarantined,
@@ -1543,6 +1575,9 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 	res->after.unknown = true;
 	if (e.db && st != EF_ERR_BUSY && st != EF_ERR_DB) {
 		struct ef_error ignored;
+
+		if (e.hold_final)
+			ef_db_exec(e.db, hold_sql, &ignored);
 		if (counts(&e, &res->after, &ignored) != EF_OK)
 			res->after.unknown = true;
 	}
