@@ -65,7 +65,7 @@ BENCH_BINS := $(BUILD)/bench/parse_bench $(BUILD)/bench/render_bench
 UNIT_SANDBOX_OBJ := $(call obj,sandbox/fmtfloat.c)
 MANPAGES   := $(sort $(wildcard man/*.[1-8]))
 
-.PHONY: all deps check check-run check-layers test-unit test-integration test-crash test-e2e test-demo test-docs fuzz-smoke lint-man \
+.PHONY: all deps check check-run check-layers test-unit test-integration test-crash test-e2e test-demo test-docs fuzz-smoke fuzz lint-man \
         bench demo install uninstall clean
 .DEFAULT_GOAL := all
 
@@ -193,6 +193,11 @@ check-layers: all
 FUZZ_SECONDS ?= 10
 fuzz-smoke: $(FUZZ_BINS)
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+# Every target for longer than make check does (FUZZ_LONG_SECONDS each).
+FUZZ_LONG_SECONDS ?= 300
+fuzz: $(FUZZ_BINS)
+	@sh tests/fuzz/run.sh $(FUZZ_LONG_SECONDS) $(FUZZ_BINS)
 
 lint-man:
 	@for m in $(MANPAGES); do \
