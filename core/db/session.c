@@ -139,6 +139,13 @@ ef_status ef_session_require(ef_session *s, unsigned need, struct ef_error *err)
 
 	if ((need & EF_NEED_TABLES) && !ef_schema_usable(&s->sc))
 		return tables_missing(s, err);
+	if ((need & EF_NEED_WRITE) && ef_schema_usable(&s->sc) && !s->sc.key_unique) {
+		ef_error_set(err, EF_ERR_DB, "no primary key or unique index guarantees the chunk "
+			     "key of %s: one vector would be written into every row that shares a "
+			     "key; nothing was written", s->cfg->map.chunks);
+		return ef_error_hint(err, "`embfill schema check` names the unique keys the table "
+					  "has and the index that would make this one unique");
+	}
 	/* Without model and hash columns, what a vector was made from lives in
 	 * embfill's bookkeeping table: counting needs it as much as writing. */
 	if ((need & EF_NEED_TABLES) && s->sc.bookkeeping_required)

@@ -79,7 +79,7 @@ ef_status ef_life_open(struct ef_life *l, ef_session *s, const char *coll, struc
 	l->s = s;
 	l->db = ef_session_db(s);
 	l->cfg = ef_session_config(s);
-	if (ef_session_require(s, EF_NEED_TABLES | EF_NEED_TOOL, err) != EF_OK)
+	if (ef_session_require(s, EF_NEED_TABLES | EF_NEED_TOOL | EF_NEED_WRITE, err) != EF_OK)
 		return err->status;
 	if (coll && ef_coll_view(s, coll, &v, err) != EF_OK)
 		return err->status;
