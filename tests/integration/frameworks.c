@@ -1269,7 +1269,8 @@ static void default_served(enum backend b)
 
 	ft_start(&t, b, "embfill's default layout");
 	cr_assert(asprintf(&q, "EMBFILL_SCHEMA=%s", setup) > 0);
-	ok_quiet(&t, (const char *[]){ "--set", q, "schema", "init", "--dim", "64", NULL });
+	ok_quiet(&t, (const char *[]){ "--set", q, "schema", "init", "--dim", "64", "--vector-type",
+				       t.pgv ? "vector" : "real", NULL });
 	free(q);
 	fx_sql(&t.f,
 	       "INSERT INTO @S.documents (id, collection, title, source_uri, body)"
@@ -1512,7 +1513,8 @@ static void old_tool_schema(enum backend b)
 
 	ft_start(&t, b, "embfill's tables of version 2");
 	cr_assert(asprintf(&q, "EMBFILL_SCHEMA=%s", setup) > 0);
-	ok_quiet(&t, (const char *[]){ "--set", q, "schema", "init", "--dim", "64", NULL });
+	ok_quiet(&t, (const char *[]){ "--set", q, "schema", "init", "--dim", "64", "--vector-type",
+				       t.pgv ? "vector" : "real", NULL });
 	free(q);
 	fx_sql(&t.f,
 	       "INSERT INTO @S.documents (id, collection, title, body) VALUES (1, 'acme', 'A', 'a');"
