@@ -514,6 +514,16 @@ static void two_recipes(struct rt *t, enum backend b)
 	fx_sql(&t->f, "UPDATE @S.document_embeddings SET recipe = NULL WHERE collection = 'globex'");
 }
 
+static const cJSON *risk_with(const cJSON *plan, const char *words)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, get(plan, "risks"))
+		if (strstr(str(it, "what"), words))
+			return it;
+	return NULL;
+}
+
 static const cJSON *candidate(const cJSON *prov, const char *description)
 {
 	const cJSON *it;
@@ -581,6 +591,15 @@ static void probe_tells_recipes_apart(enum backend b)
 	HAS(r.out, "closest: plain (no prefix)");
 	proc_result_free(&r);
 
+	/* plan probes them too: do not run the settings' recipe over them */
+	o = run_json(&t.f, (const char *[]){ "plan", "-C", "globex", "--json", NULL }, &rc);
+	cr_expect_eq(rc, 0, "%s", cJSON_PrintUnformatted(o));
+	cr_expect(!truth(get(o, "provenance"), "ok"));
+	cr_expect_eq(num(get(o, "counts"), "recipe_unknown"), NGLOBEX);
+	cr_expect_not_null(risk_with(o, "provenance:"), "%s", cJSON_PrintUnformatted(o));
+	cr_expect_str_eq(str(o, "recommendation"), "new-collection");
+	cJSON_Delete(o);
+
 	/* the service gone: exit 4, not a verdict */
 	embedder_stop(&t.e);
 	cr_expect_eq(run(&t.f, &r, (const char *[]){ "verify", "-C", "acme", "--provenance",
@@ -599,16 +618,6 @@ Test(pglite_recipe, the_probe_names_the_recipe_that_made_the_vectors, .timeout =
 }
 
 /* --- 3. a recipe change is a model change ---------------------------------------- */
-
-static const cJSON *risk_with(const cJSON *plan, const char *words)
-{
-	const cJSON *it;
-
-	cJSON_ArrayForEach(it, get(plan, "risks"))
-		if (strstr(str(it, "what"), words))
-			return it;
-	return NULL;
-}
 
 Test(pg_recipe, a_recipe_change_goes_through_a_new_collection_and_a_swap, .timeout = 180)
 {
@@ -933,6 +942,9 @@ Test(pg_recipe, adopt_refuses_another_models_vectors_unless_forced, .timeout = 1
 					 " AND dim = 32 AND recipe = 'r1-' || left(encode(sha256("
 					 "convert_to(E'embfill-recipe-1\\ndimensions: 32\\n', 'UTF8')),"
 					 " 'hex'), 16)"), NACME);
+		cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.recipes WHERE description ="
+					 " 'dimensions 32' AND canonical = E'embfill-recipe-1\\n"
+					 "dimensions: 32\\n'"), 1, "adopt registers the recipe it records");
 		{
 			char *v2 = snapshot(&t.f, "@S.vecs");
 
@@ -1203,6 +1215,15 @@ Test(pg_recipe, embfills_tables_migrate_in_place_from_version_3, .timeout = 120)
 		ef_strbuf_free(&b);
 	}
 
+	/* before the upgrade: counted as they are, no write until schema init */
+	cr_expect_eq(status_num(&t.f, "acme", "embedded"), 3);
+	cr_expect_eq(run(&t.f, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
+						     NULL }), 3, "%s%s", r.out, r.err);
+	HAS(r.err, "are version 3; this embfill needs version 4");
+	HAS(r.err, "embfill schema init");
+	proc_result_free(&r);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs"), 1, "the refused run wrote a run");
+
 	ok_run(&t.f, 0, (const char *[]){ "schema", "init", "--dim", "32", NULL });
 	cr_expect_eq(fx_ll(&t.f, "SELECT value::int FROM @T.meta WHERE key = 'schema_version'"), 4);
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.recipes"), 0);
@@ -1229,6 +1250,8 @@ Test(pg_recipe, embfills_tables_migrate_in_place_from_version_3, .timeout = 120)
 	cr_expect_eq(run(&t.f, &r, (const char *[]){ "plan", "-C", "acme", NULL }), 0, "%s%s",
 		     r.out, r.err);
 	HAS(r.out, "provider change: the embeddings were made by ollama");
+	HAS(r.out, "provenance: 3 of 3 sampled vectors without a recorded model or recipe match"
+		   " \"m1\" with plain (no prefix): made that way");
 	proc_result_free(&r);
 
 	/* adopt settles the recipe, in the bookkeeping (no column for it) */
