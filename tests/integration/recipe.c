@@ -883,7 +883,7 @@ Test(pg_recipe, adopt_refuses_another_models_vectors_unless_forced, .timeout = 1
 	char *vecs, *log, *other_url = NULL;
 	cJSON *o;
 	int rc;
-	const char *other_emb[] = { "--dim", "64", "--model", "other-embed", "--seed", "7", NULL };
+	const char *other_emb[] = { "--dim", "64", "--model", "other-embed", NULL };
 
 	rt_start(&t, BACKEND_PG, "nomic-embed-text", DIM, DIM, NULL, NULL);
 	cr_assert_eq(embedder_start(&other, other_emb), 0, "the second sandbox did not start");
