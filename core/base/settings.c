@@ -1023,7 +1023,10 @@ static ef_status check_recipe(ef_settings *s, struct ef_error *err)
 	bool tei = strcmp(c->provider, "tei") == 0, openai = strcmp(c->provider, "openai") == 0;
 
 	if (c->dimensions && c->dimensions != c->embed_dim) {
-		bad_value(s, EF_K_EMBED_DIMENSIONS, "differs from EMBED_DIM", err);
+		char why[64];
+
+		snprintf(why, sizeof(why), "differs from EMBED_DIM=%d", c->embed_dim);
+		bad_value(s, EF_K_EMBED_DIMENSIONS, why, err);
 		return ef_error_hint(err, "the vectors asked for are the vectors stored: set "
 					  "EMBED_DIM=%d too, or leave EMBED_DIMENSIONS empty",
 				     c->dimensions);

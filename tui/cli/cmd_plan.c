@@ -10,6 +10,7 @@
 
 #include "embfill/ident.h"
 #include "embfill/plan.h"
+#include "embfill/recipe.h"
 #include "embfill/redact.h"
 #include "tui/cli/cli.h"
 #include "tui/flow/app.h"
@@ -28,6 +29,21 @@ static void fmt_duration(double s, char *buf, size_t n)
 		snprintf(buf, n, "%.1f h", s / 3600);
 }
 
+/* The recipe the run would embed with, each prefix with its origin. */
+static void print_recipe(const struct app *app)
+{
+	const struct ef_config *c = app->cfg;
+	struct ef_recipe r = { c->doc_prefix, c->dimensions, c->truncate, c->normalize };
+	char *desc = ef_recipe_describe(&r), dorig[512], qorig[512];
+
+	ef_settings_origin(app->settings, EF_K_EMBED_DOCUMENT_PREFIX, dorig, sizeof(dorig));
+	ef_settings_origin(app->settings, EF_K_EMBED_QUERY_PREFIX, qorig, sizeof(qorig));
+	out_printf(stdout, "  recipe: %s (%s); documents prefixed \"%s\" (%s), queries \"%s\" "
+			   "(%s)\n", desc ? desc : "?", c->recipe_id, c->doc_prefix, dorig,
+		   c->query_prefix, qorig);
+	free(desc);
+}
+
 static void print_plain(const struct app *app, const struct ef_plan *p, const char *cmd)
 {
 	char est[32];
@@ -35,10 +51,15 @@ static void print_plain(const struct app *app, const struct ef_plan *p, const ch
 	fmt_duration(p->est_seconds, est, sizeof(est));
 	out_printf(stdout, "plan for \"%s\" with %s \"%s\" (dimension %d)\n", p->collection,
 		   app->cfg->provider, app->cfg->embed_model, app->cfg->embed_dim);
+	print_recipe(app);
 	out_printf(stdout, "  chunks %lld, embedded %lld, missing %lld, stale %lld (model %lld, "
-			   "dim %lld, content %lld), quarantined %lld\n", p->counts.chunks,
-		   p->counts.embedded, p->counts.missing, p->counts.stale, p->counts.stale_model,
-		   p->counts.stale_dim, p->counts.stale_content, p->counts.quarantined);
+			   "dim %lld, content %lld, recipe %lld), quarantined %lld\n",
+		   p->counts.chunks, p->counts.embedded, p->counts.missing, p->counts.stale,
+		   p->counts.stale_model, p->counts.stale_dim, p->counts.stale_content,
+		   p->counts.stale_recipe, p->counts.quarantined);
+	if (p->counts.recipe_unknown)
+		out_printf(stdout, "  recipe unknown: %lld vectors (not stale)\n",
+			   p->counts.recipe_unknown);
 	out_printf(stdout, "  to embed: %s%lld chunks in %lld batches of %d, %d in flight%s\n",
 		   p->new_collection && p->chunking_changed ? "about " : "", p->todo, p->batches,
 		   p->batch_size, p->concurrency, p->new_collection ? " (all of them, into the new "
