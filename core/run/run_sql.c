@@ -39,7 +39,7 @@ static const char left_tpl[] =
 	" WHEN {stale_dim} THEN 'a vector of another dimension'"
 	" ELSE 'a vector of another recipe' END, count(*) OVER ()"
 	" FROM {chunks} c {cjoin} {ejoin} {bjoin}"
-	" {cwhere} AND {kafter} AND ({todo}) {qfilter}"
+	" {cwhere} AND {kafter} AND ({todo}) {qleft}"
 	" ORDER BY {ckey} LIMIT 5";
 
 static const char count_tpl[] =
@@ -136,6 +136,9 @@ static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 			     : "{e}.{vec} IS NULL OR {stale_any}") &&
 	     ef_sqlvars_frag(v, "qfilter", skip_quarantined && sc->tool_schema
 					   ? quarantine_filter : "") &&
+	     /* what a run leaves is counted without its quarantined chunks,
+	      * even when it tried them again */
+	     ef_sqlvars_frag(v, "qleft", sc->tool_schema ? quarantine_filter : "") &&
 	     ef_sqlvars_frag(v, "present", separate ? "e.{ek1} IS NOT NULL" : "true") &&
 	     /* {rowobj}: the row's other columns, named at backup time */
 	     ef_sqlvars_frag(v, "rowdata", separate ? "CASE WHEN e.{ek1} IS NULL THEN NULL"
