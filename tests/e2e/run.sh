@@ -476,12 +476,45 @@ t_console_and_command_line_agree() {
 	finish g
 }
 
+# `embfill run` on a terminal rewrites one progress line in place: at 80
+# columns, at 120, and at COLUMNS=50 in an 80-column terminal, it never
+# wraps (a wrapped line would leave a new row at every update), and the
+# least useful fields go first.
+headless_progress() { # name width columns-env
+	reset_db
+	E2E_W=$2 E2E_ENV="${3:-}" start "$1" run -C acme --confirm acme --batch-size 5
+	wait_text "$1" 'run 1 of "acme" completed' 60 || return 1
+	# with the rows scrolled off (a resize right after the start may scroll)
+	rows=$(tm capture-pane -p -S - -t "$1" | grep -c '% [0-9]*/400') || :
+	[ "$rows" = 1 ] || { echo "    $rows progress rows at width $2 ${3:-}:" >&2
+		tm capture-pane -p -S - -t "$1" | sed 's/^/    | /' >&2; return 1; }
+	line=$(tm capture-pane -p -S - -t "$1" | grep '% [0-9]*/400')
+	max=${3:+${3#COLUMNS=}}
+	max=${max:-$2}
+	[ "${#line}" -lt "$max" ] || { echo "    ${#line} columns: $line" >&2; return 1; }
+	case $line in *"400/400"*"ETA"*) ;; *) echo "    no count or ETA: $line" >&2; return 1 ;; esac
+	printf '%s\n' "$line"
+}
+
+t_headless_progress_fits_the_width() {
+	line=$(headless_progress p80 80) || return 1
+	case $line in *"in flight"*) echo "    in flight kept at 80: $line" >&2; return 1 ;; esac
+	finish p80
+	line=$(headless_progress p120 120) || return 1
+	case $line in *"/s  ETA"*"in flight"*"retries"*"quarantined 0  "[a-z]*) ;;
+	*) echo "    fields missing at 120: $line" >&2; return 1 ;; esac
+	finish p120
+	line=$(headless_progress p50 80 COLUMNS=50) || return 1
+	finish p50
+}
+
 # --- runner ------------------------------------------------------------------
 
 ALL="whole_session model_change_through_a_new_collection console_and_command_line_agree
 confirmation_mismatch_refused
 unknown_collection_refused near_miss_warned hostile_name_drawn_as_escapes
-cancel_then_resume resize_during_run sighup_during_run_is_resumable no_color ascii tsan_run"
+cancel_then_resume resize_during_run sighup_during_run_is_resumable no_color ascii tsan_run
+headless_progress_fits_the_width"
 
 e2e_setup || { echo "e2e: set-up failed" >&2; exit 1; }
 echo "e2e: PostgreSQL 15 on a unix socket, sandbox embedder at $EMB_URL, tmux $(tmux -V)"
