@@ -121,6 +121,19 @@ wait_text() {
 	return 1
 }
 
+# wait_gone NAME TEXT [SECONDS]: until TEXT is no longer on the screen.
+wait_gone() {
+	n=$(( ${3:-15} * 10 ))
+	while [ "$n" -gt 0 ]; do
+		screen "$1" 2>/dev/null | grep -qF -- "$2" || return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	echo "    still on the screen: $2" >&2
+	screen "$1" | sed 's/^/    | /' >&2
+	return 1
+}
+
 # no_text NAME TEXT: TEXT is not on the screen now.
 no_text() {
 	if screen "$1" | grep -qF -- "$2"; then

@@ -273,8 +273,8 @@ static void draw_choices(struct console *c)
 	if (p->provider_change && c->plan.mode != MODE_DRY_RUN) {
 		ui_line(c, R_TITLE, "Approval (v gives it)");
 		ui_line(c, c->plan.approved ? R_GOOD : R_WARN, "  %s", c->plan.approved
-			? "[ok] the collection's owner approved the change of provider (recorded in "
-			  "the historylog)"
+			? "[ok] the collection's owner approved the change of provider (it goes into "
+			  "the run's historylog entry)"
 			: "the provider or service host changed: the run needs the collection "
 			  "owner's approval; ask them, then press v");
 	}
@@ -380,7 +380,8 @@ static enum ev plan_key(struct console *c, int key, enum action a)
 		c->plan.approved = true;
 		console_accept(c, "plan", "the collection's owner approved the change of provider "
 			       "or service host");
-		console_msg(c, R_WARN, "approval recorded; it goes into the historylog");
+		console_msg(c, R_WARN, "approval noted: it goes into the run's historylog entry, "
+			    "which step 6 writes (w)");
 		return EV_HANDLED;
 	case A_RECHECK:
 		console_reset_after(c, STEP_LOCATE);
@@ -388,7 +389,8 @@ static enum ev plan_key(struct console *c, int key, enum action a)
 		return EV_HANDLED;
 	case A_ACCEPT:
 		accept_plan(c);
-		console_msg(c, R_WARN, "plan warnings accepted (written to the historylog)");
+		console_msg(c, R_WARN, "plan warnings accepted: they go into the run's historylog "
+			    "entry, which step 6 writes (w)");
 		return EV_HANDLED;
 	case A_NEXT:
 		return EV_NEXT;
