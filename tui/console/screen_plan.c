@@ -168,9 +168,16 @@ static void draw_estimate(struct console *c)
 	fmt_duration(p->est_seconds, est, sizeof(est));
 	if (p->todo == 0)
 		ui_line(c, R_GOOD, "  estimate: nothing to do");
-	else if (p->probe_ms >= 0)
-		ui_line(c, R_NORMAL, "  estimate: %s (a probe of %d chunks took %.0f ms)", est,
-			p->probe_chunks, p->probe_ms);
+	else if (p->probe_ms >= 0) {
+		char lo[32], hi[32];
+
+		fmt_duration(p->est_low, lo, sizeof(lo));
+		fmt_duration(p->est_high, hi, sizeof(hi));
+		ui_line(c, R_NORMAL, "  estimate: %s, likely %s to %s (embedding only: a probe of "
+			"%d chunks in %d requests, %d in flight, took %.1f s: %.0f chunks/s)", est,
+			lo, hi, p->probe_chunks, p->probe_requests, p->concurrency,
+			p->probe_ms / 1e3, p->probe_rate);
+	}
 	else
 		ui_line(c, R_NORMAL, "  estimate: unknown (no probe)");
 	if (!c->scope.deadline) {
