@@ -24,8 +24,8 @@
 
 md_tm() { tmux -S "$tmp/md.sock" "$@"; }
 md_screen() { md_tm capture-pane -p -t md 2>/dev/null; }
-md_status() { md_screen | sed -n 23p; }
-md_footer() { md_screen | sed -n 24p; }
+md_status() { md_screen | sed -n 17,22p; }
+md_footer() { md_screen | sed -n 23,24p; }
 md_keys() { md_tm send-keys -t md "$@"; }
 md_type() { md_tm send-keys -t md -l -- "$1"; }
 
@@ -45,17 +45,18 @@ md_wait() {
 }
 
 # md_advance NEXT SECONDS: the current step's checks are done when its
-# status line says Enter goes on (then Enter), or its footer offers
-# "a accept" (then a, and Enter if the step stays): until NEXT is on screen.
+# status message (which wraps onto the rows above the footer) says Enter
+# goes on (then Enter), or its footer (one or two rows) offers "a accept
+# warnings" (then a, and Enter if the step stays): until NEXT is on screen.
 md_advance() {
 	n=$(($2 * 10))
 	while [ "$n" -gt 0 ]; do
 		s=$(md_screen)
 		case $s in *"$1"*) return 0 ;; esac
-		st=$(printf '%s\n' "$s" | sed -n 23p)
-		ft=$(printf '%s\n' "$s" | sed -n 24p)
+		st=$(printf '%s\n' "$s" | sed -n 17,22p)
+		ft=$(printf '%s\n' "$s" | sed -n 23,24p)
 		case $ft in
-		*" a accept"*) md_keys a; sleep 0.2 ;;
+		*"a accept warnings"*) md_keys a; sleep 0.2 ;;
 		*) case $st in *"Enter goes on"*) md_keys Enter; sleep 0.2 ;; esac ;;
 		esac
 		sleep 0.1
@@ -152,6 +153,10 @@ make_demo_test() {
 	while [ "$n" -gt 0 ] && [ ! -s "$tmp/md.rc" ]; do sleep 0.1; n=$((n - 1)); done
 	check "make demo exits 0 after the console (exit $(cat "$tmp/md.rc" 2>/dev/null))" \
 		test "$(cat "$tmp/md.rc" 2>/dev/null)" = 0
+	# the seeding drew a bar that ended full, one line per collection
+	seeded=$(md_tm capture-pane -p -S - -t md 2>/dev/null |
+		grep -c '^demo: seeding tenant_acme \[################\] \([0-9]*\)/\1') || :
+	check "the seeding showed a bar that ended full" test "$seeded" = 1
 
 	after=0
 	[ ! -f "$hlog" ] || after=$(grep -c '^## .* - tenant_acme - run ' "$hlog")
