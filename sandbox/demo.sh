@@ -344,7 +344,7 @@ count() { sql -c "$1"; }
 # that no run number in the historylog names two runs.
 last_run() {
 	{
-		cat "$STATE/runs.last" 2>/dev/null
+		cat "$STATE/runs.last" 2>/dev/null || :
 		[ ! -f "$STATE/historylog.md" ] ||
 			sed -n 's/^## .* - run \([0-9][0-9]*\)$/\1/p' "$STATE/historylog.md"
 		echo 0
@@ -354,7 +354,7 @@ last_run() {
 continue_runs() {
 	last=$(last_run)
 	entries=0
-	[ ! -f "$STATE/historylog.md" ] || entries=$(grep -c '^## ' "$STATE/historylog.md")
+	[ ! -f "$STATE/historylog.md" ] || entries=$(grep -c '^## ' "$STATE/historylog.md" || :)
 	if [ "$last" -gt 0 ]; then
 		sql -c "SELECT setval(pg_get_serial_sequence('embfill.runs', 'id'), $last)" >/dev/null
 	fi

@@ -24,8 +24,6 @@
 
 md_tm() { tmux -S "$tmp/md.sock" "$@"; }
 md_screen() { md_tm capture-pane -p -t md 2>/dev/null; }
-md_status() { md_screen | sed -n 17,22p; }
-md_footer() { md_screen | sed -n 23,24p; }
 md_keys() { md_tm send-keys -t md "$@"; }
 md_type() { md_tm send-keys -t md -l -- "$1"; }
 
@@ -53,8 +51,8 @@ md_advance() {
 	while [ "$n" -gt 0 ]; do
 		s=$(md_screen)
 		case $s in *"$1"*) return 0 ;; esac
-		st=$(printf '%s\n' "$s" | sed -n 17,22p)
-		ft=$(printf '%s\n' "$s" | sed -n 23,24p)
+		st=$(printf '%s\n' "$s" | sed -n 17,24p)
+		ft=$(printf '%s\n' "$s" | sed -n 22,24p)
 		case $ft in
 		*"a accept warnings"*) md_keys a; sleep 0.2 ;;
 		*) case $st in *"Enter goes on"*) md_keys Enter; sleep 0.2 ;; esac ;;

@@ -168,8 +168,10 @@ check_citations() { # label settings-file
 		done <<-EOF
 		$CITE_QUESTIONS
 		EOF
+		# tenant_acme is partly embedded (its import is not): the questions are
+		# about pages with vectors, so its partial coverage is not at issue
 		if ! "$bin" --config "$settings" spot-check -C "$coll" -k 5 --json "$@" \
-			</dev/null >"$tmp/cites.json" 2>&1; then
+			--set SPOTCHECK_MIN_COVERAGE=0 </dev/null >"$tmp/cites.json" 2>&1; then
 			fail "$label: spot-check -C $coll answers" "$(cat "$tmp/cites.json")"
 			return
 		fi
