@@ -1,13 +1,15 @@
 #!/bin/sh
 # The sandbox from a clean state: `embfill demo --keep` starts, its seeded
 # counts per collection are what each scenario promises (through the
-# settings it prints), its chunks are its documents, and with use-lite,
+# settings it prints, every one of them exported), its chunks are its
+# documents, a demo from another checkout is refused, and with use-lite,
 # questions about the pages' options cite the pages that answer them; a
 # second demo reuses the kept sandbox, `--stop` leaves no process, socket
-# or port behind; then a second sandbox from scratch (hash backend), and a
+# or port behind; then a second sandbox from scratch (hash backend), which
+# keeps the first one's historylog and numbers its runs after them, and a
 # demo hung up on while it starts cleans up after itself; and last, `make
-# demo` in a fresh copy of the tree driven in tmux through a whole
-# tenant_acme backfill (make_demo.sh).
+# demo` in a fresh copy of the tree driven in tmux through a whole backfill
+# of each of the four scenarios (make_demo.sh).
 #   usage: sh tests/demo/run.sh BUILD_DIR
 # Prints "N passed, M failed"; exits 1 when anything failed.
 set -u
@@ -334,7 +336,7 @@ check "a demo hung up on while it starts exits non-zero (exit $rc)" test "$rc" -
 check "it had started PostgreSQL and the embedder" test "$(echo "$pids" | wc -w)" -ge 2
 check_stopped "after SIGHUP" "$pids" "" "$pgroot"
 
-# --- 4. make demo in a fresh copy, a whole backfill in tmux ------------------
+# --- 4. make demo in a fresh copy, a whole backfill of each scenario in tmux --
 
 . "$here/make_demo.sh"
 make_demo_test
