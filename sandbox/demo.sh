@@ -358,10 +358,17 @@ continue_runs() {
 	if [ "$last" -gt 0 ]; then
 		sql -c "SELECT setval(pg_get_serial_sequence('embfill.runs', 'id'), $last)" >/dev/null
 	fi
-	if [ "$last" -gt 0 ]; then
-		say "historylog: $STATE/historylog.md, with the $entries entries of earlier sandboxes kept; runs here are numbered from $((last + 1))"
+	if [ "$entries" -eq 1 ]; then
+		kept="keeps the entry of an earlier sandbox"
+	elif [ "$entries" -gt 1 ]; then
+		kept="keeps the $entries entries of earlier sandboxes"
 	else
-		say "historylog: $STATE/historylog.md"
+		kept="is empty so far"
+	fi
+	if [ "$last" -gt 0 ]; then
+		say "historylog: $STATE/historylog.md $kept; runs here are numbered from $((last + 1)), after theirs"
+	else
+		say "historylog: $STATE/historylog.md $kept"
 	fi
 }
 

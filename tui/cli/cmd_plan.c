@@ -24,8 +24,8 @@ static void fmt_duration(double s, char *buf, size_t n)
 		snprintf(buf, n, "%.1f s", s);
 	else if (s < 90)
 		snprintf(buf, n, "%.0f s", s);
-	else if (s < 5400)
-		snprintf(buf, n, "%.0f min", s / 60);
+	else if (s < 3600)
+		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
 	else
 		snprintf(buf, n, "%.1f h", s / 3600);
 }

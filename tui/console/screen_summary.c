@@ -129,7 +129,8 @@ static void draw_why(struct console *c)
 	ui_line(c, R_NORMAL, "  - so the path was a new collection: readers of \"%s\" kept its "
 		"vectors while \"%s\" was %s from it and embedded with \"%s\"%s",
 		c->scope.collection, c->plan.target, p->chunking_changed ? "re-chunked" : "copied",
-		c->app->cfg->embed_model, c->validate.done ? ", then verified" : "");
+		c->app->cfg->embed_model, !c->validate.done ? "" : c->validate.verify_ok
+		? ", then verified" : ", then checked (its problems accepted)");
 	if (c->summary.swapped)
 		ui_line(c, R_NORMAL, "  - then the swap put \"%s\" in \"%s\"'s place in one "
 			"transaction; the old one is kept, and `embfill rollback -C %s` undoes it",
