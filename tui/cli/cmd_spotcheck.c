@@ -113,8 +113,7 @@ static void print_verdict(const struct app *app, const struct ef_spot_report *r)
 		out_printf(stdout, "result: partial (coverage %.0f%%, below SPOTCHECK_MIN_COVERAGE "
 				   "%.2f)\n", 100.0 * r->coverage, r->min_coverage);
 	else
-		out_printf(stdout, "result: %s%s\n", r->ok ? "ok" : "NOT OK",
-			   r->partial ? " (and partial)" : "");
+		out_printf(stdout, "result: %s\n", r->ok ? "ok" : "NOT OK");
 }
 
 /* Citations speak only for the chunks that have a comparable vector. */
