@@ -223,7 +223,9 @@ bool ef_collsql_vars(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m
 		return false;
 	if (m->coll_mode == EF_COLL_TABLE && !(lit = ef_db_quote_literal(db, m->coll_name, err)))
 		return false;
-	snprintf(q, sizeof(q), one ? "WHERE collection = $%d" : "", p->collection);
+	q[0] = '\0';
+	if (one)
+		snprintf(q, sizeof(q), "WHERE collection = $%d", p->collection);
 	ok = key_frags(v, m) && coll_frags(v, m, lit, p->collection, one) &&
 	     layout_frags(v, m, sc) && record_frags(v, m, sc, p) && ef_sqlvars_raw(v, "qwhere", q);
 	free(lit);

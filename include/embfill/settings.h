@@ -76,7 +76,8 @@
 	X(COLLECTIONS_NAME_COLUMN, "name")                   \
 	X(COLLECTION_NAME, "")                               \
 	X(CITATION_TITLE, "")                                \
-	X(CITATION_SOURCE, "")
+	X(CITATION_SOURCE, "")                               \
+	X(SPOTCHECK_MIN_COVERAGE, "0.95")
 
 enum ef_key {
 #define EF_KEY_ENUM(name, def) EF_K_##name,
@@ -167,6 +168,7 @@ struct ef_config {
 	int max_chunk_size;
 	int chunk_overlap;
 	const char *historylog;
+	double spotcheck_min_coverage; /* below it, a spot-check is partial (0..1) */
 	struct ef_mapping map;
 };
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <libpq-fe.h>
 
@@ -142,8 +143,8 @@ static size_t collect(char *data, size_t size, size_t n, void *ud)
 	return add;
 }
 
-/* Inputs the embedder has embedded so far (its /stats). */
-static long long embedder_items(const struct embedder_proc *e)
+/* One counter of the embedder's /stats. */
+static long long embedder_stat(const struct embedder_proc *e, const char *key)
 {
 	char url[128], body[4096] = "";
 	CURL *c = curl_easy_init();
@@ -157,10 +158,16 @@ static long long embedder_items(const struct embedder_proc *e)
 	cr_assert_eq(curl_easy_perform(c), CURLE_OK);
 	curl_easy_cleanup(c);
 	j = cJSON_Parse(body);
-	cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "items")), "%s", body);
-	n = (long long)cJSON_GetObjectItem(j, "items")->valuedouble;
+	cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, key)), "%s", body);
+	n = (long long)cJSON_GetObjectItem(j, key)->valuedouble;
 	cJSON_Delete(j);
 	return n;
+}
+
+/* Inputs the embedder has embedded so far. */
+static long long embedder_items(const struct embedder_proc *e)
+{
+	return embedder_stat(e, "items");
 }
 
 /* The stored vector of a chunk equals what a clean service returns for its
@@ -280,8 +287,59 @@ Test(pg_run, dry_run_writes_nothing)
 	proc_result_free(&r);
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs"), 0);
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 0);
-	/* the estimate comes from embedding one batch, which is not written */
-	cr_expect_eq(embedder_items(&t.e), 100);
+	/* the estimate comes from embedding up to two rounds of EMBED_CONCURRENCY
+	 * batches (here 250 chunks: 100, 100, 50), which are not written */
+	cr_expect_eq(embedder_items(&t.e), 250);
+	rt_stop(&t);
+}
+
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	cr_assert(cJSON_IsNumber(v), "no number \"%s\" in %s", key, cJSON_PrintUnformatted(o));
+	return v->valuedouble;
+}
+
+/* The estimate comes from probes at the run's concurrency: two rounds of K
+ * batches of the run's size through the pool, K of them computing at the
+ * service at once, with the range the rounds allow; nothing is written.
+ * (How close the estimate comes to a run is measured in the sandbox, not
+ * asserted here.) */
+Test(pg_run, the_plan_probes_at_the_chosen_concurrency, .timeout = 60)
+{
+	struct rt t;
+	struct proc_result r;
+	cJSON *o, *probe;
+
+	rt_start(&t, BACKEND_PG, 60, 0, (const char *[]){ "--item-latency-ms", "20", NULL });
+	cr_assert_eq(fx_run(&t.f, &r, (const char *[]){ "plan", "-C", "acme", "--json",
+							"--batch-size", "5", "--concurrency", "3",
+							NULL }), 0, "%s", r.err);
+	o = cJSON_Parse(r.out);
+	cr_assert(cJSON_IsObject(o), "%s", r.out);
+	probe = cJSON_GetObjectItemCaseSensitive(o, "probe");
+	cr_assert(cJSON_IsObject(probe), "%s", r.out);
+	cr_expect_eq(num(probe, "chunks"), 30, "two rounds of 3 batches of 5");
+	cr_expect_eq(num(probe, "requests"), 6);
+	cr_expect_eq(num(probe, "concurrency"), 3);
+	cr_expect_gt(num(probe, "chunks_per_s"), 0);
+	cr_expect_leq(num(o, "estimated_seconds_low"), num(o, "estimated_seconds"));
+	cr_expect_geq(num(o, "estimated_seconds_high"), num(o, "estimated_seconds"));
+	cr_expect_lt(num(o, "estimated_seconds_low"), num(o, "estimated_seconds_high"));
+	cJSON_Delete(o);
+	proc_result_free(&r);
+	cr_expect_eq(embedder_stat(&t.e, "requests"), 6);
+	cr_expect_eq(embedder_stat(&t.e, "items"), 30);
+	cr_expect_eq(embedder_stat(&t.e, "max_computing"), 3, "the probe's requests were not "
+		     "in flight together");
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 0);
+	cr_assert_eq(fx_run(&t.f, &r, (const char *[]){ "plan", "-C", "acme", "--batch-size", "5",
+							"--concurrency", "3", NULL }), 0, "%s",
+		     r.err);
+	HAS(r.out, "a probe of 30 chunks in 6 requests, 3 in flight");
+	HAS(r.out, ", likely ");
+	proc_result_free(&r);
 	rt_stop(&t);
 }
 

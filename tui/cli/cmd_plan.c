@@ -21,10 +21,12 @@ static void fmt_duration(double s, char *buf, size_t n)
 {
 	if (s < 0)
 		snprintf(buf, n, "unknown");
+	else if (s < 10)
+		snprintf(buf, n, "%.1f s", s);
 	else if (s < 90)
 		snprintf(buf, n, "%.0f s", s);
-	else if (s < 5400)
-		snprintf(buf, n, "%.0f min", s / 60);
+	else if (s < 3600)
+		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
 	else
 		snprintf(buf, n, "%.1f h", s / 3600);
 }
@@ -64,10 +66,16 @@ static void print_plain(const struct app *app, const struct ef_plan *p, const ch
 		   p->new_collection && p->chunking_changed ? "about " : "", p->todo, p->batches,
 		   p->batch_size, p->concurrency, p->new_collection ? " (all of them, into the new "
 		   "collection)" : "");
-	if (p->probe_ms >= 0)
-		out_printf(stdout, "  estimate: %s (a probe of %d chunks took %.0f ms)\n", est,
-			   p->probe_chunks, p->probe_ms);
-	else
+	if (p->probe_ms >= 0) {
+		char lo[32], hi[32];
+
+		fmt_duration(p->est_low, lo, sizeof(lo));
+		fmt_duration(p->est_high, hi, sizeof(hi));
+		out_printf(stdout, "  estimate: %s, likely %s to %s (embedding only: a probe of %d "
+				   "chunks in %d requests, %d in flight, took %.1f s: %.0f chunks/s)\n",
+			   est, lo, hi, p->probe_chunks, p->probe_requests, p->concurrency,
+			   p->probe_ms / 1e3, p->probe_rate);
+	} else
 		out_printf(stdout, "  estimate: %s\n", p->todo ? "unknown (no probe)" : "nothing to do");
 	for (size_t i = 0; i < p->nmodels; i++)
 		out_printf(stdout, "  vectors now: %lld of \"%s\", dimension %d\n", p->models[i].count,

@@ -3,6 +3,7 @@
  * backfill, with a progress line, signals that checkpoint, and a summary.
  */
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,18 +61,72 @@ static void fmt_eta(double s, char *buf, size_t n)
 		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
 }
 
+/* The terminal's width, as ls(1) reads it: COLUMNS when it holds a
+ * number, else the terminal's own, else 80.  Read at every update, so a
+ * resized window gets lines that fit it. */
+static int line_width(void)
+{
+	const char *env = getenv("COLUMNS");
+	struct winsize ws;
+	long n = env ? strtol(env, NULL, 10) : 0;
+
+	if (n > 0 && n < 10000)
+		return (int)n;
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	return 80;
+}
+
+/*
+ * The progress line of a terminal, rewritten in place: it must stay one
+ * line, so it is at most width - 1 columns (a full line would wrap at the
+ * last column on many terminals, and every update would add a line).
+ * Fields go, least useful first, until it fits: requests in flight, zero
+ * counts of quarantined chunks and retries, the phase, the rate, non-zero
+ * counts, and last the ETA; the percentage and the counts always stay.
+ */
+static void run_progress_line(const struct ef_run_progress *p, int width, char *out, size_t n)
+{
+	struct { char text[48]; int drop; } f[6];
+	double pct = p->total ? 100.0 * (double)p->done / (double)p->total : 100.0;
+	char eta[32];
+	size_t len, nf = 0;
+
+	fmt_eta(p->eta_s, eta, sizeof(eta));
+	snprintf(f[nf].text, sizeof(f[nf].text), "%.0f/s", p->rate);
+	f[nf++].drop = 5;
+	snprintf(f[nf].text, sizeof(f[nf].text), "ETA %s", eta);
+	f[nf++].drop = 8;
+	snprintf(f[nf].text, sizeof(f[nf].text), "in flight %u", p->in_flight);
+	f[nf++].drop = 1;
+	snprintf(f[nf].text, sizeof(f[nf].text), "retries %lld", p->retries);
+	f[nf++].drop = p->retries ? 7 : 3;
+	snprintf(f[nf].text, sizeof(f[nf].text), "quarantined %lld", p->quarantined);
+	f[nf++].drop = p->quarantined ? 6 : 2;
+	snprintf(f[nf].text, sizeof(f[nf].text), "%s", ef_run_phase_name(p->phase));
+	f[nf++].drop = 4;
+	for (int level = 0; level <= 8; level++) {
+		len = (size_t)snprintf(out, n, "%5.1f%% %lld/%lld", pct, p->done, p->total);
+		for (size_t i = 0; i < nf && len < n; i++)
+			if (f[i].drop > level)
+				len += (size_t)snprintf(out + len, n - len, "  %s", f[i].text);
+		if ((int)len < width)
+			return;
+	}
+	if (width > 1 && (size_t)width <= n)
+		out[width - 1] = '\0';
+}
+
 static void on_progress(const struct ef_run_progress *p, void *vctx)
 {
 	struct progress_ctx *c = vctx;
 	double pct = p->total ? 100.0 * (double)p->done / (double)p->total : 100.0;
-	char eta[32];
+	char eta[32], line[256];
 
 	fmt_eta(p->eta_s, eta, sizeof(eta));
 	if (c->tty) {
-		out_printf(stderr, "\r%5.1f%% %lld/%lld  %.0f/s  ETA %s  in flight %u  retries %lld"
-				   "  quarantined %lld  %-9s\033[K", pct, p->done, p->total, p->rate,
-			   eta, p->in_flight, p->retries, p->quarantined,
-			   ef_run_phase_name(p->phase));
+		run_progress_line(p, line_width(), line, sizeof(line));
+		out_printf(stderr, "\r%s\033[K", line);
 		return;
 	}
 	if (time(NULL) - c->last_plain < 5 && p->phase != EF_PHASE_FINISHED)

@@ -168,9 +168,16 @@ static void draw_estimate(struct console *c)
 	fmt_duration(p->est_seconds, est, sizeof(est));
 	if (p->todo == 0)
 		ui_line(c, R_GOOD, "  estimate: nothing to do");
-	else if (p->probe_ms >= 0)
-		ui_line(c, R_NORMAL, "  estimate: %s (a probe of %d chunks took %.0f ms)", est,
-			p->probe_chunks, p->probe_ms);
+	else if (p->probe_ms >= 0) {
+		char lo[32], hi[32];
+
+		fmt_duration(p->est_low, lo, sizeof(lo));
+		fmt_duration(p->est_high, hi, sizeof(hi));
+		ui_line(c, R_NORMAL, "  estimate: %s, likely %s to %s (embedding only: a probe of "
+			"%d chunks in %d requests, %d in flight, took %.1f s: %.0f chunks/s)", est,
+			lo, hi, p->probe_chunks, p->probe_requests, p->concurrency,
+			p->probe_ms / 1e3, p->probe_rate);
+	}
 	else
 		ui_line(c, R_NORMAL, "  estimate: unknown (no probe)");
 	if (!c->scope.deadline) {
@@ -280,8 +287,8 @@ static void draw_choices(struct console *c)
 	if (p->provider_change && c->plan.mode != MODE_DRY_RUN) {
 		ui_line(c, R_TITLE, "Approval (v gives it)");
 		ui_line(c, c->plan.approved ? R_GOOD : R_WARN, "  %s", c->plan.approved
-			? "[ok] the collection's owner approved the change of provider (recorded in "
-			  "the historylog)"
+			? "[ok] the collection's owner approved the change of provider (it goes into "
+			  "the run's historylog entry)"
 			: "the provider or service host changed: the run needs the collection "
 			  "owner's approval; ask them, then press v");
 	}
@@ -387,7 +394,8 @@ static enum ev plan_key(struct console *c, int key, enum action a)
 		c->plan.approved = true;
 		console_accept(c, "plan", "the collection's owner approved the change of provider "
 			       "or service host");
-		console_msg(c, R_WARN, "approval recorded; it goes into the historylog");
+		console_msg(c, R_WARN, "approval noted: it goes into the run's historylog entry, "
+			    "which step 6 writes (w)");
 		return EV_HANDLED;
 	case A_RECHECK:
 		console_reset_after(c, STEP_LOCATE);
@@ -395,7 +403,8 @@ static enum ev plan_key(struct console *c, int key, enum action a)
 		return EV_HANDLED;
 	case A_ACCEPT:
 		accept_plan(c);
-		console_msg(c, R_WARN, "plan warnings accepted (written to the historylog)");
+		console_msg(c, R_WARN, "plan warnings accepted: they go into the run's historylog "
+			    "entry, which step 6 writes (w)");
 		return EV_HANDLED;
 	case A_NEXT:
 		return EV_NEXT;

@@ -3,6 +3,7 @@
  * shared by `embfill plan --out` and the console's plan step.
  */
 #include <stdbool.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,15 +88,22 @@ cJSON *plan_json(const struct app *app, const struct ef_plan *p, const char *cmd
 	cJSON_AddNumberToObject(o, "dim", app->cfg->embed_dim);
 	cJSON_AddItemToObject(o, "recipe", recipe_json(app));
 	cJSON_AddNumberToObject(probe, "chunks", p->probe_chunks);
-	if (p->probe_ms >= 0)
-		cJSON_AddNumberToObject(probe, "ms", p->probe_ms);
-	else
+	cJSON_AddNumberToObject(probe, "requests", p->probe_requests);
+	cJSON_AddNumberToObject(probe, "concurrency", p->concurrency);
+	if (p->probe_ms >= 0) {
+		cJSON_AddNumberToObject(probe, "ms", round(p->probe_ms));
+		cJSON_AddNumberToObject(probe, "chunks_per_s", round(p->probe_rate * 10) / 10);
+	} else {
 		cJSON_AddNullToObject(probe, "ms");
+	}
 	cJSON_AddItemToObject(o, "probe", probe);
-	if (p->est_seconds >= 0)
-		cJSON_AddNumberToObject(o, "estimated_seconds", p->est_seconds);
-	else
+	if (p->est_seconds >= 0) {
+		cJSON_AddNumberToObject(o, "estimated_seconds", round(p->est_seconds * 10) / 10);
+		cJSON_AddNumberToObject(o, "estimated_seconds_low", round(p->est_low * 10) / 10);
+		cJSON_AddNumberToObject(o, "estimated_seconds_high", round(p->est_high * 10) / 10);
+	} else {
 		cJSON_AddNullToObject(o, "estimated_seconds");
+	}
 	for (size_t i = 0; i < p->nmodels; i++) {
 		cJSON *m = cJSON_CreateObject();
 		cJSON_AddStringToObject(m, "model", p->models[i].model);
