@@ -18,6 +18,7 @@
 
 #include "embfill/lifecycle.h"
 #include "embfill/plan.h"
+#include "embfill/recipe.h"
 #include "embfill/redact.h"
 #include "tui/flow/app.h"
 #include "tui/console/console.h"
@@ -190,15 +191,33 @@ static void draw_estimate(struct console *c)
 		"at the end and is resumable" : "the estimate fits");
 }
 
+/* The recipe the run embeds with, and where its prefixes came from. */
+static void draw_recipe(struct console *c)
+{
+	const struct ef_config *cfg = c->app->cfg;
+	struct ef_recipe r = { cfg->doc_prefix, cfg->dimensions, cfg->truncate, cfg->normalize };
+	char *desc = ef_recipe_describe(&r), dorig[160];
+
+	ef_settings_origin(c->app->settings, EF_K_EMBED_DOCUMENT_PREFIX, dorig, sizeof(dorig));
+	ui_line(c, R_DIM, "  recipe: %s (%s); document prefix from: %s; queries prefixed \"%s\"",
+		desc ? desc : "?", cfg->recipe_id, dorig, cfg->query_prefix);
+	free(desc);
+}
+
 static void draw_plan(struct console *c)
 {
 	const struct ef_plan *p = &c->plan.plan;
 	const struct ef_counts *k = &p->counts;
 
 	ui_line(c, R_NORMAL, "  chunks %lld, embedded %lld, missing %lld, stale %lld (model "
-		"%lld, dim %lld, content %lld), quarantined %lld", k->chunks, k->embedded,
-		k->missing, k->stale, k->stale_model, k->stale_dim, k->stale_content,
-		k->quarantined);
+		"%lld, dim %lld, content %lld, recipe %lld), quarantined %lld", k->chunks,
+		k->embedded, k->missing, k->stale, k->stale_model, k->stale_dim, k->stale_content,
+		k->stale_recipe, k->quarantined);
+	draw_recipe(c);
+	if (k->recipe_unknown)
+		ui_line(c, R_WARN, "  %lld vectors have no recipe on record (made before recipes "
+			"were recorded): `embfill verify --provenance` tells which made them",
+			k->recipe_unknown);
 	if (k->unrecorded)
 		ui_line(c, R_WARN, "  %lld vectors have no model on record (o adopts them as "
 			"\"%s\"'s at dimension %d, embedding nothing)", k->unrecorded,
