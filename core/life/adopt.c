@@ -241,10 +241,9 @@ ef_status ef_coll_adopt(ef_session *s, const struct ef_adopt_opts *o, struct ef_
 		goto out;
 	if ((st = register_recipe(&l, err)) != EF_OK)
 		goto out;
-	if ((st = ef_life_commit(&l, err)) != EF_OK)
+	if ((st = ef_life_commit(&l, true, err)) != EF_OK)
 		goto out;
 	res->written = true;
-	ef_life_analyze(&l);
 out:
 	ef_life_close(&l);
 	return st;
