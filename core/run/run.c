@@ -1484,7 +1484,8 @@ static void fill_result(struct engine *e, ef_status st)
 	res->retries = e->prog.retries;
 	res->requests = e->prog.requests;
 	res->elapsed_s = e->prog.elapsed_s;
-	res->rate = res->elapsed_s > 0 ? (double)e->prog.done / res->elapsed_s : 0;
+	res->rate = res->elapsed_s - res->index_s > 0
+		    ? (double)e->prog.done / (res->elapsed_s - res->index_s) : 0;
 	snprintf(res->state, sizeof(res->state), "%s",
 		 res->dry_run ? "dry-run" : st == EF_OK ? "completed"
 		 : st == EF_ERR_INTERRUPTED ? "interrupted" : "failed");
@@ -1533,12 +1534,50 @@ static ef_status embed_all(struct engine *e, struct ef_error *err)
 	return st;
 }
 
+/* --- vector indexes around the load (run_index.c) -------------------------- */
+
+static void index_note(void *ctx, const char *text)
+{
+	struct engine *e = ctx;
+
+	logf_(e, "%s", text);
+	report(e, true);
+}
+
+static ef_status index_before(struct engine *e, struct ef_run_index *ri, struct ef_error *err)
+{
+	ef_status st = ef_run_index_before(e->s, e->o->collection, e->o->rebuild_index, e->run_id,
+					   ri, index_note, e, err);
+
+	e->res->indexes_dropped = ri->dropped;
+	return st;
+}
+
+static ef_status index_after(struct engine *e, struct ef_run_index *ri, struct ef_error *err)
+{
+	double t0 = now_s();
+	ef_status st;
+
+	if (!ri->ix.ndropped && !ri->own && !ri->dropped)
+		return EF_OK;
+	e->prog.phase = EF_PHASE_INDEXING;
+	report(e, true);
+	st = ef_run_index_after(e->s, e->o->collection, ri, e->o->cancel, index_note, e, err);
+	e->res->indexes_built = ri->built;
+	e->res->index_s = now_s() - t0;
+	report(e, true);
+	if (st != EF_OK)
+		logf_(e, "vector indexes not rebuilt: %.100s; the next run rebuilds them", err->msg);
+	return st;
+}
+
 ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 			 const struct ef_run_opts *o, struct ef_run_result *res,
 			 struct ef_error *err)
 {
 	const struct ef_config *cfg = ef_session_config(s);
 	struct engine e = { .s = s, .cfg = cfg, .ecfg = ecfg, .o = o, .res = res };
+	struct ef_run_index *ri = calloc(1, sizeof(*ri));
 	long long todo = 0;
 	ef_status st;
 
@@ -1548,7 +1587,7 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 	e.prog.concurrency = (unsigned)cfg->concurrency;
 	e.prog.eta_s = -1;
 	res->before.unknown = true;
-	st = open_engine(&e, err);
+	st = ri ? open_engine(&e, err) : ef_error_oom(err, NULL);
 	if (st == EF_OK && (st = lock_collection(&e, err)) == EF_ERR_BUSY)
 		st = busy(&e, err);
 	if (st == EF_OK)
@@ -1562,7 +1601,15 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 	if (st == EF_OK && !o->dry_run)
 		st = backup_rows(&e, err);
 	if (st == EF_OK && !o->dry_run)
+		st = index_before(&e, ri, err);
+	if (st == EF_OK && !o->dry_run)
 		st = embed_all(&e, err);
+	if (st == EF_OK && !o->dry_run)
+		st = index_after(&e, ri, err);
+	else if (ri && (ri->dropped || ri->ix.ndropped) && !o->dry_run)
+		logf_(&e, "vector indexes of %s stay dropped: `embfill run --resume` rebuilds them",
+		      ri->ix.table);
+	free(ri);
 	fill_result(&e, st);
 	if (e.db && !o->dry_run && res->written > 0) {
 		struct ef_error ignored;
@@ -1596,7 +1643,7 @@ void ef_run_result_free(struct ef_run_result *res)
 const char *ef_run_phase_name(enum ef_run_phase p)
 {
 	static const char *const names[] = { "starting", "embedding", "paused", "stopping",
-					     "finished" };
+					     "indexing", "finished" };
 
 	return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
 }

@@ -12,7 +12,7 @@
 #include "embfill/settings.h"
 
 /* The schema_version of embfill's own tables this build needs. */
-#define EF_TOOL_SCHEMA_VERSION 4
+#define EF_TOOL_SCHEMA_VERSION 5
 
 /* How a vector column stores its vectors: pgvector's vector (with or
  * without a dimension) and halfvec, or a plain float array. */
@@ -49,6 +49,8 @@ struct ef_schema {
 				      without embfill's tables */
 	bool cite_title_json;   /* CITATION_TITLE names a key of a json/jsonb column */
 	bool cite_source_json;
+	int vindexes;           /* pgvector indexes (HNSW, IVFFlat) on the vector column */
+	int vindexes_dropped;   /* ... dropped for a run and not rebuilt yet (vindex.h) */
 };
 
 /* The SQL type of a vector column of t ("vector", "halfvec", "real[]"). */

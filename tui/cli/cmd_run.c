@@ -144,6 +144,9 @@ static void print_summary(const struct app *app, const char *coll,
 	if (r->backed_up)
 		out_printf(stdout, "  backup: %lld rows saved first; `embfill rollback -C %s` puts "
 				   "them back\n", r->backed_up, coll);
+	if (r->indexes_dropped || r->indexes_built)
+		out_printf(stdout, "  vector indexes: %d dropped for the load, %d built after it in "
+				   "%.1f s\n", r->indexes_dropped, r->indexes_built, r->index_s);
 }
 
 static int finish(struct app *app, const struct run_request *rq, const struct ef_run_result *r,
