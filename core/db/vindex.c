@@ -631,6 +631,48 @@ static ef_status exec_build(ef_db *db, const char *sql, const atomic_int *cancel
 	return err->status;
 }
 
+static void dur(double s, char *buf, size_t n)
+{
+	if (s < 0)
+		snprintf(buf, n, "unknown");
+	else if (s < 90)
+		snprintf(buf, n, "%.1f s", s);
+	else if (s < 5400)
+		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+	else
+		snprintf(buf, n, "%.1f h", s / 3600);
+}
+
+void ef_vindex_cost_check(const struct ef_vindexes *ix, const struct ef_vindex_probe *p,
+			  struct ef_checklist *l)
+{
+	char per100k[32], build[32];
+	double total = 0, sample_ms = 0;
+
+	if (!ix->n)
+		return;
+	if (!p->measured) {
+		ef_check_add(l, EF_CHECK_PASS, "index cost", "", "not measured: %s", p->why_not);
+		return;
+	}
+	for (size_t i = 0; i < ix->n && total >= 0; i++) {
+		double one = ef_vindex_build_estimate_s(ix, p, i, ix->rows);
+
+		total = one < 0 ? -1 : total + one;
+		sample_ms += p->build_ms[i] > 0 ? p->build_ms[i] : 0;
+	}
+	dur(ef_vindex_cost_per_row_ms(p) * 100, per100k, sizeof(per100k));
+	dur(total, build, sizeof(build));
+	ef_check_add(l, EF_CHECK_PASS, "index cost", "`embfill plan -C COLL` weighs keeping them "
+		     "against `run --rebuild-index` for a run",
+		     "a probe (rolled back) wrote %d rows in %.2f s with the vector indexes and "
+		     "%.2f s without: %.1f ms more per vector written, %s per 100,000%s%s; building "
+		     "them over %d rows took %.2f s, about %s for the table's %lld", p->rows,
+		     p->with_ms / 1e3, p->without_ms / 1e3, ef_vindex_cost_per_row_ms(p), per100k,
+		     p->scratch_note[0] ? "; " : "", p->scratch_note, p->sample,
+		     sample_ms / 1e3, build, ix->rows);
+}
+
 /* --- drop and rebuild ----------------------------------------------------- */
 
 static ef_status record_drop(ef_db *db, const char *tool, const struct ef_vindexes *ix,

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "embfill/check.h"
 #include "embfill/db.h"
 #include "embfill/error.h"
 #include "embfill/session.h"
@@ -187,6 +188,11 @@ ef_status ef_vindex_build_like(ef_db *db, const struct ef_vindexes *live, const 
 /* The indexes of live that table (found as mine) lacks, by method and
  * operator class: what ef_vindex_build_like would build. */
 size_t ef_vindex_missing(const struct ef_vindexes *live, const struct ef_vindexes *mine);
+
+/* The probe's findings for `schema check`: what the indexes cost per
+ * vector written, and what building them over the whole table takes. */
+void ef_vindex_cost_check(const struct ef_vindexes *ix, const struct ef_vindex_probe *p,
+			  struct ef_checklist *l);
 
 /* "hnsw (vector_cosine_ops, m=16, ef_construction=64)" for one index. */
 void ef_vindex_describe(const struct ef_vindex *v, char *buf, size_t n);
