@@ -166,7 +166,11 @@ static void report(struct engine *e, bool force)
 		e->prog.in_flight = c.in_flight;
 		e->prog.retries = (long long)c.retries;
 		e->prog.requests = (long long)c.requests;
+		e->res->parse_s = c.parse_ms / 1e3;
 	}
+	e->prog.parse_s = e->res->parse_s;
+	e->prog.service_s = e->res->service_s;
+	e->prog.db_s = e->res->write_s + e->res->fetch_s;
 	e->prog.elapsed_s = t - ((double)e->t0.tv_sec + (double)e->t0.tv_nsec / 1e9);
 	update_rate(e, t);
 	if (e->o->on_progress)
@@ -777,6 +781,22 @@ static bool should_stop(struct engine *e)
 	return false;
 }
 
+/* The next answer, and the time spent waiting for it; the pool's own
+ * count of the time it spent reading answers is taken out of it. */
+static ef_status pool_next(struct engine *e, struct ef_embed_result **res, struct ef_error *err)
+{
+	struct ef_embed_counters c;
+	double t0 = now_s(), parse0;
+	ef_status st;
+
+	ef_embed_pool_counters(e->pool, &c);
+	parse0 = c.parse_ms;
+	st = ef_embed_pool_next(e->pool, 200, res, err);
+	ef_embed_pool_counters(e->pool, &c);
+	e->res->service_s += now_s() - t0 - (c.parse_ms - parse0) / 1e3;
+	return st;
+}
+
 static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
 		      struct ef_error *err)
 {
@@ -801,7 +821,7 @@ static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
 			usleep(50 * 1000);
 		return EF_OK;
 	}
-	if (ef_embed_pool_next(e->pool, 200, &res, err) != EF_OK)
+	if (pool_next(e, &res, err) != EF_OK)
 		return err->status;
 	if (!res) {
 		report(e, false);

@@ -53,6 +53,9 @@ struct ef_run_progress {
 	double rate;            /* chunks per second over the last seconds */
 	double eta_s;           /* seconds left at that rate; < 0 unknown */
 	double elapsed_s;
+	/* where the time went so far: waiting on the service, reading its
+	 * answers, and on the database (choosing batches, writing them) */
+	double service_s, parse_s, db_s;
 	char checkpoint[128];   /* every chunk up to this key is handled ("" before the
 				   first batch); "7", or "7/2" for a two-column key */
 	/* newest last; lines are plain text, already redacted */
@@ -97,6 +100,8 @@ struct ef_run_result {
 	double rate;             /* chunks per second over the whole run */
 	double write_s;          /* time the loop waited on the database's writes */
 	double fetch_s;          /* time spent choosing batches */
+	double service_s;        /* time the loop waited on the service (answers read aside) */
+	double parse_s;          /* time spent reading and checking the service's answers */
 	int indexes_dropped;     /* vector indexes dropped for the load (--rebuild-index) */
 	int indexes_built;       /* ... and built after it (rebuilt, or a table of its own's) */
 	double index_s;          /* time spent building them (part of elapsed_s) */

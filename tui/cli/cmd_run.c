@@ -68,18 +68,21 @@ static void on_progress(const struct ef_run_progress *p, void *vctx)
 
 	fmt_eta(p->eta_s, eta, sizeof(eta));
 	if (c->tty) {
-		out_printf(stderr, "\r%5.1f%% %lld/%lld  %.0f/s  ETA %s  in flight %u  retries %lld"
-				   "  quarantined %lld  %-9s\033[K", pct, p->done, p->total, p->rate,
-			   eta, p->in_flight, p->retries, p->quarantined,
-			   ef_run_phase_name(p->phase));
+		out_printf(stderr, "\r%5.1f%% %lld/%lld  %.0f/s  ETA %s  in flight %u/%u  wait: "
+				   "service %.0f s, parse %.1f s, db %.0f s  retries %lld  "
+				   "quarantined %lld  %-9s\033[K", pct, p->done, p->total, p->rate,
+			   eta, p->in_flight, p->concurrency, p->service_s, p->parse_s, p->db_s,
+			   p->retries, p->quarantined, ef_run_phase_name(p->phase));
 		return;
 	}
 	if (time(NULL) - c->last_plain < 5 && p->phase != EF_PHASE_FINISHED)
 		return;
 	c->last_plain = time(NULL);
-	out_printf(stderr, "embfill: %s %.1f%% %lld/%lld chunks, %.0f/s, ETA %s, retries %lld, "
-			   "quarantined %lld\n", ef_run_phase_name(p->phase), pct, p->done, p->total,
-		   p->rate, eta, p->retries, p->quarantined);
+	out_printf(stderr, "embfill: %s %.1f%% %lld/%lld chunks, %.0f/s, ETA %s, in flight %u/%u, "
+			   "waited on the service %.1f s, parsing %.1f s, the database %.1f s, "
+			   "retries %lld, quarantined %lld\n", ef_run_phase_name(p->phase), pct,
+		   p->done, p->total, p->rate, eta, p->in_flight, p->concurrency, p->service_s,
+		   p->parse_s, p->db_s, p->retries, p->quarantined);
 }
 
 /* Without --resume, an interrupted run is offered on a terminal; a script
@@ -137,8 +140,9 @@ static void print_summary(const struct app *app, const char *coll,
 		   r->state, r->resumed ? " (resumed)" : "", r->written, r->quarantined, r->total,
 		   r->elapsed_s, r->rate, r->requests, r->retries);
 	if (r->elapsed_s > 0)
-		out_printf(stdout, "  time: %.1f s choosing batches, %.1f s waiting on writes (the "
-				   "rest embedding)\n", r->fetch_s, r->write_s);
+		out_printf(stdout, "  time: %.1f s choosing batches, %.1f s waiting on writes, "
+				   "%.1f s waiting on the service, %.1f s reading its answers\n",
+			   r->fetch_s, r->write_s, r->service_s, r->parse_s);
 	print_counts("before", &r->before);
 	print_counts("after", &r->after);
 	if (r->backed_up)
