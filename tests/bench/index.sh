@@ -7,12 +7,12 @@
 # never asserted.  Needs pgvector in the system PostgreSQL (says so and
 # stops when it is not there).
 #   usage: index.sh BUILD_DIR
-#   BENCH_INDEX_CHUNKS  chunks (default 10000: on 2 shared cores an HNSW
+#   BENCH_INDEX_CHUNKS  chunks (default 5000: on 2 shared cores an HNSW
 #                       index of 768 dimensions takes about a minute to fill
 #                       row by row at that size)
 set -eu
 build=$1
-chunks=${BENCH_INDEX_CHUNKS:-10000}
+chunks=${BENCH_INDEX_CHUNKS:-5000}
 dim=768
 here=$(cd "$(dirname "$0")" && pwd)
 EF_TOP=$(cd "$here/../.." && pwd)
