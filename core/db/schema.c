@@ -658,7 +658,10 @@ static ef_status isolation(ef_db *db, const struct ef_relinfo *e, const struct e
 	static const char sql[] =
 		"SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid"
 		" AND contype = 'f' AND confrelid = $2::oid AND cardinality(conkey) = $5::int"
-		" AND conkey @> ARRAY[$3::int2, $4::int2])";
+		" AND conkey @> ARRAY[$3::int2, $4::int2]),"
+		" EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid"
+		" AND contype = 'f' AND confrelid = $2::oid AND cardinality(conkey) = $5::int"
+		" AND conkey @> ARRAY[$3::int2, $4::int2] AND convalidated AND NOT condeferrable)";
 	char a[16], b[16], n[16];
 	const char *p[5] = { e->oid, ch->oid, a, b, n };
 	PGresult *res;
@@ -674,6 +677,7 @@ static ef_status isolation(ef_db *db, const struct ef_relinfo *e, const struct e
 	if (!res)
 		return err->status;
 	sc->isolation_fk = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	sc->isolation_fk_valid = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	PQclear(res);
 	{
 		char keys[160];

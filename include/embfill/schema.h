@@ -34,6 +34,9 @@ struct ef_schema {
 	bool mixed_dims;        /* the data sample holds several dimensions */
 	bool hash_is_text;      /* hex text rather than bytea */
 	bool isolation_fk;      /* composite (chunk, collection) foreign key */
+	bool isolation_fk_valid; /* ... validated, on a collection column: the database
+				    guarantees no orphan and no cross-tenant row, so
+				    they need not be looked for */
 	bool chunk_scan_index;  /* index leading with (collection, key) on chunks */
 	bool emb_unique;        /* unique index on the embedding's chunk key */
 	bool emb_unique_alone;  /* ... on the chunk key alone, not (chunk, collection) */
