@@ -209,6 +209,9 @@ bench: all $(EMBLOAD) $(BENCH_BINS)
 	@sh build-aux/deps.sh
 	@sh tests/bench/run.sh $(abspath $(BUILD))
 	@sh tests/bench/layouts.sh $(abspath $(BUILD))
+	@sh tests/bench/wire.sh $(abspath $(BUILD))
+	@sh tests/bench/index.sh $(abspath $(BUILD))
+	@sh tests/bench/million.sh $(abspath $(BUILD))
 
 # The sandbox: a throwaway PostgreSQL, the sandbox embedder and a corpus of
 # this machine's manual pages, then the console.  DEMO_ARGS passes

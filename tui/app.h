@@ -49,6 +49,7 @@ struct cli {
 	const char *with;         /* swap --with NEWCOLL */
 	const char *min_hit_rate; /* swap --min-hit-rate R */
 	bool backup;              /* run --backup */
+	bool rebuild_index;       /* run --rebuild-index */
 	bool rechunk;             /* run --into --rechunk */
 	bool approve_provider;    /* --approve-provider-change */
 	const char *k;            /* -k N */

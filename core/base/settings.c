@@ -87,6 +87,11 @@ static struct keydef keys[EF_K__COUNT] = {
 	   "tei: normalise vectors (empty: the service's default, which normalises)"),
 	KD(PROVENANCE_MIN_COSINE, T_SHARE, 0, 0, NULL,
 	   "verify --provenance: the cosine a stored vector needs with its re-embedding"),
+	KD(INDEX_BUILD_MEMORY_MB, T_INT, 1, 2097151, NULL,
+	   "maintenance_work_mem, in MB, of the session that builds a vector index after a "
+	   "load (a graph that does not fit builds far slower)"),
+	KD(INDEX_BUILD_WORKERS, T_INT, 0, 64, NULL,
+	   "parallel workers of a vector index build (max_parallel_maintenance_workers)"),
 	KD(EMBED_ENCODING, T_ENUM, 0, 0, "auto|base64|float",
 	   "how openai sends vectors: auto (base64, else numbers), base64 or float"),
 	KD(BATCH_SIZE, T_INT, 1, 10000, NULL, "chunks per embedding request"),
@@ -1128,6 +1133,8 @@ ef_status ef_settings_finish(ef_settings *s, struct ef_error *err)
 	c->normalize = !*s->slots[EF_K_EMBED_NORMALIZE].value ? -1
 		       : strcmp(s->slots[EF_K_EMBED_NORMALIZE].value, "true") == 0;
 	c->provenance_min_cosine = strtod(s->slots[EF_K_PROVENANCE_MIN_COSINE].value, NULL);
+	c->index_build_memory_mb = ival[EF_K_INDEX_BUILD_MEMORY_MB];
+	c->index_build_workers = ival[EF_K_INDEX_BUILD_WORKERS];
 	{
 		struct ef_recipe r = { c->doc_prefix, c->dimensions, c->truncate, c->normalize };
 

@@ -15,6 +15,7 @@
 #include "core/db/db_pg.h"
 #include "core/db/schema_int.h"
 #include "embfill/schema.h"
+#include "embfill/vindex.h"
 
 bool ef_schema_usable(const struct ef_schema *sc)
 {
@@ -657,7 +658,10 @@ static ef_status isolation(ef_db *db, const struct ef_relinfo *e, const struct e
 	static const char sql[] =
 		"SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid"
 		" AND contype = 'f' AND confrelid = $2::oid AND cardinality(conkey) = $5::int"
-		" AND conkey @> ARRAY[$3::int2, $4::int2])";
+		" AND conkey @> ARRAY[$3::int2, $4::int2]),"
+		" EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid"
+		" AND contype = 'f' AND confrelid = $2::oid AND cardinality(conkey) = $5::int"
+		" AND conkey @> ARRAY[$3::int2, $4::int2] AND convalidated AND NOT condeferrable)";
 	char a[16], b[16], n[16];
 	const char *p[5] = { e->oid, ch->oid, a, b, n };
 	PGresult *res;
@@ -673,6 +677,7 @@ static ef_status isolation(ef_db *db, const struct ef_relinfo *e, const struct e
 	if (!res)
 		return err->status;
 	sc->isolation_fk = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	sc->isolation_fk_valid = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	PQclear(res);
 	{
 		char keys[160];
@@ -893,6 +898,52 @@ static ef_status server_encoding(ef_db *db, struct ef_schema *sc, struct ef_erro
 	return EF_OK;
 }
 
+/*
+ * The vector indexes of the table that holds the vectors: each one named,
+ * since every vector a run writes goes into it (`embfill plan` measures
+ * the cost), and any that a run dropped and did not rebuild yet.
+ */
+static ef_status check_vindexes(ef_db *db, const struct ef_mapping *m, struct ef_schema *sc,
+				struct ef_checklist *l, struct ef_error *err)
+{
+	const char *table = m->layout == EF_LAYOUT_SEPARATE ? m->embeddings : m->chunks;
+	char *tool = NULL, desc[256];
+	struct ef_vindexes ix;
+	ef_status st;
+
+	if (!sc->embeddings_ok)
+		return EF_OK;
+	if (sc->tool_schema && sc->tool_version >= 5 &&
+	    !(tool = ef_db_quote_part(db, m->tool_schema, err)))
+		return err->status;
+	st = ef_vindex_find(db, tool, table, m->emb_vector, &ix, err);
+	free(tool);
+	if (st != EF_OK)
+		return st;
+	sc->vindexes = (int)ix.n;
+	sc->vindexes_dropped = (int)ix.ndropped;
+	for (size_t i = 0; i < ix.n; i++) {
+		ef_vindex_describe(&ix.ix[i], desc, sizeof(desc));
+		if (!ix.ix[i].valid)
+			ef_check_add(l, EF_CHECK_WARN, "vector index", "an interrupted CREATE INDEX "
+				     "CONCURRENTLY leaves this; DROP INDEX it, or finish the run that "
+				     "was rebuilding it (`embfill run --resume`)", "%s is invalid: %s, "
+				     "maintained on every write and used by no search", ix.ix[i].qname,
+				     desc);
+		else
+			ef_check_add(l, EF_CHECK_PASS, "vector index", "", "%s on %s.%s: %s, %.1f MB; "
+				     "every vector a run writes is inserted into it", ix.ix[i].qname,
+				     ix.table, m->emb_vector, desc, (double)ix.ix[i].bytes / 1048576.0);
+	}
+	for (size_t i = 0; i < ix.ndropped; i++)
+		ef_check_add(l, EF_CHECK_WARN, "vector index", "the next run of the collection "
+			     "rebuilds it: `embfill run -C COLL --confirm COLL --resume`",
+			     "%s was dropped by run %lld of \"%s\" at %s UTC and is not rebuilt yet: "
+			     "searches on %s rank every row", ix.dropped[i].qname, ix.dropped[i].run_id,
+			     ix.dropped[i].collection, ix.dropped[i].dropped_at, ix.table);
+	return EF_OK;
+}
+
 ef_status ef_schema_discover(ef_db *db, const struct ef_mapping *m, struct ef_schema *sc,
 			     struct ef_checklist *list, struct ef_error *err)
 {
@@ -914,6 +965,8 @@ ef_status ef_schema_discover(ef_db *db, const struct ef_mapping *m, struct ef_sc
 		st = check_lookup(db, m, sc, l, err);
 	if (st == EF_OK)
 		st = check_tool_schema(db, m, sc, l, err);
+	if (st == EF_OK)
+		st = check_vindexes(db, m, sc, l, err);
 	if (st == EF_OK && m->layout == EF_LAYOUT_SEPARATE && m->emb_key[m->nkey - 1] == NULL) {
 		ef_check_add(l, EF_CHECK_FAIL, "mapping", "give EMBEDDINGS_CHUNK_COLUMN as many "
 			     "columns as CHUNKS_ID_COLUMN, in the same order",

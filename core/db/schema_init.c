@@ -117,7 +117,15 @@ static const char tool_ddl[] =
 	"CREATE TABLE IF NOT EXISTS {tool}.recipes ("
 	"  id text PRIMARY KEY, description text NOT NULL, canonical text NOT NULL,"
 	"  first_seen timestamptz NOT NULL DEFAULT now());"
-	"UPDATE {tool}.meta SET value = '4' WHERE key = 'schema_version' AND value::int < 4;";
+	"UPDATE {tool}.meta SET value = '4' WHERE key = 'schema_version' AND value::int < 4;"
+	/* version 5: vector indexes dropped for a run (--rebuild-index), each
+	 * recorded in the transaction that drops it and deleted once rebuilt
+	 * (vindex.h) */
+	"CREATE TABLE IF NOT EXISTS {tool}.vector_indexes ("
+	"  index_name text PRIMARY KEY, table_name text NOT NULL, definition text NOT NULL,"
+	"  tablespace text, comment text, run_id bigint, collection text,"
+	"  dropped_at timestamptz NOT NULL DEFAULT now());"
+	"UPDATE {tool}.meta SET value = '5' WHERE key = 'schema_version' AND value::int < 5;";
 
 static const char documents_ddl[] =
 	"CREATE TABLE {documents} ("

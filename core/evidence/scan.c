@@ -86,7 +86,10 @@ static char *build_status_sql(ef_db *db, const struct ef_config *cfg,
 	char *sql = NULL;
 
 	ok = ef_collsql_vars(&v, db, m, sc, &p, one, err) &&
-	     ef_sqlvars_frag(&v, "em_sql", separate ? em_separate : em_none) &&
+	     /* a validated (chunk, collection) foreign key makes both impossible:
+	      * two anti-joins over every embedding row spared */
+	     ef_sqlvars_frag(&v, "em_sql", separate && !sc->isolation_fk_valid ? em_separate
+									  : em_none) &&
 	     ef_sqlvars_frag(&v, "q_sql", sc->tool_schema ? q_tool : q_none);
 	if (ok)
 		sql = ef_sqlvars_expand(&v, status_sql);

@@ -22,6 +22,7 @@
 #include "core/db/collsql.h"
 #include "core/db/db_pg.h"
 #include "core/db/sqltpl.h"
+#include "core/evidence/recall.h"
 #include "embfill/recipe.h"
 #include "embfill/registry.h"
 #include "embfill/scan.h"
@@ -467,11 +468,15 @@ static void judge(struct ef_spot_report *out)
 	out->ok &= !out->partial;
 }
 
-/* Embeds the queries and retrieves their citations. */
-static ef_status retrieve(ef_db *db, const struct ef_sqlvars *v, const struct ef_schema *sc,
-			  const struct ef_embed_config *ec, const char *qprefix,
-			  const char *const *p, struct ef_spot_report *out, struct ef_error *err)
+/* Embeds the queries and retrieves their citations; then the recall of
+ * the vector indexes the same queries would go through. */
+static ef_status retrieve(ef_session *s, const struct ef_view *view, const struct ef_sqlvars *v,
+			  const struct ef_embed_config *ec, const char *const *p,
+			  struct ef_spot_report *out, struct ef_error *err)
 {
+	ef_db *db = ef_session_db(s);
+	const struct ef_schema *sc = view->sc;
+	const char *qprefix = view->cfg->query_prefix;
 	struct ef_embed_result *res = NULL;
 	char *vecs, kbuf[16];
 	const char *params[5] = { p[0], p[1], p[2], NULL, kbuf };
@@ -489,6 +494,8 @@ static ef_status retrieve(ef_db *db, const struct ef_sqlvars *v, const struct ef
 	snprintf(kbuf, sizeof(kbuf), "%d", out->k);
 	params[3] = vecs;
 	st = search(db, v, params, out->k, out, err);
+	if (st == EF_OK)
+		st = ef_recall_measure(s, view, vecs, out->nqueries, out->k, out, err);
 	free(vecs);
 	return st;
 }
@@ -515,7 +522,7 @@ static ef_status spotcheck(ef_session *s, const struct ef_view *view,
 	if (st == EF_OK)
 		st = req->nqueries ? take_queries(req, out, err) : sample(db, &v, p, out, err);
 	if (st == EF_OK && out->nqueries > 0)
-		st = retrieve(db, &v, sc, ec, cfg->query_prefix, p, out, err);
+		st = retrieve(s, view, &v, ec, p, out, err);
 	ef_sqlvars_free(&v);
 	return st;
 }

@@ -238,7 +238,9 @@ static char *build_sql(ef_db *db, const struct ef_config *cfg, const struct ef_s
 			       " {tool}.recipes rr WHERE rr.id = {frecipe}), {frecipe})"
 			     : "{frecipe}") &&
 	     ef_sqlvars_frag(&v, "cross_hits", cross ? cross_hits_sql : "") &&
-	     ef_sqlvars_frag(&v, "emb_hits", separate ? emb_hits_sql : "") &&
+	     /* none can exist under a validated (chunk, collection) foreign key */
+	     ef_sqlvars_frag(&v, "emb_hits", separate && !sc->isolation_fk_valid ? emb_hits_sql
+										 : "") &&
 	     ef_sqlvars_frag(&v, "record_hits", sc->bookkeeping && sc->tool_schema
 						? record_hits_sql : "") &&
 	     ef_sqlvars_frag(&v, "vectors", separate ? "SELECT count(*) FROM {embeddings} e"

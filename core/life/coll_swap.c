@@ -24,6 +24,7 @@
 #include "embfill/spotcheck.h"
 #include "embfill/strbuf.h"
 #include "embfill/verify.h"
+#include "embfill/vindex.h"
 
 /* --- swap ------------------------------------------------------------------ */
 
@@ -251,6 +252,37 @@ static ef_status vectors_table(struct ef_life *l, const char *with, struct ef_sw
 	return EF_OK;
 }
 
+/*
+ * A new collection in a table of its own was loaded without the live
+ * table's vector indexes; they are built here, after the gate and before
+ * the renames, when its run did not build them (it stopped before, or the
+ * build failed): the collection is never swapped in without them.
+ */
+static ef_status gate_indexes(struct ef_life *l, const char *with, struct ef_swap_result *res,
+			      struct ef_error *err)
+{
+	struct ef_vindexes live, mine;
+	struct ef_vindex_build b = ef_vindex_build_of(l->cfg);
+	struct timespec a, z;
+	int built = 0;
+
+	if (!res->vectors_table[0])
+		return EF_OK;
+	if (ef_vindex_of(l->s, NULL, &live, err) != EF_OK ||
+	    ef_vindex_of(l->s, with, &mine, err) != EF_OK)
+		return err->status;
+	if (!ef_vindex_missing(&live, &mine))
+		return EF_OK;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	if (ef_vindex_build_like(l->db, &live, mine.table, mine.column, &b, NULL, NULL, &built,
+				 err) != EF_OK)
+		return err->status;
+	clock_gettime(CLOCK_MONOTONIC, &z);
+	res->indexes_built = built;
+	res->index_s = (double)(z.tv_sec - a.tv_sec) + (double)(z.tv_nsec - a.tv_nsec) / 1e9;
+	return EF_OK;
+}
+
 ef_status ef_coll_swap(ef_session *s, const struct ef_swap_opts *o, struct ef_swap_result *res,
 		       struct ef_error *err)
 {
@@ -286,6 +318,8 @@ ef_status ef_coll_swap(ef_session *s, const struct ef_swap_opts *o, struct ef_sw
 			      o->with, o->with, o->with);
 		st = EF_ERR_CHECK;
 	}
+	if (st == EF_OK)
+		st = gate_indexes(&l, o->with, res, err);
 	if (st == EF_OK)
 		st = previous_name(&l, o->collection, res->previous_name,
 				   sizeof(res->previous_name), err);

@@ -478,6 +478,8 @@ ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const
 		st = probe(ecfg, p, texts, n, err);
 	if (st == EF_OK && (p->counts.unrecorded || p->counts.recipe_unknown))
 		provenance(s, ecfg, p);
+	if (st == EF_OK)
+		st = ef_plan_index_build(s, cfg, p, err);
 	free_texts(texts);
 	return st;
 }

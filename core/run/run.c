@@ -15,6 +15,7 @@
  */
 #include <arpa/inet.h>
 #include <math.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,9 +85,17 @@ struct engine {
 	struct batch *head, *tail;  /* every batch not yet behind the checkpoint, in key order */
 	struct batch *next_submit;  /* first fetched batch not yet given to the pool */
 	unsigned nready;            /* fetched, not yet submitted */
-	unsigned inflight;
+	unsigned inflight;          /* given to the pool, not answered yet */
+	struct ef_embed_result **held; /* answered, waiting for the database: oldest first */
+	bool unquarantine;          /* the collection had quarantined chunks when the run
+				       started: a written batch takes its chunks out */
+	unsigned nheld;
 	struct batch *pending;      /* written, its results not yet read */
 	int pending_sent;
+	bool pending_synced;        /* ... read up to the pipeline's sync */
+	int pending_nulls;          /* NULL results in a row (two: nothing more to read) */
+	ef_status pending_st;       /* its first failure */
+	struct ef_error pending_err;
 	const struct batch *pending_ckpt; /* the batch whose last key the pending write
 					     makes the checkpoint; NULL: unchanged */
 	struct ef_run_progress prog;
@@ -96,6 +105,8 @@ struct engine {
 	long long win_done[RATE_WINDOW];
 	int win_n;
 	long long base_done;      /* done before this process (resumed runs) */
+	char *resume_key;         /* a resumed run's checkpoint, while its counts are due */
+	bool counts_due;          /* a resumed run counts once its first batch is out */
 };
 
 static double now_s(void)
@@ -166,7 +177,11 @@ static void report(struct engine *e, bool force)
 		e->prog.in_flight = c.in_flight;
 		e->prog.retries = (long long)c.retries;
 		e->prog.requests = (long long)c.requests;
+		e->res->parse_s = c.parse_ms / 1e3;
 	}
+	e->prog.parse_s = e->res->parse_s;
+	e->prog.service_s = e->res->service_s;
+	e->prog.db_s = e->res->write_s + e->res->fetch_s;
 	e->prog.elapsed_s = t - ((double)e->t0.tv_sec + (double)e->t0.tv_nsec / 1e9);
 	update_rate(e, t);
 	if (e->o->on_progress)
@@ -288,13 +303,13 @@ static bool split_bad(struct batch *b)
 	return true;
 }
 
-/* The batch's keys, hashes and texts, each text as the recipe gives it to
- * the model (its document prefix before it). */
-static bool fill_batch(struct batch *b, const PGresult *r, int n, const char *prefix)
+/* The batch's keys, hashes and texts (rows from..from+n-1 of r), each text
+ * as the recipe gives it to the model (its document prefix before it). */
+static bool fill_batch(struct batch *b, const PGresult *r, int from, int n, const char *prefix)
 {
 	for (int i = 0; i < n; i++) {
-		const char *text = PQgetvalue(r, i, 2);
-		char *why = not_utf8(text, (size_t)PQgetlength(r, i, 2));
+		const char *text = PQgetvalue(r, from + i, 2);
+		char *why = not_utf8(text, (size_t)PQgetlength(r, from + i, 2));
 
 		if (why) {
 			if (!b->bad && !(b->bad = calloc((size_t)n, sizeof(*b->bad)))) {
@@ -304,11 +319,11 @@ static bool fill_batch(struct batch *b, const PGresult *r, int n, const char *pr
 			b->bad[i] = why;
 			b->nbad++;
 		}
-		b->k1[i] = strdup(PQgetvalue(r, i, 0));
+		b->k1[i] = strdup(PQgetvalue(r, from + i, 0));
 		if (b->k2)
-			b->k2[i] = strdup(PQgetvalue(r, i, 1));
+			b->k2[i] = strdup(PQgetvalue(r, from + i, 1));
 		b->texts[i] = ef_recipe_apply(prefix, text);
-		b->hashes[i] = strdup(PQgetvalue(r, i, 3));
+		b->hashes[i] = strdup(PQgetvalue(r, from + i, 3));
 		b->n++;
 		if (!b->k1[i] || (b->k2 && !b->k2[i]) || !b->texts[i] || !b->hashes[i])
 			return false;
@@ -321,44 +336,6 @@ static bool fill_batch(struct batch *b, const PGresult *r, int n, const char *pr
 	return b->last_key && b->first_d && b->last_d;
 }
 
-static ef_status fetch(struct engine *e, struct batch **out, struct ef_error *err)
-{
-	char model_dim[16], limit[16];
-	const char *p[5] = { e->o->collection, e->scan_pos, e->cfg->embed_model, model_dim,
-			     limit };
-	PGresult *r;
-	struct batch *b;
-	int n;
-
-	*out = NULL;
-	snprintf(model_dim, sizeof(model_dim), "%d", e->cfg->embed_dim);
-	snprintf(limit, sizeof(limit), "%d", e->cfg->batch_size);
-	r = ef_db_query(e->db, e->sql.select, 5, p, PGRES_TUPLES_OK, err);
-	if (!r)
-		return err->status;
-	n = PQntuples(r);
-	if (n == 0) {
-		PQclear(r);
-		e->exhausted = true;
-		return EF_OK;
-	}
-	b = batch_new(n, e->cfg->map.nkey > 1);
-	if (!b || !fill_batch(b, r, n, e->cfg->doc_prefix)) {
-		PQclear(r);
-		if (b)
-			batch_free(b);
-		return ef_error_oom(err, "reading a batch of chunks");
-	}
-	PQclear(r);
-	free(e->scan_pos);
-	if (!(e->scan_pos = strdup(b->last_key))) {
-		batch_free(b);
-		return ef_error_oom(err, NULL);
-	}
-	*out = b;
-	return EF_OK;
-}
-
 static void enqueue(struct engine *e, struct batch *b)
 {
 	if (e->tail)
@@ -366,6 +343,55 @@ static void enqueue(struct engine *e, struct batch *b)
 	else
 		e->head = b;
 	e->tail = b;
+	if (!e->next_submit)
+		e->next_submit = b;
+	e->nready++;
+}
+
+/* Cuts the rows of one keyset query into batches of BATCH_SIZE. */
+static ef_status split_rows(struct engine *e, const PGresult *r, struct ef_error *err)
+{
+	int n = PQntuples(r), size = e->cfg->batch_size;
+
+	for (int from = 0; from < n; from += size) {
+		int k = n - from < size ? n - from : size;
+		struct batch *b = batch_new(k, e->cfg->map.nkey > 1);
+
+		if (!b || !fill_batch(b, r, from, k, e->cfg->doc_prefix)) {
+			if (b)
+				batch_free(b);
+			return ef_error_oom(err, "reading a batch of chunks");
+		}
+		free(e->scan_pos);
+		if (!(e->scan_pos = strdup(b->last_key))) {
+			batch_free(b);
+			return ef_error_oom(err, NULL);
+		}
+		enqueue(e, b);
+	}
+	return EF_OK;
+}
+
+/* Up to `batches` batches from one keyset query: one round trip and one
+ * plan for all of them. */
+static ef_status fetch(struct engine *e, unsigned batches, struct ef_error *err)
+{
+	char model_dim[16], limit[24];
+	const char *p[5] = { e->o->collection, e->scan_pos, e->cfg->embed_model, model_dim,
+			     limit };
+	PGresult *r;
+	ef_status st;
+
+	snprintf(model_dim, sizeof(model_dim), "%d", e->cfg->embed_dim);
+	snprintf(limit, sizeof(limit), "%lld", (long long)e->cfg->batch_size * batches);
+	r = ef_db_query(e->db, e->sql.select, 5, p, PGRES_TUPLES_OK, err);
+	if (!r)
+		return err->status;
+	if (PQntuples(r) < e->cfg->batch_size * (int)batches)
+		e->exhausted = true;
+	st = split_rows(e, r, err);
+	PQclear(r);
+	return st;
 }
 
 /* Fetches batches ahead, up to concurrency + 2 of them, so that most turns
@@ -374,23 +400,14 @@ static void enqueue(struct engine *e, struct batch *b)
 static ef_status refill(struct engine *e, struct ef_error *err)
 {
 	unsigned want = (unsigned)e->cfg->concurrency + 2;
+	double t0 = now_s();
+	ef_status st;
 
-	while (e->nready < want && !e->exhausted) {
-		struct batch *b;
-		double t0 = now_s();
-		ef_status st = fetch(e, &b, err);
-
-		e->res->fetch_s += now_s() - t0;
-		if (st != EF_OK)
-			return err->status;
-		if (!b)
-			break;
-		enqueue(e, b);
-		if (!e->next_submit)
-			e->next_submit = b;
-		e->nready++;
-	}
-	return EF_OK;
+	if (e->nready >= want || e->exhausted)
+		return EF_OK;
+	st = fetch(e, want - e->nready, err);
+	e->res->fetch_s += now_s() - t0;
+	return st;
 }
 
 static ef_status finish_batch(struct engine *e, struct ef_embed_result *res,
@@ -443,15 +460,24 @@ static struct ef_embed_result *with_bad(struct batch *b, const struct ef_embed_r
 	return r;
 }
 
+/*
+ * Batches go to the pool while fewer than EMBED_CONCURRENCY are on the
+ * wire or answered and waiting for the database (`held`): what a crash
+ * can lose, and what memory holds, stays one window of batch size x
+ * concurrency (the crash test counts it).
+ */
 static ef_status submit_ready(struct engine *e, struct ef_error *err)
 {
-	while (e->inflight < (unsigned)e->cfg->concurrency && e->next_submit) {
+	unsigned k = (unsigned)e->cfg->concurrency;
+
+	while (e->inflight + e->nheld < k && e->next_submit) {
 		struct batch *b = e->next_submit;
 		ef_status st = EF_OK;
 
 		e->next_submit = b->next;
 		e->nready--;
-		e->inflight++;
+		if (b->nbad != b->n)
+			e->inflight++;
 		if (b->nbad == b->n) {
 			/* nothing to send: quarantined as it is */
 			struct ef_embed_result *r = with_bad(b, NULL, e->cfg->embed_dim);
@@ -609,7 +635,7 @@ static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_r
 	for (size_t i = 0; i < b->n; i++)
 		if (res->rejected[i])
 			sent += send_quarantine(e, b, i, res, run);
-	if (k1 && (k2 || !b->k2) && e->sc.tool_schema)
+	if (k1 && (k2 || !b->k2) && e->unquarantine)
 		sent += PQsendQueryParams(e->pg, e->sql.unquarantine, 3, NULL, up, NULL, NULL, 0);
 	sent += PQsendQueryParams(e->pg, e->sql.checkpoint, 7, NULL, cp, NULL, NULL, 0);
 	if (e->hold_commit && ++e->batches_sent == e->hold_commit)
@@ -655,7 +681,7 @@ static ef_status send_write(struct engine *e, struct batch *b, const struct ef_e
 {
 	bool vectors = res->n_rejected < b->n;
 	int expected = (int)res->n_rejected + (vectors ? 1 + (e->book_stmt[0] != '\0') : 0) + 3 +
-		       (e->sc.tool_schema ? 1 : 0) +
+		       (e->unquarantine ? 1 : 0) +
 		       (e->hold_commit && e->batches_sent + 1 == e->hold_commit);
 
 	double t0 = now_s();
@@ -664,6 +690,9 @@ static ef_status send_write(struct engine *e, struct batch *b, const struct ef_e
 	if (PQenterPipelineMode(e->pg) != 1)
 		return ef_db_fail(e->db, NULL, err);
 	e->pending = b;
+	e->pending_synced = false;
+	e->pending_nulls = 0;
+	e->pending_st = EF_OK;
 	e->pending_sent = send_batch(e, b, res, e->pending_ckpt);
 	if (e->pending_sent != expected) {
 		ef_status st = ef_db_fail(e->db, NULL, err);
@@ -711,6 +740,42 @@ static void account(struct engine *e, struct batch *b)
 	advance(e);
 }
 
+/*
+ * Reads the pending write's results as they come, up to the pipeline's
+ * sync: without waiting (true once all of it is in, or the connection
+ * failed, which the waiting read then reports), or waiting for the rest.
+ * The first failure is kept for collect_pending().
+ */
+static bool read_pending(struct engine *e, bool wait)
+{
+	while (e->pending && !e->pending_synced) {
+		PGresult *r;
+		ExecStatusType s;
+
+		if (!wait && !PQconsumeInput(e->pg))
+			return true;
+		if (!wait && PQisBusy(e->pg))
+			return false;
+		r = PQgetResult(e->pg);
+		if (!r) {
+			if (++e->pending_nulls >= 2 || PQstatus(e->pg) == CONNECTION_BAD) {
+				if (e->pending_st == EF_OK)
+					e->pending_st = ef_db_fail(e->db, NULL, &e->pending_err);
+				e->pending_synced = true;
+			}
+			continue;
+		}
+		e->pending_nulls = 0;
+		s = PQresultStatus(r);
+		if (s == PGRES_PIPELINE_SYNC)
+			e->pending_synced = true;
+		else if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && e->pending_st == EF_OK)
+			e->pending_st = ef_db_fail(e->db, r, &e->pending_err);
+		PQclear(r);
+	}
+	return true;
+}
+
 static ef_status collect_pending(struct engine *e, struct ef_error *err)
 {
 	struct batch *b = e->pending;
@@ -720,8 +785,11 @@ static ef_status collect_pending(struct engine *e, struct ef_error *err)
 
 	if (!b)
 		return EF_OK;
+	read_pending(e, true);
 	e->pending = NULL;
-	st = collect_batch(e, e->pending_sent, err);
+	st = e->pending_st;
+	if (st != EF_OK)
+		*err = e->pending_err;
 	PQexitPipelineMode(e->pg);
 	e->res->write_s += now_s() - t0;
 	if (st != EF_OK) {
@@ -749,7 +817,6 @@ static ef_status finish_batch(struct engine *e, struct ef_embed_result *res, str
 	struct ef_embed_result *full = NULL;
 	ef_status st = EF_OK;
 
-	e->inflight--;
 	if (b->nbad && res->n != b->n && !(full = with_bad(b, res, e->cfg->embed_dim)))
 		return ef_error_oom(err, "quarantining chunks");
 	if (full)
@@ -777,18 +844,89 @@ static bool should_stop(struct engine *e)
 	return false;
 }
 
+/* The next answer, and the time spent waiting for it; the pool's own
+ * count of the time it spent reading answers is taken out of it. */
+static ef_status pool_next(struct engine *e, int timeout_ms, struct ef_embed_result **res,
+			   struct ef_error *err)
+{
+	struct ef_embed_counters c;
+	double t0 = now_s(), parse0;
+	ef_status st;
+
+	ef_embed_pool_counters(e->pool, &c);
+	parse0 = c.parse_ms;
+	st = ef_embed_pool_next(e->pool, timeout_ms, res, err);
+	ef_embed_pool_counters(e->pool, &c);
+	e->res->service_s += now_s() - t0 - (c.parse_ms - parse0) / 1e3;
+	return st;
+}
+
+/* Takes the answers the pool has, waiting up to timeout_ms for the first;
+ * each one frees its request's place for the next batch. */
+static ef_status take_answers(struct engine *e, int timeout_ms, struct ef_error *err)
+{
+	struct ef_embed_result *res = NULL;
+
+	while (e->nheld < (unsigned)e->cfg->concurrency) {
+		if (pool_next(e, timeout_ms, &res, err) != EF_OK)
+			return err->status;
+		if (!res)
+			break;
+		e->held[e->nheld++] = res;
+		e->inflight--;
+		timeout_ms = 0;
+	}
+	return EF_OK;
+}
+
+/* The oldest answer waiting for the database: written after the write
+ * before it is read back. */
+static ef_status write_held(struct engine *e, struct ef_error *err)
+{
+	struct ef_embed_result *res = e->held[0];
+	ef_status st;
+
+	memmove(e->held, e->held + 1, --e->nheld * sizeof(*e->held));
+	st = finish_batch(e, res, err);
+	ef_embed_result_free(res);
+	report(e, true);
+	return st;
+}
+
+/*
+ * The database is still writing the last batch and an answer waits for
+ * it: the pool takes what the service has sent (its freed places go to
+ * the next batches) while the loop watches the connection a moment.
+ */
+static ef_status wait_for_write(struct engine *e, struct ef_error *err)
+{
+	struct pollfd pfd = { PQsocket(e->pg), POLLIN, 0 };
+	double t0;
+
+	if (take_answers(e, 0, err) != EF_OK)
+		return err->status;
+	t0 = now_s();
+	poll(&pfd, 1, 2);
+	e->res->write_s += now_s() - t0;
+	return EF_OK;
+}
+
 static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
 		      struct ef_error *err)
 {
-	struct ef_embed_result *res = NULL;
-	ef_status st;
-
 	if (!stopping && !paused) {
 		if (e->nready == 0 && !e->exhausted &&
 		    (collect_pending(e, err) != EF_OK || refill(e, err) != EF_OK))
 			return err->status;
 		if (submit_ready(e, err) != EF_OK)
 			return err->status;
+	}
+	if (e->nheld) {
+		if (e->pending && !read_pending(e, false))
+			return wait_for_write(e, err);
+		if (write_held(e, err) != EF_OK)
+			return err->status;
+		return take_answers(e, 0, err);
 	}
 	if (e->inflight == 0) {
 		if (collect_pending(e, err) != EF_OK)
@@ -801,16 +939,10 @@ static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
 			usleep(50 * 1000);
 		return EF_OK;
 	}
-	if (ef_embed_pool_next(e->pool, 200, &res, err) != EF_OK)
+	if (take_answers(e, 200, err) != EF_OK)
 		return err->status;
-	if (!res) {
-		report(e, false);
-		return EF_OK;
-	}
-	st = finish_batch(e, res, err);
-	ef_embed_result_free(res);
-	report(e, true);
-	return st;
+	report(e, false);
+	return EF_OK;
 }
 
 static ef_status loop(struct engine *e, struct ef_error *err)
@@ -1219,11 +1351,15 @@ static void close_engine(struct engine *e)
 		e->head = b->next;
 		batch_free(b);
 	}
+	while (e->nheld)
+		ef_embed_result_free(e->held[--e->nheld]);
+	free(e->held);
 	unlock_collection(e);
 	ef_embed_pool_free(e->pool);
 	ef_run_sql_free(&e->sql);
 	free(e->coll_value);
 	free(e->scan_pos);
+	free(e->resume_key);
 }
 
 static ef_status newest_run(ef_db *db, const char *tool, const char *collection,
@@ -1348,10 +1484,16 @@ static ef_status begin(struct engine *e, long long *todo, struct ef_error *err)
 		return ef_error_hint(err, "leave out --resume to start a new run");
 	}
 	if (e->o->resume) {
+		/* what is left is counted once the first batch is on its way
+		 * (deferred_counts); the record's own count stands in until then */
 		e->res->resumed = true;
-		if (count_todo(e, ri.checkpoint_key[0] ? ri.checkpoint_key : NULL, todo,
-			       err) != EF_OK)
+		e->counts_due = !e->o->dry_run;
+		*todo = ri.total > ri.done ? ri.total - ri.done : 0;
+		if (e->o->dry_run && count_todo(e, ri.checkpoint_key[0] ? ri.checkpoint_key : NULL,
+						todo, err) != EF_OK)
 			return err->status;
+		if (ri.checkpoint_key[0] && !(e->resume_key = strdup(ri.checkpoint_key)))
+			return ef_error_oom(err, NULL);
 		return resume_record(e, &ri, *todo, err);
 	}
 	if (count_todo(e, NULL, todo, err) != EF_OK)
@@ -1484,7 +1626,8 @@ static void fill_result(struct engine *e, ef_status st)
 	res->retries = e->prog.retries;
 	res->requests = e->prog.requests;
 	res->elapsed_s = e->prog.elapsed_s;
-	res->rate = res->elapsed_s > 0 ? (double)e->prog.done / res->elapsed_s : 0;
+	res->rate = res->elapsed_s - res->index_s > 0
+		    ? (double)e->prog.done / (res->elapsed_s - res->index_s) : 0;
 	snprintf(res->state, sizeof(res->state), "%s",
 		 res->dry_run ? "dry-run" : st == EF_OK ? "completed"
 		 : st == EF_ERR_INTERRUPTED ? "interrupted" : "failed");
@@ -1515,21 +1658,122 @@ static ef_status converged(struct engine *e, struct ef_error *err)
 	return EF_OK;
 }
 
+/*
+ * Only a chunk quarantined before the run can leave the quarantine by
+ * being written now (one this run quarantines is not selected again): a
+ * collection with none spares every batch the statement.
+ */
+static ef_status quarantine_known(struct engine *e, struct ef_error *err)
+{
+	const char *p[1] = { e->o->collection };
+	char *sql;
+	PGresult *r = NULL;
+	ef_status st;
+
+	e->unquarantine = false;
+	if (!e->sc.tool_schema)
+		return EF_OK;
+	if (!(sql = runs_sql(e, "SELECT EXISTS (SELECT 1 FROM {tool}.quarantine WHERE"
+				" collection = $1)")))
+		return ef_error_oom(err, NULL);
+	st = exec1(e, sql, 1, p, &r, err);
+	free(sql);
+	if (st == EF_OK)
+		e->unquarantine = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return st;
+}
+
+/*
+ * A resumed run is counted after its first batches are on the wire: on a
+ * large collection the counts take seconds, and an operator resuming at
+ * the end of a window should see the run move at once.  No batch is
+ * written before them, so the counts are still the ones before the run.
+ */
+static ef_status deferred_counts(struct engine *e, struct ef_error *err)
+{
+	char id[24], left[24];
+	const char *p[2] = { id, left };
+	char *sql;
+	long long n;
+	ef_status st;
+
+	if (!e->counts_due)
+		return EF_OK;
+	e->counts_due = false;
+	if (refill(e, err) != EF_OK || submit_ready(e, err) != EF_OK ||
+	    take_answers(e, 20, err) != EF_OK)
+		return err->status;
+	if (counts(e, &e->res->before, err) != EF_OK ||
+	    count_todo(e, e->resume_key, &n, err) != EF_OK)
+		return err->status;
+	e->prog.total = n;
+	snprintf(id, sizeof(id), "%lld", e->run_id);
+	snprintf(left, sizeof(left), "%lld", n);
+	if (!(sql = runs_sql(e, "UPDATE {tool}.runs SET total = done + $2::bigint WHERE id ="
+				" $1::bigint RETURNING id")))
+		return ef_error_oom(err, NULL);
+	st = exec1(e, sql, 2, p, NULL, err);
+	free(sql);
+	return st;
+}
+
 static ef_status embed_all(struct engine *e, struct ef_error *err)
 {
 	ef_status st;
 
 	if (ef_embed_pool_new(e->ecfg, (unsigned)e->cfg->concurrency, &e->pool, err) != EF_OK ||
-	    prepare(e, err) != EF_OK)
+	    prepare(e, err) != EF_OK || quarantine_known(e, err) != EF_OK)
 		return err->status;
+	if (!(e->held = calloc((size_t)e->cfg->concurrency + 1, sizeof(*e->held))))
+		return ef_error_oom(err, "starting the run");
 	ef_embed_pool_set_flags(e->pool, e->o->cancel, e->o->pause);
 	logf_(e, "run %lld: %lld chunks to embed in batches of %d, %d in flight", e->run_id,
 	      e->prog.total, e->cfg->batch_size, e->cfg->concurrency);
 	report(e, true);
-	st = loop(e, err);
+	st = deferred_counts(e, err);
+	if (st == EF_OK)
+		st = loop(e, err);
 	report(e, true);
 	if (st == EF_OK)
 		st = converged(e, err);
+	return st;
+}
+
+/* --- vector indexes around the load (run_index.c) -------------------------- */
+
+static void index_note(void *ctx, const char *text)
+{
+	struct engine *e = ctx;
+
+	logf_(e, "%s", text);
+	report(e, true);
+}
+
+static ef_status index_before(struct engine *e, struct ef_run_index *ri, struct ef_error *err)
+{
+	ef_status st = ef_run_index_before(e->s, e->o->collection, e->o->rebuild_index, e->run_id,
+					   ri, index_note, e, err);
+
+	e->res->indexes_dropped = ri->dropped;
+	return st;
+}
+
+static ef_status index_after(struct engine *e, struct ef_run_index *ri, struct ef_error *err)
+{
+	double t0 = now_s();
+	ef_status st;
+
+	if (!ri->ix.ndropped && !ri->own && !ri->dropped)
+		return EF_OK;
+	e->prog.phase = EF_PHASE_INDEXING;
+	report(e, true);
+	st = ef_run_index_after(e->s, e->o->collection, ri, e->o->cancel, index_note, e, err);
+	e->res->indexes_built = ri->built;
+	e->res->index_s = now_s() - t0;
+	report(e, true);
+	if (st != EF_OK)
+		logf_(e, "vector indexes not rebuilt: %.100s; the next run rebuilds them", err->msg);
 	return st;
 }
 
@@ -1539,6 +1783,7 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 {
 	const struct ef_config *cfg = ef_session_config(s);
 	struct engine e = { .s = s, .cfg = cfg, .ecfg = ecfg, .o = o, .res = res };
+	struct ef_run_index *ri = calloc(1, sizeof(*ri));
 	long long todo = 0;
 	ef_status st;
 
@@ -1548,10 +1793,10 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 	e.prog.concurrency = (unsigned)cfg->concurrency;
 	e.prog.eta_s = -1;
 	res->before.unknown = true;
-	st = open_engine(&e, err);
+	st = ri ? open_engine(&e, err) : ef_error_oom(err, NULL);
 	if (st == EF_OK && (st = lock_collection(&e, err)) == EF_ERR_BUSY)
 		st = busy(&e, err);
-	if (st == EF_OK)
+	if (st == EF_OK && (!o->resume || o->dry_run))
 		st = counts(&e, &res->before, err);
 	if (st == EF_OK)
 		st = check_provider(&e, err);
@@ -1562,7 +1807,15 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 	if (st == EF_OK && !o->dry_run)
 		st = backup_rows(&e, err);
 	if (st == EF_OK && !o->dry_run)
+		st = index_before(&e, ri, err);
+	if (st == EF_OK && !o->dry_run)
 		st = embed_all(&e, err);
+	if (st == EF_OK && !o->dry_run)
+		st = index_after(&e, ri, err);
+	else if (ri && (ri->dropped || ri->ix.ndropped) && !o->dry_run)
+		logf_(&e, "vector indexes of %s stay dropped: `embfill run --resume` rebuilds them",
+		      ri->ix.table);
+	free(ri);
 	fill_result(&e, st);
 	if (e.db && !o->dry_run && res->written > 0) {
 		struct ef_error ignored;
@@ -1596,7 +1849,7 @@ void ef_run_result_free(struct ef_run_result *res)
 const char *ef_run_phase_name(enum ef_run_phase p)
 {
 	static const char *const names[] = { "starting", "embedding", "paused", "stopping",
-					     "finished" };
+					     "indexing", "finished" };
 
 	return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
 }

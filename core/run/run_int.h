@@ -11,7 +11,9 @@
 #include "embfill/db.h"
 #include "embfill/error.h"
 #include "embfill/schema.h"
+#include "embfill/session.h"
 #include "embfill/settings.h"
+#include "embfill/vindex.h"
 
 struct ef_run_sql {
 	char *select;       /* one keyset batch of missing or stale chunks */
@@ -55,5 +57,33 @@ size_t ef_vec_to_binary(const float *v, int n, bool pgvector, unsigned char *out
 unsigned char *ef_vec_batch_binary(const float *vectors, size_t n, int dim,
 				   const unsigned char *skip, bool pgvector, unsigned vec_oid,
 				   size_t *len);
+
+struct ef_plan;
+
+/* The plan's vector indexes: found, probed, priced, and the risk lines
+ * that name them (plan_index.c).  cfg is the collection's view's. */
+ef_status ef_plan_index_build(ef_session *s, const struct ef_config *cfg, struct ef_plan *p,
+			      struct ef_error *err);
+
+/* The vector indexes around a run's load (run_index.c). */
+struct ef_run_index {
+	struct ef_vindexes ix;     /* of the table the run writes */
+	struct ef_vindexes live;   /* the live table's, when that is another one */
+	bool own;                  /* the run writes a table of its own that lacks the live
+				      table's indexes: they are built after the load */
+	int dropped, built;
+};
+
+/* Before the load: notes what will be built after it, and with rebuild
+ * drops the table's vector indexes (recorded). */
+ef_status ef_run_index_before(ef_session *s, const char *collection, bool rebuild,
+			      long long run_id, struct ef_run_index *ri, ef_vindex_note_fn note,
+			      void *ctx, struct ef_error *err);
+
+/* After a load that went through: rebuilds what is recorded as dropped
+ * for the table and builds a table of its own's indexes. */
+ef_status ef_run_index_after(ef_session *s, const char *collection, struct ef_run_index *ri,
+			     const atomic_int *cancel, ef_vindex_note_fn note, void *ctx,
+			     struct ef_error *err);
 
 #endif

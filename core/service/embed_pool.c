@@ -350,6 +350,7 @@ static void finish(struct ef_embed_pool *p, struct req *r, CURLcode rc)
 {
 	struct ef_embed_exchange ex;
 	struct ef_embed_outcome o;
+	double t0;
 
 	curl_multi_remove_handle(p->multi, r->x.easy);
 	req_unlink(&p->active, r);
@@ -363,7 +364,9 @@ static void finish(struct ef_embed_pool *p, struct req *r, CURLcode rc)
 	ex.prev_dim = r->prev_dim;
 	ex.dim_repeats = r->dim_repeats;
 	ex.prev_bad = r->prev_bad;
+	t0 = ef_embed_now_ms();
 	ef_embed_classify(&ex, &o);
+	p->c.parse_ms += ef_embed_now_ms() - t0;
 	ef_embed_xfer_cleanup(&r->x);
 	switch (o.action) {
 	case EF_EMBED_ACT_OK:

@@ -146,6 +146,7 @@ struct ef_embed_counters {
 	unsigned long answers_base64;  /* answers whose vectors came as base64 */
 	unsigned long answers_float;   /* answers whose vectors came as numbers */
 	unsigned long base64_refused;  /* requests the service refused for asking base64 */
+	double parse_ms;               /* time spent reading and checking answers */
 };
 
 /* --- the pool: several requests in flight over curl multi ---------------- */

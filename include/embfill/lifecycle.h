@@ -116,6 +116,9 @@ struct ef_swap_result {
 	char refusal[1024];            /* why the gate refused; "" when it passed */
 	char vectors_table[512];       /* the new collection's own embedding table (another
 					  dimension), "" when it is the live one */
+	int indexes_built;             /* the live table's vector indexes built on it by the
+					  swap (its run had not) */
+	double index_s;
 };
 
 /*

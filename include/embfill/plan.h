@@ -14,6 +14,7 @@
 #include "embfill/scan.h"
 #include "embfill/session.h"
 #include "embfill/settings.h"
+#include "embfill/vindex.h"
 
 enum ef_risk_level { EF_RISK_INFO, EF_RISK_MEDIUM, EF_RISK_HIGH };
 
@@ -27,6 +28,21 @@ struct ef_model_count {
 	char *model;
 	int dim;
 	long long count;
+};
+
+/* The vector indexes of the table the run writes, and what they cost it. */
+struct ef_plan_index {
+	struct ef_vindexes ix;      /* of the table the run writes */
+	struct ef_vindex_probe probe;
+	long long rows_after;       /* the table's rows once the run is done (estimate) */
+	double write_with_s;        /* the run's writes with the indexes kept; < 0 unknown */
+	double write_without_s;     /* ... without them */
+	double build_s;             /* building them over rows_after rows; < 0 unknown */
+	bool own_table;             /* a new collection's table of its own: loaded without
+				       the live table's indexes, which are built after */
+	size_t build_after;         /* how many the load builds after it (own table) */
+	bool rebuild_offered;       /* --rebuild-index would be faster, and may be used */
+	char rebuild_why_not[200];  /* why it is not offered, when the table has indexes */
 };
 
 struct ef_plan {
@@ -56,6 +72,7 @@ struct ef_plan {
 	bool probed;
 	struct ef_prov_report prov;
 	char prov_error[300];
+	struct ef_plan_index vindex;
 };
 
 /* What ef_plan_build plans. */

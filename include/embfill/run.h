@@ -32,6 +32,7 @@ enum ef_run_phase {
 	EF_PHASE_EMBEDDING,
 	EF_PHASE_PAUSED,
 	EF_PHASE_STOPPING,   /* draining the batches in flight */
+	EF_PHASE_INDEXING,   /* building vector indexes after the load */
 	EF_PHASE_FINISHED,
 };
 
@@ -52,6 +53,9 @@ struct ef_run_progress {
 	double rate;            /* chunks per second over the last seconds */
 	double eta_s;           /* seconds left at that rate; < 0 unknown */
 	double elapsed_s;
+	/* where the time went so far: waiting on the service, reading its
+	 * answers, and on the database (choosing batches, writing them) */
+	double service_s, parse_s, db_s;
 	char checkpoint[128];   /* every chunk up to this key is handled ("" before the
 				   first batch); "7", or "7/2" for a two-column key */
 	/* newest last; lines are plain text, already redacted */
@@ -68,6 +72,8 @@ struct ef_run_opts {
 	bool retry_quarantined;  /* also embed chunks in quarantine */
 	bool only_missing;       /* embed only chunks without a vector; leave stale ones */
 	bool backup;             /* save the rows the run overwrites, for rollback */
+	bool rebuild_index;      /* drop the target table's vector indexes for the load and
+				    rebuild them CONCURRENTLY after it (vindex.h) */
 	bool approve_provider_change; /* the collection's owner approved a new
 				       provider or service host */
 	const char *source;      /* run --into: the collection NEW was made from,
@@ -94,6 +100,11 @@ struct ef_run_result {
 	double rate;             /* chunks per second over the whole run */
 	double write_s;          /* time the loop waited on the database's writes */
 	double fetch_s;          /* time spent choosing batches */
+	double service_s;        /* time the loop waited on the service (answers read aside) */
+	double parse_s;          /* time spent reading and checking the service's answers */
+	int indexes_dropped;     /* vector indexes dropped for the load (--rebuild-index) */
+	int indexes_built;       /* ... and built after it (rebuilt, or a table of its own's) */
+	double index_s;          /* time spent building them (part of elapsed_s) */
 	struct ef_counts before; /* status of the collection before and after */
 	struct ef_counts after;
 	char state[16];          /* completed, interrupted, failed, dry-run */

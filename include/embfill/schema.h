@@ -12,7 +12,7 @@
 #include "embfill/settings.h"
 
 /* The schema_version of embfill's own tables this build needs. */
-#define EF_TOOL_SCHEMA_VERSION 4
+#define EF_TOOL_SCHEMA_VERSION 5
 
 /* How a vector column stores its vectors: pgvector's vector (with or
  * without a dimension) and halfvec, or a plain float array. */
@@ -34,6 +34,9 @@ struct ef_schema {
 	bool mixed_dims;        /* the data sample holds several dimensions */
 	bool hash_is_text;      /* hex text rather than bytea */
 	bool isolation_fk;      /* composite (chunk, collection) foreign key */
+	bool isolation_fk_valid; /* ... validated, on a collection column: the database
+				    guarantees no orphan and no cross-tenant row, so
+				    they need not be looked for */
 	bool chunk_scan_index;  /* index leading with (collection, key) on chunks */
 	bool emb_unique;        /* unique index on the embedding's chunk key */
 	bool emb_unique_alone;  /* ... on the chunk key alone, not (chunk, collection) */
@@ -49,6 +52,8 @@ struct ef_schema {
 				      without embfill's tables */
 	bool cite_title_json;   /* CITATION_TITLE names a key of a json/jsonb column */
 	bool cite_source_json;
+	int vindexes;           /* pgvector indexes (HNSW, IVFFlat) on the vector column */
+	int vindexes_dropped;   /* ... dropped for a run and not rebuilt yet (vindex.h) */
 };
 
 /* The SQL type of a vector column of t ("vector", "halfvec", "real[]"). */

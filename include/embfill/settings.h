@@ -42,6 +42,8 @@
 	X(EMBED_TRUNCATE, "false")                           \
 	X(EMBED_NORMALIZE, "")                               \
 	X(PROVENANCE_MIN_COSINE, "0.99")                     \
+	X(INDEX_BUILD_MEMORY_MB, "1024")                     \
+	X(INDEX_BUILD_WORKERS, "2")                          \
 	X(BATCH_SIZE, "100")                                 \
 	X(MAX_CHUNK_SIZE, "1000")                            \
 	X(CHUNK_OVERLAP, "100")                              \
@@ -164,6 +166,8 @@ struct ef_config {
 	int normalize;            /* -1 the service's default, 0 off, 1 on (tei) */
 	char recipe_id[24];       /* the recipe's fingerprint, "r1-..." */
 	double provenance_min_cosine;
+	int index_build_memory_mb; /* maintenance_work_mem of a vector index build */
+	int index_build_workers;   /* its max_parallel_maintenance_workers */
 	int batch_size;
 	int max_chunk_size;
 	int chunk_overlap;

@@ -62,6 +62,27 @@ struct ef_spot_query {
 	size_t ncites;
 };
 
+/*
+ * The recall of a vector index: the spot-check's queries ranked through
+ * it and exactly (ORDER BY its operator, LIMIT k, over the collection's
+ * rows), and the share of the exact top k it returned.  One per distinct
+ * operator of the collection's table's valid indexes.
+ */
+#define EF_SPOT_RECALL_MAX 4
+
+struct ef_spot_recall {
+	char index[300];        /* the index the planner used, schema-qualified */
+	char method[16];        /* hnsw, ivfflat */
+	char op[8];             /* its distance operator */
+	char setting[64];       /* the session's search setting: "hnsw.ef_search=40" */
+	size_t queries;
+	int k;
+	size_t expected;        /* rows of the exact top k, over every query */
+	size_t found;           /* ... the index returned (a tie of the last counts) */
+	double recall;          /* found / expected; < 0 not measured */
+	char why_not[200];
+};
+
 struct ef_spot_request {
 	const char *collection;
 	const char *const *queries;  /* NULL or nqueries == 0: sample the collection */
@@ -84,6 +105,8 @@ struct ef_spot_report {
 	bool partial;                /* coverage < min_coverage: not ok */
 	bool retrieval_ok;           /* citations and self-retrieval passed */
 	bool ok;                     /* retrieval_ok and not partial */
+	struct ef_spot_recall recall[EF_SPOT_RECALL_MAX];
+	size_t nrecall;              /* 0: the table has no vector index */
 };
 
 /*

@@ -82,7 +82,9 @@ run_one() { # chunks concurrency latency url
 	echo "$rate" >"$tmp/rate-$2-$3"
 }
 
-echo "bench: PostgreSQL 15 (real[] vectors, dimension $dim), sandbox embedder (hash backend)"
+vtype=$(psql -qAt "$dsn" -c "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+	WHERE attrelid = 'document_embeddings'::regclass AND attname = 'embedding'")
+echo "bench: PostgreSQL 15 ($vtype vectors), sandbox embedder (hash backend)"
 load 10000
 run_one 10000 8 0 "$url0"
 load "$chunks"

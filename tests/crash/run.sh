@@ -13,7 +13,8 @@
 # Checked at the end: every chunk's vector equals the one a clean run of
 # the same texts writes (its twin collection), one run row for the
 # collection, the other collection byte-identical, and the service asked
-# for at most N items plus one window (concurrency x batch) per kill.
+# for at most N items plus, per kill, one window (concurrency x batch: the
+# requests on the wire or answered) and the batch written but not committed.
 set -eu
 
 build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
@@ -161,7 +162,7 @@ runs=$(sql "SELECT count(*) FROM embfill.runs WHERE collection = 'acme'")
 state=$(sql "SELECT state FROM embfill.runs WHERE collection = 'acme'")
 g2=$(sql "SELECT md5(string_agg(e::text, ',' ORDER BY chunk_id)) FROM document_embeddings e WHERE collection = 'globex'")
 items=$((acc + $(emb_items) - base))
-limit=$((N + kills * CONC * BATCH))
+limit=$((N + kills * (CONC + 1) * BATCH))
 echo "crash: $kills kills; acme rows $rows of $N, $bad differ from the clean twin; runs $runs ($state);"
 echo "crash: the service embedded $items items for $N chunks (at most $limit allowed)"
 [ "$rows" -eq "$N" ] || fail "acme has $rows embedding rows, not $N"

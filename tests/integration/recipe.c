@@ -25,6 +25,7 @@
 #include <curl/curl.h>
 
 #include "embedder_proc.h"
+#include "embfill/schema.h"
 #include "embfill/strbuf.h"
 #include "fixture.h"
 
@@ -1219,13 +1220,20 @@ Test(pg_recipe, embfills_tables_migrate_in_place_from_version_3, .timeout = 120)
 	cr_expect_eq(status_num(&t.f, "acme", "embedded"), 3);
 	cr_expect_eq(run(&t.f, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
 						     NULL }), 3, "%s%s", r.out, r.err);
-	HAS(r.err, "are version 3; this embfill needs version 4");
+	{
+		char need[64];
+
+		snprintf(need, sizeof(need), "are version 3; this embfill needs version %d",
+			 EF_TOOL_SCHEMA_VERSION);
+		HAS(r.err, need);
+	}
 	HAS(r.err, "embfill schema init");
 	proc_result_free(&r);
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs"), 1, "the refused run wrote a run");
 
 	ok_run(&t.f, 0, (const char *[]){ "schema", "init", "--dim", "32", NULL });
-	cr_expect_eq(fx_ll(&t.f, "SELECT value::int FROM @T.meta WHERE key = 'schema_version'"), 4);
+	cr_expect_eq(fx_ll(&t.f, "SELECT value::int FROM @T.meta WHERE key = 'schema_version'"),
+		     EF_TOOL_SCHEMA_VERSION);
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.recipes"), 0);
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM pg_attribute WHERE attrelid ="
 				 " '@S.document_embeddings'::regclass AND attname = 'recipe'"), 0,
@@ -1263,7 +1271,8 @@ Test(pg_recipe, embfills_tables_migrate_in_place_from_version_3, .timeout = 120)
 
 	/* once more: nothing changes */
 	ok_run(&t.f, 0, (const char *[]){ "schema", "init", "--dim", "32", NULL });
-	cr_expect_eq(fx_ll(&t.f, "SELECT value::int FROM @T.meta WHERE key = 'schema_version'"), 4);
+	cr_expect_eq(fx_ll(&t.f, "SELECT value::int FROM @T.meta WHERE key = 'schema_version'"),
+		     EF_TOOL_SCHEMA_VERSION);
 	cr_expect_eq(status_num(&t.f, "acme", "quarantined"), 1);
 	rt_stop(&t);
 }

@@ -120,6 +120,7 @@ static void swap_json(const struct app *app, const struct ef_swap_result *r, ef_
 		cJSON_AddStringToObject(o, "previous_name", r->previous_name);
 		if (r->vectors_table[0])
 			cJSON_AddStringToObject(o, "vectors_table", r->vectors_table);
+		cJSON_AddNumberToObject(o, "indexes_built", r->indexes_built);
 	}
 	cJSON_AddNumberToObject(o, "chunks", (double)r->chunks);
 	cJSON_AddNumberToObject(o, "fresh", (double)r->fresh);
@@ -151,6 +152,10 @@ static void print_swap(const struct app *app, const struct swap_outcome *o)
 		out_printf(stdout, "its vectors are of dimension %d and live in %s: point the "
 				   "application's queries there\n", app->cfg->embed_dim,
 			   res->vectors_table);
+	if (res->indexes_built)
+		out_printf(stdout, "built the live table's %d vector index%s on %s first (%.1f s)\n",
+			   res->indexes_built, res->indexes_built == 1 ? "" : "es",
+			   res->vectors_table, res->index_s);
 	out_printf(stdout, "undo with: embfill rollback -C %s\n", cli->collection);
 }
 

@@ -98,8 +98,13 @@ static void print_plain(const struct app *app, const struct ef_plan *p, const ch
 		for (size_t i = 0; steps && steps[i]; i++)
 			out_printf(stdout, "  %s\n", steps[i]);
 		plan_steps_free(steps);
-	} else
+	} else {
 		out_printf(stdout, "recommendation: in place\n  %s\n", cmd);
+		if (p->vindex.rebuild_offered)
+			out_printf(stdout, "  or faster, loading %s without its vector indexes and "
+					   "rebuilding them after (searches on it rank every row "
+					   "meanwhile):\n  %s --rebuild-index\n", p->vindex.ix.table, cmd);
+	}
 }
 
 /* The plan of the collection rq writes, and the command that runs it. */

@@ -87,7 +87,7 @@ static int line_width(void)
  */
 static void run_progress_line(const struct ef_run_progress *p, int width, char *out, size_t n)
 {
-	struct { char text[48]; int drop; } f[6];
+	struct { char text[64]; int drop; } f[7];
 	double pct = p->total ? 100.0 * (double)p->done / (double)p->total : 100.0;
 	char eta[32];
 	size_t len, nf = 0;
@@ -97,7 +97,10 @@ static void run_progress_line(const struct ef_run_progress *p, int width, char *
 	f[nf++].drop = 5;
 	snprintf(f[nf].text, sizeof(f[nf].text), "ETA %s", eta);
 	f[nf++].drop = 8;
-	snprintf(f[nf].text, sizeof(f[nf].text), "in flight %u", p->in_flight);
+	snprintf(f[nf].text, sizeof(f[nf].text), "in flight %u/%u", p->in_flight, p->concurrency);
+	f[nf++].drop = 2;
+	snprintf(f[nf].text, sizeof(f[nf].text), "wait: service %.0f s, parse %.1f s, db %.0f s",
+		 p->service_s, p->parse_s, p->db_s);
 	f[nf++].drop = 1;
 	snprintf(f[nf].text, sizeof(f[nf].text), "retries %lld", p->retries);
 	f[nf++].drop = p->retries ? 7 : 3;
@@ -132,9 +135,11 @@ static void on_progress(const struct ef_run_progress *p, void *vctx)
 	if (time(NULL) - c->last_plain < 5 && p->phase != EF_PHASE_FINISHED)
 		return;
 	c->last_plain = time(NULL);
-	out_printf(stderr, "embfill: %s %.1f%% %lld/%lld chunks, %.0f/s, ETA %s, retries %lld, "
-			   "quarantined %lld\n", ef_run_phase_name(p->phase), pct, p->done, p->total,
-		   p->rate, eta, p->retries, p->quarantined);
+	out_printf(stderr, "embfill: %s %.1f%% %lld/%lld chunks, %.0f/s, ETA %s, in flight %u/%u, "
+			   "waited on the service %.1f s, parsing %.1f s, the database %.1f s, "
+			   "retries %lld, quarantined %lld\n", ef_run_phase_name(p->phase), pct,
+		   p->done, p->total, p->rate, eta, p->in_flight, p->concurrency, p->service_s,
+		   p->parse_s, p->db_s, p->retries, p->quarantined);
 }
 
 /* Without --resume, an interrupted run is offered on a terminal; a script
@@ -192,13 +197,17 @@ static void print_summary(const struct app *app, const char *coll,
 		   r->state, r->resumed ? " (resumed)" : "", r->written, r->quarantined, r->total,
 		   r->elapsed_s, r->rate, r->requests, r->retries);
 	if (r->elapsed_s > 0)
-		out_printf(stdout, "  time: %.1f s choosing batches, %.1f s waiting on writes (the "
-				   "rest embedding)\n", r->fetch_s, r->write_s);
+		out_printf(stdout, "  time: %.1f s choosing batches, %.1f s waiting on writes, "
+				   "%.1f s waiting on the service, %.1f s reading its answers\n",
+			   r->fetch_s, r->write_s, r->service_s, r->parse_s);
 	print_counts("before", &r->before);
 	print_counts("after", &r->after);
 	if (r->backed_up)
 		out_printf(stdout, "  backup: %lld rows saved first; `embfill rollback -C %s` puts "
 				   "them back\n", r->backed_up, coll);
+	if (r->indexes_dropped || r->indexes_built)
+		out_printf(stdout, "  vector indexes: %d dropped for the load, %d built after it in "
+				   "%.1f s\n", r->indexes_dropped, r->indexes_built, r->index_s);
 }
 
 static int finish(struct app *app, const struct run_request *rq, const struct ef_run_result *r,

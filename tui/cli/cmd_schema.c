@@ -12,6 +12,7 @@
 #include "embfill/detect.h"
 #include "embfill/db.h"
 #include "embfill/schema.h"
+#include "embfill/vindex.h"
 #include "tui/cli/cli.h"
 #include "tui/cli/report.h"
 #include "tui/flow/app.h"
@@ -100,6 +101,22 @@ static void describe_db(ef_db *db, struct ef_checklist *l)
 			     info.vector_version);
 }
 
+/* What the vector indexes cost a run, from a probe that is rolled back. */
+static void index_cost(ef_session *s, struct ef_checklist *l)
+{
+	struct ef_vindexes ix;
+	struct ef_vindex_probe p;
+	struct ef_error err;
+
+	ef_error_clear(&err);
+	if (ef_vindex_of(s, NULL, &ix, &err) != EF_OK ||
+	    ef_vindex_probe_of(s, &ix, &p, &err) != EF_OK) {
+		ef_check_add(l, EF_CHECK_WARN, "index cost", err.hint, "not measured: %s", err.msg);
+		return;
+	}
+	ef_vindex_cost_check(&ix, &p, l);
+}
+
 static int schema_check(struct app *app, ef_session *s)
 {
 	struct ef_checklist l = EF_CHECKLIST_INIT;
@@ -110,6 +127,8 @@ static int schema_check(struct app *app, ef_session *s)
 	for (size_t i = 0; i < found->n; i++)
 		ef_check_add(&l, found->items[i].level, found->items[i].what, found->items[i].hint,
 			     "%s", found->items[i].detail);
+	if (sc.vindexes)
+		index_cost(s, &l);
 	if (sc.embeddings_ok && sc.dim && sc.dim != app->cfg->embed_dim)
 		ef_check_add(&l, EF_CHECK_FAIL, "dimension",
 			     "set EMBED_DIM to the column's dimension, or embed a model of another "

@@ -94,6 +94,24 @@ static void print_query(size_t i, const struct ef_spot_report *r)
 		print_self(q, r->k);
 }
 
+/* The recall of the vector indexes: reported, never part of the verdict
+ * (an index's recall is a setting the owner chose, not a fault of the
+ * vectors). */
+static void print_recall(const struct ef_spot_report *r)
+{
+	for (size_t i = 0; i < r->nrecall; i++) {
+		const struct ef_spot_recall *x = &r->recall[i];
+
+		if (x->recall < 0)
+			out_printf(stdout, "index recall (%s): not measured: %s\n", x->op, x->why_not);
+		else
+			out_printf(stdout, "index recall: %.2f: %s (%s, %s%s%s) returned %zu of the %zu "
+					   "rows of the exact top %d of %zu quer%s\n", x->recall, x->index,
+				   x->method, x->op, x->setting[0] ? ", " : "", x->setting, x->found,
+				   x->expected, x->k, x->queries, x->queries == 1 ? "y" : "ies");
+	}
+}
+
 static void print_verdict(const struct app *app, const struct ef_spot_report *r)
 {
 	if (r->sampled && r->nqueries)
@@ -109,6 +127,7 @@ static void print_verdict(const struct app *app, const struct ef_spot_report *r)
 				   "hint: check EMBED_MODEL and EMBED_DIM, or embed the collection "
 				   "with `embfill run`\n",
 			   r->collection, app->cfg->embed_model, app->cfg->embed_dim);
+	print_recall(r);
 	if (r->partial && r->retrieval_ok)
 		out_printf(stdout, "result: partial (coverage %.0f%%, below SPOTCHECK_MIN_COVERAGE "
 				   "%.2f)\n", 100.0 * r->coverage, r->min_coverage);
@@ -191,6 +210,27 @@ static cJSON *query_json(const struct ef_spot_query *q)
 	return o;
 }
 
+static cJSON *recall_json(const struct ef_spot_recall *x)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	add_str(o, "index", x->index[0] ? x->index : NULL);
+	add_str(o, "method", x->method[0] ? x->method : NULL);
+	cJSON_AddStringToObject(o, "operator", x->op);
+	add_str(o, "setting", x->setting[0] ? x->setting : NULL);
+	cJSON_AddNumberToObject(o, "queries", (double)x->queries);
+	cJSON_AddNumberToObject(o, "k", x->k);
+	cJSON_AddNumberToObject(o, "expected", (double)x->expected);
+	cJSON_AddNumberToObject(o, "found", (double)x->found);
+	if (x->recall < 0) {
+		cJSON_AddNullToObject(o, "recall");
+		cJSON_AddStringToObject(o, "not_measured", x->why_not);
+	} else {
+		cJSON_AddNumberToObject(o, "recall", round(x->recall * 1e4) / 1e4);
+	}
+	return o;
+}
+
 static void print_json(const struct ef_spot_report *r)
 {
 	cJSON *root = cJSON_CreateObject();
@@ -213,6 +253,9 @@ static void print_json(const struct ef_spot_report *r)
 	cJSON_AddNumberToObject(root, "coverage", round(r->coverage * 1e4) / 1e4);
 	cJSON_AddNumberToObject(root, "coverage_min", r->min_coverage);
 	cJSON_AddBoolToObject(root, "partial", r->partial);
+	arr = cJSON_AddArrayToObject(root, "index_recall");
+	for (size_t i = 0; i < r->nrecall; i++)
+		cJSON_AddItemToArray(arr, recall_json(&r->recall[i]));
 	cJSON_AddBoolToObject(root, "ok", r->ok);
 	text = cJSON_PrintUnformatted(root);
 	out_json(text);

@@ -15,6 +15,7 @@ enum opt_id {
 	O_CONFIRM, O_OUT, O_UNTIL, O_NOTE, O_INTO, O_K, O_N, O_DRY_RUN, O_RESUME,
 	O_HISTORYLOG, O_RETRY_QUARANTINED, O_QUERY, O_WITH, O_BACKUP, O_APPROVE_PROVIDER,
 	O_MIN_HIT_RATE, O_RECHUNK, O_TABLE, O_MODEL, O_FORCE, O_ONLY, O_PROVENANCE, O_SAMPLE,
+	O_REBUILD_INDEX,
 };
 
 struct opt {
@@ -70,6 +71,8 @@ static const struct opt opts[] = {
 	  "with --into: cut the documents anew (MAX_CHUNK_SIZE, CHUNK_OVERLAP) instead" },
 	{ "backup", 0, O_BACKUP, 0, NULL, CMD_RUN,
 	  "save the vectors an in-place run overwrites; `rollback` restores them" },
+	{ "rebuild-index", 0, O_REBUILD_INDEX, 0, NULL, CMD_RUN,
+	  "drop the table's vector indexes for the load, rebuild them CONCURRENTLY after it" },
 	{ "approve-provider-change", 0, O_APPROVE_PROVIDER, 0, NULL, CMD_RUN | CMD_SWAP,
 	  "the owner approved a new provider or service host" },
 	{ "with", 1, O_WITH, 0, "NEWCOLL", CMD_SWAP,
@@ -111,7 +114,8 @@ static const struct {
 	{ "plan", CMD_PLAN, "-C COLL [--out FILE]",
 	  "counts, batches, estimated duration, risks and the command to run" },
 	{ "run", CMD_RUN, "-C COLL --confirm COLL [--batch-size N] [--concurrency K] [--dry-run]"
-	  " [--resume] [--into NEWCOLL [--rechunk]] [--backup] [--until HH:MM] [--note TEXT]"
+	  " [--resume] [--into NEWCOLL [--rechunk]] [--backup] [--rebuild-index] [--until HH:MM]"
+	  " [--note TEXT]"
 	  " [--historylog]",
 	  "embed the collection's missing and stale chunks" },
 	{ "verify", CMD_VERIFY, "-C COLL [--provenance [--sample N]]", "vector rows against "
@@ -275,6 +279,7 @@ static int take_option(struct cli *cli, int id, const char *arg)
 	case O_WITH: cli->with = arg; break;
 	case O_MIN_HIT_RATE: cli->min_hit_rate = arg; break;
 	case O_BACKUP: cli->backup = true; break;
+	case O_REBUILD_INDEX: cli->rebuild_index = true; break;
 	case O_RECHUNK: cli->rechunk = true; break;
 	case O_APPROVE_PROVIDER: cli->approve_provider = true; break;
 	case 'k': case O_K: cli->k = arg; break;

@@ -49,6 +49,8 @@ enum step { STEP_SCOPE, STEP_LOCATE, STEP_PLAN, STEP_RUN, STEP_VALIDATE, STEP_SU
 	X(A_MODE, "m", "mode", "in place, only missing, new collection or dry run")   \
 	X(A_BACKUP, "k", "backup", "keep the vectors an in-place run overwrites, so "   \
 				   "that `embfill rollback` restores them")           \
+	X(A_INDEX, "i", "rebuild index", "drop the vector indexes for the load and rebuild "  \
+			"them CONCURRENTLY after it (searches rank every row meanwhile)") \
 	X(A_ADOPT, "o", "adopt", "record the vectors whose model is not on record as "  \
 				 "EMBED_MODEL's, without embedding them (the name typed again)") \
 	X(A_APPROVE, "v", "approve provider", "record that the collection's owner "   \
@@ -197,6 +199,7 @@ struct console {
 		enum run_mode mode;
 		bool mode_chosen;        /* the operator pressed m: keep the choice */
 		bool backup;             /* in place: keep the old vectors */
+		bool rebuild_index;      /* drop the vector indexes for the load (i) */
 		bool approved;           /* provider change approved by the owner */
 		char target[EF_COLLECTION_NAME_MAX + 1]; /* new collection mode */
 		char target_err[512];

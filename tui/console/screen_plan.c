@@ -151,6 +151,7 @@ void plan_free(struct console *c)
 {
 	enum run_mode mode = c->plan.mode;
 	bool chosen = c->plan.mode_chosen, backup = c->plan.backup, approved = c->plan.approved;
+	bool rebuild = c->plan.rebuild_index;
 
 	if (c->plan.done)
 		ef_plan_free(&c->plan.plan);
@@ -159,6 +160,7 @@ void plan_free(struct console *c)
 	c->plan.mode_chosen = chosen;
 	c->plan.backup = backup;
 	c->plan.approved = approved;
+	c->plan.rebuild_index = rebuild;
 }
 
 static void draw_estimate(struct console *c)
@@ -279,6 +281,22 @@ static void draw_new_collection(struct console *c)
 		"(the old one is kept; rollback undoes it)", c->scope.collection);
 }
 
+/* The vector indexes' choice, where the plan offers loading without them
+ * (the cost and its reason are among the risks above). */
+static void draw_indexes(struct console *c)
+{
+	const struct ef_plan_index *pi = &c->plan.plan.vindex;
+
+	if (!pi->rebuild_offered || c->plan.mode == MODE_DRY_RUN)
+		return;
+	ui_line(c, R_TITLE, "Vector indexes of %s (i changes)", pi->ix.table);
+	ui_line(c, c->plan.rebuild_index ? R_FOCUS : R_NORMAL, "  (%s) drop them for the load, "
+		"rebuild them CONCURRENTLY after it: faster; searches on the table rank every row "
+		"until then", c->plan.rebuild_index ? "*" : " ");
+	ui_line(c, !c->plan.rebuild_index ? R_FOCUS : R_NORMAL, "  (%s) keep them: every vector "
+		"written goes into them", !c->plan.rebuild_index ? "*" : " ");
+}
+
 static void draw_choices(struct console *c)
 {
 	const struct ef_plan *p = &c->plan.plan;
@@ -303,6 +321,7 @@ static void draw_choices(struct console *c)
 			? "a dry run writes nothing" : "the live collection is not written, and the "
 			"swap keeps it under another name");
 	}
+	draw_indexes(c);
 	if (p->provider_change && c->plan.mode != MODE_DRY_RUN) {
 		ui_line(c, R_TITLE, "Approval (v gives it)");
 		ui_line(c, c->plan.approved ? R_GOOD : R_WARN, "  %s", c->plan.approved
@@ -406,6 +425,9 @@ static enum ev plan_key(struct console *c, int key, enum action a)
 	case A_BACKUP:
 		c->plan.backup = !c->plan.backup;
 		return EV_HANDLED;
+	case A_INDEX:
+		c->plan.rebuild_index = !c->plan.rebuild_index;
+		return EV_HANDLED;
 	case A_ADOPT:
 		adopt_ask(c);
 		return EV_HANDLED;
@@ -441,6 +463,9 @@ static bool plan_can(const struct console *c, enum action a)
 		       !needs_approval(c);
 	case A_BACKUP:
 		return !c->run.started && c->plan.ok && MODE_WRITES_IN_PLACE(c->plan.mode);
+	case A_INDEX:
+		return !c->run.started && c->plan.ok && c->plan.plan.vindex.rebuild_offered &&
+		       c->plan.mode != MODE_DRY_RUN;
 	case A_ADOPT:
 		return !c->run.started && c->plan.ok && c->plan.plan.counts.unrecorded > 0;
 	case A_APPROVE:
@@ -473,14 +498,17 @@ static const char *plan_why_not(const struct console *c, enum action a)
 		return "a backup is for a run in place (m changes the mode)";
 	if (a == A_ADOPT)
 		return "every vector's model is on record already";
+	if (a == A_INDEX)
+		return "the plan does not offer loading without the vector indexes (the risks say "
+		       "why)";
 	if (a == A_APPROVE)
 		return c->plan.approved ? "the approval is recorded already"
 					: "the provider did not change";
 	return NULL;
 }
 
-static const enum action plan_actions[] = { A_MODE, A_BACKUP, A_ADOPT, A_APPROVE, A_ACCEPT,
-					    A_RECHECK, A_NONE };
+static const enum action plan_actions[] = { A_MODE, A_BACKUP, A_INDEX, A_ADOPT, A_APPROVE,
+					    A_ACCEPT, A_RECHECK, A_NONE };
 
 const struct screen screen_plan = {
 	.name = "Plan",
@@ -492,7 +520,8 @@ const struct screen screen_plan = {
 		"swaps it in. m chooses in place, in place for chunks without a vector only, new "
 		"collection or dry run; o adopts vectors whose model is not on record (a "
 		"framework's table) as EMBED_MODEL's without embedding them; k keeps a backup of "
-		"what an in-place run overwrites; v records the owner's approval of a new "
+		"what an in-place run overwrites; i loads without the table's vector indexes and "
+		"rebuilds them after, where the plan offers it; v records the owner's approval of a new "
 		"provider. The plan is written to plan.json in the current directory.",
 	.actions = plan_actions,
 	.enter = plan_enter,

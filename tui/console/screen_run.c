@@ -184,6 +184,8 @@ static void draw_progress(struct console *c)
 	snprintf(suffix, sizeof(suffix), "%u/%u", p->in_flight, p->concurrency);
 	ui_bar(c, "In flight  ", p->concurrency ? (double)p->in_flight / p->concurrency : 0,
 	       suffix);
+	ui_line(c, R_DIM, "  waited on: the service %.1f s, reading answers %.1f s, the "
+		"database %.1f s", p->service_s, p->parse_s, p->db_s);
 	snprintf(suffix, sizeof(suffix), "%lld of %lld requests", p->retries, p->requests);
 	ui_bar(c, "Retries    ", p->requests ? (double)p->retries / (double)p->requests : 0,
 	       suffix);

@@ -323,6 +323,7 @@ void console_request(const struct console *c, struct run_request *r)
 	r->into = console_into(c) ? c->plan.target : NULL;
 	r->rechunk = r->into && c->plan.plan.chunking_changed;
 	r->backup = MODE_WRITES_IN_PLACE(c->plan.mode) && c->plan.backup;
+	r->rebuild_index = c->plan.rebuild_index && c->plan.mode != MODE_DRY_RUN;
 	r->only_missing = c->plan.mode == MODE_MISSING_ONLY;
 	r->approve_provider = c->plan.approved;
 	r->dry_run = c->plan.mode == MODE_DRY_RUN;

@@ -72,6 +72,58 @@ static const char *plan_target(const struct ef_plan *p, const char *target)
 	return buf;
 }
 
+static cJSON *vindex_json(const struct ef_plan_index *pi)
+{
+	cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "indexes");
+	cJSON *pr = cJSON_AddObjectToObject(o, "probe"), *dropped;
+
+	cJSON_AddStringToObject(o, "table", pi->ix.table);
+	for (size_t i = 0; i < pi->ix.n; i++) {
+		const struct ef_vindex *v = &pi->ix.ix[i];
+		cJSON *x = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(x, "name", v->qname);
+		cJSON_AddStringToObject(x, "method", v->method);
+		cJSON_AddStringToObject(x, "opclass", v->opclass);
+		cJSON_AddStringToObject(x, "options", v->options);
+		cJSON_AddStringToObject(x, "definition", v->def);
+		cJSON_AddNumberToObject(x, "bytes", (double)v->bytes);
+		cJSON_AddBoolToObject(x, "valid", v->valid);
+		cJSON_AddItemToArray(arr, x);
+	}
+	cJSON_AddBoolToObject(pr, "measured", pi->probe.measured);
+	if (pi->probe.measured) {
+		cJSON_AddNumberToObject(pr, "rows", pi->probe.rows);
+		cJSON_AddNumberToObject(pr, "with_ms", pi->probe.with_ms);
+		cJSON_AddNumberToObject(pr, "without_ms", pi->probe.without_ms);
+		cJSON_AddNumberToObject(pr, "sample_rows", pi->probe.sample);
+	} else {
+		cJSON_AddStringToObject(pr, "why_not", pi->probe.why_not);
+	}
+	cJSON_AddNumberToObject(o, "rows_after", (double)pi->rows_after);
+	if (pi->write_with_s >= 0) {
+		cJSON_AddNumberToObject(o, "write_with_seconds", pi->write_with_s);
+		cJSON_AddNumberToObject(o, "write_without_seconds", pi->write_without_s);
+	}
+	if (pi->build_s >= 0)
+		cJSON_AddNumberToObject(o, "build_seconds", pi->build_s);
+	cJSON_AddBoolToObject(o, "own_table", pi->own_table);
+	cJSON_AddNumberToObject(o, "built_after_load", (double)pi->build_after);
+	cJSON_AddBoolToObject(o, "rebuild_index_offered", pi->rebuild_offered);
+	if (!pi->rebuild_offered && pi->rebuild_why_not[0])
+		cJSON_AddStringToObject(o, "rebuild_index_why_not", pi->rebuild_why_not);
+	dropped = cJSON_AddArrayToObject(o, "dropped");
+	for (size_t i = 0; i < pi->ix.ndropped; i++) {
+		cJSON *x = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(x, "name", pi->ix.dropped[i].qname);
+		cJSON_AddNumberToObject(x, "run_id", (double)pi->ix.dropped[i].run_id);
+		cJSON_AddStringToObject(x, "dropped_at", pi->ix.dropped[i].dropped_at);
+		cJSON_AddItemToArray(dropped, x);
+	}
+	return o;
+}
+
 cJSON *plan_json(const struct app *app, const struct ef_plan *p, const char *cmd,
 		 const char *target)
 {
@@ -146,8 +198,15 @@ cJSON *plan_json(const struct app *app, const struct ef_plan *p, const char *cmd
 			}
 		plan_steps_free(steps);
 	} else {
+		char *rb = NULL;
+
 		cJSON_AddStringToObject(o, "command", cmd);
+		if (p->vindex.rebuild_offered && asprintf(&rb, "%s --rebuild-index", cmd) > 0)
+			cJSON_AddStringToObject(o, "command_rebuild_index", rb);
+		free(rb);
 	}
+	if (p->vindex.ix.table[0])
+		cJSON_AddItemToObject(o, "vector_indexes", vindex_json(&p->vindex));
 	cJSON_AddBoolToObject(o, "provider_change", p->provider_change);
 	cJSON_AddBoolToObject(o, "chunking_changed", p->chunking_changed);
 	return o;

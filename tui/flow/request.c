@@ -15,6 +15,7 @@ void request_from_cli(struct run_request *r, const struct cli *cli)
 	r->into = cli->into;
 	r->rechunk = cli->rechunk;
 	r->backup = cli->backup;
+	r->rebuild_index = cli->rebuild_index;
 	r->approve_provider = cli->approve_provider;
 	r->retry_quarantined = cli->retry_quarantined;
 	r->only_missing = cli->only != NULL;
@@ -122,6 +123,8 @@ char *request_command(const struct app *app, const struct run_request *r)
 		command_word(&b, "--rechunk");
 	if (r->backup)
 		command_word(&b, "--backup");
+	if (r->rebuild_index)
+		command_word(&b, "--rebuild-index");
 	if (r->approve_provider)
 		command_word(&b, "--approve-provider-change");
 	if (r->retry_quarantined)
@@ -152,6 +155,7 @@ ef_status request_run_opts(const struct run_request *r, const char *command,
 	o->retry_quarantined = r->retry_quarantined;
 	o->only_missing = r->only_missing;
 	o->backup = r->backup;
+	o->rebuild_index = r->rebuild_index;
 	o->approve_provider_change = r->approve_provider;
 	o->note = r->note && *r->note ? r->note : NULL;
 	o->command = command;

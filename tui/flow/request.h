@@ -22,6 +22,7 @@ struct run_request {
 	const char *into;            /* --into: the new collection; NULL in place */
 	bool rechunk;                /* --rechunk: NEW is cut anew from the documents */
 	bool backup;                 /* --backup (in place only) */
+	bool rebuild_index;          /* --rebuild-index: drop the vector indexes for the load */
 	bool approve_provider;       /* --approve-provider-change */
 	bool retry_quarantined;
 	bool only_missing;           /* --only missing: stale vectors are left */
