@@ -126,21 +126,40 @@ $(BUILD)/bench/render_bench: $(call obj,tests/bench/render_bench.c sandbox/api.c
 	@mkdir -p $(@D)
 	$(CC) $(SANFLAGS) -o $@ $^ $(call pc,--libs,libcjson) -lm
 
-# Fuzz targets: libFuzzer with clang, always with ASan and UBSan, built from
-# the core sources directly so they need no second copy of the library; the
-# sandbox's targets from the sandbox's sources, less its main().
-$(BUILD)/fuzz/fuzz_sandbox_%: tests/fuzz/fuzz_sandbox_%.c $(SANDBOX_SRC)
+# Fuzz targets: libFuzzer with clang, always with ASan and UBSan.  Core and
+# the sandbox (less its main()) are compiled once with clang into archives
+# of their own, and each target links what it uses from them.
+FUZZFLAGS   = -std=gnu11 -g -O1 -I. -Iinclude -MMD -MP -D_GNU_SOURCE \
+              -DEF_VERSION='"$(VERSION)"' $(TESTWARN)
+fuzzobj     = $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(1))
+FUZZ_CORE   := $(BUILD)/fuzz/libcore.a
+FUZZ_SBX    := $(BUILD)/fuzz/libsandbox.a
+
+$(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(@D)
-	$(FUZZCC) -std=gnu11 -g -O1 -I. -D_GNU_SOURCE -DEF_VERSION='"$(VERSION)"' \
-		-fsanitize=fuzzer,address,undefined $(TESTWARN) \
-		$(call pc,--cflags,$(PKG_SANDBOX)) -o $@ $< $(filter-out sandbox/main.c,$(SANDBOX_SRC)) \
+	$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+		$(call pc,--cflags,$(PKG_CORE) $(PKG_SANDBOX)) -c $< -o $@
+
+$(FUZZ_CORE): $(call fuzzobj,$(CORE_SRC))
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_SBX): $(call fuzzobj,$(filter-out sandbox/main.c,$(SANDBOX_SRC)))
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_sandbox_%: tests/fuzz/fuzz_sandbox_%.c $(FUZZ_SBX)
+	@mkdir -p $(@D)
+	$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer,address,undefined \
+		$(call pc,--cflags,$(PKG_SANDBOX)) -o $@ $< $(FUZZ_SBX) \
 		$(call pc,--libs,$(PKG_SANDBOX)) -lpthread -lm
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_CORE)
 	@mkdir -p $(@D)
-	$(FUZZCC) -std=gnu11 -g -O1 -I. -Iinclude -D_GNU_SOURCE -DEF_VERSION='"$(VERSION)"' \
-		-fsanitize=fuzzer,address,undefined $(TESTWARN) \
-		$(call pc,--cflags,$(PKG_CORE)) -o $@ $< $(CORE_SRC) \
+	$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer,address,undefined \
+		$(call pc,--cflags,$(PKG_CORE)) -o $@ $< $(FUZZ_CORE) \
 		$(call pc,--libs,$(PKG_CORE)) -lpthread -lm
 
 # A load generator for embedding endpoints (items/s at a given concurrency).
