@@ -4,6 +4,7 @@
 #   make check                install what is missing, build, run every test
 #   make check SANITIZE=address,undefined
 #   make bench                speed and memory figures (never asserted)
+#   make fault-matrix         a run under each planted fault, as a Markdown table
 #   make install PREFIX=/usr/local DESTDIR=
 #   make demo                 the sandbox console
 #
@@ -66,7 +67,7 @@ UNIT_SANDBOX_OBJ := $(call obj,sandbox/fmtfloat.c)
 MANPAGES   := $(sort $(wildcard man/*.[1-8]))
 
 .PHONY: all deps check check-run check-layers test-unit test-integration test-crash test-e2e test-demo test-docs fuzz-smoke fuzz lint-man \
-        bench demo install uninstall clean
+        bench fault-matrix demo install uninstall clean
 .DEFAULT_GOAL := all
 
 all: $(BIN) $(if $(SANDBOX_SRC),$(EMBEDDER))
@@ -204,6 +205,12 @@ test-crash: all
 test-e2e: all
 	@$(MAKE) --no-print-directory SANITIZE=thread build-thread/embfill
 	sh tests/e2e/run.sh $(abspath $(BUILD))
+
+# One run per fault the sandbox embedder plants (and a service stopped, a
+# run killed, the database restarted), each checked for exactness, printed
+# as a Markdown table (tests/faults/matrix.sh).  Not part of make check.
+fault-matrix: all
+	sh tests/faults/matrix.sh $(abspath $(BUILD))
 
 # Calls between modules go one way (docs/architecture.md, "Layers").
 check-layers: all
