@@ -22,12 +22,29 @@ static void quiet_notices(void *arg, const char *message)
 	(void)message;
 }
 
+/* libpq's messages end in a newline and may run over several lines,
+ * each continuation indented ("...unexpectedly\n\tThis probably means...");
+ * an error is one line: the trailing newlines go, and each line break with
+ * the blanks around it becomes one space. */
 static void trim_newline(char *s)
 {
-	size_t n = strlen(s);
+	size_t n = strlen(s), o = 0;
 
 	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
 		s[--n] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '\n' && s[i] != '\r') {
+			s[o++] = s[i];
+			continue;
+		}
+		while (o > 0 && (s[o - 1] == ' ' || s[o - 1] == '\t'))
+			o--;
+		while (i + 1 < n && (s[i + 1] == ' ' || s[i + 1] == '\t' || s[i + 1] == '\n' ||
+				     s[i + 1] == '\r'))
+			i++;
+		s[o++] = ' ';
+	}
+	s[o] = '\0';
 }
 
 ef_status ef_db_connect(const char *dsn, ef_db **out, struct ef_error *err)

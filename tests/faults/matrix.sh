@@ -502,6 +502,10 @@ wait_past 60 $((N / 3)) || problem "the run never got past $((N / 3)) chunks"
 pg_restart
 wait_run 120; rc1=$rc
 expect_rc "$rc1" 3
+# libpq's message is several lines: printed as one, not with literal \n
+if grep 'database:' "$log" | grep -q '\\n'; then
+	problem "the database's message is printed with literal \\n: $(grep 'database:' "$log" | head -n 1)"
+fi
 run_fg --resume
 cell="$rc1, then \`run --resume\` $rc"
 expect_rc "$rc" 0
