@@ -141,7 +141,7 @@ static ef_status provider_risk(ef_session *s, const struct ef_config *cfg, struc
 {
 	struct ef_origin o;
 	struct ef_error differs;
-	char *now = ef_url_host(cfg->embed_url);
+	char *now = ef_url_hosts(cfg->embed_url);
 
 	if (ef_coll_origin(s, p->collection, &o, err) != EF_OK) {
 		free(now);
@@ -233,7 +233,7 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 {
 	struct ef_run_sql sql;
 	char dim[16], limit[16];
-	const char *params[5] = { p->collection, NULL, cfg->embed_model, dim, limit };
+	const char *params[6] = { p->collection, NULL, cfg->embed_model, dim, limit, NULL };
 	PGresult *r = NULL;
 
 	*texts = NULL;
@@ -247,7 +247,7 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 	if (r) {
 		p->todo = ef_db_ll(r, 0, 0);
 		PQclear(r);
-		r = ef_db_query(db, sql.select, 5, params, PGRES_TUPLES_OK, err);
+		r = ef_db_query(db, sql.select, 6, params, PGRES_TUPLES_OK, err);
 	}
 	ef_run_sql_free(&sql);
 	if (!r)
