@@ -144,6 +144,7 @@ static void logf_(struct engine *e, const char *fmt, ...)
 		p->nlog--;
 	}
 	ef_redact_buf(line, p->log[p->nlog++], EF_RUN_LOG_WIDTH);
+	p->nlogged++;
 }
 
 /* Rate over the last ten seconds or so: a window of samples, so that a
@@ -834,6 +835,12 @@ static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
 	if (e->inflight == 0) {
 		if (collect_pending(e, err) != EF_OK)
 			return err->status;
+		if (stopping && e->stop_asked) {
+			e->res->stop_asked = true;
+			return ef_error_set(err, EF_ERR_INTERRUPTED, "stopped at a checkpoint: "
+					    "`embfill stop` asked every worker of run %lld to stop",
+					    e->run_id);
+		}
 		if (stopping)
 			return ef_error_set(err, EF_ERR_INTERRUPTED, "the run was stopped");
 		*done = e->all_done && e->nready == 0 && !e->fetching;

@@ -89,6 +89,8 @@ struct ef_run_progress {
 	/* newest last; lines are plain text, already redacted */
 	char log[EF_RUN_LOG_LINES][EF_RUN_LOG_WIDTH];
 	int nlog;
+	unsigned long nlogged;   /* lines logged since the start: log[nlog - 1] is line
+				    nlogged - 1 */
 	/* the service: every endpoint, and whether the run waits for it */
 	struct ef_run_endpoint endpoints[EF_RUN_MAX_ENDPOINTS];
 	int nendpoints;
@@ -153,6 +155,7 @@ struct ef_run_result {
 	struct ef_run_worker workers[EF_RUN_MAX_WORKERS]; /* every worker of the run */
 	int nworkers;
 	bool diverged;           /* an endpoint's vectors differed from the reference */
+	bool stop_asked;         /* `embfill stop` stopped it */
 };
 
 /*

@@ -47,7 +47,7 @@ static void install_signals(void)
 struct progress_ctx {
 	bool tty;
 	time_t last_plain;
-	int last_log;
+	unsigned long last_log;   /* the run's log lines printed so far */
 	bool was_waiting;
 	int last_phase;
 };
@@ -102,6 +102,19 @@ static double run_pct(const struct ef_run_progress *p, long long *done, long lon
 	return *total ? 100.0 * (double)*done / (double)*total : 100.0;
 }
 
+/* What the run logged since the last report (endpoints failing and back,
+ * leases taken over, chunks quarantined), each line once. */
+static void print_log(struct progress_ctx *c, const struct ef_run_progress *p)
+{
+	unsigned long first = p->nlogged - (unsigned long)p->nlog;
+
+	if (c->last_log < first)
+		c->last_log = first;
+	for (; c->last_log < p->nlogged; c->last_log++)
+		out_printf(stderr, "%sembfill: %s\n", c->tty ? "\r\033[K" : "",
+			   p->log[c->last_log - first]);
+}
+
 static void on_progress(const struct ef_run_progress *p, void *vctx)
 {
 	struct progress_ctx *c = vctx;
@@ -117,6 +130,7 @@ static void on_progress(const struct ef_run_progress *p, void *vctx)
 	endpoints_text(p, eps, sizeof(eps));
 	if (p->nworkers > 1)
 		snprintf(workers, sizeof(workers), "  workers %d", p->nworkers);
+	print_log(c, p);
 	if (c->tty) {
 		if (p->waiting)
 			out_printf(stderr, "\r%5.1f%% %lld/%lld  %s%s\033[K", pct, done, total, wait,
@@ -248,7 +262,10 @@ static int finish(struct app *app, const struct run_request *rq, const struct ef
 		else if (last_signal)
 			ef_error_set(err, EF_ERR_INTERRUPTED, "stopped by signal %d; run %lld "
 				     "checkpointed", (int)last_signal, r->run_id);
-		if (!r->ended_run)
+		if (r->stop_asked && !r->ended_run)
+			ef_error_hint(err, "once every worker has stopped, continue with: embfill run "
+				      "-C %s --confirm %s --resume", coll, coll);
+		else if (!r->ended_run)
 			ef_error_hint(err, "run %lld goes on in its other workers; this one joins it "
 				      "again with: embfill run -C %s --confirm %s --join", r->run_id,
 				      coll, coll);
