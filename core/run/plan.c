@@ -259,12 +259,39 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 	return EF_OK;
 }
 
+/* Each endpoint of the list, one short request each: the plan shows which
+ * answer, and counts only those in the estimate. */
+static void probe_endpoints(const struct ef_embed_config *ecfg, struct ef_plan *p)
+{
+	size_t n = ef_embed_endpoint_count(ecfg);
+	struct ef_embed_config c = *ecfg;
+
+	c.dim = 0;
+	for (size_t i = 0; i < n && i < EF_EMBED_MAX_ENDPOINTS; i++) {
+		struct ef_plan_endpoint *x = &p->endpoints[p->nendpoints++];
+		struct ef_embed_probe pr;
+		struct ef_error err;
+
+		ef_error_clear(&err);
+		if (ef_embed_probe_at(&c, i, &pr, &err) == EF_OK && pr.dim != ecfg->dim)
+			ef_error_set(&err, EF_ERR_EMBED, "returns dimension %d, EMBED_DIM is %d", pr.dim,
+				     ecfg->dim);
+		snprintf(x->url, sizeof(x->url), "%.159s", pr.endpoint);
+		x->latency_ms = pr.latency_ms;
+		x->dim = pr.dim;
+		x->ok = err.status == EF_OK;
+		snprintf(x->error, sizeof(x->error), "%.239s", err.msg);
+		p->endpoints_ok += x->ok;
+	}
+}
+
 static ef_status probe(const struct ef_embed_config *ecfg, struct ef_plan *p, char **texts,
 		       size_t n, struct ef_error *err)
 {
 	struct ef_embed_result *res = NULL;
 	struct timespec a, b;
 	double batches_per_lane;
+	size_t lanes;
 
 	p->probe_ms = -1;
 	p->est_seconds = p->todo ? -1 : 0;
@@ -277,7 +304,8 @@ static ef_status probe(const struct ef_embed_config *ecfg, struct ef_plan *p, ch
 	ef_embed_result_free(res);
 	p->probe_chunks = (int)n;
 	p->probe_ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-	batches_per_lane = ceil((double)p->batches / (double)p->concurrency);
+	lanes = (size_t)p->concurrency * (p->endpoints_ok ? p->endpoints_ok : 1);
+	batches_per_lane = ceil((double)p->batches / (double)lanes);
 	p->est_seconds = batches_per_lane * p->probe_ms / 1e3;
 	return EF_OK;
 }
@@ -384,6 +412,8 @@ ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const
 			  err);
 	}
 	p->batches = (p->todo + cfg->batch_size - 1) / cfg->batch_size;
+	if (st == EF_OK && ef_embed_endpoint_count(ecfg) > 1)
+		probe_endpoints(ecfg, p);
 	if (st == EF_OK)
 		st = probe(ecfg, p, texts, n, err);
 	if (st == EF_OK && (p->counts.unrecorded || p->counts.recipe_unknown))

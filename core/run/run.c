@@ -1767,12 +1767,15 @@ static void leave(struct engine *e, ef_status st, const char *why)
 /* What the run as a whole wrote, for the summary and the registry. */
 static void run_totals(struct engine *e)
 {
-	char id[24], *sql = runs_sql(e, "SELECT total, written, quarantined FROM {tool}.runs"
-					" WHERE id = $1::bigint");
+	char id[24], *sql;
 	const char *p[1] = { id };
 	PGresult *r = NULL;
 	struct ef_error ignored;
 
+	if (!e->run_id)
+		return;
+	sql = runs_sql(e, "SELECT total, written, quarantined FROM {tool}.runs WHERE"
+			  " id = $1::bigint");
 	snprintf(id, sizeof(id), "%lld", e->run_id);
 	if (sql && e->run_id && exec1(e, sql, 1, p, &r, &ignored) == EF_OK && PQntuples(r) == 1) {
 		e->res->run_total = ef_db_ll(r, 0, 0);

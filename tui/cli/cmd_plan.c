@@ -43,7 +43,15 @@ static void print_plain(const struct app *app, const struct ef_plan *p, const ch
 		   p->new_collection && p->chunking_changed ? "about " : "", p->todo, p->batches,
 		   p->batch_size, p->concurrency, p->new_collection ? " (all of them, into the new "
 		   "collection)" : "");
-	if (p->probe_ms >= 0)
+	for (size_t i = 0; i < p->nendpoints; i++)
+		out_printf(stdout, "  endpoint %zu of %zu: %s %s\n", i + 1, p->nendpoints,
+			   p->endpoints[i].url, p->endpoints[i].ok ? "answers" : p->endpoints[i].error);
+	if (p->probe_ms >= 0 && p->nendpoints > 1)
+		out_printf(stdout, "  estimate: %s (a probe of %d chunks took %.0f ms; %zu of %zu "
+				   "endpoints answer, %d requests in flight on each)\n", est,
+			   p->probe_chunks, p->probe_ms, p->endpoints_ok, p->nendpoints,
+			   p->concurrency);
+	else if (p->probe_ms >= 0)
 		out_printf(stdout, "  estimate: %s (a probe of %d chunks took %.0f ms)\n", est,
 			   p->probe_chunks, p->probe_ms);
 	else
