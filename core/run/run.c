@@ -757,7 +757,6 @@ static ef_status finish_batch(struct engine *e, struct ef_embed_result *res, str
 {
 	struct batch *b = res->tag;
 
-	e->inflight--;
 	if (collect_pending(e, err) != EF_OK)
 		return err->status;
 	if (b->lease->lost) {
@@ -854,6 +853,13 @@ static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
 	if (!res) {
 		report(e, false);
 		return EF_OK;
+	}
+	/* the next request goes out before this batch is written: the
+	 * endpoint computes while the database writes */
+	e->inflight--;
+	if (!stopping && !paused && submit_ready(e, err) != EF_OK) {
+		ef_embed_result_free(res);
+		return err->status;
 	}
 	st = finish_batch(e, res, err);
 	ef_embed_result_free(res);

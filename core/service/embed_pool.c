@@ -919,6 +919,20 @@ static void step(struct ef_embed_pool *p, double deadline)
 	collect(p);
 }
 
+/* A request that can start goes on the wire now, not at the next wait:
+ * the caller may spend a while writing what came back before it waits
+ * again, and the endpoint would sit idle meanwhile. */
+static void kick(struct ef_embed_pool *p)
+{
+	int running = 0;
+
+	if (p->fatal.status != EF_OK || !p->waiting)
+		return;
+	start_ready(p);
+	if (p->active)
+		curl_multi_perform(p->multi, &running);
+}
+
 static struct ef_embed_result *pop_done(struct ef_embed_pool *p)
 {
 	struct job *j = p->done;
@@ -1085,6 +1099,7 @@ ef_status ef_embed_pool_submit(ef_embed_pool *p, void *tag, const char *const *t
 	job_append(n ? &p->jobs : &p->done, j);
 	if (r)
 		req_append(&p->waiting, r);
+	kick(p);
 	return EF_OK;
 }
 
