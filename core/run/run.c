@@ -1780,13 +1780,15 @@ static void run_totals(struct engine *e)
 
 	if (!e->run_id)
 		return;
-	sql = runs_sql(e, "SELECT total, written, quarantined FROM {tool}.runs WHERE"
-			  " id = $1::bigint");
+	sql = runs_sql(e, "SELECT total, written, quarantined, coalesce(command, ''),"
+			  " coalesce(note, '') FROM {tool}.runs WHERE id = $1::bigint");
 	snprintf(id, sizeof(id), "%lld", e->run_id);
 	if (sql && e->run_id && exec1(e, sql, 1, p, &r, &ignored) == EF_OK && PQntuples(r) == 1) {
 		e->res->run_total = ef_db_ll(r, 0, 0);
 		e->res->run_written = ef_db_ll(r, 0, 1);
 		e->res->run_quarantined = ef_db_ll(r, 0, 2);
+		snprintf(e->res->run_command, sizeof(e->res->run_command), "%s", PQgetvalue(r, 0, 3));
+		snprintf(e->res->run_note, sizeof(e->res->run_note), "%s", PQgetvalue(r, 0, 4));
 	}
 	PQclear(r);
 	free(sql);

@@ -156,6 +156,8 @@ struct ef_run_result {
 	int nworkers;
 	bool diverged;           /* an endpoint's vectors differed from the reference */
 	bool stop_asked;         /* `embfill stop` stopped it */
+	char run_command[1024];  /* the command that started the run (redacted), and */
+	char run_note[256];      /* its note: what a worker that joined records */
 };
 
 /*

@@ -333,15 +333,28 @@ static void workers_finish_exact(int nworkers)
 	const long long n = 6000;
 	struct sc t;
 	int pid[3];
-	char *before, *after, *log;
+	char *before, *after, *log, *hist = NULL;
 	long long items;
 
 	sc_start(&t, 8, 2, gpu);
 	load_chunks(&t, n, 200);
 	embed_globex(&t);
+	if (nworkers == 2) {
+		struct proc_result r;
+
+		cr_assert_eq(fx_run(&t.f, &r, (const char *[]){ "plan", "-C", "acme", NULL }), 0,
+			     "%s", r.err);
+		HAS(r.out, "endpoint 1 of 2: ");
+		HAS(r.out, "endpoint 2 of 2: ");
+		HAS(r.out, "2 of 2 endpoints answer");
+		proc_result_free(&r);
+	}
+	cr_assert(asprintf(&hist, "HISTORYLOG=%s/h.md\n", t.f.dir) > 0);
+	add_settings(&t.f, hist);
+	free(hist);
 	before = fx_text(&t.f, fingerprint_sql);
 	items = items_of(&t.e[0]) + items_of(&t.e[1]);
-	pid[0] = spawn_worker(&t, 0, "acme", NULL);
+	pid[0] = spawn_worker(&t, 0, "acme", (const char *[]){ "--historylog", NULL });
 	wait_writing(&t, pid[0]);
 	for (int i = 1; i < nworkers; i++)
 		pid[i] = spawn_worker(&t, i, "acme", (const char *[]){ "--join", NULL });
@@ -371,6 +384,16 @@ static void workers_finish_exact(int nworkers)
 	cr_expect_leq(items_of(&t.e[0]) + items_of(&t.e[1]) - items,
 		      n + (long long)EF_EMBED_PROBE_TEXTS * 2 * nworkers);
 	verify_ok(&t, "acme");
+	/* the worker that ended the run wrote the one entry, with the command
+	 * that started it */
+	cr_assert(asprintf(&hist, "%s/h.md", t.f.dir) > 0);
+	log = slurp(hist);
+	HAS(log, "- acme - run ");
+	cr_expect_null(strstr(strstr(log, "- acme - run ") + 1, "- acme - run "), "%s", log);
+	HAS(log, "run -C acme --confirm acme");
+	cr_expect_null(strstr(log, "--join"), "%s", log);
+	free(log);
+	free(hist);
 	free(before);
 	free(after);
 	sc_stop(&t);

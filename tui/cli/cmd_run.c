@@ -293,7 +293,12 @@ static int write_history(struct app *app, const struct run_request *rq,
 	ef_error_clear(&err);
 	history_verify_now(app, request_target(rq), verification, sizeof(verification));
 	x.verification = verification;
-	md = history_run_entry(app, request_target(rq), rq->note, r, st, cmd, &x);
+	/* a worker that joined records the run as its first worker started it */
+	if (r->joined && r->run_command[0])
+		md = history_run_entry(app, request_target(rq), r->run_note[0] ? r->run_note : NULL,
+				       r, st, r->run_command, &x);
+	else
+		md = history_run_entry(app, request_target(rq), rq->note, r, st, cmd, &x);
 	if (!md) {
 		ef_error_oom(&err, "writing the historylog");
 		return out_error(&err);
