@@ -352,14 +352,10 @@ const struct screen screen_run = {
 		"chunks are embedded, several requests in flight, and each batch is written "
 		"with its checkpoint in one transaction. The bars show overall progress (percent, "
 		"done/total, rate, ETA), requests in flight, retries and quarantined chunks; the "
-		"sparkline shows the rate over the last minute. With several endpoints in "
-		"EMBED_URL each is listed (state, requests in flight, rate, errors); while no "
-		"endpoint answers, the run waits for the service (EMBED_RETRY_BUDGET_S) and says "
-		"since when. Other workers that joined the run (`embfill run --join`) are listed "
-		"with the key range each embeds. p pauses (requests on the wire "
-		"finish) and resumes; c cancels after a confirmation; q stops this worker after "
-		"the batches in flight are written and leaves; the run's other workers go on. "
-		"A stopped run is resumable: s here, or a new console offers it.",
+		"sparkline shows the rate over the last minute. p pauses (requests on the wire "
+		"finish) and resumes; c cancels after a confirmation; q stops this worker (not "
+		"the run's others) after the batches in flight are written and leaves. A stopped "
+		"run is resumable: s here, or a new console offers it.",
 	.actions = run_actions,
 	.draw = run_draw,
 	.on_key = run_key,
