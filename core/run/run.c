@@ -416,7 +416,13 @@ static ef_status refill(struct engine *e, struct ef_error *err)
 		ef_status st;
 
 		if (!e->fetching || e->fetching->exhausted || e->fetching->lost) {
-			if (now_s() < e->next_claim)
+			time_t since;
+			double retry;
+
+			/* no new lease while this worker's service is away: the
+			 * others embed them meanwhile */
+			if (now_s() < e->next_claim ||
+			    ef_embed_pool_waiting(e->pool, &since, &retry))
 				return EF_OK;
 			if (claim(e, err) != EF_OK)
 				return err->status;
