@@ -51,7 +51,7 @@ static const struct opt opts[] = {
 	{ "batch-size", 1, O_BATCH_SIZE, 0, "N", CMD_RUN | CMD_PLAN,
 	  "chunks per request (sets BATCH_SIZE)" },
 	{ "concurrency", 1, O_CONCURRENCY, 0, "K", CMD_RUN | CMD_PLAN,
-	  "requests in flight (sets EMBED_CONCURRENCY)" },
+	  "requests in flight on each endpoint (sets EMBED_CONCURRENCY)" },
 	{ "dry-run", 0, O_DRY_RUN, 0, NULL, CMD_RUN | CMD_ADOPT,
 	  "say what would be done, write nothing" },
 	{ "only", 1, O_ONLY, 0, "missing", CMD_RUN | CMD_PLAN,
