@@ -65,7 +65,7 @@ BENCH_BINS := $(BUILD)/bench/parse_bench $(BUILD)/bench/render_bench
 UNIT_SANDBOX_OBJ := $(call obj,sandbox/fmtfloat.c)
 MANPAGES   := $(sort $(wildcard man/*.[1-8]))
 
-.PHONY: all deps check check-run check-layers test-unit test-integration test-e2e test-demo test-docs fuzz-smoke lint-man \
+.PHONY: all deps check check-run check-layers test-unit test-integration test-crash test-e2e test-demo test-docs fuzz-smoke fuzz lint-man \
         bench demo install uninstall clean
 .DEFAULT_GOAL := all
 
@@ -161,6 +161,7 @@ check-run: all $(UNIT_BIN) $(INTEG_BIN) $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory test-integration
+	@$(MAKE) --no-print-directory test-crash
 	@$(MAKE) --no-print-directory test-e2e
 	@$(MAKE) --no-print-directory test-demo
 	@$(MAKE) --no-print-directory test-docs
@@ -173,6 +174,11 @@ test-unit: $(UNIT_BIN) $(BIN)
 test-integration: all $(INTEG_BIN)
 	EMBFILL_BIN=$(abspath $(BIN)) EMBFILL_EMBEDDER=$(abspath $(EMBEDDER)) \
 		sh tests/integration/run.sh $(abspath $(INTEG_BIN))
+
+# One run killed with SIGKILL at 20 points, PostgreSQL and the service
+# restarted once each: the collection ends exact (tests/crash/run.sh).
+test-crash: all
+	sh tests/crash/run.sh $(abspath $(BUILD))
 
 # The console in a real terminal (tmux at 80x24), plus its run under
 # ThreadSanitizer, which needs its own build of the program.
@@ -188,6 +194,11 @@ FUZZ_SECONDS ?= 10
 fuzz-smoke: $(FUZZ_BINS)
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
+# Every target for longer than make check does (FUZZ_LONG_SECONDS each).
+FUZZ_LONG_SECONDS ?= 300
+fuzz: $(FUZZ_BINS)
+	@sh tests/fuzz/run.sh $(FUZZ_LONG_SECONDS) $(FUZZ_BINS)
+
 lint-man:
 	@for m in $(MANPAGES); do \
 		out=$$(mandoc -T lint -W warning $$m 2>&1); \
@@ -197,6 +208,7 @@ lint-man:
 bench: all $(EMBLOAD) $(BENCH_BINS)
 	@sh build-aux/deps.sh
 	@sh tests/bench/run.sh $(abspath $(BUILD))
+	@sh tests/bench/layouts.sh $(abspath $(BUILD))
 
 # The sandbox: a throwaway PostgreSQL, the sandbox embedder and a corpus of
 # this machine's manual pages, then the console.  DEMO_ARGS passes

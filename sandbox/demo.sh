@@ -33,6 +33,8 @@ DIM=512
 # several, which reads like all of them and like any other page.
 CHUNK_SIZE=400
 CHUNK_OVERLAP=50
+BATCH_SIZE=32
+CONCURRENCY=2
 OLD_MODEL=embfill-hash-v0
 SCENARIOS="tenant_acme tenant_globex tenant_initech global_corpus"
 
@@ -62,6 +64,9 @@ trigger of the backfill procedure, then the console on all of it.
 State lives in \$XDG_STATE_HOME/embfill/sandbox (now: $STATE).
 The corpus and the vectors computed stay there after --stop, so that the
 next start embeds only what is new; remove its vectors/ to embed all again.
+So does the historylog: each sandbox adds its entries on top, and numbers
+its runs after the earlier sandboxes' runs.  One checkout at a time uses a
+state directory; give another clone its own with XDG_STATE_HOME=DIR.
 Environment: EMBFILL_DEMO_BACKEND=hash|use-lite, EMBFILL_DEMO_PAGES=N (default 200).
 EOF
 }
@@ -107,6 +112,7 @@ forget() { # role
 # Stops everything in the pids file: the embedders first, the cluster last
 # (fast shutdown, SIGINT), then removes the cluster and its socket.
 stop_all() {
+	remember_runs
 	if [ -f "$pids_file" ]; then
 		while read -r role pid prog; do
 			[ "$role" = postgres ] || stop_pid "$pid" "$prog" TERM
@@ -257,8 +263,8 @@ EMBED_MODEL=$MODEL
 EMBED_DIM=$DIM
 MAX_CHUNK_SIZE=$CHUNK_SIZE
 CHUNK_OVERLAP=$CHUNK_OVERLAP
-BATCH_SIZE=32
-EMBED_CONCURRENCY=2
+BATCH_SIZE=$BATCH_SIZE
+EMBED_CONCURRENCY=$CONCURRENCY
 HISTORYLOG=$STATE/historylog.md
 EOF
 	mv "$env_file.tmp" "$env_file"
@@ -286,23 +292,36 @@ chunk_corpus() {
 		die "chunking the corpus failed" "" 2
 }
 
-# On a terminal, one line that counts the collection's embedded chunks
-# while the run (PID) goes on, and once more when it is over; elsewhere
-# nothing, the log has it all.
-progress_line() { # collection total
+# On a terminal, one line with a bar that counts the collection's embedded
+# chunks while the run (PID) goes on, its rate and the time left, and once
+# more when it is over; at most 79 columns, so that it rewrites itself on an
+# 80-column terminal.  Elsewhere nothing: the log has it all.
+progress_line() { # collection total t0
 	n=$(count "SELECT count(*) FROM document_embeddings
 		WHERE collection = '$1' AND embedding IS NOT NULL" 2>/dev/null) || n="?"
-	printf '\rdemo: seeding %s: %s/%s chunks embedded ' "$1" "$n" "$2"
+	printf '\rdemo: seeding %s %s\033[K' "$1" "$(awk -v n="$n" -v t="$2" -v s="$3" \
+		-v now="$(date +%s)" 'BEGIN {
+		w = 16; f = (t > 0 && n ~ /^[0-9]+$/) ? int(w * n / t) : 0
+		if (f > w) f = w
+		bar = ""; for (i = 0; i < w; i++) bar = bar (i < f ? "#" : ".")
+		out = "[" bar "] " n "/" t
+		el = now - s
+		if (n ~ /^[0-9]+$/ && n > 0 && el > 0) {
+			r = n / el; out = out sprintf(", %d/s", r + 0.5)
+			if (t > n) out = out sprintf(", %ds left", (t - n) / r + 0.5)
+		}
+		printf "%s", out }')"
 }
 
 progress() { # collection pid
 	[ -t 1 ] || return 0
 	total=$(count "SELECT count(*) FROM document_chunks WHERE collection = '$1'")
+	t0=$(date +%s)
 	while kill -0 "$2" 2>/dev/null; do
-		progress_line "$1" "$total"
+		progress_line "$1" "$total" "$t0"
 		sleep 1
 	done
-	progress_line "$1" "$total"
+	progress_line "$1" "$total" "$t0"
 	printf '\n'
 }
 
@@ -316,6 +335,52 @@ backfill() { # collection [flags...]
 }
 
 count() { sql -c "$1"; }
+
+# --- the historylog, across sandboxes ------------------------------------
+
+# The historylog outlives its sandbox: a new sandbox's entries go on top of
+# the earlier ones, and its runs are numbered after every run an earlier
+# sandbox made (recorded at its end in runs.last) or that has an entry, so
+# that no run number in the historylog names two runs.
+last_run() {
+	{
+		cat "$STATE/runs.last" 2>/dev/null || :
+		[ ! -f "$STATE/historylog.md" ] ||
+			sed -n 's/^## .* - run \([0-9][0-9]*\)$/\1/p' "$STATE/historylog.md"
+		echo 0
+	} | sort -n | tail -n 1
+}
+
+continue_runs() {
+	last=$(last_run)
+	entries=0
+	[ ! -f "$STATE/historylog.md" ] || entries=$(grep -c '^## ' "$STATE/historylog.md" || :)
+	if [ "$last" -gt 0 ]; then
+		sql -c "SELECT setval(pg_get_serial_sequence('embfill.runs', 'id'), $last)" >/dev/null
+	fi
+	if [ "$entries" -eq 1 ]; then
+		kept="keeps the entry of an earlier sandbox"
+	elif [ "$entries" -gt 1 ]; then
+		kept="keeps the $entries entries of earlier sandboxes"
+	else
+		kept="is empty so far"
+	fi
+	if [ "$last" -gt 0 ]; then
+		say "historylog: $STATE/historylog.md $kept; runs here are numbered from $((last + 1)), after theirs"
+	else
+		say "historylog: $STATE/historylog.md $kept"
+	fi
+}
+
+# Before the cluster stops: the highest run number it gave, for the next
+# sandbox to go on from.
+remember_runs() {
+	[ -f "$env_file" ] || return 0
+	dsn=$(sed -n 's/^DATABASE_URL="\(.*\)"$/\1/p' "$env_file")
+	n=$(psql -q -X -At "$dsn" -c "SELECT coalesce(max(id), 0) FROM embfill.runs" 2>/dev/null) ||
+		return 0
+	[ "${n:-0}" -le "$(last_run)" ] || echo "$n" >"$STATE/runs.last"
+}
 
 # --- the planted situations -----------------------------------------------
 
@@ -402,6 +467,7 @@ The sandbox is running (kept).  Backend: $WHY.
 Or export the settings instead of --config:
   export DATABASE_URL="$DSN"
   export EMBED_PROVIDER=ollama EMBED_URL=$EMBED_URL EMBED_MODEL=$MODEL EMBED_DIM=$DIM
+  export MAX_CHUNK_SIZE=$CHUNK_SIZE CHUNK_OVERLAP=$CHUNK_OVERLAP BATCH_SIZE=$BATCH_SIZE EMBED_CONCURRENCY=$CONCURRENCY
   export HISTORYLOG=$STATE/historylog.md
 
 Stop it (every process, the cluster and its socket):
@@ -409,8 +475,10 @@ Stop it (every process, the cluster and its socket):
 EOF
 }
 
-# The console, on one collection when the console takes -C.
-console() {
+# The console, on one collection when the console takes -C.  stops: the
+# sandbox stops when the console ends (it says so before it lets go).
+console() { # stops
+	stops=$1
 	set -- --config "$env_file" tui
 	if [ -n "$SCENARIO" ]; then
 		if "$EMBFILL_BIN" tui --help 2>/dev/null | grep -q -- '--collection'; then
@@ -422,7 +490,11 @@ console() {
 	# Ctrl-C belongs to the console (it asks to cancel); the shell waits.
 	trap ':' INT
 	rc=0
-	"$EMBFILL_BIN" "$@" || rc=$?
+	if [ "$stops" -eq 1 ]; then
+		EMBFILL_SANDBOX=1 "$EMBFILL_BIN" "$@" || rc=$?
+	else
+		"$EMBFILL_BIN" "$@" || rc=$?
+	fi
 	trap 'exit 130' INT
 	return "$rc"
 }
@@ -473,22 +545,32 @@ if [ "$KEEP" -eq 0 ] && { [ ! -t 0 ] || [ ! -t 1 ]; }; then
 fi
 
 # One start at a time; the lock goes with this shell (the servers get 9>&-).
+# The checkout that holds the sandbox is named, so that a second clone of
+# the tree, run by the same user, is told whose sandbox it met.
 exec 9>"$STATE/lock"
-flock -n 9 || die "another \`embfill demo\` is running under $STATE" \
-	"end it first (its console, or Ctrl-C while it starts)" 6
+if ! flock -n 9; then
+	other=$(cat "$STATE/checkout" 2>/dev/null) || other=""
+	die "another \`embfill demo\` is running under $STATE${other:+, from $other}" \
+		"end it first (its console, or Ctrl-C while it starts); or give this checkout a sandbox of its own: XDG_STATE_HOME=DIR embfill demo" 6
+fi
 
 if running; then
-	# a kept sandbox: reuse it as it is (the trainee's work included)
+	# a kept sandbox: reuse it as it is (the trainee's work included), when
+	# this checkout started it
 	# shellcheck source=/dev/null
 	. "$STATE/kept"
 	exec 9>&-
+	if [ "${TOP:-$top}" != "$top" ]; then
+		die "the sandbox under $STATE is kept running from another checkout, $TOP" \
+			"stop it there (\`$TOP/build/embfill demo --stop\`), or give this checkout a sandbox of its own: XDG_STATE_HOME=DIR embfill demo" 6
+	fi
 	say "a kept sandbox is running under $STATE; using it ($WHY)"
 	[ -z "$SCENARIO" ] || briefing "$SCENARIO"
 	if [ "$KEEP" -eq 1 ]; then
 		print_keep
 		exit 0
 	fi
-	console
+	console 0
 	exit $?
 fi
 
@@ -500,7 +582,7 @@ cleanup() {
 		exit "$rc"
 	fi
 	stop_all
-	[ "$started" -eq 0 ] || say "stopped the sandbox (PostgreSQL, embedder); the corpus stays cached"
+	[ "$started" -eq 0 ] || say "stopped the sandbox (PostgreSQL, embedder); the corpus, its vectors and the historylog stay"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -510,8 +592,8 @@ trap 'exit 129' HUP
 
 t0=$(date +%s)
 stop_all # leftovers of a sandbox whose demo was killed
+echo "$top" >"$STATE/checkout"
 : >"$log"
-[ ! -f "$STATE/historylog.md" ] || mv "$STATE/historylog.md" "$STATE/historylog.prev.md"
 pick_backend
 say "state under $STATE"
 say "embedder: $WHY"
@@ -536,6 +618,7 @@ EMBED_URL=$(embedder_url embedder "$STATE/embedder.port" 180)
 say "embedder listening on $EMBED_URL"
 write_settings
 ef schema init --dim "$DIM" >>"$log" 2>&1 || die "schema init failed; the log: $log" "" 3
+continue_runs
 load initial
 say "corpus: $(cat "$STATE/load/summary")"
 [ -z "$SCENARIO" ] || briefing "$SCENARIO"
@@ -549,10 +632,11 @@ WHY='$WHY'
 MODEL=$MODEL
 EMBED_URL=$EMBED_URL
 DSN='$DSN'
+TOP='$top'
 EOF
 	print_keep
 	exit 0
 fi
 # the lock stays held while the console runs: a second demo now would
 # otherwise take this one's cluster for leftovers
-console
+console 1

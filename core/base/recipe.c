@@ -59,7 +59,8 @@ const struct ef_known_model *ef_recipe_known(const char *model)
 		return &known[2];
 	if (strncmp(b, "mxbai-embed-large", 17) == 0)
 		return &known[3];
-	if (strncmp(b, "snowflake-arctic-embed", 22) == 0 && strstr(b, "v2") == NULL)
+	/* arctic-embed 2.0 ("snowflake-arctic-embed2", "-l-v2.0") asks "query: " */
+	if (strncmp(b, "snowflake-arctic-embed", 22) == 0 && b[22] != '2' && strstr(b, "v2") == NULL)
 		return &known[4];
 	return NULL;
 }

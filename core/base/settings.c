@@ -29,6 +29,7 @@ enum ktype {
 	T_URL,      /* http or https URL */
 	T_TEXT,     /* non-empty free text */
 	T_INT,      /* whole number within [min, max] */
+	T_FRACTION, /* decimal number from 0 to 1 */
 	T_SECRET,   /* environment only, may be empty */
 	T_FILE,     /* readable file, may be empty */
 	T_PATH,     /* non-empty path, need not exist yet */
@@ -163,6 +164,9 @@ static struct keydef keys[EF_K__COUNT] = {
 	KD(CITATION_SOURCE, T_CITE, 0, 0, NULL,
 	   "citations' source: a chunk table column, or \"column->key\" of a json/jsonb "
 	   "column (empty: DOCUMENTS_SOURCE_COLUMN)"),
+	KD(SPOTCHECK_MIN_COVERAGE, T_FRACTION, 0, 1, NULL,
+	   "share of chunks (0 to 1) that must have a vector of EMBED_MODEL for a spot-check "
+	   "to speak for the whole collection; below it the result is partial (exit 1)"),
 };
 
 static const char *const defaults[EF_K__COUNT] = {
@@ -660,6 +664,28 @@ static ef_status check_int(const ef_settings *s, int k, int *out, struct ef_erro
 	return EF_OK;
 }
 
+/* A share from 0 to 1, written with a point ("0.95", "1", ".5"); strtod
+ * runs in the C numeric locale (only LC_CTYPE is ever set). */
+static ef_status check_fraction(const ef_settings *s, int k, double *out, struct ef_error *err)
+{
+	const char *v = s->slots[k].value;
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (!*v || *end || errno == ERANGE || strspn(v, "0123456789.") != strlen(v)) {
+		bad_value(s, k, "is not a decimal number", err);
+		return ef_error_hint(err, "%s takes a share from 0 to 1, e.g. 0.95", keys[k].name);
+	}
+	if (!(d >= 0 && d <= 1)) {
+		bad_value(s, k, "is out of range", err);
+		return ef_error_hint(err, "%s takes a share from 0 to 1, e.g. 0.95", keys[k].name);
+	}
+	*out = d;
+	return EF_OK;
+}
+
 static ef_status check_enum(const ef_settings *s, int k, struct ef_error *err)
 {
 	const char *v = s->slots[k].value, *c = keys[k].choices;
@@ -901,11 +927,14 @@ static ef_status check_share(const ef_settings *s, int k, struct ef_error *err)
 	return EF_OK;
 }
 
-static ef_status check_key(const ef_settings *s, int k, int *ival, struct ef_error *err)
+static ef_status check_key(const ef_settings *s, int k, int *ival, double *dval,
+			   struct ef_error *err)
 {
 	switch (keys[k].type) {
 	case T_INT:
 		return check_int(s, k, ival, err);
+	case T_FRACTION:
+		return check_fraction(s, k, dval, err);
 	case T_ENUM:
 		return check_enum(s, k, err);
 	case T_URL:
@@ -1062,7 +1091,10 @@ static ef_status check_recipe(ef_settings *s, struct ef_error *err)
 	bool tei = strcmp(c->provider, "tei") == 0, openai = strcmp(c->provider, "openai") == 0;
 
 	if (c->dimensions && c->dimensions != c->embed_dim) {
-		bad_value(s, EF_K_EMBED_DIMENSIONS, "differs from EMBED_DIM", err);
+		char why[64];
+
+		snprintf(why, sizeof(why), "differs from EMBED_DIM=%d", c->embed_dim);
+		bad_value(s, EF_K_EMBED_DIMENSIONS, why, err);
 		return ef_error_hint(err, "the vectors asked for are the vectors stored: set "
 					  "EMBED_DIM=%d too, or leave EMBED_DIMENSIONS empty",
 				     c->dimensions);
@@ -1101,13 +1133,14 @@ static ef_status check_cross(ef_settings *s, struct ef_error *err)
 ef_status ef_settings_finish(ef_settings *s, struct ef_error *err)
 {
 	int ival[EF_K__COUNT] = { 0 };
+	double dval[EF_K__COUNT] = { 0 };
 	struct ef_config *c = &s->cfg;
 
 	s->finished = false;
 	if (derive_prefixes(s) != EF_OK)
 		return ef_error_oom(err, "reading the settings");
 	for (int k = 0; k < EF_K__COUNT; k++)
-		if (check_key(s, k, &ival[k], err) != EF_OK)
+		if (check_key(s, k, &ival[k], &dval[k], err) != EF_OK)
 			return err->status;
 	c->dsn = s->slots[EF_K_DATABASE_URL].value;
 	c->provider = s->slots[EF_K_EMBED_PROVIDER].value;
@@ -1129,6 +1162,7 @@ ef_status ef_settings_finish(ef_settings *s, struct ef_error *err)
 	c->historylog = s->slots[EF_K_HISTORYLOG].value;
 	c->lease_chunks = ival[EF_K_LEASE_CHUNKS];
 	c->lease_timeout_s = ival[EF_K_LEASE_TIMEOUT_S];
+	c->spotcheck_min_coverage = dval[EF_K_SPOTCHECK_MIN_COVERAGE];
 	c->doc_prefix = s->slots[EF_K_EMBED_DOCUMENT_PREFIX].value;
 	c->query_prefix = s->slots[EF_K_EMBED_QUERY_PREFIX].value;
 	c->dimensions = ival[EF_K_EMBED_DIMENSIONS];

@@ -177,7 +177,12 @@ static bool record_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 	bool ok;
 
 	ok = ef_sqlvars_frag(v, "fmodel", m->emb_model ? "{e}.{model}::text" : "b.model") &&
-	     ef_sqlvars_frag(v, "chash", "encode(sha256(convert_to(c.{content}, 'UTF8')), 'hex')") &&
+	     /* the text's bytes: as UTF-8, or in a SQL_ASCII database as they are
+	      * (the same bytes for a valid text, and no error for another) */
+	     ef_sqlvars_frag(v, "chashb", sc->sql_ascii
+			     ? "sha256(convert_to(c.{content}, 'SQL_ASCII'))"
+			     : "sha256(convert_to(c.{content}, 'UTF8'))") &&
+	     ef_sqlvars_frag(v, "chash", "encode({chashb}, 'hex')") &&
 	     ef_sqlvars_frag(v, "fhash", !m->emb_hash ? "encode(b.content_sha256, 'hex')"
 				 : sc->hash_is_text ? "lower({e}.{hash}::text)"
 						    : "encode({e}.{hash}, 'hex')") &&
@@ -200,9 +205,9 @@ static bool record_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 	return ok && ef_sqlvars_frag(v, "stale_dim", buf) &&
 	       ef_sqlvars_frag(v, "stale_content",
 			       !m->emb_hash ? "b.content_sha256 IS DISTINCT FROM"
-					      " sha256(convert_to(c.{content}, 'UTF8'))"
+					      " {chashb}"
 			       : sc->hash_is_text ? "lower({e}.{hash}::text) IS DISTINCT FROM {chash}"
-			       : "{e}.{hash} IS DISTINCT FROM sha256(convert_to(c.{content}, 'UTF8'))") &&
+			       : "{e}.{hash} IS DISTINCT FROM {chashb}") &&
 	       ef_sqlvars_frag(v, "unrecorded", "{fmodel} IS NULL") &&
 	       recipe_frags(v, sc, p);
 }
@@ -218,7 +223,9 @@ bool ef_collsql_vars(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m
 		return false;
 	if (m->coll_mode == EF_COLL_TABLE && !(lit = ef_db_quote_literal(db, m->coll_name, err)))
 		return false;
-	snprintf(q, sizeof(q), one ? "WHERE collection = $%d" : "", p->collection);
+	q[0] = '\0';
+	if (one)
+		snprintf(q, sizeof(q), "WHERE collection = $%d", p->collection);
 	ok = key_frags(v, m) && coll_frags(v, m, lit, p->collection, one) &&
 	     layout_frags(v, m, sc) && record_frags(v, m, sc, p) && ef_sqlvars_raw(v, "qwhere", q);
 	free(lit);

@@ -39,7 +39,7 @@
  *   {bval}     the bookkeeping's collection value for the collection parameter
  *   {fmodel}   the vector's model, wherever it is recorded
  *   {fhash}    the recorded content hash as lower-case hex text
- *   {chash}    the hash of the chunk's current text, hex
+ *   {chash}    the hash of the chunk's current text, hex; {chashb} the same as bytea
  *   {fat}      when the vector was made (timestamptz, may be NULL)
  *   {vdims}    the vector's dimension
  *   {stale_model} {stale_dim} {stale_content} {stale_recipe}   conditions on a row

@@ -62,6 +62,17 @@ static const char fk_sql[] =
 	" WHERE f.conrelid = $1::oid AND f.contype = 'f' AND cardinality(f.conkey) = 1"
 	" AND a.attname = $2 LIMIT 1";
 
+/* The table a foreign key leading with col points at, whatever its width:
+ * the default layout ties its tables by (key, collection) pairs. */
+static const char fk_first_sql[] =
+	"SELECT CASE WHEN n.nspname = current_schema() THEN r.relname"
+	"  ELSE n.nspname || '.' || r.relname END, r.oid"
+	" FROM pg_constraint f JOIN pg_class r ON r.oid = f.confrelid"
+	" JOIN pg_namespace n ON n.oid = r.relnamespace"
+	" JOIN pg_attribute a ON a.attrelid = f.conrelid AND a.attnum = f.conkey[1]"
+	" WHERE f.conrelid = $1::oid AND f.contype = 'f' AND a.attname = $2"
+	" ORDER BY f.oid LIMIT 1";
+
 struct cols {
 	char **name, **type;
 	int n;
@@ -263,12 +274,50 @@ static ef_status pgai(ef_db *db, struct ef_detect_candidate *d, const char *oid,
 	return EF_OK;
 }
 
-static void default_layout(struct ef_detect_candidate *d)
+/* The table that col of the table oid refers to, into name (and its oid);
+ * without a foreign key, the default name beside the table itself. */
+static ef_status referenced(ef_db *db, const char *oid, const char *col, const char *table,
+			    const char *dflt, char *name, size_t len, char *ref_oid,
+			    struct ef_error *err)
 {
+	const char *p[2] = { oid, col };
+	const char *dot = strrchr(table, '.');
+	PGresult *r = ef_db_query(db, fk_first_sql, 2, p, PGRES_TUPLES_OK, err);
+
+	if (!r)
+		return err->status;
+	if (PQntuples(r) == 1) {
+		snprintf(name, len, "%s", PQgetvalue(r, 0, 0));
+		snprintf(ref_oid, 16, "%s", PQgetvalue(r, 0, 1));
+	} else {
+		snprintf(name, len, "%.*s%s", dot ? (int)(dot - table + 1) : 0, table, dflt);
+		snprintf(ref_oid, 16, "0");
+	}
+	PQclear(r);
+	return EF_OK;
+}
+
+/* The chunk and document tables are found through the foreign keys, so
+ * that a layout in a schema off the search path is mapped whole. */
+static ef_status default_layout(ef_db *db, struct ef_detect_candidate *d, const char *oid,
+				struct ef_error *err)
+{
+	char chunks[256], docs[256], chunks_oid[16], docs_oid[16];
+
+	if (referenced(db, oid, "chunk_id", d->table, "document_chunks", chunks, sizeof(chunks),
+		       chunks_oid, err) != EF_OK ||
+	    referenced(db, chunks_oid, "document_id", chunks, "documents", docs, sizeof(docs),
+		       docs_oid, err) != EF_OK)
+		return err->status;
 	d->kind = EF_DETECT_DEFAULT;
-	set(d, "EMBEDDINGS_TABLE", d->table, "embfill's default layout: every other key keeps "
-	    "its default");
+	set(d, "EMBEDDINGS_TABLE", d->table, "embfill's default layout: the keys not listed keep "
+	    "their defaults");
+	set(d, "CHUNKS_TABLE", chunks, "%s", strcmp(chunks_oid, "0") ? "what chunk_id refers to"
+		: "beside the embedding table");
+	set(d, "DOCUMENTS_TABLE", docs, "%s", strcmp(docs_oid, "0") ? "what the chunks' "
+		"document_id refers to" : "beside the chunk table");
 	vector_key(d);
+	return EF_OK;
 }
 
 /* A vector column in a table of no known shape: the table is taken for one
@@ -333,7 +382,7 @@ static ef_status classify(ef_db *db, struct ef_detect_candidate *d, const PGresu
 	else if (has_all(&c, pa))
 		st = pgai(db, d, oid, &c, err);
 	else if (has_all(&c, df))
-		default_layout(d);
+		st = default_layout(db, d, oid, err);
 	else
 		st = other(db, d, oid, rel, &c, err);
 	cols_free(&c);

@@ -879,6 +879,20 @@ static ef_status check_tool_schema(ef_db *db, const struct ef_mapping *m, struct
 	return EF_OK;
 }
 
+/* A SQL_ASCII database stores whatever bytes it is given: a chunk's text
+ * may not be UTF-8, and converting it to UTF-8 would fail the statement. */
+static ef_status server_encoding(ef_db *db, struct ef_schema *sc, struct ef_error *err)
+{
+	PGresult *r = ef_db_query(db, "SELECT current_setting('server_encoding')", 0, NULL,
+				  PGRES_TUPLES_OK, err);
+
+	if (!r)
+		return err->status;
+	sc->sql_ascii = strcmp(PQgetvalue(r, 0, 0), "SQL_ASCII") == 0;
+	PQclear(r);
+	return EF_OK;
+}
+
 ef_status ef_schema_discover(ef_db *db, const struct ef_mapping *m, struct ef_schema *sc,
 			     struct ef_checklist *list, struct ef_error *err)
 {
@@ -888,7 +902,8 @@ ef_status ef_schema_discover(ef_db *db, const struct ef_mapping *m, struct ef_sc
 	ef_status st;
 
 	memset(sc, 0, sizeof(*sc));
-	if (ef_relinfo_load(db, m->chunks, &ch, err) != EF_OK)
+	if (server_encoding(db, sc, err) != EF_OK ||
+	    ef_relinfo_load(db, m->chunks, &ch, err) != EF_OK)
 		return err->status;
 	st = check_chunks(db, m, &ch, sc, l, err);
 	if (st == EF_OK)

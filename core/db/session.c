@@ -24,9 +24,28 @@ ef_status ef_session_rediscover(ef_session *s, struct ef_error *err)
 	return ef_schema_discover(s->db, &s->cfg->map, &s->sc, &s->findings, err);
 }
 
-/* Text travels as UTF-8 whatever the server's or the client's locale: the
+/*
+ * Text travels as UTF-8 whatever the server's or the client's locale: the
  * service gets UTF-8 JSON, and chunk contents are hashed as UTF-8 bytes in
- * the database and here alike. */
+ * the database and here alike.  A SQL_ASCII database holds bytes, which the
+ * server would check as UTF-8 on their way out, failing the whole query
+ * for one bad chunk: there the client takes the bytes as they are, and the
+ * run quarantines a text that is not UTF-8 itself.
+ */
+static ef_status client_encoding(ef_db *db, struct ef_error *err)
+{
+	PGresult *r = ef_db_query(db, "SELECT current_setting('server_encoding') = 'SQL_ASCII'",
+				  0, NULL, PGRES_TUPLES_OK, err);
+	bool bytes;
+
+	if (!r)
+		return err->status;
+	bytes = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return ef_db_exec(db, bytes ? "SET client_encoding = 'SQL_ASCII'"
+				    : "SET client_encoding = 'UTF8'", err);
+}
+
 ef_status ef_session_open(const struct ef_config *cfg, ef_session **out, struct ef_error *err)
 {
 	ef_session *s = calloc(1, sizeof(*s));
@@ -36,7 +55,7 @@ ef_status ef_session_open(const struct ef_config *cfg, ef_session **out, struct 
 		return ef_error_oom(err, "opening a database session");
 	s->cfg = cfg;
 	if (ef_db_connect(cfg->dsn, &s->db, err) != EF_OK ||
-	    ef_db_exec(s->db, "SET client_encoding = 'UTF8'", err) != EF_OK ||
+	    client_encoding(s->db, err) != EF_OK ||
 	    ef_session_rediscover(s, err) != EF_OK) {
 		ef_session_close(s);
 		return err->status;
@@ -120,6 +139,13 @@ ef_status ef_session_require(ef_session *s, unsigned need, struct ef_error *err)
 
 	if ((need & EF_NEED_TABLES) && !ef_schema_usable(&s->sc))
 		return tables_missing(s, err);
+	if ((need & EF_NEED_WRITE) && ef_schema_usable(&s->sc) && !s->sc.key_unique) {
+		ef_error_set(err, EF_ERR_DB, "no primary key or unique index guarantees the chunk "
+			     "key of %s: one vector would be written into every row that shares a "
+			     "key; nothing was written", s->cfg->map.chunks);
+		return ef_error_hint(err, "`embfill schema check` names the unique keys the table "
+					  "has and the index that would make this one unique");
+	}
 	/* Without model and hash columns, what a vector was made from lives in
 	 * embfill's bookkeeping table: counting needs it as much as writing. */
 	if ((need & EF_NEED_TABLES) && s->sc.bookkeeping_required)

@@ -208,12 +208,39 @@ char *ef_spot_cut(const char *s, size_t max)
 }
 
 /*
- * The first sentence of a chunk, for a sampled query: up to the first
- * . ! or ? followed by a blank, once at least 24 bytes are in (so that
- * "Fig. 3" or "Hi." does not become the whole query), then cut.
+ * Where a sampled query starts.  A chunk cut from the middle of a
+ * document starts where the previous chunk's overlap began, often in the
+ * middle of a word ("rint tally only. Print the ..."); a start in lower
+ * case is taken for such a cut.  The query then begins at the next
+ * sentence when one begins in the first QUERY_SKIP_MAX bytes and leaves
+ * some text, else at the next word.
  */
-static char *first_sentence(const char *text)
+#define QUERY_SKIP_MAX 160
+
+static const char *query_start(const char *text)
 {
+	const char *word;
+
+	if (!(*text >= 'a' && *text <= 'z'))
+		return text;
+	for (const char *p = text; *p && p - text < QUERY_SKIP_MAX; p++)
+		if (strchr(".!?", *p) && p[1] == ' ' && strlen(p + 2) >= 24)
+			return p + 2;
+	if (!(word = strchr(text, ' ')))
+		return text;
+	word += strspn(word, " ,;:)]}");
+	return *word ? word : text;
+}
+
+/*
+ * The first sentence of a chunk, for a sampled query: from a word's start
+ * (query_start) up to the first . ! or ? followed by a blank, once at
+ * least 24 bytes are in (so that "Fig. 3" or "Hi." does not become the
+ * whole query), then cut.
+ */
+static char *first_sentence(const char *chunk)
+{
+	const char *text = query_start(chunk);
 	size_t n = strlen(text);
 	char *one, *out;
 
@@ -434,6 +461,10 @@ static void judge(struct ef_spot_report *out)
 		out->hit_rate = (double)out->hits / (double)out->nqueries;
 		out->ok &= out->hits * 100 >= (size_t)EF_SPOT_HIT_PCT_MIN * out->nqueries;
 	}
+	out->coverage = out->chunks ? (double)out->comparable / (double)out->chunks : 0;
+	out->partial = out->coverage < out->min_coverage;
+	out->retrieval_ok = out->ok;
+	out->ok &= !out->partial;
 }
 
 /* Embeds the queries and retrieves their citations. */
@@ -502,6 +533,7 @@ ef_status ef_spotcheck(ef_session *s, const struct ef_embed_config *ec,
 	    ef_coll_view(s, req->collection, &view, err) != EF_OK)
 		return err->status;
 	out->k = req->k;
+	out->min_coverage = view.cfg->spotcheck_min_coverage;
 	out->collection = strdup(req->collection);
 	st = out->collection ? spotcheck(s, &view, ec, req, out, err)
 			     : ef_error_oom(err, NULL);

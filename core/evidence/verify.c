@@ -35,7 +35,7 @@
 enum kind_id {
 	K_MISSING_ROW, K_NULL_VECTOR, K_STALE_CONTENT, K_STALE_MODEL, K_UNRECORDED, K_STALE_DIM,
 	K_Q_OUTDATED, K_QUARANTINED, K_MIXED, K_ORPHANS, K_CROSS, K_INBOUND, K_RECORD_ORPHANS,
-	K_STALE_RECIPE, NKINDS
+	K_STALE_RECIPE, K_ZERO, NKINDS
 };
 
 /* Hints name the collection as {c}, a shell word the operator can paste. */
@@ -80,6 +80,10 @@ static const struct kind {
 			     "dimensions, truncation)", "recipe", "`embfill plan -C {c}` shows how "
 			     "to re-embed them with the settings' recipe (a new collection, then a "
 			     "swap)" },
+	[K_ZERO] = { "zero_vector", "vectors whose every component is zero", NULL,
+		     "clear them (the vector column set to NULL for these chunks), then `embfill "
+		     "run -C {c} --confirm {c}` embeds them again; embfill refuses such vectors "
+		     "from a service" },
 };
 
 static const char verify_sql[] =
@@ -92,11 +96,12 @@ static const char verify_sql[] =
 	"  {e}.{vec} IS NOT NULL AND NOT ({unrecorded}) AND ({stale_content}) AS s_content,"
 	"  {e}.{vec} IS NOT NULL AND NOT ({unrecorded}) AND ({stale_recipe}) AS s_recipe,"
 	"  {e}.{vec} IS NOT NULL AND ({recipe_unknown}) AS r_unknown, {recipe_note} AS recipe,"
+	"  {e}.{vec} IS NOT NULL AND ({zero}) AS zero,"
 	"  {fmodel} AS model, {vdims}::int AS dim, date_trunc('second', {fat})::text AS at,"
 	"  q.collection IS NOT NULL AS quar,"
 	"  left(" EF_SQL_ONELINE("q.reason::text") ", 200) AS reason,"
 	"  q.content_sha256 IS NULL"
-	"   OR q.content_sha256 = sha256(convert_to(c.{content}, 'UTF8')) AS q_same"
+	"   OR q.content_sha256 = {chashb} AS q_same"
 	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {qjoin} {cwhere}),"
 	"g AS (SELECT f.*, vec_null OR s_model OR unrec OR s_dim OR s_content OR s_recipe"
 	"  AS unfresh FROM f),"
@@ -113,6 +118,7 @@ static const char verify_sql[] =
 	"  ('unrecorded', h.unrec AND NOT h.expl, NULL),"
 	"  ('stale_dim', h.s_dim AND NOT h.expl, h.dim::text),"
 	"  ('stale_recipe', h.s_recipe AND NOT h.expl, h.recipe),"
+	"  ('zero_vector', h.zero, NULL),"
 	"  ('quarantine_outdated', h.quar AND NOT h.q_same AND h.unfresh, h.reason),"
 	"  ('quarantined', h.expl, h.reason),"
 	"  ('mixed_models', NOT h.vec_null AND NOT h.unrec"
@@ -222,6 +228,11 @@ static char *build_sql(ef_db *db, const struct ef_config *cfg, const struct ef_s
 	     sort_frags(&v, m, sc) &&
 	     ef_sqlvars_frag(&v, "no_row", separate ? "e.{ek1} IS NULL" : "false") &&
 	     ef_sqlvars_frag(&v, "qjoin", sc->tool_schema ? q_tool : q_none) &&
+	     /* a vector of zeros has no direction: no cosine is defined for it */
+	     ef_sqlvars_frag(&v, "zero", sc->vec_type == EF_VEC_PGVECTOR
+			     ? "vector_norm({e}.{vec}) = 0"
+			     : sc->vec_type == EF_VEC_HALFVEC ? "l2_norm({e}.{vec}) = 0"
+			     : "NOT EXISTS (SELECT 1 FROM unnest({e}.{vec}) z WHERE z <> 0)") &&
 	     ef_sqlvars_frag(&v, "recipe_note", sc->tool_schema && sc->tool_version >= 4
 			     ? "coalesce((SELECT rr.description || ' (' || rr.id || ')' FROM"
 			       " {tool}.recipes rr WHERE rr.id = {frecipe}), {frecipe})"
@@ -379,6 +390,10 @@ static void reason_text(struct ef_strbuf *b, int k, const struct ef_verify_repor
 		ef_strbuf_add(b, "a vector is stored, but which model made it is not on record "
 				 "(a table embfill did not fill, or a model column left empty)");
 		break;
+	case K_ZERO:
+		ef_strbuf_add(b, "a stored vector of zeros: search cannot rank it (its cosine with "
+				 "any query is undefined), so its chunk is never found");
+		break;
 	case K_STALE_RECIPE:
 		ef_strbuf_addf(b, "made by \"%s\" with another recipe than the settings' (%s): "
 			       "a prefix, requested dimensions or truncation changes every vector",
@@ -396,8 +411,8 @@ static void reason_text(struct ef_strbuf *b, int k, const struct ef_verify_repor
 				 "the rejection may no longer apply");
 		break;
 	case K_QUARANTINED:
-		ef_strbuf_add(b, "rejected by the embedding service, quarantined and unchanged "
-				 "since: ");
+		ef_strbuf_add(b, "quarantined (rejected by the embedding service, or a text that "
+				 "cannot be sent) and unchanged since: ");
 		add_reasons(b, r);
 		break;
 	case K_MIXED:

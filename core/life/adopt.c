@@ -63,7 +63,7 @@ static const char cand_frag[] =
 
 static const char pick_tpl[] =
 	"CREATE TEMP TABLE embfill_adopt ON COMMIT DROP AS"
-	" SELECT {ckeyt} AS kt, {pickcols}, sha256(convert_to(c.{content}, 'UTF8')) AS h"
+	" SELECT {ckeyt} AS kt, {pickcols}, {chashb} AS h"
 	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere} AND {cand}";
 
 static const char book_tpl[] =
@@ -156,6 +156,24 @@ static ef_status counts(struct ef_life *l, const char *const *p, struct ef_adopt
 	return EF_OK;
 }
 
+/* The recorded recipe in embfill's registry of recipes, as a run registers
+ * its own, so that a report can later say what these vectors' recipe was. */
+static ef_status register_recipe(struct ef_life *l, struct ef_error *err)
+{
+	const struct ef_config *c = l->cfg;
+	struct ef_recipe r = { c->doc_prefix, c->dimensions, c->truncate, c->normalize };
+	char *text = ef_recipe_text(&r), *desc = ef_recipe_describe(&r);
+	const char *p[3] = { c->recipe_id, desc, text };
+	ef_status st = text && desc
+		? ef_life_x(l, "INSERT INTO {tool}.recipes (id, description, canonical)"
+			       " VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING", 3, p, NULL, err)
+		: oom(err);
+
+	free(text);
+	free(desc);
+	return st;
+}
+
 static ef_status usage(struct ef_error *err, const char *what, const char *hint)
 {
 	ef_error_set(err, EF_ERR_USAGE, "%s", what);
@@ -221,10 +239,11 @@ ef_status ef_coll_adopt(ef_session *s, const struct ef_adopt_opts *o, struct ef_
 		goto out;
 	if (own && (st = ef_life_x(&l, own_tpl, 0, NULL, NULL, err)) != EF_OK)
 		goto out;
-	if ((st = ef_life_commit(&l, err)) != EF_OK)
+	if ((st = register_recipe(&l, err)) != EF_OK)
+		goto out;
+	if ((st = ef_life_commit(&l, true, err)) != EF_OK)
 		goto out;
 	res->written = true;
-	ef_life_analyze(&l);
 out:
 	ef_life_close(&l);
 	return st;

@@ -652,9 +652,7 @@ ef_status ef_coll_copy(ef_session *s, const char *from, const char *into,
 	if (st == EF_OK)
 		st = record_copy(&l, from, into, res, err);
 	if (st == EF_OK)
-		st = ef_life_commit(&l, err);
-	if (st == EF_OK)
-		ef_life_analyze(&l);
+		st = ef_life_commit(&l, true, err);
 	res->elapsed_s = ef_life_now() - t0;
 	free(from_val);
 	free(into_val);

@@ -306,9 +306,7 @@ ef_status ef_coll_swap(ef_session *s, const struct ef_swap_opts *o, struct ef_sw
 		st = r ? EF_OK : err->status;
 	}
 	if (st == EF_OK)
-		st = ef_life_commit(&l, err);
-	if (st == EF_OK)
-		ef_life_analyze(&l);
+		st = ef_life_commit(&l, true, err);
 	ef_life_close(&l);
 	return st;
 }
@@ -501,9 +499,7 @@ ef_status ef_coll_rollback(ef_session *s, const char *collection, struct ef_roll
 						    : restore_backup(&l, collection, res, err);
 	}
 	if (st == EF_OK)
-		st = ef_life_commit(&l, err);
-	if (st == EF_OK)
-		ef_life_analyze(&l);
+		st = ef_life_commit(&l, true, err);
 	PQclear(ev);
 	ef_life_close(&l);
 	return st;
@@ -566,7 +562,7 @@ ef_status ef_coll_prepare_dim(ef_session *s, const char *into, char **table,
 			   " ON CONFLICT (name) DO UPDATE SET embeddings_table = EXCLUDED"
 			   ".embeddings_table, updated_at = now()", 2, p, NULL, err);
 	if (st == EF_OK)
-		st = ef_life_commit(&l, err);
+		st = ef_life_commit(&l, false, err);
 	ef_life_close(&l);
 	if (st == EF_OK)
 		*table = name;

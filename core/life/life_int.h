@@ -37,7 +37,7 @@ ef_status ef_life_open(struct ef_life *l, ef_session *s, const char *coll, struc
 void ef_life_close(struct ef_life *l);
 void ef_life_analyze(struct ef_life *l);
 ef_status ef_life_begin(struct ef_life *l, struct ef_error *err);
-ef_status ef_life_commit(struct ef_life *l, struct ef_error *err);
+ef_status ef_life_commit(struct ef_life *l, bool analyze, struct ef_error *err);
 /* the run lock of a collection, for this transaction; EF_ERR_BUSY if taken */
 ef_status ef_life_lock(struct ef_life *l, const char *name, struct ef_error *err);
 /* the name, or in lookup mode its key (*out NULL when not in the table) */

@@ -79,7 +79,7 @@ ef_status ef_life_open(struct ef_life *l, ef_session *s, const char *coll, struc
 	l->s = s;
 	l->db = ef_session_db(s);
 	l->cfg = ef_session_config(s);
-	if (ef_session_require(s, EF_NEED_TABLES | EF_NEED_TOOL, err) != EF_OK)
+	if (ef_session_require(s, EF_NEED_TABLES | EF_NEED_TOOL | EF_NEED_WRITE, err) != EF_OK)
 		return err->status;
 	if (coll && ef_coll_view(s, coll, &v, err) != EF_OK)
 		return err->status;
@@ -128,12 +128,21 @@ ef_status ef_life_begin(struct ef_life *l, struct ef_error *err)
 }
 
 /* A commit may have moved names or tables: the session's views are
- * resolved again from the registry. */
-ef_status ef_life_commit(struct ef_life *l, struct ef_error *err)
+ * resolved again from the registry.  The view this life was opened with is
+ * among them, so what needs its mapping (the statistics refresh, when asked
+ * for) runs before it is forgotten, and the settings' mapping stands in for
+ * it after. */
+ef_status ef_life_commit(struct ef_life *l, bool analyze, struct ef_error *err)
 {
+	ef_status st;
+
 	l->in_txn = false;
+	st = ef_db_exec(l->db, "COMMIT", err);
+	if (st == EF_OK && analyze)
+		ef_life_analyze(l);
 	ef_session_forget_views(l->s);
-	return ef_db_exec(l->db, "COMMIT", err);
+	l->cfg = ef_session_config(l->s);
+	return st;
 }
 
 /* The run lock of a collection (the key run.c takes), for this

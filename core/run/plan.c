@@ -1,10 +1,11 @@
 /*
  * plan.c - counts, a timed probe of the service, and the risks of a run.
  *
- * The estimate comes from embedding one real batch of the chunks the run
- * would embed (nothing is written): the same texts, sizes and service as
- * the run, so it accounts for the model's speed on this corpus rather than
- * a guess.  Risks follow the procedure: a change of model, dimension or
+ * The estimate comes from embedding the first chunks the run would embed
+ * (nothing is written), in batches of the run's size with the run's
+ * concurrency: the same texts, sizes, service and parallelism as the run,
+ * so it accounts for the model's speed on this corpus and for how far the
+ * service really computes requests at once, rather than a guess.  Risks follow the procedure: a change of model, dimension or
  * chunking belongs in a new collection, and a change of provider needs
  * explicit approval.
  */
@@ -25,6 +26,8 @@
 #include "embfill/recipe.h"
 #include "embfill/redact.h"
 #include "embfill/schema.h"
+#include "embfill/strbuf.h"
+#include "embfill/urllist.h"
 #include "embfill/verify.h"
 
 static void add_risk(struct ef_plan *p, enum ef_risk_level level, const char *advice,
@@ -226,7 +229,21 @@ static void count_risks(struct ef_plan *p)
 			 "filed under \"%s\"", c->cross_tenant, c->orphans, p->collection);
 }
 
-/* The chunks the run would embed: how many, and the first batch of them. */
+/* Chunks the probe embeds: two rounds of EMBED_CONCURRENCY batches on each
+ * endpoint that answered (the second round finds the lanes as the run
+ * keeps them, full), one round when two would be more than
+ * PROBE_CHUNKS_MAX chunks. */
+#define PROBE_CHUNKS_MAX 2048
+
+static int probe_size(const struct ef_config *cfg, const struct ef_plan *p)
+{
+	long round = (long)cfg->batch_size * cfg->concurrency *
+		     (long)(p->endpoints_ok > 1 ? p->endpoints_ok : 1);
+
+	return (int)(round * 2 <= PROBE_CHUNKS_MAX ? round * 2 : round);
+}
+
+/* The chunks the run would embed: how many, and the probe's first ones. */
 static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
 		      struct ef_plan *p, unsigned flags, char ***texts, size_t *n,
 		      struct ef_error *err)
@@ -239,7 +256,7 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 	*texts = NULL;
 	*n = 0;
 	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
-	snprintf(limit, sizeof(limit), "%d", cfg->batch_size);
+	snprintf(limit, sizeof(limit), "%d", probe_size(cfg, p));
 	if (ef_run_sql_build(db, cfg, sc, !(flags & EF_PLAN_RETRY_QUARANTINED),
 			     (flags & EF_PLAN_ONLY_MISSING) != 0, &sql, err) != EF_OK)
 		return err->status;
@@ -285,29 +302,132 @@ static void probe_endpoints(const struct ef_embed_config *ecfg, struct ef_plan *
 	}
 }
 
+/*
+ * The endpoints the probe sends its batches to: those of EMBED_URL that
+ * answered (all of them when none did, so that the probe names the error),
+ * as a list of their own.  NULL when every endpoint answered, or there is
+ * one: EMBED_URL as it is.
+ */
+static char *answering(const struct ef_embed_config *ecfg, const struct ef_plan *p)
+{
+	struct ef_strbuf sb = EF_STRBUF_INIT;
+	char **items;
+	size_t n;
+
+	if (!p->endpoints_ok || p->endpoints_ok == p->nendpoints ||
+	    !(items = ef_url_list_split(ecfg->url, &n)))
+		return NULL;
+	for (size_t i = 0, k = 0; i < n && i < p->nendpoints; i++)
+		if (p->endpoints[i].ok)
+			ef_strbuf_addf(&sb, "%s%s", k++ ? "," : "", items[i]);
+	ef_names_free(items);
+	return ef_strbuf_take(&sb);
+}
+
+/* Seconds since a. */
+static double since(const struct timespec *a)
+{
+	struct timespec b;
+
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/*
+ * The estimate's range.  The probe's two rounds give two rates (the first
+ * half of the batches to finish, and the second); the estimate uses their
+ * mean and the range their extremes, widened to at least PROBE_SPREAD each
+ * way for what the probe does not time: the database's reads and writes, a
+ * service whose speed varies over the run.
+ */
+#define PROBE_SPREAD 0.2
+
+static void estimate(struct ef_plan *p, const double *done_at, const int *chunks, int nb)
+{
+	double wall = done_at[nb - 1], lo, hi, t_mid, r1, r2;
+	int half = nb / 2, n1 = 0, n2 = 0;
+
+	p->probe_rate = wall > 0 ? p->probe_chunks / wall : 0;
+	p->est_seconds = p->probe_rate > 0 ? (double)p->todo / p->probe_rate : -1;
+	lo = hi = p->est_seconds;
+	if (p->est_seconds > 0 && half > 0) {
+		t_mid = done_at[half - 1];
+		for (int i = 0; i < nb; i++)
+			*(i < half ? &n1 : &n2) += chunks[i];
+		r1 = t_mid > 0 ? n1 / t_mid : 0;
+		r2 = wall > t_mid ? n2 / (wall - t_mid) : 0;
+		if (r1 > 0 && r2 > 0) {
+			lo = (double)p->todo / (r1 > r2 ? r1 : r2);
+			hi = (double)p->todo / (r1 > r2 ? r2 : r1);
+		}
+	}
+	p->est_low = fmin(lo, p->est_seconds * (1 - PROBE_SPREAD));
+	p->est_high = fmax(hi, p->est_seconds * (1 + PROBE_SPREAD));
+}
+
+/*
+ * The probe: the first chunks the run would embed, in batches of the run's
+ * size, through a pool of the run's concurrency on each endpoint that
+ * answered, so that what it measures is what the run gets from this
+ * service at this concurrency.  Requests
+ * in flight at once speed a run up only as far as the service computes
+ * them at once: one batch timed alone and multiplied by the concurrency
+ * assumed they always do, and halved the real time on a service with one
+ * compute lane.  Nothing is written.
+ */
 static ef_status probe(const struct ef_embed_config *ecfg, struct ef_plan *p, char **texts,
 		       size_t n, struct ef_error *err)
 {
+	int nb = n ? (int)((n + (size_t)p->batch_size - 1) / (size_t)p->batch_size) : 0;
+	double *done_at = calloc((size_t)nb + 1, sizeof(*done_at));
+	int *chunks = calloc((size_t)nb + 1, sizeof(*chunks));
 	struct ef_embed_result *res = NULL;
-	struct timespec a, b;
-	double batches_per_lane;
-	size_t lanes;
+	ef_embed_pool *pool = NULL;
+	struct ef_embed_config c = *ecfg;
+	char *urls = answering(ecfg, p);
+	struct timespec t0;
+	ef_status st = EF_OK;
+	int got = 0;
 
 	p->probe_ms = -1;
-	p->est_seconds = p->todo ? -1 : 0;
+	p->est_seconds = p->est_low = p->est_high = p->todo ? -1 : 0;
+	if (!done_at || !chunks) {
+		st = ef_error_oom(err, NULL);
+		goto out;
+	}
 	if (!n)
-		return EF_OK;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	if (ef_embed_batch(ecfg, (const char *const *)texts, n, &res, err) != EF_OK)
-		return err->status;
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	ef_embed_result_free(res);
+		goto out;
+	if (urls)
+		c.url = urls;
+	if ((st = ef_embed_pool_new(&c, (unsigned)p->concurrency, &pool, err)) != EF_OK)
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; st == EF_OK && i < nb; i++) {
+		size_t off = (size_t)i * (size_t)p->batch_size;
+		size_t k = n - off < (size_t)p->batch_size ? n - off : (size_t)p->batch_size;
+
+		st = ef_embed_pool_submit(pool, NULL, (const char *const *)texts + off, k, err);
+	}
+	while (st == EF_OK && got < nb) {
+		if ((st = ef_embed_pool_next(pool, -1, &res, err)) != EF_OK || !res)
+			continue;
+		done_at[got] = since(&t0);
+		chunks[got++] = (int)res->n;
+		ef_embed_result_free(res);
+		res = NULL;
+	}
+	if (st != EF_OK)
+		goto out;
 	p->probe_chunks = (int)n;
-	p->probe_ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-	lanes = (size_t)p->concurrency * (p->endpoints_ok ? p->endpoints_ok : 1);
-	batches_per_lane = ceil((double)p->batches / (double)lanes);
-	p->est_seconds = batches_per_lane * p->probe_ms / 1e3;
-	return EF_OK;
+	p->probe_requests = nb;
+	p->probe_ms = done_at[nb - 1] * 1e3;
+	estimate(p, done_at, chunks, nb);
+out:
+	ef_embed_pool_free(pool);
+	free(done_at);
+	free(chunks);
+	free(urls);
+	return st;
 }
 
 /* Vectors nobody recorded the model or recipe of: a sample embedded again
@@ -388,6 +508,10 @@ ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const
 	p->schema_dim = sc->dim;
 	p->only_missing = (flags & EF_PLAN_ONLY_MISSING) != 0;
 	st = gather(s, p, err);
+	/* first, so that the probe's chunks fill the lanes of the endpoints
+	 * that answer */
+	if (st == EF_OK && ef_embed_endpoint_count(ecfg) > 1)
+		probe_endpoints(ecfg, p);
 	if (st == EF_OK)
 		st = todo(db, cfg, sc, p, flags, &texts, &n, err);
 	if (st == EF_OK && sc->tool_schema)
@@ -412,8 +536,6 @@ ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const
 			  err);
 	}
 	p->batches = (p->todo + cfg->batch_size - 1) / cfg->batch_size;
-	if (st == EF_OK && ef_embed_endpoint_count(ecfg) > 1)
-		probe_endpoints(ecfg, p);
 	if (st == EF_OK)
 		st = probe(ecfg, p, texts, n, err);
 	if (st == EF_OK && (p->counts.unrecorded || p->counts.recipe_unknown))

@@ -31,6 +31,7 @@
 #include "core/run/run_int.h"
 #include "embfill/recipe.h"
 #include "embfill/redact.h"
+#include "embfill/sanitize.h"
 #include "embfill/registry.h"
 #include "embfill/session.h"
 #include "embfill/run.h"
@@ -54,6 +55,10 @@ struct batch {
 	char **k1, **k2;
 	char **texts;
 	char **hashes;
+	char **bad;               /* why a text cannot be sent (not UTF-8), or NULL */
+	size_t nbad;
+	char **good;              /* the texts sent, when some are bad */
+	size_t *good_at;          /* ... and where each one's vector goes */
 	struct ef_lease *lease;   /* the key range it was fetched from */
 	bool written;             /* written, or dropped with a lost lease */
 	size_t n_rejected;        /* known once embedded */
@@ -75,6 +80,9 @@ struct engine {
 	struct ef_run_sql sql;
 	char *coll_value;         /* the collection as its rows carry it */
 	unsigned vec_elem_oid;    /* the type the vectors travel as (vector for halfvec) */
+	long hold_commit;         /* EMBFILL_TEST_HOLD (hold_init) */
+	long batches_sent;
+	bool hold_final;
 	char stmt[48];            /* the prepared upsert's name */
 	char book_stmt[48];       /* the prepared bookkeeping's; "" when not needed */
 	ef_embed_pool *pool;
@@ -225,6 +233,7 @@ static void batch_free_data(struct batch *b)
 {
 	for (size_t i = 0; i < b->n; i++) {
 		free(b->texts[i]);
+		free(b->bad ? b->bad[i] : NULL);
 		free(b->hashes[i]);
 		free(b->k1[i]);
 		if (b->k2)
@@ -234,8 +243,12 @@ static void batch_free_data(struct batch *b)
 	free(b->hashes);
 	free(b->k1);
 	free(b->k2);
-	b->texts = b->hashes = b->k1 = b->k2 = NULL;
-	b->n = 0;
+	free(b->bad);
+	free(b->good);
+	free(b->good_at);
+	b->texts = b->hashes = b->k1 = b->k2 = b->bad = b->good = NULL;
+	b->good_at = NULL;
+	b->n = b->nbad = 0;
 }
 
 static void batch_free(struct batch *b)
@@ -287,20 +300,75 @@ static struct batch *batch_new(int n, bool two)
 	return b;
 }
 
+/* A text that is not UTF-8 (a database whose encoding is SQL_ASCII stores
+ * any bytes) cannot be sent: no service takes it, and JSON cannot carry
+ * it.  It is quarantined with the offset of its first bad byte. */
+static char *not_utf8(const char *s, size_t len)
+{
+	char *why = NULL;
+	size_t off = 0;
+	uint32_t cp;
+
+	while (off < len) {
+		size_t n = ef_utf8_char((const unsigned char *)s + off, len - off, &cp);
+
+		if (!n) {
+			if (asprintf(&why, "the chunk's text is not valid UTF-8 (byte 0x%02x at offset "
+				     "%zu); fix its encoding, then run with --retry-quarantined",
+				     (unsigned char)s[off], off) < 0)
+				why = NULL;
+			return why ? why : strdup("the chunk's text is not valid UTF-8");
+		}
+		off += n;
+	}
+	return NULL;
+}
+
+/* The texts that can be sent, when some cannot: a compact array for the
+ * service, and where each answer goes back. */
+static bool split_bad(struct batch *b)
+{
+	size_t k = 0;
+
+	b->good = calloc(b->n - b->nbad + 1, sizeof(*b->good));
+	b->good_at = calloc(b->n - b->nbad + 1, sizeof(*b->good_at));
+	if (!b->good || !b->good_at)
+		return false;
+	for (size_t i = 0; i < b->n; i++)
+		if (!b->bad[i]) {
+			b->good[k] = b->texts[i];
+			b->good_at[k++] = i;
+		}
+	return true;
+}
+
 /* The batch's keys, hashes and texts, each text as the recipe gives it to
  * the model (its document prefix before it). */
 static bool fill_batch(struct batch *b, const PGresult *r, int n, const char *prefix)
 {
 	for (int i = 0; i < n; i++) {
+		const char *text = PQgetvalue(r, i, 2);
+		char *why = not_utf8(text, (size_t)PQgetlength(r, i, 2));
+
+		if (why) {
+			if (!b->bad && !(b->bad = calloc((size_t)n, sizeof(*b->bad)))) {
+				free(why);
+				return false;
+			}
+			b->bad[i] = why;
+			b->nbad++;
+		}
 		b->k1[i] = strdup(PQgetvalue(r, i, 0));
 		if (b->k2)
 			b->k2[i] = strdup(PQgetvalue(r, i, 1));
-		b->texts[i] = ef_recipe_apply(prefix, PQgetvalue(r, i, 2));
+		b->texts[i] = ef_recipe_apply(prefix, text);
 		b->hashes[i] = strdup(PQgetvalue(r, i, 3));
 		b->n++;
 		if (!b->k1[i] || (b->k2 && !b->k2[i]) || !b->texts[i] || !b->hashes[i])
 			return false;
 	}
+	if (b->nbad && b->nbad < b->n && !split_bad(b))
+		return false;
 	b->last_key = key_literal(b, b->n - 1);
 	b->first_d = key_display(b, 0);
 	b->last_d = key_display(b, b->n - 1);
@@ -447,10 +515,61 @@ static ef_status refill(struct engine *e, struct ef_error *err)
 	return EF_OK;
 }
 
+static ef_status finish_batch(struct engine *e, struct ef_embed_result *res,
+			      struct ef_error *err);
+
+/*
+ * The batch's result as the writer takes it, when some of its texts were
+ * not sent: the service's answers (sent, NULL when none was sent) put back
+ * in place, and the texts that were not sent rejected with their reason.
+ */
+static struct ef_embed_result *with_bad(struct batch *b, const struct ef_embed_result *sent,
+					int dim)
+{
+	struct ef_embed_result *r = calloc(1, sizeof(*r));
+	size_t k = 0;
+
+	if (!r)
+		return NULL;
+	r->tag = b;
+	r->n = b->n;
+	r->dim = sent ? sent->dim : dim;
+	r->vectors = calloc(b->n * (size_t)r->dim + 1, sizeof(float));
+	r->rejected = calloc(b->n + 1, 1);
+	r->reasons = calloc(b->n + 1, sizeof(char *));
+	if (!r->vectors || !r->rejected || !r->reasons) {
+		ef_embed_result_free(r);
+		return NULL;
+	}
+	if (sent) {
+		r->retries = sent->retries;
+		r->splits = sent->splits;
+		r->elapsed_ms = sent->elapsed_ms;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->bad[i]) {
+			r->rejected[i] = 1;
+			r->reasons[i] = strdup(b->bad[i]);
+			r->n_rejected++;
+			continue;
+		}
+		memcpy(r->vectors + i * (size_t)r->dim, sent->vectors + k * (size_t)r->dim,
+		       (size_t)r->dim * sizeof(float));
+		if (sent->rejected[k]) {
+			r->rejected[i] = 1;
+			r->reasons[i] = sent->reasons[k] ? strdup(sent->reasons[k]) : NULL;
+			r->n_rejected++;
+		}
+		k++;
+	}
+	return r;
+}
+
 static ef_status submit_ready(struct engine *e, struct ef_error *err)
 {
 	while (e->inflight < ef_embed_pool_capacity(e->pool) && e->next_submit) {
 		struct batch *b = e->next_submit;
+		ef_status st = EF_OK;
 
 		e->next_submit = b->next;
 		e->nready--;
@@ -459,9 +578,24 @@ static ef_status submit_ready(struct engine *e, struct ef_error *err)
 			b->lease->outstanding--;
 			continue;
 		}
-		if (ef_embed_pool_submit(e->pool, b, (const char *const *)b->texts, b->n, err) != EF_OK)
+		if (b->nbad == b->n) {
+			/* nothing to send: quarantined as it is, never in flight */
+			struct ef_embed_result *r = with_bad(b, NULL, e->cfg->embed_dim);
+
+			if (!r)
+				return ef_error_oom(err, "quarantining chunks");
+			st = finish_batch(e, r, err);
+			ef_embed_result_free(r);
+		} else {
+			st = b->nbad ? ef_embed_pool_submit(e->pool, b, (const char *const *)b->good,
+							    b->n - b->nbad, err)
+				     : ef_embed_pool_submit(e->pool, b, (const char *const *)b->texts,
+							    b->n, err);
+			if (st == EF_OK)
+				e->inflight++;
+		}
+		if (st != EF_OK)
 			return err->status;
-		e->inflight++;
 	}
 	return EF_OK;
 }
@@ -562,6 +696,31 @@ static const struct batch *prefix_end(const struct engine *e, const struct batch
 	return end;
 }
 
+/*
+ * The crash test (tests/crash/run.sh) kills a run where nothing else can
+ * stop it: between a batch's writes and their commit, and during the final
+ * counts.  EMBFILL_TEST_HOLD=commit:K holds the K-th batch this process
+ * writes in its open transaction; EMBFILL_TEST_HOLD=final holds before the
+ * after-counts.  The hold is a long sleep on the server, which notices the
+ * killed client within 0.1 s and rolls the transaction back.  Unset, it
+ * costs one getenv per run.
+ */
+static void hold_init(struct engine *e)
+{
+	const char *h = getenv("EMBFILL_TEST_HOLD");
+	struct ef_error ignored;
+
+	if (!h || !*h)
+		return;
+	if (strncmp(h, "commit:", 7) == 0)
+		e->hold_commit = atol(h + 7);
+	else if (strcmp(h, "final") == 0)
+		e->hold_final = true;
+	ef_db_exec(e->db, "SET client_connection_check_interval = 100", &ignored);
+}
+
+static const char hold_sql[] = "SELECT pg_sleep(3600) /* EMBFILL_TEST_HOLD */";
+
 static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_result *res,
 		      const struct batch *ckpt)
 {
@@ -587,6 +746,8 @@ static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_r
 			sent += send_quarantine(e, b, i, res, run);
 	if (k1 && (k2 || !b->k2) && e->sc.tool_schema)
 		sent += PQsendQueryParams(e->pg, e->sql.unquarantine, 3, NULL, up, NULL, NULL, 0);
+	if (e->hold_commit && ++e->batches_sent == e->hold_commit)
+		sent += PQsendQueryParams(e->pg, hold_sql, 0, NULL, NULL, NULL, NULL, 0);
 	sent += PQsendQueryParams(e->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
 	free(k1);
 	free(k2);
@@ -628,7 +789,8 @@ static ef_status send_write(struct engine *e, struct batch *b, const struct ef_e
 {
 	bool vectors = res->n_rejected < b->n;
 	int expected = (int)res->n_rejected + (vectors ? 1 + (e->book_stmt[0] != '\0') : 0) + 3 +
-		       (e->sc.tool_schema ? 1 : 0);
+		       (e->sc.tool_schema ? 1 : 0) +
+		       (e->hold_commit && e->batches_sent + 1 == e->hold_commit);
 
 	double t0 = now_s();
 
@@ -762,6 +924,8 @@ static void note_rejections(struct engine *e, const struct batch *b,
 static ef_status finish_batch(struct engine *e, struct ef_embed_result *res, struct ef_error *err)
 {
 	struct batch *b = res->tag;
+	struct ef_embed_result *full = NULL;
+	ef_status st = EF_OK;
 
 	if (collect_pending(e, err) != EF_OK)
 		return err->status;
@@ -772,10 +936,16 @@ static ef_status finish_batch(struct engine *e, struct ef_embed_result *res, str
 		advance(e);
 		return EF_OK;
 	}
+	if (b->nbad && res->n != b->n && !(full = with_bad(b, res, e->cfg->embed_dim)))
+		return ef_error_oom(err, "quarantining chunks");
+	if (full)
+		res = full;
 	if (send_write(e, b, res, err) != EF_OK)
-		return err->status;
-	note_rejections(e, b, res);
-	return EF_OK;
+		st = err->status;
+	else
+		note_rejections(e, b, res);
+	ef_embed_result_free(full);
+	return st;
 }
 
 /* --- the loop ------------------------------------------------------------- */
@@ -1806,6 +1976,7 @@ static ef_status open_engine(struct engine *e, struct ef_error *err)
 {
 	e->db = ef_session_db(e->s);
 	e->pg = ef_db_pg(e->db);
+	hold_init(e);
 	if (check_schema(e, err) != EF_OK)
 		return err->status;
 	if (ef_run_sql_build(e->db, e->cfg, &e->sc, !e->o->retry_quarantined,
@@ -2111,6 +2282,32 @@ static void fill_result(struct engine *e, ef_status st)
 		 : st == EF_ERR_INTERRUPTED ? "interrupted" : "failed");
 }
 
+/* What the finished run set out to do and left: a chunk changed while the
+ * run went on, another writer, a vector that did not stick.  Counted with
+ * the run's own selection from the start (quarantined chunks aside), over
+ * every lease, once all of them are done. */
+static ef_status converged(struct engine *e, struct ef_error *err)
+{
+	char d[16];
+	const char *p[4] = { e->o->collection, NULL, e->cfg->embed_model, d };
+	PGresult *r = NULL;
+
+	snprintf(d, sizeof(d), "%d", e->cfg->embed_dim);
+	if (exec1(e, e->sql.left, 4, p, &r, err) != EF_OK)
+		return err->status;
+	e->res->unconverged = PQntuples(r) ? ef_db_ll(r, 0, 2) : 0;
+	for (int i = 0; i < PQntuples(r) && i < 5; i++) {
+		snprintf(e->res->left[i].key, sizeof(e->res->left[i].key), "%s", PQgetvalue(r, i, 0));
+		snprintf(e->res->left[i].why, sizeof(e->res->left[i].why), "%s", PQgetvalue(r, i, 1));
+		e->res->nleft = (size_t)i + 1;
+	}
+	PQclear(r);
+	if (e->res->unconverged)
+		logf_(e, "run %lld did not converge: %lld chunks are still to embed", e->run_id,
+		      e->res->unconverged);
+	return EF_OK;
+}
+
 static ef_status embed_all(struct engine *e, struct ef_error *err)
 {
 	size_t neps = ef_embed_pool_endpoint_count(e->pool);
@@ -2192,6 +2389,10 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 		st = embed_all(&e, err);
 	if (st == EF_OK && !o->dry_run)
 		st = complete(&e, err);
+	/* every lease is done: the worker that ended the run counts what the
+	 * run set out to do and left (the others leave with the run) */
+	if (st == EF_OK && !o->dry_run && res->ended_run)
+		st = converged(&e, err);
 	fill_result(&e, st);
 	if (e.db)
 		leave(&e, st, st == EF_OK ? NULL : err->msg);
@@ -2210,6 +2411,9 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 	res->after.unknown = true;
 	if (e.db && st != EF_ERR_BUSY && st != EF_ERR_DB && (res->ended_run || o->dry_run)) {
 		struct ef_error ignored;
+
+		if (e.hold_final)
+			ef_db_exec(e.db, hold_sql, &ignored);
 		if (counts(&e, &res->after, &ignored) != EF_OK)
 			res->after.unknown = true;
 	}

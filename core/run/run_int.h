@@ -25,6 +25,7 @@ struct ef_run_sql {
 	char *quarantine;   /* one rejected chunk */
 	char *unquarantine; /* chunks of a batch that now succeeded */
 	char *backup;       /* the rows the run will overwrite, saved for rollback */
+	char *left;         /* after the run: what is still to do, and why */
 	char *tool;         /* quoted tool schema */
 };
 

@@ -41,6 +41,17 @@ static const char bounds_tpl[] =
 	" FROM {chunks} c {cjoin} {ejoin} {bjoin}"
 	" {cwhere} AND {kafter} AND ({todo}) {qfilter}";
 
+/* What a finished run left: $1 collection, $2 NULL, $3 model, $4 dim. */
+static const char left_tpl[] =
+	"SELECT {ckeyd}, CASE WHEN {e}.{vec} IS NULL THEN 'no vector'"
+	" WHEN {stale_content} THEN 'its text changed after it was embedded'"
+	" WHEN {stale_model} THEN 'a vector of another model'"
+	" WHEN {stale_dim} THEN 'a vector of another dimension'"
+	" ELSE 'a vector of another recipe' END, count(*) OVER ()"
+	" FROM {chunks} c {cjoin} {ejoin} {bjoin}"
+	" {cwhere} AND {kafter} AND ({todo}) {qleft}"
+	" ORDER BY {ckey} LIMIT 5";
+
 static const char count_tpl[] =
 	"SELECT count(*) FROM {chunks} c {cjoin} {ejoin} {bjoin}"
 	" {cwhere} AND {kafter} AND ({todo}) {qfilter}";
@@ -66,7 +77,7 @@ static const char backup_tpl[] =
 static const char quarantine_filter[] =
 	"AND NOT EXISTS (SELECT 1 FROM {tool}.quarantine q WHERE q.collection = $1::text"
 	" AND coalesce(q.chunk_key, ARRAY[q.chunk_id::text]) = {ckeyt}"
-	" AND q.content_sha256 = sha256(convert_to(c.{content}, 'UTF8')))";
+	" AND q.content_sha256 = {chashb})";
 
 /* Bookkeeping rows whose chunk is gone: removed at the start of a run. */
 static const char prune_tpl[] =
@@ -141,6 +152,9 @@ static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 			     : "{e}.{vec} IS NULL OR {stale_any}") &&
 	     ef_sqlvars_frag(v, "qfilter", skip_quarantined && sc->tool_schema
 					   ? quarantine_filter : "") &&
+	     /* what a run leaves is counted without its quarantined chunks,
+	      * even when it tried them again */
+	     ef_sqlvars_frag(v, "qleft", sc->tool_schema ? quarantine_filter : "") &&
 	     ef_sqlvars_frag(v, "present", separate ? "e.{ek1} IS NOT NULL" : "true") &&
 	     /* {rowobj}: the row's other columns, named at backup time */
 	     ef_sqlvars_frag(v, "rowdata", separate ? "CASE WHEN e.{ek1} IS NULL THEN NULL"
@@ -287,10 +301,11 @@ ef_status ef_run_sql_build(ef_db *db, const struct ef_config *cfg, const struct 
 		out->quarantine = ef_sqlvars_expand(&v, quar_tpl);
 		out->unquarantine = ef_sqlvars_expand(&v, unquar_tpl);
 		out->backup = ef_sqlvars_expand(&v, backup_tpl);
+		out->left = ef_sqlvars_expand(&v, left_tpl);
 		out->tool = strdup(ef_sqlvars_get(&v, "tool"));
 		ok = out->select && out->bounds && out->count && out->upsert && out->book && out->prune &&
 		     out->checkpoint && out->quarantine && out->unquarantine && out->backup &&
-		     out->tool;
+		     out->left && out->tool;
 	}
 	ef_sqlvars_free(&v);
 	if (!ok) {
@@ -312,6 +327,7 @@ void ef_run_sql_free(struct ef_run_sql *s)
 	free(s->quarantine);
 	free(s->unquarantine);
 	free(s->backup);
+	free(s->left);
 	free(s->tool);
 	memset(s, 0, sizeof(*s));
 }

@@ -47,8 +47,11 @@ struct ef_plan {
 	struct ef_plan_endpoint endpoints[EF_EMBED_MAX_ENDPOINTS]; /* each of EMBED_URL */
 	size_t nendpoints, endpoints_ok;
 	int probe_chunks;          /* chunks embedded by the probe */
+	int probe_requests;        /* in batches of batch_size, concurrency in flight */
 	double probe_ms;           /* how long that took; < 0: no probe */
+	double probe_rate;         /* chunks per second the probe got */
 	double est_seconds;        /* < 0: unknown */
+	double est_low, est_high;  /* the range the probe allows (see plan.c) */
 	struct ef_model_count *models; /* what the collection's vectors hold now */
 	size_t nmodels;
 	struct ef_risk *risks;
@@ -74,8 +77,9 @@ enum {
 
 /*
  * Builds the plan: counts, the models present, a probe of the service with
- * one batch of the chunks the run would embed (nothing is written), the
- * estimate, and the risks.  flags: EF_PLAN_*.  EF_ERR_USAGE when the
+ * the first chunks the run would embed, in up to two rounds of the run's
+ * concurrency (nothing is written), the estimate with its range, and the
+ * risks.  flags: EF_PLAN_*.  EF_ERR_USAGE when the
  * collection has no chunks.
  */
 ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const char *collection,

@@ -158,12 +158,22 @@ struct ef_run_result {
 	bool stop_asked;         /* `embfill stop` stopped it */
 	char run_command[1024];  /* the command that started the run (redacted), and */
 	char run_note[256];      /* its note: what a worker that joined records */
+	/* the worker that ends a completed run counts again what the run set out
+	 * to embed: chunks still missing or stale (quarantined ones aside) mean
+	 * it did not converge */
+	long long unconverged;
+	struct {
+		char key[128];
+		char why[96];
+	} left[5];               /* the first of them, and why each is left */
+	size_t nleft;
 };
 
 /*
- * Runs the backfill.  EF_OK when every chunk that needed it was embedded or
- * quarantined; EF_ERR_INTERRUPTED when stopped (resumable); EF_ERR_BUSY
- * when another run holds the collection (err names it); EF_ERR_EMBED on a
+ * Runs the backfill.  EF_OK when the run went through; res->unconverged
+ * says whether every chunk that needed it was embedded or quarantined;
+ * EF_ERR_INTERRUPTED when stopped (resumable); EF_ERR_BUSY when another
+ * run holds the collection (err names it); EF_ERR_EMBED on a
  * fatal service error (the run is recorded as failed, resumable once fixed);
  * EF_ERR_DB, EF_ERR_USAGE otherwise.  res is filled as far as the run got;
  * free its counts with ef_run_result_free().

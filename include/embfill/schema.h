@@ -44,6 +44,7 @@ struct ef_schema {
 	bool bookkeeping;       /* model, hash or recipe has no column: embfill's vectors
 				   table keeps them (and dim, time, run) */
 	bool recipe_col;        /* the table has the recipe column (EMBEDDINGS_RECIPE_COLUMN) */
+	bool sql_ascii;         /* the database's encoding is SQL_ASCII: texts are bytes */
 	bool bookkeeping_required; /* model or hash has no column: nothing is counted
 				      without embfill's tables */
 	bool cite_title_json;   /* CITATION_TITLE names a key of a json/jsonb column */

@@ -50,6 +50,8 @@ ef_status ef_session_rediscover(ef_session *s, struct ef_error *err);
 enum ef_need {
 	EF_NEED_TABLES = 1u << 0, /* the chunk and embedding tables usable as mapped */
 	EF_NEED_TOOL = 1u << 1,   /* embfill's own tables, at this build's version */
+	EF_NEED_WRITE = 1u << 2,  /* a chunk key a primary key or unique index guarantees:
+				     without one a write could land in several rows */
 };
 
 /*

@@ -79,7 +79,8 @@
 	X(COLLECTIONS_NAME_COLUMN, "name")                   \
 	X(COLLECTION_NAME, "")                               \
 	X(CITATION_TITLE, "")                                \
-	X(CITATION_SOURCE, "")
+	X(CITATION_SOURCE, "")                               \
+	X(SPOTCHECK_MIN_COVERAGE, "0.95")
 
 enum ef_key {
 #define EF_KEY_ENUM(name, def) EF_K_##name,
@@ -173,6 +174,7 @@ struct ef_config {
 	const char *historylog;
 	int lease_chunks;         /* chunks per key-range lease of a run */
 	int lease_timeout_s;      /* a lease without a heartbeat this long is taken over */
+	double spotcheck_min_coverage; /* below it, a spot-check is partial (0..1) */
 	struct ef_mapping map;
 };
 

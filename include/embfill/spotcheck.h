@@ -15,9 +15,11 @@
  * query.  A sampled chunk that comes back in its own top k is a
  * self-retrieval hit.
  *
- * The check passes (ok) when every query returned at least one citation
- * and, when sampling, at least EF_SPOT_HIT_PCT_MIN percent of the samples
- * retrieved themselves.  60% leaves room for a sample whose first sentence
+ * The check passes (ok) when every query returned at least one citation,
+ * when sampling, at least EF_SPOT_HIT_PCT_MIN percent of the samples
+ * retrieved themselves, and at least SPOTCHECK_MIN_COVERAGE of the chunks
+ * have a comparable vector: citations from a partly embedded collection
+ * speak only for the part that has vectors, so such a check is partial.  60% leaves room for a sample whose first sentence
  * is generic ("See below."), while a broken index, a mismatched model or
  * vectors written to the wrong rows score near 0%.
  */
@@ -77,7 +79,11 @@ struct ef_spot_report {
 	double hit_rate;             /* hits / nqueries, when sampled */
 	long long chunks;            /* chunks of the collection */
 	long long comparable;        /* its vectors of EMBED_MODEL at EMBED_DIM */
-	bool ok;
+	double coverage;             /* comparable / chunks */
+	double min_coverage;         /* SPOTCHECK_MIN_COVERAGE */
+	bool partial;                /* coverage < min_coverage: not ok */
+	bool retrieval_ok;           /* citations and self-retrieval passed */
+	bool ok;                     /* retrieval_ok and not partial */
 };
 
 /*

@@ -84,8 +84,9 @@ SQL
 
 tm() { tmux -S "$tmp/sock" "$@"; }
 
-# start NAME [embfill args...]: the console in a new 80x24 session.  Extra
-# environment comes from E2E_ENV ("NO_COLOR=1"), the binary from E2E_BIN.
+# start NAME [embfill args...]: the console in a new 80x24 session (E2E_W
+# and E2E_H give another size).  Extra environment comes from E2E_ENV
+# ("NO_COLOR=1"), the binary from E2E_BIN.
 # A small sh waits for it and writes its exit status to $tmp/rc.NAME: tmux
 # does not always reap a pane's process in time to report its status.
 start() {
@@ -94,13 +95,14 @@ start() {
 		'set -g default-terminal screen-256color' 'set -g history-limit 100' \
 		>"$tmp/tmux.conf"
 	rm -f "$tmp/rc.$name"
-	tm -f "$tmp/tmux.conf" new-session -d -s "$name" -x 80 -y 24 -c "$tmp/work" \
+	tm -f "$tmp/tmux.conf" new-session -d -s "$name" -x "${E2E_W:-80}" -y "${E2E_H:-24}" \
+		-c "$tmp/work" \
 		sh -c 'rcf=$1; shift; "$@"; echo $? >"$rcf"' sh "$tmp/rc.$name" \
 		env -i PATH="$PATH" HOME="$tmp/home" LC_ALL="${E2E_LC:-C.UTF-8}" TZ=UTC \
 		TERM=screen-256color ESCDELAY=25 TSAN_OPTIONS="${TSAN_OPTIONS:-}" \
 		${E2E_ENV:-} "${E2E_BIN:-$BUILD/embfill}" --config "$CONF" "$@"
 	tm set-option -t "$name" window-size manual >/dev/null 2>&1
-	tm resize-window -t "$name" -x 80 -y 24 >/dev/null 2>&1
+	tm resize-window -t "$name" -x "${E2E_W:-80}" -y "${E2E_H:-24}" >/dev/null 2>&1
 }
 
 screen() { tm capture-pane -p -t "$1"; }
@@ -115,6 +117,19 @@ wait_text() {
 		n=$((n - 1))
 	done
 	echo "    timed out waiting for: $2" >&2
+	screen "$1" | sed 's/^/    | /' >&2
+	return 1
+}
+
+# wait_gone NAME TEXT [SECONDS]: until TEXT is no longer on the screen.
+wait_gone() {
+	n=$(( ${3:-15} * 10 ))
+	while [ "$n" -gt 0 ]; do
+		screen "$1" 2>/dev/null | grep -qF -- "$2" || return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	echo "    still on the screen: $2" >&2
 	screen "$1" | sed 's/^/    | /' >&2
 	return 1
 }

@@ -68,7 +68,7 @@ plan_on() {
 locate_on() {
 	wait_text "$1" "Step 2 - Locate" || return 1
 	wait_text "$1" "[x] 2 Locate" || return 1
-	wait_text "$1" "12 ok, 0 warnings, 0 failed" || return 1
+	wait_text "$1" " ok, 0 warnings, 0 failed" || return 1
 	keys "$1" Enter
 }
 
@@ -185,12 +185,36 @@ hostile_steps() {
 	wait_text h "Step 1 - Scope" || return 1
 	wait_text h 'a\x1b[2J' || return 1
 	typ h 'a[2J'; keys h Tab; typ h 'a[2J'; keys h Enter
-	wait_text h 'did you mean "a\x1b[2J"' || return 1
+	wait_text h 'did you mean' || return 1
+	wait_text h '"a\x1b[2J"?)' || return 1
 	wait_text h "Collections (read the name here" || return 1
 	wait_text h "[>] 1 Scope" || return 1
 }
 
-# Cancel mid-run, leave (exit 5), then resume from a new console to an exact end.
+# Holds embfill.runs locked from a psql session of its own, so that a run
+# cannot begin (and report) until unlock: what the console shows before
+# the engine's first report stays on the screen meanwhile.
+lock_runs() {
+	rm -f "$tmp/lock.fifo"
+	mkfifo "$tmp/lock.fifo"
+	psql -X -q -v ON_ERROR_STOP=1 "$DSN" <"$tmp/lock.fifo" >"$tmp/lock.log" 2>&1 &
+	LOCK_PID=$!
+	exec 7>"$tmp/lock.fifo"
+	echo "BEGIN; LOCK TABLE embfill.runs IN ACCESS EXCLUSIVE MODE;" >&7
+	wait_for 10 sh -c "[ \"\$(psql -X -A -t \"$DSN\" -c \"SELECT count(*) FROM pg_locks
+		WHERE relation = 'embfill.runs'::regclass AND mode = 'AccessExclusiveLock'
+		AND granted\")\" = 1 ]"
+}
+
+unlock_runs() {
+	echo "COMMIT;" >&7
+	exec 7>&-
+	wait "$LOCK_PID" 2>/dev/null
+}
+
+# Cancel mid-run, leave without the entry (exit 5), then resume from a new
+# console to an exact end: the resumed run shows where it goes on from the
+# start, and its entry is written on the way out.
 t_cancel_then_resume() {
 	reset_db
 	start c tui
@@ -205,12 +229,20 @@ t_cancel_then_resume() {
 	wait_text c "run 1 interrupted" 30 || return 1
 	wait_text c "[-] 4 Run" || return 1
 	keys c q
+	wait_text c "Leave without the historylog entry?" || return 1
+	keys c l
 	rc=$(wait_exit c) || return 1
 	[ "$rc" = 5 ] || { echo "    exit status $rc, expected 5" >&2; return 1; }
+	tm capture-pane -p -S - -t c | grep -qF \
+		"the historylog entry of run 1 was not written (left without it)" || {
+		echo "    no word of the unwritten entry:" >&2
+		tm capture-pane -p -S - -t c | sed 's/^/    | /' >&2; return 1; }
+	[ ! -s "$HLOG" ] || { echo "    an entry was written" >&2; return 1; }
 	set -- $(acme_counts)
 	[ "$1" = "$2" ] || { echo "    duplicates after cancel: $*" >&2; return 1; }
 	[ "$3" -lt 400 ] || { echo "    the cancel came too late: $*" >&2; return 1; }
 	finish c
+	ckpt=$(sql "SELECT array_to_string(checkpoint_key, '/') FROM embfill.runs WHERE id = 1")
 	start r tui
 	scope r acme || return 1
 	wait_text r "Resume the interrupted run?" || return 1
@@ -221,12 +253,20 @@ t_cancel_then_resume() {
 	locate_on r || return 1
 	plan_on r || return 1
 	wait_text r "Ready to resume" || return 1
+	lock_runs || return 1
 	keys r s
+	wait_text r "resuming the interrupted run" || { unlock_runs; return 1; }
+	wait_text r "checkpoint: chunk $ckpt," || { unlock_runs; return 1; }
+	no_text r "checkpoint: none yet" || { unlock_runs; return 1; }
+	unlock_runs
 	wait_text r "run completed" 60 || return 1
 	wait_text r "run 1 completed" || return 1
 	keys r q
+	wait_text r "Leave without the historylog entry?" || return 1
+	keys r w
 	rc=$(wait_exit r) || return 1
 	[ "$rc" = 0 ] || { echo "    exit status $rc, expected 0" >&2; return 1; }
+	grep -q "^## .* - acme - run 1" "$HLOG" || { echo "    no entry of run 1" >&2; return 1; }
 	[ "$(acme_counts)" = "400 400 400" ] || { echo "    counts $(acme_counts)" >&2; return 1; }
 	[ "$(sql "SELECT count(*) FROM embfill.runs")" = 1 ] || return 1
 	[ "$(sql "SELECT state FROM embfill.runs")" = completed ] || return 1
@@ -234,6 +274,9 @@ t_cancel_then_resume() {
 	finish r
 }
 
+# A paused run shows no rate and no ETA; below 80x24 the keys that must
+# work blind still do (p pauses and resumes), every other key is answered
+# rather than dropped, and the screen comes back whole at 120x40 and 80x24.
 t_resize_during_run() {
 	reset_db
 	start z tui
@@ -242,16 +285,31 @@ t_resize_during_run() {
 	plan_on z || return 1
 	keys z s
 	wait_text z "phase embedding" 30 || return 1
+	keys z p
+	wait_text z "paused (p resumes)" || return 1
+	wait_text z "phase paused" || return 1
+	no_text z "ETA" || return 1
 	tm resize-window -t z -x 60 -y 20
 	wait_text z "terminal too small: 60x20" || return 1
+	keys z p
+	wait_text z "resumed" || return 1
+	keys z x
+	wait_text z '"x" was not taken: enlarge the terminal first' || return 1
+	keys z p
+	wait_text z "paused: no new request starts" || return 1
 	tm resize-window -t z -x 120 -y 40
 	wait_text z "Overall" || return 1
+	wait_text z "paused (p resumes)" || return 1
 	[ "$(screen z | head -n 1 | grep -c 'step 4/6: Run *$')" = 1 ] || return 1
 	[ "$(screen z | wc -l)" = 40 ] || return 1
+	keys z p
+	wait_text z "ETA" || return 1
 	tm resize-window -t z -x 80 -y 24
 	wait_text z "run completed" 60 || return 1
 	wait_text z "400/400 chunks" || return 1
 	keys z q
+	wait_text z "Leave without the historylog entry?" || return 1
+	keys z l
 	rc=$(wait_exit z) || return 1
 	[ "$rc" = 0 ] || return 1
 	finish z
@@ -340,6 +398,8 @@ t_tsan_run() {
 	keys t Enter
 	wait_text t "they match" 60 || return 1
 	keys t q
+	wait_text t "Leave without the historylog entry?" || return 1
+	keys t w
 	rc=$(wait_exit t 60) || return 1
 	if ls "$tmp"/tsan.* >/dev/null 2>&1; then
 		head -n 40 "$tmp"/tsan.* >&2; return 1
@@ -378,6 +438,9 @@ t_model_change_through_a_new_collection() {
 	keys n Enter
 	wait_text n 'Step 6 - Summary: "acme_next"' || return 1
 	wait_text n "x swap " || return 1
+	wait_text n 'model change: 400 of 400 vectors were made by "m1",' || return 1
+	wait_text n 'so the path was a new collection: readers of "acme"' || return 1
+	no_text n "400 chunks had no vector" || return 1
 	keys n x
 	wait_text n "to confirm" || return 1
 	typ n "acmx"; keys n Enter
@@ -385,7 +448,8 @@ t_model_change_through_a_new_collection() {
 	keys n x
 	wait_text n "to confirm" || return 1
 	typ n "acme"; keys n Enter
-	wait_text n "swap 1:" 30 || return 1
+	wait_text n "now holds what was \"acme_next\"" 30 || return 1
+	wait_text n 'then the swap put "acme_next" in "acme"'"'"'s place in' || return 1
 	keys n w
 	wait_text n "entry written at the top of" || return 1
 	keys n q
@@ -432,7 +496,7 @@ t_console_and_command_line_agree() {
 	keys g x
 	wait_text g "Type the live" || return 1
 	typ g alpha; keys g Enter
-	wait_text g "swap 1:" 30 || return 1
+	wait_text g "now holds what was \"alpha_next\"" 30 || return 1
 	keys g w
 	wait_text g "entry written at the top of" || return 1
 	keys g q
@@ -476,12 +540,210 @@ t_console_and_command_line_agree() {
 	finish g
 }
 
+# --- leaving, messages and dialogs: at 80x24 and at 120x40 -------------------
+
+# at_sizes TEST: TEST NAME at 80x24, then at 120x40.
+at_sizes() {
+	"$1" "${2}80" || return 1
+	finish "${2}80"
+	E2E_W=120 E2E_H=40 "$1" "${2}120" || return 1
+	finish "${2}120"
+}
+
+# Step 6 before w: q, Esc and Ctrl-C each ask (write it / leave without /
+# stay), staying keeps all, and w writes the entry on the way out; earlier,
+# nothing said the accepted warnings were written already.
+unwritten_entry() { # name
+	reset_db
+	start "$1" tui
+	scope "$1" acme || return 1
+	locate_on "$1" || return 1
+	wait_text "$1" "the plan has warnings" 30 || return 1
+	keys "$1" a
+	wait_text "$1" "plan warnings accepted: they go into the run's historylog entry" || return 1
+	no_text "$1" "written to the historylog" || return 1
+	keys "$1" End
+	wait_text "$1" "(*) new collection" || return 1
+	keys "$1" m m
+	wait_text "$1" "(*) in place" || return 1
+	keys "$1" Enter
+	wait_text "$1" "Press s to start" || return 1
+	keys "$1" s
+	wait_text "$1" "run completed" 60 || return 1
+	keys "$1" Enter
+	wait_text "$1" "they match" 30 || return 1
+	keys "$1" Enter
+	wait_text "$1" "Step 6 - Summary" || return 1
+	keys "$1" q
+	wait_text "$1" "Leave without the historylog entry?" || return 1
+	wait_text "$1" "The historylog entry of run 1 is not written yet" || return 1
+	wait_text "$1" "w write it, then leave  l leave without it  Esc stay" || return 1
+	keys "$1" Escape
+	wait_text "$1" "still here: step 6 shows the entry, and w writes it" || return 1
+	no_text "$1" "Leave without the historylog entry?" || return 1
+	keys "$1" Escape
+	wait_text "$1" "Leave without the historylog entry?" || return 1
+	keys "$1" Escape
+	wait_text "$1" "still here" || return 1
+	kill -INT "$(console_pid "$1")"
+	wait_text "$1" "Leave without the historylog entry?" || return 1
+	[ ! -s "$HLOG" ] || { echo "    an entry was written before w" >&2; return 1; }
+	keys "$1" w
+	rc=$(wait_exit "$1") || return 1
+	[ "$rc" = 0 ] || { echo "    exit status $rc, expected 0" >&2; return 1; }
+	grep -q "^## .* - acme - run 1" "$HLOG" || { echo "    no entry in $HLOG" >&2; return 1; }
+	grep -q "Accepted warnings" "$HLOG" || { echo "    no accepted warnings" >&2; return 1; }
+}
+
+t_leaving_asks_for_the_unwritten_entry() { at_sizes unwritten_entry w; }
+
+# Every way out (Esc, q, Ctrl-C) asks when something would be lost, and
+# only then; each footer names the quit key that acts on its step.
+ways_out() { # name
+	reset_db
+	start "$1" tui
+	wait_text "$1" "Step 1 - Scope" || return 1
+	wait_text "$1" "Tab field  F1 help  Esc quit" || return 1
+	typ "$1" acme
+	keys "$1" Escape
+	wait_text "$1" "Leave the console?" || return 1
+	wait_text "$1" "What was typed and chosen here is not kept" || return 1
+	keys "$1" n
+	wait_gone "$1" "Leave the console?" || return 1
+	wait_text "$1" "Collection      [acme_]" || return 1
+	keys "$1" Tab; typ "$1" acme; keys "$1" Enter
+	wait_text "$1" "[x] 2 Locate" 30 || return 1
+	wait_text "$1" "? help  q/Esc quit" || return 1
+	keys "$1" q
+	wait_text "$1" "Leave the console?" || return 1
+	keys "$1" Escape
+	wait_gone "$1" "Leave the console?" || return 1
+	kill -INT "$(console_pid "$1")"
+	wait_text "$1" "Leave the console?" || return 1
+	keys "$1" y
+	rc=$(wait_exit "$1") || return 1
+	[ "$rc" = 0 ] || { echo "    exit status $rc, expected 0" >&2; return 1; }
+	finish "$1"
+	# during a run, Esc asks; staying keeps the run going
+	start "$1" tui
+	scope "$1" acme 5 || return 1
+	locate_on "$1" || return 1
+	plan_on "$1" || return 1
+	keys "$1" s
+	wait_text "$1" "phase embedding" 30 || return 1
+	keys "$1" Escape
+	wait_text "$1" "Leave during the run?" || return 1
+	keys "$1" Escape
+	wait_gone "$1" "Leave during the run?" || return 1
+	wait_text "$1" "run completed" 60 || return 1
+	keys "$1" Escape
+	wait_text "$1" "Leave without the historylog entry?" || return 1
+	keys "$1" l
+	rc=$(wait_exit "$1") || return 1
+	[ "$rc" = 0 ] || { echo "    exit status $rc after the run, expected 0" >&2; return 1; }
+	finish "$1"
+	# in the sandbox, leaving stops it too, and the dialog says so
+	E2E_ENV="EMBFILL_SANDBOX=1" start "$1" tui
+	wait_text "$1" "Step 1 - Scope" || return 1
+	typ "$1" acme
+	keys "$1" Escape
+	wait_text "$1" "stops the sandbox" || return 1
+	keys "$1" y
+	rc=$(wait_exit "$1") || return 1
+	finish "$1"
+	# with nothing typed, nothing is lost: Esc leaves at once
+	start "$1" tui
+	wait_text "$1" "Step 1 - Scope" || return 1
+	keys "$1" Escape
+	rc=$(wait_exit "$1") || return 1
+	[ "$rc" = 0 ] || { echo "    exit status $rc, expected 0" >&2; return 1; }
+}
+
+t_every_way_out_asks_when_something_would_be_lost() { at_sizes ways_out o; }
+
+# A message longer than the screen is wide wraps onto the status area and
+# ends on the screen; a dialog taller than the screen scrolls to its last
+# line; the footer keeps every key, the quit key included.
+long_texts() { # name
+	start "$1" tui
+	wait_text "$1" "Step 1 - Scope" || return 1
+	typ "$1" acme_long_collection_name; keys "$1" Tab; typ "$1" acme_long_collection_nam3
+	keys "$1" Enter
+	wait_text "$1" 'the names differ ("acme_long_collection_name" and' || return 1
+	wait_text "$1" "name twice" || return 1
+	typ "$1" tenant_acme_handbook_2025; keys "$1" Tab; typ "$1" tenant_acme_handbook_2025
+	keys "$1" Enter
+	wait_text "$1" 'unknown collection "tenant_acme_handbook_2025": it has no chunks;' || return 1
+	wait_text "$1" 'you mean "tenant_acme_handbook_2024"?)' || return 1
+	scope "$1" acme || return 1
+	locate_on "$1" || return 1
+	wait_text "$1" "the plan has warnings" 30 || return 1
+	wait_text "$1" "r again" || return 1
+	wait_text "$1" "? help  q/Esc quit" || return 1
+	keys "$1" '?'
+	wait_text "$1" "Help" || return 1
+	keys "$1" End
+	wait_text "$1" "PgUp/PgDn scroll this screen (Up, Down, Home, End too)" || return 1
+	keys "$1" x
+	wait_gone "$1" "PgUp/PgDn scroll this screen" || return 1
+	wait_text "$1" "Step 3 - Plan" || return 1
+}
+
+t_long_messages_and_dialogs_fit() {
+	sql >/dev/null <<'SQL'
+INSERT INTO documents (id, collection, title, body) VALUES (900101, 'tenant_acme_handbook_2024', 't', 'b');
+INSERT INTO document_chunks (id, document_id, collection, chunk_index, content)
+  VALUES (900101, 900101, 'tenant_acme_handbook_2024', 0, 'x');
+SQL
+	reset_db
+	at_sizes long_texts m; rc=$?
+	sql >/dev/null <<'SQL'
+DELETE FROM document_chunks WHERE id = 900101;
+DELETE FROM documents WHERE id = 900101;
+SQL
+	return $rc
+}
+
+# `embfill run` on a terminal rewrites one progress line in place: at 80
+# columns, at 120, and at COLUMNS=50 in an 80-column terminal, it never
+# wraps (a wrapped line would leave a new row at every update), and the
+# least useful fields go first.
+headless_progress() { # name width columns-env
+	reset_db
+	E2E_W=$2 E2E_ENV="${3:-}" start "$1" run -C acme --confirm acme --batch-size 5
+	wait_text "$1" 'run 1 of "acme" completed' 60 || return 1
+	# with the rows scrolled off (a resize right after the start may scroll)
+	rows=$(tm capture-pane -p -S - -t "$1" | grep -c '% [0-9]*/400') || :
+	[ "$rows" = 1 ] || { echo "    $rows progress rows at width $2 ${3:-}:" >&2
+		tm capture-pane -p -S - -t "$1" | sed 's/^/    | /' >&2; return 1; }
+	line=$(tm capture-pane -p -S - -t "$1" | grep '% [0-9]*/400')
+	max=${3:+${3#COLUMNS=}}
+	max=${max:-$2}
+	[ "${#line}" -lt "$max" ] || { echo "    ${#line} columns: $line" >&2; return 1; }
+	case $line in *"400/400"*"ETA"*) ;; *) echo "    no count or ETA: $line" >&2; return 1 ;; esac
+	printf '%s\n' "$line"
+}
+
+t_headless_progress_fits_the_width() {
+	line=$(headless_progress p80 80) || return 1
+	case $line in *"in flight"*) echo "    in flight kept at 80: $line" >&2; return 1 ;; esac
+	finish p80
+	line=$(headless_progress p120 120) || return 1
+	case $line in *"/s  ETA"*"in flight"*"retries"*"quarantined 0  "[a-z]*) ;;
+	*) echo "    fields missing at 120: $line" >&2; return 1 ;; esac
+	finish p120
+	line=$(headless_progress p50 80 COLUMNS=50) || return 1
+	finish p50
+}
+
 # --- runner ------------------------------------------------------------------
 
 ALL="whole_session model_change_through_a_new_collection console_and_command_line_agree
 confirmation_mismatch_refused
 unknown_collection_refused near_miss_warned hostile_name_drawn_as_escapes
-cancel_then_resume resize_during_run sighup_during_run_is_resumable no_color ascii tsan_run"
+cancel_then_resume resize_during_run sighup_during_run_is_resumable no_color ascii tsan_run
+headless_progress_fits_the_width leaving_asks_for_the_unwritten_entry
+every_way_out_asks_when_something_would_be_lost long_messages_and_dialogs_fit"
 
 e2e_setup || { echo "e2e: set-up failed" >&2; exit 1; }
 echo "e2e: PostgreSQL 15 on a unix socket, sandbox embedder at $EMB_URL, tmux $(tmux -V)"

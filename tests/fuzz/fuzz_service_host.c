@@ -13,7 +13,7 @@
 
 #include <curl/curl.h>
 
-#include "embfill/lifecycle.h"
+#include "embfill/registry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -46,6 +46,8 @@ static void check_config(const struct ef_config *c)
 		abort();
 	if (c->chunk_overlap < 0 || c->chunk_overlap >= c->max_chunk_size)
 		abort();
+	if (!(c->spotcheck_min_coverage >= 0 && c->spotcheck_min_coverage <= 1))
+		abort();
 	if (c->api_key || !*c->embed_model || !*c->historylog)
 		abort();
 	if ((m->layout == EF_LAYOUT_INLINE) != (m->embeddings == NULL))

@@ -366,6 +366,16 @@ Test(pg_cli, help_and_version_and_usage_errors)
 	cr_assert_eq(run_embfill((const char *[]){ "schema", "drop", NULL }, NULL, NULL, &r), 2);
 	HAS(r.err, "needs init, check or detect");
 	proc_result_free(&r);
+	/* what is missing is named as missing, with the fix on a hint line */
+	cr_assert_eq(run_embfill((const char *[]){ "run", "-C", "acme", NULL }, NULL, NULL, &r), 2);
+	HAS(r.err, "the confirmation is missing");
+	HAS(r.err, "\nhint: add --confirm acme");
+	cr_expect_null(strstr(r.err, "differs"), "%s", r.err);
+	proc_result_free(&r);
+	cr_assert_eq(run_embfill((const char *[]){ "plan", NULL }, NULL, NULL, &r), 2);
+	HAS(r.err, "needs the collection: -C COLL");
+	HAS(r.err, "\nhint: ");
+	proc_result_free(&r);
 }
 
 /* --- text from the database on a terminal ---------------------------------- */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <libpq-fe.h>
 
@@ -143,8 +144,8 @@ static size_t collect(char *data, size_t size, size_t n, void *ud)
 	return add;
 }
 
-/* Inputs the embedder has embedded so far (its /stats). */
-static long long embedder_items(const struct embedder_proc *e)
+/* One counter of the embedder's /stats. */
+static long long embedder_stat(const struct embedder_proc *e, const char *key)
 {
 	char url[128], body[4096] = "";
 	CURL *c = curl_easy_init();
@@ -158,10 +159,16 @@ static long long embedder_items(const struct embedder_proc *e)
 	cr_assert_eq(curl_easy_perform(c), CURLE_OK);
 	curl_easy_cleanup(c);
 	j = cJSON_Parse(body);
-	cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "items")), "%s", body);
-	n = (long long)cJSON_GetObjectItem(j, "items")->valuedouble;
+	cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, key)), "%s", body);
+	n = (long long)cJSON_GetObjectItem(j, key)->valuedouble;
 	cJSON_Delete(j);
 	return n;
+}
+
+/* Inputs the embedder has embedded so far. */
+static long long embedder_items(const struct embedder_proc *e)
+{
+	return embedder_stat(e, "items");
 }
 
 /* The stored vector of a chunk equals what a clean service returns for its
@@ -281,8 +288,59 @@ Test(pg_run, dry_run_writes_nothing)
 	proc_result_free(&r);
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs"), 0);
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 0);
-	/* the estimate comes from embedding one batch, which is not written */
-	cr_expect_eq(embedder_items(&t.e), 100);
+	/* the estimate comes from embedding up to two rounds of EMBED_CONCURRENCY
+	 * batches (here 250 chunks: 100, 100, 50), which are not written */
+	cr_expect_eq(embedder_items(&t.e), 250);
+	rt_stop(&t);
+}
+
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	cr_assert(cJSON_IsNumber(v), "no number \"%s\" in %s", key, cJSON_PrintUnformatted(o));
+	return v->valuedouble;
+}
+
+/* The estimate comes from probes at the run's concurrency: two rounds of K
+ * batches of the run's size through the pool, K of them computing at the
+ * service at once, with the range the rounds allow; nothing is written.
+ * (How close the estimate comes to a run is measured in the sandbox, not
+ * asserted here.) */
+Test(pg_run, the_plan_probes_at_the_chosen_concurrency, .timeout = 60)
+{
+	struct rt t;
+	struct proc_result r;
+	cJSON *o, *probe;
+
+	rt_start(&t, BACKEND_PG, 60, 0, (const char *[]){ "--item-latency-ms", "20", NULL });
+	cr_assert_eq(fx_run(&t.f, &r, (const char *[]){ "plan", "-C", "acme", "--json",
+							"--batch-size", "5", "--concurrency", "3",
+							NULL }), 0, "%s", r.err);
+	o = cJSON_Parse(r.out);
+	cr_assert(cJSON_IsObject(o), "%s", r.out);
+	probe = cJSON_GetObjectItemCaseSensitive(o, "probe");
+	cr_assert(cJSON_IsObject(probe), "%s", r.out);
+	cr_expect_eq(num(probe, "chunks"), 30, "two rounds of 3 batches of 5");
+	cr_expect_eq(num(probe, "requests"), 6);
+	cr_expect_eq(num(probe, "concurrency"), 3);
+	cr_expect_gt(num(probe, "chunks_per_s"), 0);
+	cr_expect_leq(num(o, "estimated_seconds_low"), num(o, "estimated_seconds"));
+	cr_expect_geq(num(o, "estimated_seconds_high"), num(o, "estimated_seconds"));
+	cr_expect_lt(num(o, "estimated_seconds_low"), num(o, "estimated_seconds_high"));
+	cJSON_Delete(o);
+	proc_result_free(&r);
+	cr_expect_eq(embedder_stat(&t.e, "requests"), 6);
+	cr_expect_eq(embedder_stat(&t.e, "items"), 30);
+	cr_expect_eq(embedder_stat(&t.e, "max_computing"), 3, "the probe's requests were not "
+		     "in flight together");
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 0);
+	cr_assert_eq(fx_run(&t.f, &r, (const char *[]){ "plan", "-C", "acme", "--batch-size", "5",
+							"--concurrency", "3", NULL }), 0, "%s",
+		     r.err);
+	HAS(r.out, "a probe of 30 chunks in 6 requests, 3 in flight");
+	HAS(r.out, ", likely ");
+	proc_result_free(&r);
 	rt_stop(&t);
 }
 
@@ -478,6 +536,132 @@ Test(pg_run, service_faults_never_write_a_bad_vector, .timeout = 180)
 	HAS(r.out, "0 written, 3 quarantined of 3");
 	proc_result_free(&r);
 	cr_expect_eq(fx_ll(&t.f, "SELECT sum(attempts) FROM @T.quarantine"), 6);
+	rt_stop(&t);
+}
+
+/* --- texts that cannot be sent, runs that do not converge -------------------- */
+
+/* Runs SQL on another database of the test cluster (libpq's own encoding
+ * there: SQL_ASCII passes bytes as they are). */
+static void db_exec(const char *dsn, const char *sql)
+{
+	PGconn *c = PQconnectdb(dsn);
+	PGresult *r;
+
+	cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+	r = PQexec(c, sql);
+	cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+		  "%s\n%s", PQresultErrorMessage(r), sql);
+	PQclear(r);
+	PQfinish(c);
+}
+
+static long long db_ll(const char *dsn, const char *sql)
+{
+	PGconn *c = PQconnectdb(dsn);
+	PGresult *r = PQexec(c, sql);
+	long long v;
+
+	cr_assert(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "%s\n%s",
+		  PQresultErrorMessage(r), sql);
+	v = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+/* A SQL_ASCII database stores any bytes: one chunk that is not UTF-8 once
+ * failed every run (the server refused to hand it out as UTF-8).  It is
+ * quarantined with its reason, the others are embedded, and later runs
+ * skip it. */
+Test(pg_run, a_text_that_is_not_utf8_is_quarantined_and_the_others_embedded, .timeout = 120)
+{
+	struct fx f;
+	struct embedder_proc e;
+	struct proc_result r;
+	char *db = unique_name("ascii"), *dsn = NULL, *extra = NULL, *sql = NULL;
+	const char *base = test_dsn(BACKEND_PG), *cut = strstr(base, " dbname=");
+	const char *emb[] = { "--dim", "8", "--model", "m1", NULL };
+	cJSON *arr;
+
+	cr_assert(cut);
+	cr_assert(asprintf(&sql, "CREATE DATABASE %s ENCODING 'SQL_ASCII' TEMPLATE template0"
+			   " LC_COLLATE 'C' LC_CTYPE 'C'", db) > 0);
+	sql_exec(BACKEND_PG, sql);
+	free(sql);
+	cr_assert(asprintf(&dsn, "%.*s dbname=%s", (int)(cut - base), base, db) > 0);
+	cr_assert_eq(embedder_start(&e, emb), 0);
+	cr_assert(asprintf(&extra, "DATABASE_URL=\"%s\"\nEMBED_PROVIDER=openai\nEMBED_URL=%s\n"
+			   "EMBED_DIM=8\n", dsn, e.url) > 0);
+	fx_init(&f, BACKEND_PG, extra);
+	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "schema", "init", "--dim", "8", NULL }), 0,
+		     "%s", r.err);
+	proc_result_free(&r);
+	cr_assert(asprintf(&sql,
+		"INSERT INTO %s.documents (id, collection, title, body) VALUES (1, 'acme', 't', 'b');"
+		"INSERT INTO %s.document_chunks (id, document_id, collection, chunk_index, content)"
+		" SELECT g, 1, 'acme', g, 'valid text ' || g FROM generate_series(1, 9) g;"
+		"INSERT INTO %s.document_chunks (id, document_id, collection, chunk_index, content)"
+		" VALUES (10, 1, 'acme', 10, E'bad \\xff\\xfe bytes')", f.schema, f.schema,
+		f.schema) > 0);
+	db_exec(dsn, sql);
+	free(sql);
+	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
+						      NULL }), 0, "%s\n%s", r.out, r.err);
+	HAS(r.out, "9 written, 1 quarantined of 10");
+	proc_result_free(&r);
+	cr_assert(asprintf(&sql, "SELECT count(*) FROM %s.quarantine WHERE chunk_id = 10"
+			   " AND reason LIKE '%%not valid UTF-8 (byte 0xff at offset 4)%%'", f.tool) > 0);
+	cr_expect_eq(db_ll(dsn, sql), 1);
+	free(sql);
+	cr_assert(asprintf(&sql, "SELECT count(*) FROM %s.document_embeddings"
+			   " WHERE embedding IS NOT NULL AND chunk_id <> 10", f.schema) > 0);
+	cr_expect_eq(db_ll(dsn, sql), 9);
+	free(sql);
+	arr = fx_status(&f, (const char *[]){ "-C", "acme", NULL });
+	cr_expect_eq(fx_num(fx_row(arr, "acme"), "quarantined"), 1);
+	cr_expect_eq(fx_num(fx_row(arr, "acme"), "embedded"), 9);
+	cJSON_Delete(arr);
+	cr_expect_eq(fx_run(&f, &r, (const char *[]){ "verify", "-C", "acme", NULL }), 0, "%s",
+		     r.out);
+	HAS(r.out, "not valid UTF-8");
+	proc_result_free(&r);
+	cr_assert_eq(fx_run(&f, &r, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
+						      NULL }), 0, "%s", r.err);
+	HAS(r.out, "0 written, 0 quarantined of 0");
+	proc_result_free(&r);
+	embedder_stop(&e);
+	fx_free(&f);
+	cr_assert(asprintf(&sql, "DROP DATABASE %s", db) > 0);
+	sql_exec(BACKEND_PG, sql);
+	free(sql);
+	free(extra);
+	free(dsn);
+	free(db);
+}
+
+/* A vector that does not stick (here a trigger of the application's drops
+ * chunk 7's) leaves the run short of what it set out to do: it says which
+ * chunk and why, and exits 1 instead of 0. */
+Test(pg_run, a_run_that_does_not_converge_exits_1_and_names_what_is_left, .timeout = 60)
+{
+	struct rt t;
+	struct proc_result r;
+
+	rt_start(&t, BACKEND_PG, 40, 0, NULL);
+	fx_sql(&t.f, "CREATE FUNCTION @S.lose() RETURNS trigger LANGUAGE plpgsql AS"
+		     " $$BEGIN IF NEW.chunk_id = 7 THEN NEW.embedding := NULL; END IF;"
+		     " RETURN NEW; END$$;"
+		     "CREATE TRIGGER lose BEFORE INSERT OR UPDATE ON @S.document_embeddings"
+		     " FOR EACH ROW EXECUTE FUNCTION @S.lose()");
+	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 1, "%s\n%s", r.out, r.err);
+	HAS(r.out, "left: chunk 7: no vector");
+	HAS(r.err, "did not converge: 1 chunks");
+	proc_result_free(&r);
+	fx_sql(&t.f, "DROP TRIGGER lose ON @S.document_embeddings");
+	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 0, "%s\n%s", r.out, r.err);
+	HAS(r.out, "1 written, 0 quarantined of 1");
+	proc_result_free(&r);
 	rt_stop(&t);
 }
 

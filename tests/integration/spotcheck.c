@@ -507,6 +507,84 @@ Test(pg_spotcheck, vectors_of_another_model_are_not_compared, .timeout = 60)
 	finish(&s);
 }
 
+/* A partly embedded collection: the citations come from the chunks with a
+ * vector only, so the report warns of the coverage, and below
+ * SPOTCHECK_MIN_COVERAGE its result is partial (exit 1). */
+Test(pg_spotcheck, a_partly_embedded_collection_is_partial, .timeout = 60)
+{
+	struct spot s;
+	cJSON *o;
+
+	start(&s, BACKEND_PG);
+	fx_sql(&s.f, "DELETE FROM @S.document_embeddings WHERE chunk_id IN (5, 6)");
+	o = spot_json(&s, (const char *[]){ "-C", "acme", "-q", "coffee", "--json", NULL }, 1);
+	cr_expect(cJSON_IsTrue(get(o, "partial")));
+	cr_expect(cJSON_IsFalse(get(o, "ok")));
+	cr_expect_eq(get(o, "chunks")->valuedouble, 6);
+	cr_expect_eq(get(o, "comparable_vectors")->valuedouble, 4);
+	cr_expect_float_eq(get(o, "coverage")->valuedouble, 0.6667, 1e-4);
+	cr_expect_float_eq(get(o, "coverage_min")->valuedouble, 0.95, 1e-9);
+	cr_expect_eq(get(citation(o, 0, 0), "chunk_id")->valuedouble, 3);
+	cJSON_Delete(o);
+	cr_expect_eq(spot(&s, (const char *[]){ "-C", "acme", "-q", "coffee", NULL }, NULL), 1,
+		     "%s%s", s.r.out, s.r.err);
+	HAS(s.r.out, "coverage warning: only 4 of the 6 chunks of \"acme\" (67%) have a vector "
+		     "of \"m1\"");
+	HAS(s.r.out, "result: partial (coverage 67%, below SPOTCHECK_MIN_COVERAGE 0.95)");
+	cr_expect_eq(spot(&s, (const char *[]){ "-C", "acme", "-q", "coffee", "--set",
+						"SPOTCHECK_MIN_COVERAGE=0.5", NULL }, NULL), 0,
+		     "%s%s", s.r.out, s.r.err);
+	HAS(s.r.out, "coverage: only 4 of the 6 chunks");
+	HAS(s.r.out, "result: ok");
+	cr_expect_eq(spot(&s, (const char *[]){ "-C", "globex", "-q", "coffee", NULL }, NULL), 0,
+		     "%s%s", s.r.out, s.r.err);
+	cr_expect_null(strstr(s.r.out, "coverage"), "a whole collection has no coverage "
+		       "line:\n%s", s.r.out);
+	finish(&s);
+}
+
+/* Chunks cut from the middle of a page start mid-word: a sampled query
+ * starts at the next sentence, or at the next word when no sentence
+ * starts early enough. */
+Test(pg_spotcheck, a_sampled_query_starts_at_a_sentence_or_a_word, .timeout = 60)
+{
+	struct spot s;
+	const cJSON *q;
+	cJSON *o;
+	int n = 0;
+
+	start(&s, BACKEND_PG);
+	fx_sql(&s.f, "INSERT INTO @S.documents (id, collection, title, body) VALUES"
+		     " (4, 'initech', 'Initech manual', 'm');"
+		     "INSERT INTO @S.document_chunks (id, document_id, collection, chunk_index,"
+		     " content) VALUES (21, 4, 'initech', 3, 'rint tally only when asked. Print"
+		     " the totals of each column at the end of the report.'), (22, 4, 'initech',"
+		     " 4, 'eading blanks are kept as they are in every field of the output');"
+		     "INSERT INTO @S.document_embeddings (chunk_id, collection, model, dim,"
+		     " content_sha256, embedding) SELECT c.id, c.collection, 'm1', 64,"
+		     " sha256(convert_to(c.content, 'UTF8')), e.embedding FROM @S.document_chunks c,"
+		     " @S.document_embeddings e WHERE c.collection = 'initech' AND e.chunk_id = 1");
+	spot(&s, (const char *[]){ "-C", "initech", "--json", NULL }, NULL);
+	o = cJSON_Parse(s.r.out);
+	cr_assert(cJSON_IsObject(o), "spot-check --json printed no object: %s%s", s.r.out,
+		  s.r.err);
+	cJSON_ArrayForEach(q, get(o, "queries")) {
+		long long id = (long long)get(q, "sample_chunk_id")->valuedouble;
+		const char *text = get(q, "query")->valuestring;
+
+		if (id == 21)
+			cr_expect_str_eq(text, "Print the totals of each column at the end of the "
+					       "report.");
+		else
+			cr_expect_str_eq(text, "blanks are kept as they are in every field of the "
+					       "output");
+		n++;
+	}
+	cr_expect_eq(n, 2);
+	cJSON_Delete(o);
+	finish(&s);
+}
+
 /* Without a documents table a chunk is cited without a title. */
 Test(pg_spotcheck, cites_without_title_when_documents_are_missing, .timeout = 60)
 {

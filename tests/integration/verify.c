@@ -214,6 +214,15 @@ Test(pglite_verify, missing_row_is_reported) { planted(BACKEND_PGLITE, &missing_
 Test(pg_verify, null_vector_is_reported) { planted(BACKEND_PG, &null_vector); }
 Test(pglite_verify, null_vector_is_reported) { planted(BACKEND_PGLITE, &null_vector); }
 
+/* A vector of zeros stored before embfill refused them (or by another
+ * writer), in whichever type the column has. */
+static const struct plant zero_vector = {
+	"UPDATE @S.document_embeddings SET embedding = ARRAY[0, 0, 0, 0]::real[] WHERE chunk_id = 5",
+	"zero_vector", 1, 5, "zeros" };
+
+Test(pg_verify, zero_vector_is_reported) { planted(BACKEND_PG, &zero_vector); }
+Test(pglite_verify, zero_vector_is_reported) { planted(BACKEND_PGLITE, &zero_vector); }
+
 /* An UPDATE of the chunk after it was embedded: stale by content, with
  * the row's embedded_at beside the example. */
 static void stale_content(enum backend b)

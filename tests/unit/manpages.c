@@ -4,6 +4,7 @@
  * --help is in embfill(1) and the other way round.
  */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,37 @@ Test(manpages, every_option_in_embfill_1_is_in_some_help)
 	}
 	free(all);
 	free(man);
+}
+
+/* `embfill --help` names --json in the usage line of every command whose
+ * own --help lists it, and of no other. */
+Test(manpages, the_usage_lines_show_json_wherever_a_command_takes_it)
+{
+	static const char *const cmds[] = { "doctor", "status", "plan", "run", "verify",
+					    "spot-check", "chunk", "swap", "rollback", "adopt",
+					    "history", "schema", "tui" };
+	char *top = help_of("");
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char *help = help_of(cmds[i]), want[64];
+		bool takes = strstr(help, "\n  --json ") != NULL;
+		const char *line;
+		size_t len;
+
+		snprintf(want, sizeof(want), "usage: embfill %s ", cmds[i]);
+		line = strstr(top, want);
+		if (!line) {
+			snprintf(want, sizeof(want), "usage: embfill %s\n", cmds[i]);
+			line = strstr(top, want);
+		}
+		cr_assert(line, "no usage line for %s in:\n%s", cmds[i], top);
+		len = strcspn(line, "\n");
+		cr_expect_eq(memmem(line, len, "[--json]", 8) != NULL, takes,
+			     "%.*s: --json %s in `embfill %s --help`", (int)len, line,
+			     takes ? "is listed" : "is not listed", cmds[i]);
+		free(help);
+	}
+	free(top);
 }
 
 /* Every console action of tui/console.h has its key in the KEYS section. */

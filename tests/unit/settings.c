@@ -447,6 +447,25 @@ Test(settings, batch_size_range_is_1_to_10000)
 	cr_assert_eq(ef_settings_config(s)->batch_size, 10000);
 }
 
+Test(settings, spotcheck_min_coverage_is_a_share_from_0_to_1_defaulting_to_0_95)
+{
+	static const char *const bad[] = { "abc", "", "1.5", "-0.1", "95%", "0,9", "1e-1",
+					   " 0.5" };
+
+	cr_assert_eq(finish(), EF_OK, "%s", err.msg);
+	cr_assert_float_eq(ef_settings_config(s)->spotcheck_min_coverage, 0.95, 1e-9);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(flag("SPOTCHECK_MIN_COVERAGE", bad[i], "--set"), EF_OK);
+		assert_bad("SPOTCHECK_MIN_COVERAGE", "flag --set", "from 0 to 1");
+	}
+	cr_assert_eq(flag("SPOTCHECK_MIN_COVERAGE", "0.5", "--set"), EF_OK);
+	cr_assert_eq(finish(), EF_OK, "%s", err.msg);
+	cr_assert_float_eq(ef_settings_config(s)->spotcheck_min_coverage, 0.5, 1e-9);
+	cr_assert_eq(flag("SPOTCHECK_MIN_COVERAGE", "1", "--set"), EF_OK);
+	cr_assert_eq(finish(), EF_OK, "%s", err.msg);
+	cr_assert_float_eq(ef_settings_config(s)->spotcheck_min_coverage, 1.0, 1e-9);
+}
+
 Test(settings, embed_dim_zero_is_refused)
 {
 	cr_assert_eq(load("EMBED_DIM=0\n"), EF_OK);

@@ -10,6 +10,7 @@
 
 #include "embfill/ident.h"
 #include "embfill/plan.h"
+#include "embfill/recipe.h"
 #include "embfill/redact.h"
 #include "tui/cli/cli.h"
 #include "tui/flow/app.h"
@@ -20,12 +21,29 @@ static void fmt_duration(double s, char *buf, size_t n)
 {
 	if (s < 0)
 		snprintf(buf, n, "unknown");
+	else if (s < 10)
+		snprintf(buf, n, "%.1f s", s);
 	else if (s < 90)
 		snprintf(buf, n, "%.0f s", s);
-	else if (s < 5400)
-		snprintf(buf, n, "%.0f min", s / 60);
+	else if (s < 3600)
+		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
 	else
 		snprintf(buf, n, "%.1f h", s / 3600);
+}
+
+/* The recipe the run would embed with, each prefix with its origin. */
+static void print_recipe(const struct app *app)
+{
+	const struct ef_config *c = app->cfg;
+	struct ef_recipe r = { c->doc_prefix, c->dimensions, c->truncate, c->normalize };
+	char *desc = ef_recipe_describe(&r), dorig[512], qorig[512];
+
+	ef_settings_origin(app->settings, EF_K_EMBED_DOCUMENT_PREFIX, dorig, sizeof(dorig));
+	ef_settings_origin(app->settings, EF_K_EMBED_QUERY_PREFIX, qorig, sizeof(qorig));
+	out_printf(stdout, "  recipe: %s (%s); documents prefixed \"%s\" (%s), queries \"%s\" "
+			   "(%s)\n", desc ? desc : "?", c->recipe_id, c->doc_prefix, dorig,
+		   c->query_prefix, qorig);
+	free(desc);
 }
 
 static void print_plain(const struct app *app, const struct ef_plan *p, const char *cmd)
@@ -35,10 +53,15 @@ static void print_plain(const struct app *app, const struct ef_plan *p, const ch
 	fmt_duration(p->est_seconds, est, sizeof(est));
 	out_printf(stdout, "plan for \"%s\" with %s \"%s\" (dimension %d)\n", p->collection,
 		   app->cfg->provider, app->cfg->embed_model, app->cfg->embed_dim);
+	print_recipe(app);
 	out_printf(stdout, "  chunks %lld, embedded %lld, missing %lld, stale %lld (model %lld, "
-			   "dim %lld, content %lld), quarantined %lld\n", p->counts.chunks,
-		   p->counts.embedded, p->counts.missing, p->counts.stale, p->counts.stale_model,
-		   p->counts.stale_dim, p->counts.stale_content, p->counts.quarantined);
+			   "dim %lld, content %lld, recipe %lld), quarantined %lld\n",
+		   p->counts.chunks, p->counts.embedded, p->counts.missing, p->counts.stale,
+		   p->counts.stale_model, p->counts.stale_dim, p->counts.stale_content,
+		   p->counts.stale_recipe, p->counts.quarantined);
+	if (p->counts.recipe_unknown)
+		out_printf(stdout, "  recipe unknown: %lld vectors (not stale)\n",
+			   p->counts.recipe_unknown);
 	out_printf(stdout, "  to embed: %s%lld chunks in %lld batches of %d, %d in flight%s\n",
 		   p->new_collection && p->chunking_changed ? "about " : "", p->todo, p->batches,
 		   p->batch_size, p->concurrency, p->new_collection ? " (all of them, into the new "
@@ -46,15 +69,20 @@ static void print_plain(const struct app *app, const struct ef_plan *p, const ch
 	for (size_t i = 0; i < p->nendpoints; i++)
 		out_printf(stdout, "  endpoint %zu of %zu: %s %s\n", i + 1, p->nendpoints,
 			   p->endpoints[i].url, p->endpoints[i].ok ? "answers" : p->endpoints[i].error);
-	if (p->probe_ms >= 0 && p->nendpoints > 1)
-		out_printf(stdout, "  estimate: %s (a probe of %d chunks took %.0f ms; %zu of %zu "
-				   "endpoints answer, %d requests in flight on each)\n", est,
-			   p->probe_chunks, p->probe_ms, p->endpoints_ok, p->nendpoints,
-			   p->concurrency);
-	else if (p->probe_ms >= 0)
-		out_printf(stdout, "  estimate: %s (a probe of %d chunks took %.0f ms)\n", est,
-			   p->probe_chunks, p->probe_ms);
-	else
+	if (p->probe_ms >= 0) {
+		char lo[32], hi[32], eps[96] = "";
+
+		fmt_duration(p->est_low, lo, sizeof(lo));
+		fmt_duration(p->est_high, hi, sizeof(hi));
+		if (p->nendpoints > 1)
+			snprintf(eps, sizeof(eps), " on each of %zu endpoints (%zu of %zu endpoints "
+				 "answer)", p->endpoints_ok ? p->endpoints_ok : p->nendpoints,
+				 p->endpoints_ok, p->nendpoints);
+		out_printf(stdout, "  estimate: %s, likely %s to %s (embedding only: a probe of %d "
+				   "chunks in %d requests, %d in flight%s, took %.1f s: %.0f chunks/s)\n",
+			   est, lo, hi, p->probe_chunks, p->probe_requests, p->concurrency, eps,
+			   p->probe_ms / 1e3, p->probe_rate);
+	} else
 		out_printf(stdout, "  estimate: %s\n", p->todo ? "unknown (no probe)" : "nothing to do");
 	for (size_t i = 0; i < p->nmodels; i++)
 		out_printf(stdout, "  vectors now: %lld of \"%s\", dimension %d\n", p->models[i].count,

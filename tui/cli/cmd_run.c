@@ -3,6 +3,7 @@
  * backfill, with a progress line, signals that checkpoint, and a summary.
  */
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,12 +116,84 @@ static void print_log(struct progress_ctx *c, const struct ef_run_progress *p)
 			   p->log[c->last_log - first]);
 }
 
+/* The terminal's width, as ls(1) reads it: COLUMNS when it holds a
+ * number, else the terminal's own, else 80.  Read at every update, so a
+ * resized window gets lines that fit it. */
+static int line_width(void)
+{
+	const char *env = getenv("COLUMNS");
+	struct winsize ws;
+	long n = env ? strtol(env, NULL, 10) : 0;
+
+	if (n > 0 && n < 10000)
+		return (int)n;
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	return 80;
+}
+
+/*
+ * The progress line of a terminal, rewritten in place: it must stay one
+ * line, so it is at most width - 1 columns (a full line would wrap at the
+ * last column on many terminals, and every update would add a line).
+ * Fields go, least useful first, until it fits: requests in flight and the
+ * endpoints, zero counts of quarantined chunks and retries, the phase, the
+ * rate and the workers, non-zero counts, and last the ETA (or the wait for
+ * the service); the percentage and the counts always stay.  Several
+ * workers: the run's progress, not this worker's alone.
+ */
+static void run_progress_line(const struct ef_run_progress *p, int width, char *out, size_t n)
+{
+	struct { char text[400]; int drop; } f[8];
+	long long done, total;
+	double pct = run_pct(p, &done, &total);
+	char eta[32];
+	size_t len, nf = 0;
+
+	fmt_eta(p->eta_s, eta, sizeof(eta));
+	if (p->waiting) {
+		waiting_text(p, f[nf].text, sizeof(f[nf].text));
+		f[nf++].drop = 8;
+	} else {
+		snprintf(f[nf].text, sizeof(f[nf].text), "%.0f/s", p->rate);
+		f[nf++].drop = 5;
+		snprintf(f[nf].text, sizeof(f[nf].text), "ETA %s", eta);
+		f[nf++].drop = 8;
+		snprintf(f[nf].text, sizeof(f[nf].text), "in flight %u", p->in_flight);
+		f[nf++].drop = 1;
+		snprintf(f[nf].text, sizeof(f[nf].text), "retries %lld", p->retries);
+		f[nf++].drop = p->retries ? 7 : 3;
+		snprintf(f[nf].text, sizeof(f[nf].text), "quarantined %lld", p->quarantined);
+		f[nf++].drop = p->quarantined ? 6 : 2;
+		snprintf(f[nf].text, sizeof(f[nf].text), "%s", ef_run_phase_name(p->phase));
+		f[nf++].drop = 4;
+	}
+	if (p->nworkers > 1) {
+		snprintf(f[nf].text, sizeof(f[nf].text), "workers %d", p->nworkers);
+		f[nf++].drop = 5;
+	}
+	if (!p->waiting && p->nendpoints > 1) {
+		endpoints_text(p, f[nf].text, sizeof(f[nf].text));
+		f[nf++].drop = 1;
+	}
+	for (int level = 0; level <= 8; level++) {
+		len = (size_t)snprintf(out, n, "%5.1f%% %lld/%lld", pct, done, total);
+		for (size_t i = 0; i < nf && len < n; i++)
+			if (f[i].drop > level)
+				len += (size_t)snprintf(out + len, n - len, "  %s", f[i].text);
+		if ((int)len < width)
+			return;
+	}
+	if (width > 1 && (size_t)width <= n)
+		out[width - 1] = '\0';
+}
+
 static void on_progress(const struct ef_run_progress *p, void *vctx)
 {
 	struct progress_ctx *c = vctx;
 	long long done, total;
 	double pct = run_pct(p, &done, &total);
-	char eta[32], wait[96], eps[400], workers[32] = "";
+	char eta[32], wait[96], eps[400], workers[32] = "", line[1024];
 	bool changed = p->waiting != c->was_waiting || (int)p->phase != c->last_phase;
 
 	c->was_waiting = p->waiting;
@@ -132,14 +205,8 @@ static void on_progress(const struct ef_run_progress *p, void *vctx)
 		snprintf(workers, sizeof(workers), "  workers %d", p->nworkers);
 	print_log(c, p);
 	if (c->tty) {
-		if (p->waiting)
-			out_printf(stderr, "\r%5.1f%% %lld/%lld  %s%s\033[K", pct, done, total, wait,
-				   workers);
-		else
-			out_printf(stderr, "\r%5.1f%% %lld/%lld  %.0f/s  ETA %s  in flight %u  "
-					   "retries %lld  quarantined %lld  %-9s%s%s%s\033[K", pct, done,
-				   total, p->rate, eta, p->in_flight, p->retries, p->quarantined,
-				   ef_run_phase_name(p->phase), workers, eps[0] ? "  " : "", eps);
+		run_progress_line(p, line_width(), line, sizeof(line));
+		out_printf(stderr, "\r%s\033[K", line);
 		return;
 	}
 	if (!changed && time(NULL) - c->last_plain < 5 && p->phase != EF_PHASE_FINISHED)
@@ -272,6 +339,15 @@ static int finish(struct app *app, const struct run_request *rq, const struct ef
 		else
 			ef_error_hint(err, "continue with: embfill run -C %s --confirm %s --resume",
 				      coll, coll);
+	}
+	if (st == EF_OK && r->unconverged) {
+		for (size_t i = 0; i < r->nleft; i++)
+			out_printf(stdout, "  left: chunk %s: %s\n", r->left[i].key, r->left[i].why);
+		ef_error_set(err, EF_ERR_CHECK, "the run did not converge: %lld chunks of \"%s\" it "
+			     "set out to embed are still missing or stale", r->unconverged, coll);
+		ef_error_hint(err, "a chunk that changed during the run, or another writer: `embfill "
+				   "verify -C %s` explains each; running again embeds them", coll);
+		return out_error(err);
 	}
 	return st == EF_OK ? 0 : out_error(err);
 }

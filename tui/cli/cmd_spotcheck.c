@@ -3,9 +3,10 @@
  * [--json]`: renders ef_spotcheck().
  *
  * Exit 0 when every query returned a citation (and, when sampling, at
- * least EF_SPOT_HIT_PCT_MIN percent of the samples retrieved themselves),
- * 1 when not, 2 for usage or an unknown collection, 3 database, 4 the
- * embedding service.  Sources are printed redacted before they are cut,
+ * least EF_SPOT_HIT_PCT_MIN percent of the samples retrieved themselves)
+ * and at least SPOTCHECK_MIN_COVERAGE of the chunks have a comparable
+ * vector, 1 when not (a partly embedded collection is "partial"), 2 for
+ * usage or an unknown collection, 3 database, 4 the embedding service.  Sources are printed redacted before they are cut,
  * so a cut never leaves half a token that redaction would not recognise.
  */
 #include <math.h>
@@ -108,7 +109,27 @@ static void print_verdict(const struct app *app, const struct ef_spot_report *r)
 				   "hint: check EMBED_MODEL and EMBED_DIM, or embed the collection "
 				   "with `embfill run`\n",
 			   r->collection, app->cfg->embed_model, app->cfg->embed_dim);
-	out_printf(stdout, "result: %s\n", r->ok ? "ok" : "NOT OK");
+	if (r->partial && r->retrieval_ok)
+		out_printf(stdout, "result: partial (coverage %.0f%%, below SPOTCHECK_MIN_COVERAGE "
+				   "%.2f)\n", 100.0 * r->coverage, r->min_coverage);
+	else
+		out_printf(stdout, "result: %s\n", r->ok ? "ok" : "NOT OK");
+}
+
+/* Citations speak only for the chunks that have a comparable vector. */
+static void print_coverage(const struct app *app, const struct ef_spot_report *r)
+{
+	if (r->coverage >= 1.0 || r->comparable == 0)
+		return;
+	out_printf(stdout, "%s: only %lld of the %lld chunks of \"%s\" (%.0f%%) have a vector "
+			   "of \"%s\" at dimension %d; the citations below come from those "
+			   "alone\n", r->partial ? "coverage warning" : "coverage", r->comparable,
+		   r->chunks, r->collection, 100.0 * r->coverage, app->cfg->embed_model,
+		   app->cfg->embed_dim);
+	if (r->partial)
+		out_printf(stdout, "hint: `embfill run -C %s --confirm %s` embeds the rest; the "
+				   "result is partial below SPOTCHECK_MIN_COVERAGE (%.2f)\n",
+			   r->collection, r->collection, r->min_coverage);
 }
 
 static void print_plain(const struct app *app, const struct ef_spot_report *r)
@@ -121,6 +142,7 @@ static void print_plain(const struct app *app, const struct ef_spot_report *r)
 		   app->cfg->embed_dim);
 	out_printf(stdout, "score: cosine similarity, 1 is identical; only \"%s\" is searched\n",
 		   r->collection);
+	print_coverage(app, r);
 	for (size_t i = 0; i < r->nqueries; i++)
 		print_query(i, r);
 	print_verdict(app, r);
@@ -186,7 +208,11 @@ static void print_json(const struct ef_spot_report *r)
 		cJSON_AddNumberToObject(root, "hit_rate", r->hit_rate);
 		cJSON_AddNumberToObject(root, "hit_rate_min", EF_SPOT_HIT_PCT_MIN / 100.0);
 	}
+	cJSON_AddNumberToObject(root, "chunks", (double)r->chunks);
 	cJSON_AddNumberToObject(root, "comparable_vectors", (double)r->comparable);
+	cJSON_AddNumberToObject(root, "coverage", round(r->coverage * 1e4) / 1e4);
+	cJSON_AddNumberToObject(root, "coverage_min", r->min_coverage);
+	cJSON_AddBoolToObject(root, "partial", r->partial);
 	cJSON_AddBoolToObject(root, "ok", r->ok);
 	text = cJSON_PrintUnformatted(root);
 	out_json(text);

@@ -107,7 +107,7 @@ static const struct {
 	const char *args;
 	const char *help;
 } cmds[] = {
-	{ "doctor", CMD_DOCTOR, "[--json]",
+	{ "doctor", CMD_DOCTOR, "",
 	  "settings with origins, database, schema and embedding service checks" },
 	{ "status", CMD_STATUS, "[-C COLL]",
 	  "chunks, embedded, missing and stale per collection" },
@@ -171,11 +171,22 @@ void cli_list_options(FILE *f, enum cli_cmd cmd)
 			opt_line(f, &opts[i], false);
 }
 
+/* The usage line names --json wherever the command takes it: the table of
+ * options says where, so the two cannot disagree. */
+static void usage_line(FILE *f, size_t i)
+{
+	const struct opt *json = opt_by_id(O_JSON);
+	bool takes_json = cmds[i].cmd != CMD_NONE && (json->cmds & cmds[i].cmd);
+
+	fprintf(f, "usage: embfill %s%s%s%s\n", cmds[i].name, cmds[i].args[0] ? " " : "",
+		cmds[i].args, takes_json ? " [--json]" : "");
+}
+
 void cli_usage(FILE *f, enum cli_cmd cmd)
 {
 	for (size_t i = 0; i < NCMDS; i++)
 		if (cmd == CMD_NONE || cmds[i].cmd == cmd)
-			fprintf(f, "usage: embfill %s %s\n", cmds[i].name, cmds[i].args);
+			usage_line(f, i);
 	if (cmd == CMD_NONE) {
 		fprintf(f, "\ncommands:\n");
 		for (size_t i = 0; i < NCMDS; i++)

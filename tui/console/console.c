@@ -139,41 +139,109 @@ static bool text_input(const struct console *c)
 	return steps[c->step]->text_input;
 }
 
-static void draw_footer(const struct console *c)
+#define FOOT_ITEMS (A__COUNT + 8)
+#define FOOT_ROWS_MAX 2
+#define MSG_ROWS_MAX 6
+
+struct footer {
+	char item[FOOT_ITEMS][64];
+	size_t n;
+};
+
+static void foot_add(struct footer *f, const char *key, const char *label)
+{
+	if (f->n < FOOT_ITEMS)
+		snprintf(f->item[f->n++], sizeof(f->item[0]), "%s %s", key, label);
+}
+
+/* What the keys do now: a dialog's keys, or the step's actions that act
+ * now, then help and the quit key as it acts on this step (Esc alone where
+ * q is typed into a field). */
+static void footer_items(const struct console *c, bool scroll, struct footer *f)
 {
 	const struct screen *s = steps[c->step];
-	char buf[512];
-	size_t len = 0;
-	enum action shown[A__COUNT];
-	size_t n = 0;
 
-	if (c->modal.kind == M_CONFIRM)
-		len = (size_t)snprintf(buf, sizeof(buf), " y yes  n no");
-	else if (c->modal.kind == M_PROMPT)
-		len = (size_t)snprintf(buf, sizeof(buf), " Enter done  Esc cancel");
-	else if (c->modal.kind == M_HELP)
-		len = (size_t)snprintf(buf, sizeof(buf), " any key closes the help");
-	else {
-		for (const enum action *a = s->actions; *a != A_NONE; a++)
-			if (*a != A_FIELD && s->can(c, *a))
-				shown[n++] = *a;
-		if (s->can(c, A_NEXT))
-			shown[n++] = A_NEXT;
-		if (s->can(c, A_BACK))
-			shown[n++] = A_BACK;
-		if ((int)c->nlines > c->body_h)
-			shown[n++] = A_SCROLL;
-		for (size_t i = 0; i < n; i++)
-			len += (size_t)snprintf(buf + len, sizeof(buf) - len, " %s %s ",
-						shown[i] == A_SCROLL ? "PgDn" : actions[shown[i]].key,
-						shown[i] == A_SCROLL ? "more" : actions[shown[i]].label);
-		if (text_input(c))
-			snprintf(buf + len, sizeof(buf) - len, " Tab field  F1 help  Esc quit");
-		else
-			snprintf(buf + len, sizeof(buf) - len, " ? help  q quit");
+	f->n = 0;
+	if (c->modal.more || (c->modal.kind != M_NONE && c->modal.scroll))
+		foot_add(f, "PgDn/PgUp", "more");
+	switch (c->modal.kind) {
+	case M_CONFIRM:
+		foot_add(f, "y", "yes");
+		foot_add(f, "n/Esc", "no");
+		return;
+	case M_PROMPT:
+		foot_add(f, "Enter", "done");
+		foot_add(f, "Esc", "cancel");
+		return;
+	case M_HELP:
+		foot_add(f, "any other key", "closes the help");
+		return;
+	case M_CHOICE:
+		for (int i = 0; i < c->modal.nchoices; i++) {
+			char key[2] = { (char)c->modal.choice[i].key, '\0' };
+			foot_add(f, key, c->modal.choice[i].label);
+		}
+		foot_add(f, "Esc", c->modal.leaving ? "stay" : "cancel");
+		return;
+	case M_NONE:
+		break;
 	}
-	term_fill(LINES - 1, 0, COLS, R_KEY, " ");
-	term_put(LINES - 1, 0, COLS, R_KEY, buf);
+	for (const enum action *a = s->actions; *a != A_NONE; a++)
+		if (*a != A_FIELD && s->can(c, *a))
+			foot_add(f, actions[*a].key, actions[*a].label);
+	if (s->can(c, A_NEXT))
+		foot_add(f, actions[A_NEXT].key, actions[A_NEXT].label);
+	if (s->can(c, A_BACK))
+		foot_add(f, actions[A_BACK].key, actions[A_BACK].label);
+	if (scroll)
+		foot_add(f, "PgDn", "more");
+	if (text_input(c)) {
+		foot_add(f, "Tab", "field");
+		foot_add(f, "F1", "help");
+		foot_add(f, "Esc", "quit");
+	} else {
+		foot_add(f, "?", "help");
+		foot_add(f, "q/Esc", "quit");
+	}
+}
+
+/* Lays the items out in rows of the screen's width, never cutting one
+ * while a row is left; returns the rows used (row NULL: only counts). */
+static int footer_rows(const struct footer *f, char row[][512], int max)
+{
+	int rows = 0;
+	size_t cols = 0;
+	char line[512] = "";
+
+	for (size_t i = 0; i < f->n; i++) {
+		size_t w = term_cols(f->item[i]) + (cols ? 2 : 1);
+
+		if (cols && cols + w > (size_t)COLS && rows + 1 < max) {
+			if (row)
+				snprintf(row[rows], sizeof(row[0]), "%s", line);
+			rows++;
+			cols = 0;
+			line[0] = '\0';
+			w = term_cols(f->item[i]) + 1;
+		}
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s%s", cols ? "  " : " ",
+			 f->item[i]);
+		cols += w;
+	}
+	if (row)
+		snprintf(row[rows], sizeof(row[0]), "%s", line);
+	return rows + 1;
+}
+
+static void draw_footer(const struct footer *f, int rows)
+{
+	char row[FOOT_ROWS_MAX][512];
+
+	footer_rows(f, row, FOOT_ROWS_MAX);
+	for (int i = 0; i < rows; i++) {
+		term_fill(LINES - rows + i, 0, COLS, R_KEY, " ");
+		term_put(LINES - rows + i, 0, COLS, R_KEY, row[i]);
+	}
 }
 
 static void draw_box(int y, int x, int h, int w, const char *title)
@@ -189,16 +257,13 @@ static void draw_box(int y, int x, int h, int w, const char *title)
 	term_put(y, x + 2, w - 4, R_TITLE, title);
 }
 
-/* A dialog: its lines are built with the body helpers at the box's width. */
-static void draw_modal(struct console *c)
+/* A dialog's lines at a width, appended to the body's lines. */
+static size_t modal_lines(struct console *c, int width)
 {
-	int w = COLS - SIDE_W - 4, x = SIDE_W + 1, y, h;
-	size_t first;
+	size_t first = c->nlines;
+	int saved = c->body_w;
 
-	if (c->modal.kind == M_NONE)
-		return;
-	first = c->nlines;
-	c->body_w = w - 4;
+	c->body_w = width;
 	if (c->modal.kind == M_HELP) {
 		const struct screen *s = steps[c->step];
 
@@ -213,68 +278,172 @@ static void draw_modal(struct console *c)
 		ui_blank(c);
 		if (c->modal.kind == M_CONFIRM)
 			ui_line(c, R_TITLE, "y: yes    n: no");
-		else
+		else if (c->modal.kind == M_CHOICE) {
+			for (int i = 0; i < c->modal.nchoices; i++)
+				ui_line(c, R_TITLE, "%c: %s", c->modal.choice[i].key,
+					c->modal.choice[i].label);
+			ui_line(c, R_TITLE, "Esc: %s", c->modal.leaving ? "stay" : "cancel");
+		} else
 			ui_line(c, R_FOCUS, "> %s_", c->modal.input);
 	}
-	h = (int)(c->nlines - first) + 2;
-	if (h > LINES - 3)
-		h = LINES - 3;
-	y = (LINES - h) / 2;
-	draw_box(y, x, h, w, c->modal.kind == M_HELP ? "Help" : c->modal.title);
-	for (int i = 0; i < h - 2; i++)
-		term_put(y + 1 + i, x + 2, w - 4, c->lines[first + (size_t)i].role,
-			 c->lines[first + (size_t)i].text);
+	c->body_w = saved;
+	return c->nlines - first;
 }
 
-static void draw_small(void)
+struct box {
+	int y, x, h, w;
+	size_t first, n;
+};
+
+/* Where the dialog goes: beside the checklist when it fits there, else
+ * across the screen; one taller than the screen scrolls. */
+static void layout_modal(struct console *c, int foot_rows, struct box *b)
 {
-	char buf[128];
+	int inner = LINES - foot_rows - 3;
+
+	memset(b, 0, sizeof(*b));
+	if (c->modal.kind == M_NONE)
+		return;
+	b->x = SIDE_W + 1;
+	b->w = COLS - SIDE_W - 4;
+	b->first = c->nlines;
+	b->n = modal_lines(c, b->w - 4);
+	if ((int)b->n > inner) {
+		c->nlines = b->first;
+		b->x = 1;
+		b->w = COLS - 2;
+		b->n = modal_lines(c, b->w - 4);
+	}
+	b->h = ((int)b->n < inner ? (int)b->n : inner) + 2;
+	if (c->modal.scroll > (int)b->n - (b->h - 2))
+		c->modal.scroll = (int)b->n - (b->h - 2);
+	if (c->modal.scroll < 0)
+		c->modal.scroll = 0;
+	c->modal.more = (int)b->n - (b->h - 2) - c->modal.scroll;
+	b->y = (LINES - foot_rows - b->h) / 2;
+}
+
+static void draw_modal(struct console *c, const struct box *b)
+{
+	if (c->modal.kind == M_NONE)
+		return;
+	draw_box(b->y, b->x, b->h, b->w, c->modal.kind == M_HELP ? "Help" : c->modal.title);
+	for (int i = 0; i < b->h - 2; i++) {
+		const struct line *l = &c->lines[b->first + (size_t)(c->modal.scroll + i)];
+		term_put(b->y + 1 + i, b->x + 2, b->w - 4, l->role, l->text);
+	}
+	if (c->modal.more > 0)
+		term_put(b->y + b->h - 1, b->x + b->w - 16, 14, R_TITLE, " PgDn: more ");
+}
+
+/* Below 80x24: what the console needs, and what a key just did; an open
+ * dialog's title and keys, so that it can still be answered. */
+static void draw_small(const struct console *c)
+{
+	char buf[256];
+	struct footer f;
+	char row[1][512];
+	int y = LINES / 2 - 2 > 0 ? LINES / 2 - 2 : 0;
 
 	snprintf(buf, sizeof(buf), "terminal too small: %dx%d", COLS, LINES);
-	term_put(LINES / 2 - 1, 0, COLS, R_WARN, buf);
-	term_put(LINES / 2, 0, COLS, R_NORMAL, "embfill needs at least 80x24");
-	term_put(LINES / 2 + 1, 0, COLS, R_DIM, "(a run goes on meanwhile)");
+	term_put(y++, 0, COLS, R_WARN, buf);
+	term_put(y++, 0, COLS, R_NORMAL, "embfill needs at least 80x24");
+	if (c->modal.kind != M_NONE) {
+		term_put(y++, 0, COLS, R_TITLE, c->modal.kind == M_HELP ? "Help" : c->modal.title);
+		footer_items(c, false, &f);
+		footer_rows(&f, row, 1);
+		term_put(y++, 0, COLS, R_KEY, row[0]);
+		return;
+	}
+	if (c->small_msg[0])
+		term_put(y++, 0, COLS, R_ACCENT, c->small_msg);
+	term_put(y++, 0, COLS, R_DIM, console_run_active(c) ? "(a run goes on meanwhile; p "
+		 "pauses it, q stops it)" : "(q or Esc quits)");
 }
 
+static bool too_small(void)
+{
+	return COLS < MIN_COLS || LINES < MIN_ROWS;
+}
+
+/*
+ * One frame.  The status message wraps onto as many rows as it needs (up
+ * to MSG_ROWS_MAX) and the footer onto two rows when the keys do not fit
+ * one: the body gives up the rows, so nothing is cut at 80x24.
+ */
 static void draw(struct console *c)
 {
-	int h = LINES - 3, x = SIDE_W + 1;
+	int x = SIDE_W + 1, h, nmsg = 0, nfoot;
+	size_t nbody, msg_first;
+	struct footer f;
+	struct box box;
 
 	erase();
-	if (COLS < MIN_COLS || LINES < MIN_ROWS) {
-		draw_small();
+	if (too_small()) {
+		draw_small(c);
 		refresh();
 		return;
 	}
 	c->nlines = 0;
 	c->body_w = COLS - x - 1;
-	c->body_h = h;
+	c->body_h = LINES - 3;
 	steps[c->step]->draw(c);
-	if (c->scroll[c->step] > (int)c->nlines - h)
-		c->scroll[c->step] = (int)c->nlines - h;
+	nbody = c->nlines;
+	msg_first = c->nlines;
+	if (c->msg[0])
+		nmsg = (int)ui_text(c, c->msg_role, c->msg, COLS - 2);
+	if (nmsg > MSG_ROWS_MAX)
+		nmsg = MSG_ROWS_MAX;
+	footer_items(c, false, &f);
+	nfoot = footer_rows(&f, NULL, FOOT_ROWS_MAX);
+	h = LINES - 1 - (nmsg ? nmsg : 1) - nfoot;
+	if ((int)nbody > h) {
+		footer_items(c, true, &f);
+		nfoot = footer_rows(&f, NULL, FOOT_ROWS_MAX);
+		h = LINES - 1 - (nmsg ? nmsg : 1) - nfoot;
+	}
+	c->body_h = h;
+	layout_modal(c, nfoot, &box);
+	footer_items(c, (int)nbody > h, &f);
+	if (c->scroll[c->step] > (int)nbody - h)
+		c->scroll[c->step] = (int)nbody - h;
 	if (c->scroll[c->step] < 0)
 		c->scroll[c->step] = 0;
 	draw_header(c);
 	draw_sidebar(c, h);
-	for (int i = 0; i < h && (size_t)(c->scroll[c->step] + i) < c->nlines; i++) {
+	for (int i = 0; i < h && (size_t)(c->scroll[c->step] + i) < nbody; i++) {
 		const struct line *l = &c->lines[c->scroll[c->step] + i];
 		term_put(1 + i, x, c->body_w, l->role, l->text);
 	}
-	term_put(LINES - 2, 1, COLS - 2, c->msg_role, c->msg);
-	draw_footer(c);
-	draw_modal(c);
+	for (int i = 0; i < nmsg; i++)
+		term_put(1 + h + i, 1, COLS - 2, c->lines[msg_first + (size_t)i].role,
+			 c->lines[msg_first + (size_t)i].text);
+	draw_footer(&f, nfoot);
+	draw_modal(c, &box);
 	refresh();
 }
 
 /* --- keys ----------------------------------------------------------------- */
+
+/* Why Enter does not go on: the step's own reason, else its warnings. */
+static const char *not_passed(const struct console *c)
+{
+	const struct screen *s = steps[c->step];
+	const char *why = s->why_not ? s->why_not(c, A_NEXT) : NULL;
+
+	if (why)
+		return why;
+	return s->can(c, A_ACCEPT) ? "this step has not passed: read its warnings, then a "
+				     "accepts them, or fix what they name"
+				   : "this step has not passed yet: fix what it names first";
+}
 
 static void go_next(struct console *c)
 {
 	if (c->step + 1 >= NSTEPS)
 		return;
 	if (c->st[c->step] != ST_PASSED && c->st[c->step] != ST_ACCEPTED) {
-		console_msg(c, R_WARN, "this step has not passed: fix it, or accept its warnings "
-				       "(a) where that is offered");
+		console_msg(c, R_WARN, "%s", not_passed(c));
 		return;
 	}
 	c->step++;
@@ -293,13 +462,55 @@ static void go_back(struct console *c)
 	c->msg[0] = '\0';
 }
 
+/* Up, Down, PgUp, PgDn, Home and End scroll a dialog taller than the
+ * screen; returns whether key was one of them. */
+static bool modal_scroll(struct console *c, int key)
+{
+	int page = LINES / 2;
+
+	switch (key) {
+	case KEY_UP: c->modal.scroll -= 1; break;
+	case KEY_DOWN: c->modal.scroll += 1; break;
+	case KEY_PPAGE: c->modal.scroll -= page; break;
+	case KEY_NPAGE: c->modal.scroll += page; break;
+	case KEY_HOME: c->modal.scroll = 0; break;
+	case KEY_END: c->modal.scroll = 1 << 20; break;
+	default: return false;
+	}
+	if (c->modal.scroll < 0)
+		c->modal.scroll = 0;
+	return true;
+}
+
+static void choice_key(struct console *c, int key)
+{
+	struct modal m = c->modal;
+
+	if (key == 27) {
+		c->modal.kind = M_NONE;
+		m.on_choice(c, 0);
+		return;
+	}
+	for (int i = 0; i < m.nchoices; i++) {
+		if (key == m.choice[i].key || key == m.choice[i].key - 'a' + 'A') {
+			c->modal.kind = M_NONE;
+			m.on_choice(c, m.choice[i].key);
+			return;
+		}
+	}
+}
+
 static void modal_key(struct console *c, int key)
 {
 	struct modal m = c->modal;
 	size_t len = strlen(c->modal.input);
 
+	if (modal_scroll(c, key))
+		return;
 	if (m.kind == M_HELP) {
 		c->modal.kind = M_NONE;
+	} else if (m.kind == M_CHOICE) {
+		choice_key(c, key);
 	} else if (m.kind == M_CONFIRM) {
 		if (key != 'y' && key != 'Y' && key != 'n' && key != 'N' && key != 27)
 			return;
@@ -320,22 +531,13 @@ static void modal_key(struct console *c, int key)
 	}
 }
 
-static void quit_confirmed(struct console *c, bool yes)
-{
-	if (!yes || !console_run_active(c))
-		return;
-	worker_stop(c->run.w);
-	c->quitting = true;
-	console_msg(c, R_WARN, "stopping: the batches in flight are written and checkpointed, "
-			       "then the console closes");
-}
-
 static enum ev global_key(struct console *c, enum action a, int key)
 {
 	int *sc = &c->scroll[c->step];
 
 	switch (a) {
 	case A_HELP:
+		memset(&c->modal, 0, sizeof(c->modal));
 		c->modal.kind = M_HELP;
 		return EV_HANDLED;
 	case A_QUIT:
@@ -353,14 +555,118 @@ static enum ev global_key(struct console *c, enum action a, int key)
 	}
 }
 
+/* --- leaving ---------------------------------------------------------------- */
+
+static const int leave_keys[] = { 'w', 'l' };
+static const char *const leave_labels[] = { "write it, then leave", "leave without it" };
+
+static void run_leave_answer(struct console *c, int key)
+{
+	if (!key || !console_run_active(c))
+		return;
+	worker_stop(c->run.w);
+	c->quitting = true;
+	c->write_on_leave = key == 'w';
+	c->entry_dropped = key == 'l';
+	console_msg(c, R_WARN, "stopping: the batches in flight are written and checkpointed%s, "
+			       "then the console closes", key == 'w' ? ", then the run's "
+			       "historylog entry" : "");
+}
+
+static void dry_leave_answer(struct console *c, bool yes)
+{
+	if (!yes || !console_run_active(c))
+		return;
+	worker_stop(c->run.w);
+	c->quitting = true;
+	console_msg(c, R_WARN, "stopping the dry run, then the console closes");
+}
+
+static void entry_answer(struct console *c, int key)
+{
+	if (key == 'w') {
+		if (summary_write(c))
+			c->quitting = true;
+		else
+			console_msg(c, R_FAIL, "the historylog entry was not written (%s); the console "
+				    "stays open", c->summary.err);
+	} else if (key == 'l') {
+		c->entry_dropped = true;
+		c->quitting = true;
+	} else {
+		console_msg(c, R_NORMAL, "still here: step 6 shows the entry, and w writes it");
+	}
+}
+
+static void typed_answer(struct console *c, bool yes)
+{
+	if (yes)
+		c->quitting = true;
+}
+
+static const char *sandbox_note(const struct console *c)
+{
+	return c->sandbox ? " Leaving also stops the sandbox (its database and embedder); "
+			    "`embfill demo` starts a new one." : "";
+}
+
+/* Anything typed or chosen that leaving would throw away: the fields of
+ * step 1, or any step after it, unless the run's entry was written. */
+static bool work_at_stake(const struct console *c)
+{
+	char batch[16];
+
+	if (c->summary.written)
+		return false;
+	if (c->step > STEP_SCOPE || c->st[STEP_SCOPE] == ST_PASSED ||
+	    c->st[STEP_SCOPE] == ST_ACCEPTED)
+		return true;
+	snprintf(batch, sizeof(batch), "%d", c->app->cfg->batch_size);
+	return c->scope.f[F_COLL][0] || c->scope.f[F_CONFIRM][0] || c->scope.f[F_NOTE][0] ||
+	       c->scope.f[F_UNTIL][0] || strcmp(c->scope.f[F_BATCH], batch) != 0;
+}
+
+/*
+ * Every way out (q, Esc, Ctrl-C) comes here, and asks whenever leaving
+ * would lose something: a run (stopped first, its entry written or not on
+ * the operator's word), the finished run's unwritten historylog entry, or
+ * what was typed and chosen.  With nothing at stake it leaves at once.
+ */
 static void on_quit(struct console *c)
 {
+	char text[640];
+
 	if (console_run_active(c)) {
-		if (!c->quitting)
-			console_confirm(c, "Leave during the run?",
-					"The run stops after the batches in flight are written "
-					"and checkpointed; it can be resumed later (the console "
-					"offers it). Leave?", quit_confirmed);
+		if (c->quitting)
+			return;
+		if (c->plan.mode == MODE_DRY_RUN) {
+			console_confirm(c, "Leave during the dry run?", "The dry run stops; nothing "
+					"was written. Leave?", dry_leave_answer);
+		} else {
+			snprintf(text, sizeof(text), "The run stops after the batches in flight are "
+				 "written and checkpointed; it can be resumed later (the console "
+				 "offers it). Its historylog entry records what it did, the warnings "
+				 "accepted and the command that resumes it.%s", sandbox_note(c));
+			console_choose(c, "Leave during the run?", text, run_leave_answer, 2,
+				       leave_keys, leave_labels);
+		}
+		c->modal.leaving = true;
+		return;
+	}
+	if (summary_pending(c)) {
+		snprintf(text, sizeof(text), "The historylog entry of run %lld is not written yet: "
+			 "without it nothing records what the run did, the warnings accepted and the "
+			 "verification.%s", c->run.res.run_id, sandbox_note(c));
+		console_choose(c, "Leave without the historylog entry?", text, entry_answer, 2,
+			       leave_keys, leave_labels);
+		c->modal.leaving = true;
+		return;
+	}
+	if (work_at_stake(c)) {
+		snprintf(text, sizeof(text), "What was typed and chosen here is not kept: a new "
+			 "console starts again at step 1.%s Leave?", sandbox_note(c));
+		console_confirm(c, "Leave the console?", text, typed_answer);
+		c->modal.leaving = true;
 		return;
 	}
 	c->quitting = true;
@@ -387,14 +693,38 @@ static enum action allowed(struct console *c, const struct screen *s, int key, e
 		return A_NONE;
 	why = s->why_not ? s->why_not(c, a) : NULL;
 	if (!why && a == A_NEXT)
-		why = s->can(c, A_ACCEPT) ? "this step has not passed: fix it, or a accepts its "
-					    "warnings" : "this step has not passed yet";
+		why = not_passed(c);
 	if (!why && a == A_BACK)
 		why = c->run.started ? "the run has started: the steps before it are fixed"
 				     : "this is the first step";
 	console_msg(c, R_DIM, "%s (%s): %s", actions[a].key, actions[a].label,
 		    why ? why : "not available at this point of the step");
 	return A__COUNT;
+}
+
+/* The terminal is too small to show the step: the keys that must work
+ * blind still do (quit, and pause or cancel a run), and every other key
+ * is answered on the small screen instead of being dropped. */
+static void small_key(struct console *c, int key)
+{
+	const struct screen *s = steps[c->step];
+	enum action a = lookup(s, key);
+
+	if (a == A_QUIT) {
+		on_quit(c);
+		return;
+	}
+	if ((a == A_PAUSE || a == A_CANCEL) && s->can(c, a)) {
+		c->msg[0] = '\0';
+		s->on_key(c, key, a);
+		snprintf(c->small_msg, sizeof(c->small_msg), "%s", c->msg[0] ? c->msg
+			 : "cancel asked");
+		return;
+	}
+	snprintf(c->small_msg, sizeof(c->small_msg), "%s%s%s was not taken: enlarge the "
+		 "terminal first", key == '\r' || key == '\n' ? "Enter" : "\"",
+		 key == '\r' || key == '\n' ? "" : keyname(key), key == '\r' || key == '\n' ? ""
+		 : "\"");
 }
 
 static void handle_key(struct console *c, int key)
@@ -409,11 +739,11 @@ static void handle_key(struct console *c, int key)
 		modal_key(c, key);
 		return;
 	}
-	if (COLS < MIN_COLS || LINES < MIN_ROWS) {
-		if (key == 'q' || key == 'Q')
-			on_quit(c);
+	if (too_small()) {
+		small_key(c, key);
 		return;
 	}
+	c->small_msg[0] = '\0';
 	a = allowed(c, s, key, lookup(s, key));
 	if (a == A__COUNT)
 		return;
@@ -430,15 +760,16 @@ static void handle_key(struct console *c, int key)
 
 /* --- signals -------------------------------------------------------------- */
 
-/* SIGINT asks (a run is cancelled only on the operator's word); SIGHUP and
- * SIGTERM stop the run after the batches in flight and leave with 5. */
+/* SIGINT asks (a run is cancelled only on the operator's word; leaving
+ * asks as q does); SIGHUP and SIGTERM stop the run after the batches in
+ * flight and leave with 5, without asking: nobody may be there. */
 static void handle_signal(struct console *c, int sig)
 {
 	if (sig == SIGINT) {
 		if (console_run_active(c) && !worker_stopping(c->run.w))
 			run_ask_cancel(c);
-		else if (!console_run_active(c))
-			c->quitting = true;
+		else if (!console_run_active(c) && !(c->modal.kind != M_NONE && c->modal.leaving))
+			on_quit(c);
 		return;
 	}
 	c->hangup = sig;
@@ -507,6 +838,7 @@ static void console_init(struct console *c, struct app *app)
 		snprintf(c->scope.suggested, sizeof(c->scope.suggested), "%s",
 			 app->cli->collection);
 	snprintf(c->scope.f[F_BATCH], sizeof(c->scope.f[F_BATCH]), "%d", app->cfg->batch_size);
+	c->sandbox = getenv("EMBFILL_SANDBOX") && *getenv("EMBFILL_SANDBOX");
 }
 
 static void console_free(struct console *c)
@@ -531,6 +863,10 @@ static int farewell(const struct console *c)
 	if (c->summary.written)
 		fprintf(stdout, "embfill: historylog entry written at the top of %s\n",
 			c->summary.where);
+	else if (summary_pending(c))
+		fprintf(stderr, "embfill: the historylog entry of run %lld was not written%s%s\n",
+			c->run.res.run_id, c->summary.err[0] ? ": " : c->entry_dropped ?
+			" (left without it)" : "", c->summary.err);
 	if (interrupted) {
 		char *safe = ef_redact(coll);
 		fprintf(stderr, "embfill: run %lld of \"%s\" stopped%s and checkpointed\n"
@@ -565,6 +901,9 @@ int cmd_tui(struct app *app)
 	console_init(&c, app);
 	steps[0]->enter(&c);
 	loop(&c);
+	/* "w" while the run stopped: its entry, now that its result is in */
+	if (c.write_on_leave && summary_pending(&c))
+		summary_write(&c);
 	term_done();
 	rc = farewell(&c);
 	console_free(&c);

@@ -34,13 +34,17 @@ enum step { STEP_SCOPE, STEP_LOCATE, STEP_PLAN, STEP_RUN, STEP_VALIDATE, STEP_SU
 /* X(id, key name, footer label, help text) */
 #define CONSOLE_ACTIONS(X)                                                              \
 	X(A_HELP, "?", "help", "show this help (F1 works everywhere)")                 \
-	X(A_QUIT, "q", "quit", "leave the console; during a run, stop it first "      \
-			       "(the batches in flight are written and checkpointed)") \
+	X(A_QUIT, "q", "quit", "leave the console (Esc too, and only Esc on a step "    \
+			       "with fields); it asks first when something would be "   \
+			       "lost: a run (stopped after the batches in flight are "  \
+			       "written and checkpointed), an unwritten historylog "    \
+			       "entry, or the steps done so far")                       \
 	X(A_NEXT, "Enter", "next", "check this step and go on to the next one")       \
 	X(A_BACK, "b", "back", "go back one step (before the run only)")              \
 	X(A_FIELD, "Tab", "field", "next field (Shift-Tab, Up and Down move too)")    \
 	X(A_ACCEPT, "a", "accept warnings", "go on despite this step's warnings; "    \
-					    "the acceptance is written to the historylog") \
+					    "the acceptance goes into the run's "            \
+					    "historylog entry, which step 6 writes (w)")    \
 	X(A_RECHECK, "r", "again", "run this step's checks again")                 \
 	X(A_MODE, "m", "mode", "in place, only missing, new collection or dry run")   \
 	X(A_BACKUP, "k", "backup", "keep the vectors an in-place run overwrites, so "   \
@@ -111,14 +115,27 @@ struct line {
 
 typedef void (*confirm_fn)(struct console *c, bool yes);
 typedef void (*prompt_fn)(struct console *c, const char *text);
+/* The key of the choice taken, or 0 for Esc (nothing chosen). */
+typedef void (*choice_fn)(struct console *c, int key);
 
+#define MODAL_CHOICES 3
+
+/* A dialog.  One taller than the screen scrolls (PgUp/PgDn, Up/Down). */
 struct modal {
-	enum { M_NONE, M_CONFIRM, M_PROMPT, M_HELP } kind;
+	enum { M_NONE, M_CONFIRM, M_PROMPT, M_HELP, M_CHOICE } kind;
 	char title[128];
-	char text[512];
+	char text[640];
 	char input[EF_SPOT_QUERY_CHARS + 1];
 	confirm_fn on_confirm;
 	prompt_fn on_prompt;
+	choice_fn on_choice;
+	struct {
+		int key;
+		char label[48];
+	} choice[MODAL_CHOICES];
+	int nchoices;
+	bool leaving;                    /* asks whether to leave the console */
+	int scroll, more;                /* first line shown, lines below the box */
 };
 
 struct console {
@@ -132,8 +149,12 @@ struct console {
 	enum role msg_role;
 	struct modal modal;
 	bool quitting;                   /* leave once the worker stopped */
+	bool write_on_leave;             /* ... and write the run's entry then */
+	bool entry_dropped;              /* left without writing the run's entry */
+	bool sandbox;                    /* `embfill demo`: leaving stops the sandbox */
 	int hangup;                      /* SIGHUP/SIGTERM, or the tty vanished */
 	int exit_code;
+	char small_msg[200];             /* what a key did while the terminal was too small */
 
 	/* the body, rebuilt every frame */
 	struct line *lines;
@@ -192,6 +213,7 @@ struct console {
 		char *cmd;
 		struct ef_embed_config ec;
 		bool paused;
+		char resumed_from[128];  /* a resumed run's checkpoint, until it reports */
 	} run;
 
 	struct {                         /* 5: validate */
@@ -254,6 +276,13 @@ void console_busy(struct console *c, const char *what);
 
 void console_confirm(struct console *c, const char *title, const char *text, confirm_fn fn);
 void console_prompt(struct console *c, const char *title, const char *text, prompt_fn fn);
+/* A dialog of up to MODAL_CHOICES keys ("w", "write it and leave"), and
+ * Esc for none; fn gets the key. */
+void console_choose(struct console *c, const char *title, const char *text, choice_fn fn,
+		    int nchoices, const int *keys, const char *const *labels);
+/* Lines of text already made safe (redacted, sanitised), wrapped at width
+ * columns, appended to the body's lines; returns how many. */
+size_t ui_text(struct console *c, enum role r, const char *text, int width);
 
 /* Records an accepted warning ("step: what"), for the historylog. */
 void console_accept(struct console *c, const char *step, const char *what);
@@ -280,5 +309,11 @@ void plan_free(struct console *c);
 void run_free(struct console *c);
 void validate_free(struct console *c);
 void summary_free(struct console *c);
+/* The finished run's historylog entry is not written yet (a dry run has
+ * none). */
+bool summary_pending(const struct console *c);
+/* Builds the run's entry, when step 6 has not, and writes it; false with
+ * the reason in c->summary.err when it could not be written. */
+bool summary_write(struct console *c);
 
 #endif

@@ -105,7 +105,8 @@ static enum ev locate_key(struct console *c, int key, enum action a)
 				console_accept(c, "locate", buf);
 			}
 		c->st[STEP_LOCATE] = ST_ACCEPTED;
-		console_msg(c, R_WARN, "warnings accepted (written to the historylog)");
+		console_msg(c, R_WARN, "warnings accepted: they go into the run's historylog entry, "
+			    "which step 6 writes (w)");
 		return EV_NEXT;
 	}
 	return EV_IGNORED;
@@ -135,8 +136,8 @@ const struct screen screen_locate = {
 		"database, user; never a password), the tables as mapped and their vector type "
 		"and dimension, and one request to the embedding service (reachable, latency, "
 		"returned dimension against EMBED_DIM and the column). Each finding has a hint. "
-		"Failures must be fixed (then r); warnings may be accepted with a, which the "
-		"historylog records.",
+		"Failures must be fixed (then r); warnings may be accepted with a, and the "
+		"run's historylog entry (written in step 6) records that.",
 	.actions = locate_actions,
 	.enter = locate_enter,
 	.draw = locate_draw,

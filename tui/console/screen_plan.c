@@ -18,6 +18,7 @@
 
 #include "embfill/lifecycle.h"
 #include "embfill/plan.h"
+#include "embfill/recipe.h"
 #include "embfill/redact.h"
 #include "tui/flow/app.h"
 #include "tui/console/console.h"
@@ -168,9 +169,19 @@ static void draw_estimate(struct console *c)
 	fmt_duration(p->est_seconds, est, sizeof(est));
 	if (p->todo == 0)
 		ui_line(c, R_GOOD, "  estimate: nothing to do");
-	else if (p->probe_ms >= 0)
-		ui_line(c, R_NORMAL, "  estimate: %s (a probe of %d chunks took %.0f ms)", est,
-			p->probe_chunks, p->probe_ms);
+	else if (p->probe_ms >= 0) {
+		char lo[32], hi[32], eps[64] = "";
+
+		fmt_duration(p->est_low, lo, sizeof(lo));
+		fmt_duration(p->est_high, hi, sizeof(hi));
+		if (p->nendpoints > 1)
+			snprintf(eps, sizeof(eps), " on each of %zu endpoints",
+				 p->endpoints_ok ? p->endpoints_ok : p->nendpoints);
+		ui_line(c, R_NORMAL, "  estimate: %s, likely %s to %s (embedding only: a probe of "
+			"%d chunks in %d requests, %d in flight%s, took %.1f s: %.0f chunks/s)", est,
+			lo, hi, p->probe_chunks, p->probe_requests, p->concurrency, eps,
+			p->probe_ms / 1e3, p->probe_rate);
+	}
 	else
 		ui_line(c, R_NORMAL, "  estimate: unknown (no probe)");
 	if (!c->scope.deadline) {
@@ -183,15 +194,33 @@ static void draw_estimate(struct console *c)
 		"at the end and is resumable" : "the estimate fits");
 }
 
+/* The recipe the run embeds with, and where its prefixes came from. */
+static void draw_recipe(struct console *c)
+{
+	const struct ef_config *cfg = c->app->cfg;
+	struct ef_recipe r = { cfg->doc_prefix, cfg->dimensions, cfg->truncate, cfg->normalize };
+	char *desc = ef_recipe_describe(&r), dorig[160];
+
+	ef_settings_origin(c->app->settings, EF_K_EMBED_DOCUMENT_PREFIX, dorig, sizeof(dorig));
+	ui_line(c, R_DIM, "  recipe: %s (%s); document prefix from: %s; queries prefixed \"%s\"",
+		desc ? desc : "?", cfg->recipe_id, dorig, cfg->query_prefix);
+	free(desc);
+}
+
 static void draw_plan(struct console *c)
 {
 	const struct ef_plan *p = &c->plan.plan;
 	const struct ef_counts *k = &p->counts;
 
 	ui_line(c, R_NORMAL, "  chunks %lld, embedded %lld, missing %lld, stale %lld (model "
-		"%lld, dim %lld, content %lld), quarantined %lld", k->chunks, k->embedded,
-		k->missing, k->stale, k->stale_model, k->stale_dim, k->stale_content,
-		k->quarantined);
+		"%lld, dim %lld, content %lld, recipe %lld), quarantined %lld", k->chunks,
+		k->embedded, k->missing, k->stale, k->stale_model, k->stale_dim, k->stale_content,
+		k->stale_recipe, k->quarantined);
+	draw_recipe(c);
+	if (k->recipe_unknown)
+		ui_line(c, R_WARN, "  %lld vectors have no recipe on record (made before recipes "
+			"were recorded): `embfill verify --provenance` tells which made them",
+			k->recipe_unknown);
 	if (k->unrecorded)
 		ui_line(c, R_WARN, "  %lld vectors have no model on record (o adopts them as "
 			"\"%s\"'s at dimension %d, embedding nothing)", k->unrecorded,
@@ -280,8 +309,8 @@ static void draw_choices(struct console *c)
 	if (p->provider_change && c->plan.mode != MODE_DRY_RUN) {
 		ui_line(c, R_TITLE, "Approval (v gives it)");
 		ui_line(c, c->plan.approved ? R_GOOD : R_WARN, "  %s", c->plan.approved
-			? "[ok] the collection's owner approved the change of provider (recorded in "
-			  "the historylog)"
+			? "[ok] the collection's owner approved the change of provider (it goes into "
+			  "the run's historylog entry)"
 			: "the provider or service host changed: the run needs the collection "
 			  "owner's approval; ask them, then press v");
 	}
@@ -387,7 +416,8 @@ static enum ev plan_key(struct console *c, int key, enum action a)
 		c->plan.approved = true;
 		console_accept(c, "plan", "the collection's owner approved the change of provider "
 			       "or service host");
-		console_msg(c, R_WARN, "approval recorded; it goes into the historylog");
+		console_msg(c, R_WARN, "approval noted: it goes into the run's historylog entry, "
+			    "which step 6 writes (w)");
 		return EV_HANDLED;
 	case A_RECHECK:
 		console_reset_after(c, STEP_LOCATE);
@@ -395,7 +425,8 @@ static enum ev plan_key(struct console *c, int key, enum action a)
 		return EV_HANDLED;
 	case A_ACCEPT:
 		accept_plan(c);
-		console_msg(c, R_WARN, "plan warnings accepted (written to the historylog)");
+		console_msg(c, R_WARN, "plan warnings accepted: they go into the run's historylog "
+			    "entry, which step 6 writes (w)");
 		return EV_HANDLED;
 	case A_NEXT:
 		return EV_NEXT;

@@ -24,10 +24,15 @@ static void start(struct console *c, bool resume)
 	struct run_request r;
 	struct ef_run_opts o;
 	struct ef_error err;
-	char why[256];
+	char why[256], from[sizeof(c->run.resumed_from)] = "";
 
 	ef_error_clear(&err);
+	/* where a resumed run goes on, shown until the engine reports */
+	if (resume)
+		snprintf(from, sizeof(from), "%s", c->run.have_res ? c->run.snap.p.checkpoint
+			 : c->scope.interrupted.checkpoint);
 	run_free(c);
+	snprintf(c->run.resumed_from, sizeof(c->run.resumed_from), "%s", from);
 	console_request(c, &r);
 	r.resume = resume;
 	if (app_embed_config(c->app, &c->run.ec, &err) != EF_OK ||
@@ -60,7 +65,12 @@ static void finished(struct console *c)
 	c->run.res = *r;
 	c->run.have_res = true;
 	c->scope.resume = false;
-	if (c->run.st == EF_OK && r->quarantined == 0) {
+	if (c->run.st == EF_OK && r->unconverged) {
+		c->st[STEP_RUN] = ST_OPEN;
+		console_msg(c, R_WARN, "the run did not converge: %lld chunks are still to embed "
+			    "(e.g. chunk %s: %s); s runs again, a accepts", r->unconverged,
+			    r->nleft ? r->left[0].key : "?", r->nleft ? r->left[0].why : "?");
+	} else if (c->run.st == EF_OK && r->quarantined == 0) {
 		c->st[STEP_RUN] = ST_PASSED;
 		console_msg(c, R_GOOD, "%s: Enter goes on to validation", r->dry_run ? "dry run done, "
 			    "nothing written" : "run completed");
@@ -205,13 +215,21 @@ static void draw_progress(struct console *c)
 	const struct ef_run_progress *p = &s->p;
 	char suffix[128], eta[32], el[32];
 	double frac = p->total ? (double)p->done / (double)p->total : s->finished ? 1.0 : 0;
+	const char *checkpoint = p->checkpoint[0] || s->have_progress ? p->checkpoint
+				 : c->run.resumed_from;
 
 	fmt_duration(p->eta_s, eta, sizeof(eta));
 	fmt_duration(p->elapsed_s, el, sizeof(el));
 	snprintf(suffix, sizeof(suffix), "%5.1f%%", frac * 100);
 	ui_bar(c, "Overall    ", frac, suffix);
-	ui_line(c, R_NORMAL, "  %lld/%lld chunks  %.1f/s  ETA %s  elapsed %s", p->done, p->total,
-		p->rate, eta, el);
+	/* paused, the rate falls towards 0 and the ETA grows without meaning */
+	if (c->run.w && worker_paused(c->run.w) && !c->run.finished)
+		ui_line(c, R_WARN, "  %lld/%lld chunks  %s (p resumes)  elapsed %s", p->done,
+			p->total, p->phase == EF_PHASE_PAUSED ? "paused" : "pausing: the requests "
+			"on the wire finish", el);
+	else
+		ui_line(c, R_NORMAL, "  %lld/%lld chunks  %.1f/s  ETA %s  elapsed %s", p->done,
+			p->total, p->rate, eta, el);
 	draw_waiting(c, p);
 	snprintf(suffix, sizeof(suffix), "%u/%u", p->in_flight, p->concurrency);
 	ui_bar(c, "In flight  ", p->concurrency ? (double)p->in_flight / p->concurrency : 0,
@@ -224,8 +242,8 @@ static void draw_progress(struct console *c)
 	draw_spark(c, s);
 	ui_line(c, R_DIM, "phase %s%s, checkpoint: %s%s, written %lld",
 		ef_run_phase_name(p->phase), c->run.w && worker_paused(c->run.w) &&
-		!c->run.finished ? " (pause requested)" : "", p->checkpoint[0] ? "chunk " : "",
-		p->checkpoint[0] ? p->checkpoint : "none yet", p->written);
+		!c->run.finished ? " (pause requested)" : "", checkpoint[0] ? "chunk " : "",
+		checkpoint[0] ? checkpoint : "none yet", p->written);
 	draw_endpoints(c, p);
 	draw_workers(c, p);
 	ui_line(c, R_TITLE, "Log");

@@ -417,8 +417,8 @@ const struct screen screen_scope = {
 		"and type it again: the two must match exactly, and the collection must "
 		"exist. A name a typo (edit distance 2 or less) away from another existing "
 		"collection is a warning you accept with a, and the acceptance goes into the "
-		"historylog. Batch size is chunks per embedding request (default 100, "
-		"smaller on weak hardware). The window note and end time (HH:MM or HH:MM:SS) go into the "
+		"run's historylog entry (written in step 6). Batch size is chunks per "
+		"embedding request (default 100, smaller on weak hardware). The window note and end time (HH:MM or HH:MM:SS) go into the "
 		"records; the run stops cleanly at the end time. Fields: Backspace deletes, "
 		"Ctrl-U clears; ? is typed in the note field (use F1 there).",
 	.actions = scope_actions,

@@ -68,6 +68,22 @@ static void summary_enter(struct console *c)
 		build_entry(c);
 }
 
+bool summary_pending(const struct console *c)
+{
+	return c->run.have_res && c->run.res.run_id && !c->run.res.dry_run &&
+	       !c->summary.written;
+}
+
+static void write_entry(struct console *c);
+
+bool summary_write(struct console *c)
+{
+	if (!c->summary.entry && !c->summary.written)
+		build_entry(c);
+	write_entry(c);
+	return c->summary.written;
+}
+
 void summary_free(struct console *c)
 {
 	free(c->summary.entry);
@@ -75,6 +91,53 @@ void summary_free(struct console *c)
 		free(c->summary.spot[i]);
 	free(c->summary.spot);
 	memset(&c->summary, 0, sizeof(c->summary));
+}
+
+/*
+ * Why the run was needed, and the path it took.  Into a new collection,
+ * the run's own counts are the new collection's (every chunk missing), so
+ * the reason is the plan's, of the live collection: the model, dimension
+ * or chunking that changed; then the path: made, embedded, verified, and
+ * swapped or to be swapped.
+ */
+static void draw_why(struct console *c)
+{
+	const struct ef_run_result *r = &c->run.res;
+	const struct ef_plan *p = &c->plan.plan;
+	bool reason = false;
+
+	ui_line(c, R_TITLE, "Why");
+	if (!console_into(c)) {
+		ui_line(c, R_NORMAL, "  - %lld chunks had no vector and %lld had a stale one (of "
+			"another model %lld, another dimension %lld, changed content %lld)",
+			r->before.missing, r->before.stale, r->before.stale_model,
+			r->before.stale_dim, r->before.stale_content);
+		ui_line(c, R_NORMAL, "  - retrieval needs a fresh vector of \"%s\" for every chunk",
+			c->app->cfg->embed_model);
+		return;
+	}
+	for (size_t i = 0; i < p->nrisks; i++) {
+		if (p->risks[i].level != EF_RISK_HIGH)
+			continue;
+		ui_line(c, R_NORMAL, "  - %s", p->risks[i].what);
+		reason = true;
+	}
+	if (!reason)
+		ui_line(c, R_NORMAL, "  - a new collection was chosen in step 3 for \"%s\" (%lld "
+			"chunks, %lld stale)", c->scope.collection, p->counts.chunks,
+			p->counts.stale);
+	ui_line(c, R_NORMAL, "  - so the path was a new collection: readers of \"%s\" kept its "
+		"vectors while \"%s\" was %s from it and embedded with \"%s\"%s",
+		c->scope.collection, c->plan.target, p->chunking_changed ? "re-chunked" : "copied",
+		c->app->cfg->embed_model, !c->validate.done ? "" : c->validate.verify_ok
+		? ", then verified" : ", then checked (its problems accepted)");
+	if (c->summary.swapped)
+		ui_line(c, R_NORMAL, "  - then the swap put \"%s\" in \"%s\"'s place in one "
+			"transaction; the old one is kept, and `embfill rollback -C %s` undoes it",
+			c->plan.target, c->scope.collection, c->scope.collection);
+	else
+		ui_line(c, R_NORMAL, "  - the swap is next: x puts \"%s\" in \"%s\"'s place",
+			c->plan.target, c->scope.collection);
 }
 
 static void draw_changes(struct console *c)
@@ -100,12 +163,7 @@ static void draw_changes(struct console *c)
 	ui_line(c, R_NORMAL, "  - before: %lld chunks, %lld missing, %lld stale; after: %lld "
 		"missing, %lld stale", r->before.chunks, r->before.missing, r->before.stale,
 		r->after.missing, r->after.stale);
-	ui_line(c, R_TITLE, "Why");
-	ui_line(c, R_NORMAL, "  - %lld chunks had no vector and %lld had a stale one (model %lld, "
-		"dimension %lld, content %lld)", r->before.missing, r->before.stale,
-		r->before.stale_model, r->before.stale_dim, r->before.stale_content);
-	ui_line(c, R_NORMAL, "  - retrieval needs a fresh vector of \"%s\" for every chunk",
-		c->app->cfg->embed_model);
+	draw_why(c);
 }
 
 static void draw_swap_command(struct console *c);

@@ -145,9 +145,15 @@ static void draw_spot(struct console *c)
 
 	ui_line(c, R_TITLE, "Spot-check (%s, top %d)", s->sampled ? "sampled chunks" :
 		"typed queries", s->k);
+	if (s->coverage < 1.0 && s->comparable > 0)
+		ui_line(c, s->partial ? R_FAIL : R_WARN, "%s coverage: only %lld of %lld chunks "
+			"(%.0f%%) have a vector of this model; citations come from those alone%s",
+			s->partial ? "[FAIL]" : "[warn]", s->comparable, s->chunks,
+			s->coverage * 100, s->partial ? ": partial, below SPOTCHECK_MIN_COVERAGE" : "");
 	if (s->sampled)
-		ui_line(c, s->ok ? R_GOOD : R_FAIL, "%s self-retrieval %zu/%zu (%.0f%%)",
-			s->ok ? "[ok]  " : "[FAIL]", s->hits, s->nqueries, s->hit_rate * 100);
+		ui_line(c, s->retrieval_ok ? R_GOOD : R_FAIL, "%s self-retrieval %zu/%zu (%.0f%%)",
+			s->retrieval_ok ? "[ok]  " : "[FAIL]", s->hits, s->nqueries,
+			s->hit_rate * 100);
 	for (size_t i = 0; i < s->nqueries; i++) {
 		const struct ef_spot_query *q = &s->queries[i];
 		char *text = ef_spot_cut(q->text, 36);

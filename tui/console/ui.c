@@ -128,6 +128,25 @@ void ui_line(struct console *c, enum role r, const char *fmt, ...)
 	free(safe);
 }
 
+size_t ui_text(struct console *c, enum role r, const char *text, int width)
+{
+	size_t before = c->nlines;
+	int saved = c->body_w;
+	char *copy = strdup(text), *p, *nl;
+
+	if (!copy)
+		return 0;
+	c->body_w = width;
+	for (p = copy; (nl = strchr(p, '\n')); p = nl + 1) {
+		*nl = '\0';
+		wrap_one(c, r, p);
+	}
+	wrap_one(c, r, p);
+	c->body_w = saved;
+	free(copy);
+	return c->nlines - before;
+}
+
 void ui_blank(struct console *c)
 {
 	push_line(c, R_NORMAL, "", 0);
@@ -262,6 +281,22 @@ void console_prompt(struct console *c, const char *title, const char *text, prom
 	snprintf(c->modal.title, sizeof(c->modal.title), "%s", title);
 	ef_redact_buf(text, c->modal.text, sizeof(c->modal.text));
 	c->modal.on_prompt = fn;
+}
+
+void console_choose(struct console *c, const char *title, const char *text, choice_fn fn,
+		    int nchoices, const int *keys, const char *const *labels)
+{
+	memset(&c->modal, 0, sizeof(c->modal));
+	c->modal.kind = M_CHOICE;
+	snprintf(c->modal.title, sizeof(c->modal.title), "%s", title);
+	ef_redact_buf(text, c->modal.text, sizeof(c->modal.text));
+	c->modal.on_choice = fn;
+	for (int i = 0; i < nchoices && i < MODAL_CHOICES; i++) {
+		c->modal.choice[i].key = keys[i];
+		snprintf(c->modal.choice[i].label, sizeof(c->modal.choice[i].label), "%s",
+			 labels[i]);
+		c->modal.nchoices++;
+	}
 }
 
 void console_busy(struct console *c, const char *what)

@@ -28,11 +28,15 @@ void history_verification(const struct ef_verify_report *v, const struct ef_spot
 	if (!s || used >= n)
 		return;
 	if (s->sampled)
-		snprintf(buf + used, n - used, "; spot-check: %zu of %zu sampled chunks retrieved "
-			 "themselves", s->hits, s->nqueries);
+		used += (size_t)snprintf(buf + used, n - used, "; spot-check: %zu of %zu sampled "
+					 "chunks retrieved themselves", s->hits, s->nqueries);
 	else
-		snprintf(buf + used, n - used, "; spot-check: %zu queries, %s", s->nqueries,
-			 s->ok ? "each with citations" : "some without citations");
+		used += (size_t)snprintf(buf + used, n - used, "; spot-check: %zu queries, %s",
+					 s->nqueries, s->retrieval_ok ? "each with citations"
+					 : "some without citations");
+	if (s->partial && used < n)
+		snprintf(buf + used, n - used, ", partial: %.0f%% of the chunks have a vector",
+			 s->coverage * 100);
 }
 
 void history_verify_now(struct app *app, const char *collection, char *buf, size_t n)
@@ -71,11 +75,14 @@ char *history_run_entry(const struct app *app, const char *collection, const cha
 			const struct history_extras *x)
 {
 	struct ef_history_entry h;
-	char outcome[64];
+	char outcome[160], left[64] = "";
 
 	memset(&h, 0, sizeof(h));
-	snprintf(outcome, sizeof(outcome), "%s%s%s", r->state, r->resumed ? " (resumed)" : "",
-		 st == EF_ERR_INTERRUPTED ? " (resumable)" : "");
+	if (r->unconverged)
+		snprintf(left, sizeof(left), "; did not converge: %lld chunks still to embed",
+			 r->unconverged);
+	snprintf(outcome, sizeof(outcome), "%s%s%s%s", r->state, r->resumed ? " (resumed)" : "",
+		 st == EF_ERR_INTERRUPTED ? " (resumable)" : "", left);
 	settings_of(app, &h);
 	h.collection = collection;
 	h.run_id = r->run_id;

@@ -3,6 +3,7 @@
  * shared by `embfill plan --out` and the console's plan step.
  */
 #include <stdbool.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "embfill/ident.h"
 #include "embfill/plan.h"
+#include "embfill/recipe.h"
 #include "embfill/strbuf.h"
 #include "tui/flow/command.h"
 #include "tui/flow/planfile.h"
@@ -31,6 +33,30 @@ static cJSON *counts_json(const struct ef_counts *c)
 	cJSON_AddNumberToObject(o, "orphans", (double)c->orphans);
 	cJSON_AddNumberToObject(o, "cross_tenant", (double)c->cross_tenant);
 	cJSON_AddNumberToObject(o, "quarantined", (double)c->quarantined);
+	cJSON_AddNumberToObject(o, "stale_recipe", (double)c->stale_recipe);
+	cJSON_AddNumberToObject(o, "recipe_unknown", (double)c->recipe_unknown);
+	return o;
+}
+
+/* The recipe the run would embed with, each prefix with where it came
+ * from ("default for nomic-embed-text", the settings file's line, ...). */
+static cJSON *recipe_json(const struct app *app)
+{
+	const struct ef_config *c = app->cfg;
+	struct ef_recipe r = { c->doc_prefix, c->dimensions, c->truncate, c->normalize };
+	cJSON *o = cJSON_CreateObject();
+	char *desc = ef_recipe_describe(&r), origin[512];
+
+	cJSON_AddStringToObject(o, "id", c->recipe_id);
+	cJSON_AddStringToObject(o, "description", desc ? desc : "");
+	cJSON_AddStringToObject(o, "document_prefix", c->doc_prefix);
+	ef_settings_origin(app->settings, EF_K_EMBED_DOCUMENT_PREFIX, origin, sizeof(origin));
+	cJSON_AddStringToObject(o, "document_prefix_origin", origin);
+	cJSON_AddStringToObject(o, "query_prefix", c->query_prefix);
+	ef_settings_origin(app->settings, EF_K_EMBED_QUERY_PREFIX, origin, sizeof(origin));
+	cJSON_AddStringToObject(o, "query_prefix_origin", origin);
+	cJSON_AddNumberToObject(o, "dimensions", c->dimensions);
+	free(desc);
 	return o;
 }
 
@@ -60,16 +86,24 @@ cJSON *plan_json(const struct app *app, const struct ef_plan *p, const char *cmd
 	cJSON_AddNumberToObject(o, "concurrency", p->concurrency);
 	cJSON_AddStringToObject(o, "model", app->cfg->embed_model);
 	cJSON_AddNumberToObject(o, "dim", app->cfg->embed_dim);
+	cJSON_AddItemToObject(o, "recipe", recipe_json(app));
 	cJSON_AddNumberToObject(probe, "chunks", p->probe_chunks);
-	if (p->probe_ms >= 0)
-		cJSON_AddNumberToObject(probe, "ms", p->probe_ms);
-	else
+	cJSON_AddNumberToObject(probe, "requests", p->probe_requests);
+	cJSON_AddNumberToObject(probe, "concurrency", p->concurrency);
+	if (p->probe_ms >= 0) {
+		cJSON_AddNumberToObject(probe, "ms", round(p->probe_ms));
+		cJSON_AddNumberToObject(probe, "chunks_per_s", round(p->probe_rate * 10) / 10);
+	} else {
 		cJSON_AddNullToObject(probe, "ms");
+	}
 	cJSON_AddItemToObject(o, "probe", probe);
-	if (p->est_seconds >= 0)
-		cJSON_AddNumberToObject(o, "estimated_seconds", p->est_seconds);
-	else
+	if (p->est_seconds >= 0) {
+		cJSON_AddNumberToObject(o, "estimated_seconds", round(p->est_seconds * 10) / 10);
+		cJSON_AddNumberToObject(o, "estimated_seconds_low", round(p->est_low * 10) / 10);
+		cJSON_AddNumberToObject(o, "estimated_seconds_high", round(p->est_high * 10) / 10);
+	} else {
 		cJSON_AddNullToObject(o, "estimated_seconds");
+	}
 	for (size_t i = 0; i < p->nmodels; i++) {
 		cJSON *m = cJSON_CreateObject();
 		cJSON_AddStringToObject(m, "model", p->models[i].model);
