@@ -111,8 +111,10 @@ static void print_log(struct progress_ctx *c, const struct ef_run_progress *p)
 
 	if (c->last_log < first)
 		c->last_log = first;
+	/* the escape that clears the progress line is the format's own: an
+	 * argument would be printed as the text "\x1b[K" */
 	for (; c->last_log < p->nlogged; c->last_log++)
-		out_printf(stderr, "%sembfill: %s\n", c->tty ? "\r\033[K" : "",
+		out_printf(stderr, c->tty ? "\r\033[Kembfill: %s\n" : "embfill: %s\n",
 			   p->log[c->last_log - first]);
 }
 
