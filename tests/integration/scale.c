@@ -478,6 +478,34 @@ Test(pg_scale, an_endpoint_killed_mid_run_the_run_finishes_on_the_other, .timeou
 	sc_stop(&t);
 }
 
+/* plan with one of two endpoints away: it is named, and the probe's
+ * batches go to the one that answers, which gives the estimate its range. */
+Test(pg_scale, plan_probes_only_the_endpoints_that_answer, .timeout = 120)
+{
+	struct sc t;
+	struct proc_result r;
+	long long items;
+
+	sc_start(&t, 8, 2, gpu);
+	load_chunks(&t, 600, 0);
+	kill(t.e[1].pid, SIGKILL);
+	waitpid(t.e[1].pid, NULL, 0);
+	t.e[1].pid = 0;
+	items = items_of(&t.e[0]);
+	cr_assert_eq(fx_run(&t.f, &r, (const char *[]){ "plan", "-C", "acme", NULL }), 0,
+		     "%s%s", r.out, r.err);
+	HAS(r.out, "endpoint 1 of 2: ");
+	HAS(r.out, "endpoint 2 of 2: ");
+	HAS(r.out, "1 of 2 endpoints answer");
+	HAS(r.out, ", likely ");
+	HAS(r.out, "in flight on 1 endpoint (");
+	cr_expect_gt(items_of(&t.e[0]) - items, 50, "the probe's batches did not reach the "
+		     "endpoint that answers");
+	proc_result_free(&r);
+	expect_exact(&t, "acme", 0);
+	sc_stop(&t);
+}
+
 /* Another model behind the same name (the use-lite encoder where the
  * first endpoint hashes): refused with the evidence, nothing written. */
 Test(pg_scale, an_endpoint_with_other_weights_is_refused_before_anything_is_written,

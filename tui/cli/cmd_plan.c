@@ -74,7 +74,10 @@ static void print_plain(const struct app *app, const struct ef_plan *p, const ch
 
 		fmt_duration(p->est_low, lo, sizeof(lo));
 		fmt_duration(p->est_high, hi, sizeof(hi));
-		if (p->nendpoints > 1)
+		if (p->nendpoints > 1 && p->endpoints_ok == 1)
+			snprintf(eps, sizeof(eps), " on 1 endpoint (1 of %zu endpoints answer)",
+				 p->nendpoints);
+		else if (p->nendpoints > 1)
 			snprintf(eps, sizeof(eps), " on each of %zu endpoints (%zu of %zu endpoints "
 				 "answer)", p->endpoints_ok ? p->endpoints_ok : p->nendpoints,
 				 p->endpoints_ok, p->nendpoints);

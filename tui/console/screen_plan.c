@@ -174,7 +174,9 @@ static void draw_estimate(struct console *c)
 
 		fmt_duration(p->est_low, lo, sizeof(lo));
 		fmt_duration(p->est_high, hi, sizeof(hi));
-		if (p->nendpoints > 1)
+		if (p->nendpoints > 1 && p->endpoints_ok == 1)
+			snprintf(eps, sizeof(eps), " on the 1 endpoint that answers");
+		else if (p->nendpoints > 1)
 			snprintf(eps, sizeof(eps), " on each of %zu endpoints",
 				 p->endpoints_ok ? p->endpoints_ok : p->nendpoints);
 		ui_line(c, R_NORMAL, "  estimate: %s, likely %s to %s (embedding only: a probe of "
