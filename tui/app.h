@@ -26,6 +26,7 @@ enum cli_cmd {
 	CMD_SWAP = 1u << 10,
 	CMD_ROLLBACK = 1u << 11,
 	CMD_ADOPT = 1u << 12,
+	CMD_STOP = 1u << 13,
 	CMD_ALL = 0xffffu,
 };
 
@@ -56,6 +57,7 @@ struct cli {
 	const char *n;            /* -n N */
 	bool dry_run;
 	bool resume;
+	bool join;                /* run --join: one more worker of the active run */
 	bool historylog;          /* --historylog: write the entry */
 	bool retry_quarantined;
 	const char *queries[16];  /* -q QUERY, repeatable */

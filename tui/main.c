@@ -68,6 +68,8 @@ static int dispatch(struct app *app)
 		return cmd_rollback(app);
 	case CMD_ADOPT:
 		return cmd_adopt(app);
+	case CMD_STOP:
+		return cmd_stop(app);
 	case CMD_PLAN:
 		return cmd_plan(app);
 	case CMD_TUI:

@@ -19,6 +19,7 @@
 #include "embfill/redact.h"
 #include "embfill/sanitize.h"
 #include "embfill/strbuf.h"
+#include "embfill/urllist.h"
 
 #define MAX_SECRETS 32
 #define MASK "***"
@@ -253,7 +254,7 @@ static void drop_secret_params(CURLU *u)
 	ef_strbuf_free(&keep);
 }
 
-char *ef_redact_url(const char *url)
+static char *redact_one_url(const char *url)
 {
 	CURLU *u;
 	char *s = NULL, *ret;
@@ -278,6 +279,32 @@ char *ef_redact_url(const char *url)
 	curl_free(s);
 	curl_url_cleanup(u);
 	return ret;
+}
+
+/* A list of endpoints (urllist.h) is redacted item by item. */
+char *ef_redact_url(const char *url)
+{
+	struct ef_strbuf sb = EF_STRBUF_INIT;
+	char **items;
+	size_t n;
+
+	if (!url || ef_url_list_count(url) == 1)
+		return redact_one_url(url);
+	if (!(items = ef_url_list_split(url, &n)))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		char *one = redact_one_url(items[i]);
+
+		if (!one) {
+			ef_names_free(items);
+			ef_strbuf_free(&sb);
+			return NULL;
+		}
+		ef_strbuf_addf(&sb, "%s%s", i ? "," : "", one);
+		free(one);
+	}
+	ef_names_free(items);
+	return ef_strbuf_take(&sb);
 }
 
 /* --- connection strings --------------------------------------------------- */

@@ -20,6 +20,8 @@
 #include "embfill/ident.h"
 #include "embfill/redact.h"
 #include "embfill/settings.h"
+#include "embfill/strbuf.h"
+#include "embfill/urllist.h"
 
 enum ktype {
 	T_DSN,      /* libpq connection string or URI, may be empty */
@@ -59,7 +61,9 @@ static struct keydef keys[EF_K__COUNT] = {
 	   "PostgreSQL connection string or URI (else libpq's PG* variables); flag --dsn"),
 	KD(EMBED_PROVIDER, T_ENUM, 0, 0, "ollama|openai|tei",
 	   "API of the embedding service: ollama, openai (OpenAI-compatible) or tei"),
-	KD(EMBED_URL, T_URL, 0, 0, NULL, "base URL of the embedding service (http or https)"),
+	KD(EMBED_URL, T_URL, 0, 0, NULL,
+	   "base URL of the embedding service (http or https); several endpoints of one "
+	   "service and model separated by commas"),
 	KD(EMBED_MODEL, T_TEXT, 0, 0, NULL, "model name sent to the service and recorded per vector"),
 	KD(EMBED_DIM, T_INT, 1, 16000, NULL, "dimension of the model's vectors"),
 	KD(EMBED_API_KEY, T_SECRET, 0, 0, NULL,
@@ -69,8 +73,13 @@ static struct keydef keys[EF_K__COUNT] = {
 	   "extra CA certificates (PEM) to trust for the service; verification stays on"),
 	KD(EMBED_TIMEOUT_S, T_INT, 1, 3600, NULL, "seconds one embedding request may take"),
 	KD(EMBED_CONNECT_TIMEOUT_S, T_INT, 1, 600, NULL, "seconds to connect to the service"),
-	KD(EMBED_MAX_ATTEMPTS, T_INT, 1, 100, NULL, "attempts per request before giving up"),
-	KD(EMBED_CONCURRENCY, T_INT, 1, 64, NULL, "embedding requests in flight at once"),
+	KD(EMBED_MAX_ATTEMPTS, T_INT, 1, 100, NULL,
+	   "attempts per request for an answer that came but cannot be used; outside runs, "
+	   "for every transient failure"),
+	KD(EMBED_RETRY_BUDGET_S, T_INT, 1, 604800, NULL,
+	   "seconds a run waits out an unreachable or failing service (every endpoint) "
+	   "before it stops with exit 4"),
+	KD(EMBED_CONCURRENCY, T_INT, 1, 64, NULL, "embedding requests in flight at once, per endpoint"),
 	KD(EMBED_DOCUMENT_PREFIX, T_PREFIX, 0, 0, NULL,
 	   "put before every document's text (\"search_document: \"); known models get their "
 	   "documented prefix by default; quote it to keep a trailing blank"),
@@ -99,6 +108,10 @@ static struct keydef keys[EF_K__COUNT] = {
 	KD(CHUNK_OVERLAP, T_INT, 0, 999999, NULL,
 	   "characters shared by neighbouring chunks (below MAX_CHUNK_SIZE)"),
 	KD(HISTORYLOG, T_PATH, 0, 0, NULL, "the historylog file, newest entry first"),
+	KD(LEASE_CHUNKS, T_INT, 1, 100000000, NULL,
+	   "chunks per key-range lease of a run, the unit workers of one run share"),
+	KD(LEASE_TIMEOUT_S, T_INT, 2, 86400, NULL,
+	   "seconds without a heartbeat after which another worker takes a lease over"),
 	KD(SCHEMA_LAYOUT, T_ENUM, 0, 0, "separate|inline",
 	   "separate: embeddings in their own table; inline: embedding column on the chunk table"),
 	KD(COLLECTION_MODE, T_ENUM, 0, 0, "column|lookup|table",
@@ -693,9 +706,8 @@ static ef_status check_enum(const ef_settings *s, int k, struct ef_error *err)
 	return ef_error_hint(err, "%s accepts %s", keys[k].name, keys[k].choices);
 }
 
-static ef_status check_url(const ef_settings *s, int k, struct ef_error *err)
+static bool http_url(const char *v)
 {
-	const char *v = s->slots[k].value;
 	CURLU *u = curl_url();
 	char *scheme = NULL;
 	bool ok;
@@ -705,11 +717,38 @@ static ef_status check_url(const ef_settings *s, int k, struct ef_error *err)
 	     (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0);
 	curl_free(scheme);
 	curl_url_cleanup(u);
-	if (ok)
+	return ok;
+}
+
+/* One URL, or a list of endpoints of one service (urllist.h). */
+static ef_status check_url(const ef_settings *s, int k, struct ef_error *err)
+{
+	size_t n = 0, bad = 0;
+	char **items = ef_url_list_split(s->slots[k].value, &n);
+
+	if (!items)
+		return ef_error_oom(err, "reading the settings");
+	while (bad < n && http_url(items[bad]))
+		bad++;
+	ef_names_free(items);
+	if (n > EF_URL_LIST_MAX) {
+		bad_value(s, k, "lists more endpoints than embfill drives", err);
+		return ef_error_hint(err, "list at most %d endpoints of one service", EF_URL_LIST_MAX);
+	}
+	if (bad == n)
 		return EF_OK;
-	bad_value(s, k, "is not an http or https URL", err);
+	if (n == 1)
+		bad_value(s, k, "is not an http or https URL", err);
+	else {
+		char why[96];
+
+		snprintf(why, sizeof(why), "has an endpoint (number %zu of %zu) that is not an "
+			 "http or https URL", bad + 1, n);
+		bad_value(s, k, why, err);
+	}
 	return ef_error_hint(err, "write it as http://host:port or https://host, e.g. "
-				  "http://127.0.0.1:11434 for a local Ollama");
+				  "http://127.0.0.1:11434 for a local Ollama; several endpoints of "
+				  "one service separated by commas");
 }
 
 /* The message names the origin but shows none of the value: a string libpq
@@ -1119,12 +1158,15 @@ ef_status ef_settings_finish(ef_settings *s, struct ef_error *err)
 	c->timeout_s = ival[EF_K_EMBED_TIMEOUT_S];
 	c->connect_timeout_s = ival[EF_K_EMBED_CONNECT_TIMEOUT_S];
 	c->max_attempts = ival[EF_K_EMBED_MAX_ATTEMPTS];
+	c->retry_budget_s = ival[EF_K_EMBED_RETRY_BUDGET_S];
 	c->concurrency = ival[EF_K_EMBED_CONCURRENCY];
 	c->encoding = s->slots[EF_K_EMBED_ENCODING].value;
 	c->batch_size = ival[EF_K_BATCH_SIZE];
 	c->max_chunk_size = ival[EF_K_MAX_CHUNK_SIZE];
 	c->chunk_overlap = ival[EF_K_CHUNK_OVERLAP];
 	c->historylog = s->slots[EF_K_HISTORYLOG].value;
+	c->lease_chunks = ival[EF_K_LEASE_CHUNKS];
+	c->lease_timeout_s = ival[EF_K_LEASE_TIMEOUT_S];
 	c->spotcheck_min_coverage = dval[EF_K_SPOTCHECK_MIN_COVERAGE];
 	c->doc_prefix = s->slots[EF_K_EMBED_DOCUMENT_PREFIX].value;
 	c->query_prefix = s->slots[EF_K_EMBED_QUERY_PREFIX].value;

@@ -17,6 +17,7 @@
 #include "core/db/session_int.h"
 #include "embfill/registry.h"
 #include "embfill/strbuf.h"
+#include "embfill/urllist.h"
 
 static ef_status load_own(ef_session *s, struct ef_error *err)
 {
@@ -212,7 +213,7 @@ ef_status ef_coll_origin(ef_session *s, const char *name, struct ef_origin *o,
 				  &r, err) != EF_OK)
 		return err->status;
 	if (PQntuples(r) == 1) {
-		char *host = ef_url_host(PQgetvalue(r, 0, 1));
+		char *host = ef_url_hosts(PQgetvalue(r, 0, 1));
 		set_origin(o, PQgetvalue(r, 0, 0), host ? host : "", PQgetvalue(r, 0, 2),
 			   atoi(PQgetvalue(r, 0, 3)));
 		free(host);
@@ -221,12 +222,53 @@ ef_status ef_coll_origin(ef_session *s, const char *name, struct ef_origin *o,
 	return EF_OK;
 }
 
+/*
+ * The hosts of EMBED_URL, every endpoint's, in the order of the list and
+ * each once: "gpu1:8080,gpu2:8080".  NULL when none parses.
+ */
+char *ef_url_hosts(const char *list)
+{
+	struct ef_strbuf sb = EF_STRBUF_INIT;
+	char **items;
+	size_t n;
+	int added = 0;
+
+	if (!list || !(items = ef_url_list_split(list, &n)))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		char *h = ef_url_host(items[i]);
+		bool seen = false;
+
+		for (size_t j = 0; h && j < i && !seen; j++) {
+			char *o = ef_url_host(items[j]);
+
+			seen = o && strcmp(o, h) == 0;
+			free(o);
+		}
+		if (h && !seen)
+			ef_strbuf_addf(&sb, "%s%s", added++ ? "," : "", h);
+		free(h);
+	}
+	ef_names_free(items);
+	if (!added) {
+		ef_strbuf_free(&sb);
+		return NULL;
+	}
+	return ef_strbuf_take(&sb);
+}
+
 ef_status ef_coll_record_origin(ef_session *s, const char *name, struct ef_error *err)
 {
+	return ef_coll_record_origin_with(s, name, s->cfg->provider, s->cfg->embed_url, err);
+}
+
+ef_status ef_coll_record_origin_with(ef_session *s, const char *name, const char *provider,
+				     const char *url, struct ef_error *err)
+{
 	const struct ef_config *cfg = s->cfg;
-	char *host = ef_url_host(cfg->embed_url);
+	char *host = ef_url_hosts(url);
 	char dim[16];
-	const char *p[5] = { name, cfg->embed_model, dim, cfg->provider, host ? host : "" };
+	const char *p[5] = { name, cfg->embed_model, dim, provider, host ? host : "" };
 	PGresult *r;
 	ef_status st;
 
@@ -264,12 +306,42 @@ bool ef_same_service_host(const char *a, const char *b)
 	return n == host_len(b) && strncmp(a, b, n) == 0;
 }
 
+/* One host of a comma-separated list, copied into buf. */
+static const char *next_host(const char *p, char *buf, size_t size)
+{
+	size_t n = strcspn(p, ",");
+
+	snprintf(buf, size, "%.*s", (int)n, p);
+	return p[n] ? p + n + 1 : p + n;
+}
+
+/*
+ * Whether two host lists (ef_url_hosts) share a host, ports aside: the
+ * endpoints of one list give the same vectors (the run checks it before it
+ * writes), so a list that still holds a host on record is the same
+ * provider, with servers added or taken away.
+ */
+bool ef_service_hosts_overlap(const char *recorded, const char *now)
+{
+	char a[256], b[256];
+
+	for (const char *p = recorded; *p;) {
+		p = next_host(p, a, sizeof(a));
+		for (const char *q = now; *q;) {
+			q = next_host(q, b, sizeof(b));
+			if (a[0] && ef_same_service_host(a, b))
+				return true;
+		}
+	}
+	return false;
+}
+
 ef_status ef_coll_check_provider(const struct ef_config *cfg, const char *name,
 				 const struct ef_origin *o, struct ef_error *err)
 {
-	char *host = ef_url_host(cfg->embed_url);
+	char *host = ef_url_hosts(cfg->embed_url);
 	bool same = !o->known || (strcmp(o->provider, cfg->provider) == 0 && host &&
-				  ef_same_service_host(o->host, host));
+				  ef_service_hosts_overlap(o->host, host));
 
 	if (!same) {
 		ef_error_set(err, EF_ERR_USAGE, "provider change: the embeddings of \"%s\" were made "

@@ -125,7 +125,60 @@ static const char tool_ddl[] =
 	"  index_name text PRIMARY KEY, table_name text NOT NULL, definition text NOT NULL,"
 	"  tablespace text, comment text, run_id bigint, collection text,"
 	"  dropped_at timestamptz NOT NULL DEFAULT now());"
-	"UPDATE {tool}.meta SET value = '5' WHERE key = 'schema_version' AND value::int < 5;";
+	"UPDATE {tool}.meta SET value = '5' WHERE key = 'schema_version' AND value::int < 5;"
+	/* version 6: a run shared by several workers, coordinated by the
+	 * database: the workers (host, pid, heartbeat, their numbers), the
+	 * run's chunks cut into key ranges (leases: bounds as text[], lower
+	 * exclusive, upper inclusive, NULL open), each checkpointed inside;
+	 * the reference vectors every endpoint of the run must reproduce, and
+	 * the stop every worker reads at its heartbeat.  lease_checkpoint()
+	 * runs first in every batch's transaction: the lease row, then the
+	 * run's, always in that order, so two workers never deadlock */
+	"CREATE TABLE IF NOT EXISTS {tool}.workers ("
+	"  id bigserial PRIMARY KEY,"
+	"  run_id bigint NOT NULL REFERENCES {tool}.runs (id) ON DELETE CASCADE,"
+	"  host text NOT NULL, pid integer NOT NULL,"
+	"  state text NOT NULL DEFAULT 'running' CHECK (state IN"
+	"    ('running', 'finished', 'stopped', 'failed')),"
+	"  started_at timestamptz NOT NULL DEFAULT now(),"
+	"  heartbeat_at timestamptz NOT NULL DEFAULT now(),"
+	"  finished_at timestamptz,"
+	"  done bigint NOT NULL DEFAULT 0, written bigint NOT NULL DEFAULT 0,"
+	"  quarantined bigint NOT NULL DEFAULT 0, rate double precision NOT NULL DEFAULT 0,"
+	"  endpoints jsonb NOT NULL DEFAULT '[]');"
+	"CREATE INDEX IF NOT EXISTS workers_run_idx ON {tool}.workers (run_id, id);"
+	"CREATE TABLE IF NOT EXISTS {tool}.leases ("
+	"  run_id bigint NOT NULL REFERENCES {tool}.runs (id) ON DELETE CASCADE,"
+	"  seq integer NOT NULL,"
+	"  lo_key text[], hi_key text[],"
+	"  state text NOT NULL DEFAULT 'free' CHECK (state IN ('free', 'taken', 'done')),"
+	"  worker_id bigint REFERENCES {tool}.workers (id) ON DELETE SET NULL,"
+	"  checkpoint_key text[],"
+	"  done bigint NOT NULL DEFAULT 0, written bigint NOT NULL DEFAULT 0,"
+	"  quarantined bigint NOT NULL DEFAULT 0,"
+	"  takeovers integer NOT NULL DEFAULT 0,"
+	"  heartbeat_at timestamptz, finished_at timestamptz,"
+	"  PRIMARY KEY (run_id, seq));"
+	"ALTER TABLE {tool}.runs ADD COLUMN IF NOT EXISTS stop_requested boolean NOT NULL"
+	"  DEFAULT false;"
+	"ALTER TABLE {tool}.runs ADD COLUMN IF NOT EXISTS reference real[];"
+	"CREATE OR REPLACE FUNCTION {tool}.lease_checkpoint(p_run bigint, p_seq integer,"
+	"  p_worker bigint, p_key text[], p_done bigint, p_written bigint, p_quarantined bigint)"
+	"  RETURNS void LANGUAGE plpgsql AS $lease$"
+	" BEGIN"
+	"  UPDATE {tool}.leases SET checkpoint_key = coalesce(p_key, checkpoint_key),"
+	"   done = done + p_done, written = written + p_written,"
+	"   quarantined = quarantined + p_quarantined, heartbeat_at = now()"
+	"   WHERE run_id = p_run AND seq = p_seq AND worker_id = p_worker AND state = 'taken';"
+	"  IF NOT FOUND THEN"
+	"   RAISE EXCEPTION 'lease % of run % is no longer held by worker %', p_seq, p_run,"
+	"    p_worker USING ERRCODE = 'EF001',"
+	"    HINT = 'another worker took it over after LEASE_TIMEOUT_S without a heartbeat';"
+	"  END IF;"
+	"  UPDATE {tool}.runs SET done = done + p_done, written = written + p_written,"
+	"   quarantined = quarantined + p_quarantined, heartbeat_at = now() WHERE id = p_run;"
+	" END $lease$;"
+	"UPDATE {tool}.meta SET value = '6' WHERE key = 'schema_version' AND value::int < 6;";
 
 static const char documents_ddl[] =
 	"CREATE TABLE {documents} ("
@@ -382,7 +435,8 @@ ef_status ef_schema_init(ef_db *db, const struct ef_mapping *m,
 		st = run_tpl(db, tool_ddl, &v, err);
 	if (st == EF_OK) {
 		ef_check_add(rep, EF_CHECK_PASS, "embfill tables", "",
-			     "schema %s holds runs, quarantine, collections, backups and swaps",
+			     "schema %s holds runs, workers, leases, quarantine, collections, "
+			     "backups and swaps",
 			     ef_sqlvars_get(&v, "tool"));
 		st = ef_db_exec(db, "COMMIT", err);
 	} else {

@@ -26,6 +26,8 @@
 #include "embfill/recipe.h"
 #include "embfill/redact.h"
 #include "embfill/schema.h"
+#include "embfill/strbuf.h"
+#include "embfill/urllist.h"
 #include "embfill/verify.h"
 
 static void add_risk(struct ef_plan *p, enum ef_risk_level level, const char *advice,
@@ -142,7 +144,7 @@ static ef_status provider_risk(ef_session *s, const struct ef_config *cfg, struc
 {
 	struct ef_origin o;
 	struct ef_error differs;
-	char *now = ef_url_host(cfg->embed_url);
+	char *now = ef_url_hosts(cfg->embed_url);
 
 	if (ef_coll_origin(s, p->collection, &o, err) != EF_OK) {
 		free(now);
@@ -227,14 +229,16 @@ static void count_risks(struct ef_plan *p)
 			 "filed under \"%s\"", c->cross_tenant, c->orphans, p->collection);
 }
 
-/* Chunks the probe embeds: two rounds of EMBED_CONCURRENCY batches (the
- * second round finds the lanes as the run keeps them, full), one round when
- * two would be more than PROBE_CHUNKS_MAX chunks. */
+/* Chunks the probe embeds: two rounds of EMBED_CONCURRENCY batches on each
+ * endpoint that answered (the second round finds the lanes as the run
+ * keeps them, full), one round when two would be more than
+ * PROBE_CHUNKS_MAX chunks. */
 #define PROBE_CHUNKS_MAX 2048
 
-static int probe_size(const struct ef_config *cfg)
+static int probe_size(const struct ef_config *cfg, const struct ef_plan *p)
 {
-	long round = (long)cfg->batch_size * cfg->concurrency;
+	long round = (long)cfg->batch_size * cfg->concurrency *
+		     (long)(p->endpoints_ok > 1 ? p->endpoints_ok : 1);
 
 	return (int)(round * 2 <= PROBE_CHUNKS_MAX ? round * 2 : round);
 }
@@ -246,13 +250,13 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 {
 	struct ef_run_sql sql;
 	char dim[16], limit[16];
-	const char *params[5] = { p->collection, NULL, cfg->embed_model, dim, limit };
+	const char *params[6] = { p->collection, NULL, cfg->embed_model, dim, limit, NULL };
 	PGresult *r = NULL;
 
 	*texts = NULL;
 	*n = 0;
 	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
-	snprintf(limit, sizeof(limit), "%d", probe_size(cfg));
+	snprintf(limit, sizeof(limit), "%d", probe_size(cfg, p));
 	if (ef_run_sql_build(db, cfg, sc, !(flags & EF_PLAN_RETRY_QUARANTINED),
 			     (flags & EF_PLAN_ONLY_MISSING) != 0, &sql, err) != EF_OK)
 		return err->status;
@@ -260,7 +264,7 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 	if (r) {
 		p->todo = ef_db_ll(r, 0, 0);
 		PQclear(r);
-		r = ef_db_query(db, sql.select, 5, params, PGRES_TUPLES_OK, err);
+		r = ef_db_query(db, sql.select, 6, params, PGRES_TUPLES_OK, err);
 	}
 	ef_run_sql_free(&sql);
 	if (!r)
@@ -270,6 +274,54 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 		(*texts)[(*n)++] = ef_recipe_apply(cfg->doc_prefix, PQgetvalue(r, i, 2));
 	PQclear(r);
 	return EF_OK;
+}
+
+/* Each endpoint of the list, one short request each: the plan shows which
+ * answer, and counts only those in the estimate. */
+static void probe_endpoints(const struct ef_embed_config *ecfg, struct ef_plan *p)
+{
+	size_t n = ef_embed_endpoint_count(ecfg);
+	struct ef_embed_config c = *ecfg;
+
+	c.dim = 0;
+	for (size_t i = 0; i < n && i < EF_EMBED_MAX_ENDPOINTS; i++) {
+		struct ef_plan_endpoint *x = &p->endpoints[p->nendpoints++];
+		struct ef_embed_probe pr;
+		struct ef_error err;
+
+		ef_error_clear(&err);
+		if (ef_embed_probe_at(&c, i, &pr, &err) == EF_OK && pr.dim != ecfg->dim)
+			ef_error_set(&err, EF_ERR_EMBED, "returns dimension %d, EMBED_DIM is %d", pr.dim,
+				     ecfg->dim);
+		snprintf(x->url, sizeof(x->url), "%.159s", pr.endpoint);
+		x->latency_ms = pr.latency_ms;
+		x->dim = pr.dim;
+		x->ok = err.status == EF_OK;
+		snprintf(x->error, sizeof(x->error), "%.239s", err.msg);
+		p->endpoints_ok += x->ok;
+	}
+}
+
+/*
+ * The endpoints the probe sends its batches to: those of EMBED_URL that
+ * answered (all of them when none did, so that the probe names the error),
+ * as a list of their own.  NULL when every endpoint answered, or there is
+ * one: EMBED_URL as it is.
+ */
+static char *answering(const struct ef_embed_config *ecfg, const struct ef_plan *p)
+{
+	struct ef_strbuf sb = EF_STRBUF_INIT;
+	char **items;
+	size_t n;
+
+	if (!p->endpoints_ok || p->endpoints_ok == p->nendpoints ||
+	    !(items = ef_url_list_split(ecfg->url, &n)))
+		return NULL;
+	for (size_t i = 0, k = 0; i < n && i < p->nendpoints; i++)
+		if (p->endpoints[i].ok)
+			ef_strbuf_addf(&sb, "%s%s", k++ ? "," : "", items[i]);
+	ef_names_free(items);
+	return ef_strbuf_take(&sb);
 }
 
 /* Seconds since a. */
@@ -315,8 +367,9 @@ static void estimate(struct ef_plan *p, const double *done_at, const int *chunks
 
 /*
  * The probe: the first chunks the run would embed, in batches of the run's
- * size, through a pool of the run's concurrency, so that what it measures
- * is what the run gets from this service at this concurrency.  Requests
+ * size, through a pool of the run's concurrency on each endpoint that
+ * answered, so that what it measures is what the run gets from this
+ * service at this concurrency.  Requests
  * in flight at once speed a run up only as far as the service computes
  * them at once: one batch timed alone and multiplied by the concurrency
  * assumed they always do, and halved the real time on a service with one
@@ -330,6 +383,8 @@ static ef_status probe(const struct ef_embed_config *ecfg, struct ef_plan *p, ch
 	int *chunks = calloc((size_t)nb + 1, sizeof(*chunks));
 	struct ef_embed_result *res = NULL;
 	ef_embed_pool *pool = NULL;
+	struct ef_embed_config c = *ecfg;
+	char *urls = answering(ecfg, p);
 	struct timespec t0;
 	ef_status st = EF_OK;
 	int got = 0;
@@ -342,7 +397,9 @@ static ef_status probe(const struct ef_embed_config *ecfg, struct ef_plan *p, ch
 	}
 	if (!n)
 		goto out;
-	if ((st = ef_embed_pool_new(ecfg, (unsigned)p->concurrency, &pool, err)) != EF_OK)
+	if (urls)
+		c.url = urls;
+	if ((st = ef_embed_pool_new(&c, (unsigned)p->concurrency, &pool, err)) != EF_OK)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; st == EF_OK && i < nb; i++) {
@@ -369,6 +426,7 @@ out:
 	ef_embed_pool_free(pool);
 	free(done_at);
 	free(chunks);
+	free(urls);
 	return st;
 }
 
@@ -450,6 +508,10 @@ ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const
 	p->schema_dim = sc->dim;
 	p->only_missing = (flags & EF_PLAN_ONLY_MISSING) != 0;
 	st = gather(s, p, err);
+	/* first, so that the probe's chunks fill the lanes of the endpoints
+	 * that answer */
+	if (st == EF_OK && ef_embed_endpoint_count(ecfg) > 1)
+		probe_endpoints(ecfg, p);
 	if (st == EF_OK)
 		st = todo(db, cfg, sc, p, flags, &texts, &n, err);
 	if (st == EF_OK && sc->tool_schema)

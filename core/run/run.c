@@ -1,17 +1,19 @@
 /*
  * run.c - the backfill loop.
  *
- * One loop on one thread: fetch a keyset batch, submit it to the embedding
- * pool, and whenever the pool hands back a finished batch, write its vectors
- * and the run's checkpoint in one transaction.  Up to EMBED_CONCURRENCY
- * batches are in flight, so memory is bounded by batch size x concurrency
- * whatever the collection's size.
+ * One loop on one thread: claim a lease (a key range of the run, lease.c),
+ * fetch a keyset batch from it, submit it to the embedding pool, and
+ * whenever the pool hands back a finished batch, write its vectors and the
+ * lease's checkpoint in one transaction.  Up to EMBED_CONCURRENCY batches
+ * per endpoint are in flight, so memory is bounded by batch size x
+ * concurrency x endpoints whatever the collection's size.
  *
- * Batches can finish out of order.  The checkpoint is the last key of the
- * longest prefix of written batches, committed in the same transaction as
- * the batch that completes the prefix: after a crash at any point every
- * committed batch is either behind the checkpoint or already fresh (and so
- * not selected again), and nothing behind the checkpoint is unwritten.
+ * Batches can finish out of order.  A lease's checkpoint is the last key of
+ * the longest prefix of its written batches, committed in the same
+ * transaction as the batch that completes the prefix: after a crash at any
+ * point every committed batch is either behind the checkpoint or already
+ * fresh (and so not selected again), and nothing behind the checkpoint is
+ * unwritten.  Another worker that takes the lease over starts there.
  */
 #include <arpa/inet.h>
 #include <math.h>
@@ -39,6 +41,10 @@
 
 #define FLOAT4ARRAYOID 1021
 #define RATE_WINDOW 64
+#define LOCK_ALONE 1              /* exclusive: starting a run, nobody else in it */
+#define LOCK_SHARED 2             /* one of the run's workers */
+#define BEAT_MAX_S 1.0            /* heartbeat at least this often */
+#define JOIN_WAIT_S 30            /* a joining worker waits this long for the run's set-up */
 
 /* A batch's keys are kept as the text of each key column (the second is
  * NULL for a one-column key): what the statements cast back to the key's
@@ -54,7 +60,8 @@ struct batch {
 	size_t nbad;
 	char **good;              /* the texts sent, when some are bad */
 	size_t *good_at;          /* ... and where each one's vector goes */
-	bool written;
+	struct ef_lease *lease;   /* the key range it was fetched from */
+	bool written;             /* written, or dropped with a lost lease */
 	size_t n_rejected;        /* known once embedded */
 	unsigned retries, splits;
 	struct batch *next;
@@ -69,7 +76,8 @@ struct engine {
 	ef_db *db;
 	PGconn *pg;
 	struct ef_schema sc;
-	bool locked;              /* this run holds the collection's run lock */
+	int locked;               /* the collection's run lock this process holds:
+				     0 none, LOCK_ALONE or LOCK_SHARED */
 	struct ef_run_sql sql;
 	char *coll_value;         /* the collection as its rows carry it */
 	unsigned vec_elem_oid;    /* the type the vectors travel as (vector for halfvec) */
@@ -80,13 +88,27 @@ struct engine {
 	char book_stmt[48];       /* the prepared bookkeeping's; "" when not needed */
 	ef_embed_pool *pool;
 	long long run_id;
-	char *scan_pos;           /* last key fetched, a text[] literal; NULL: the start */
-	bool exhausted;
-	struct batch *head, *tail;  /* every batch not yet behind the checkpoint, in key order */
+	struct ef_lease_ctx lc;     /* the run's leases and this worker */
+	struct ef_lease *leases;    /* claimed by this worker, newest first */
+	struct ef_lease *fetching;  /* the lease batches are fetched from now */
+	double next_claim;          /* no lease was free: when to look again */
+	double next_beat;           /* when the heartbeat is due */
+	bool lease_lost;            /* a write was refused: its lease is another's now */
+	bool all_done;              /* no lease of the run is open */
+	bool stop_asked;            /* `embfill stop` asked every worker to stop */
+	bool ref_stored;            /* the run holds the reference vectors */
+	int batch_size;             /* the run's: a joining worker takes its creator's */
+	long long synced_retries, synced_requests;
+	long long others_done;      /* done by the run's other workers and earlier ones */
+	long long mine_written, mine_quarantined;
+	char *run_provider, *run_url; /* the run's service, when another process made it */
+	struct batch *head, *tail;  /* every batch not yet behind its lease's checkpoint,
+				       in the order fetched */
 	struct batch *next_submit;  /* first fetched batch not yet given to the pool */
 	unsigned nready;            /* fetched, not yet submitted */
 	unsigned inflight;          /* given to the pool, not answered yet */
 	struct ef_embed_result **held; /* answered, waiting for the database: oldest first */
+	unsigned held_max;          /* its room: every endpoint's concurrency */
 	bool unquarantine;          /* the collection had quarantined chunks when the run
 				       started: a written batch takes its chunks out */
 	unsigned nheld;
@@ -99,14 +121,14 @@ struct engine {
 	const struct batch *pending_ckpt; /* the batch whose last key the pending write
 					     makes the checkpoint; NULL: unchanged */
 	struct ef_run_progress prog;
+	struct ef_run_worker seen[EF_RUN_MAX_WORKERS]; /* the run's workers at the last beat */
+	int nseen;
 	struct timespec t0;
 	double last_cb;
 	double win_t[RATE_WINDOW];
 	long long win_done[RATE_WINDOW];
 	int win_n;
 	long long base_done;      /* done before this process (resumed runs) */
-	char *resume_key;         /* a resumed run's checkpoint, while its counts are due */
-	bool counts_due;          /* a resumed run counts once its first batch is out */
 };
 
 static double now_s(void)
@@ -140,6 +162,7 @@ static void logf_(struct engine *e, const char *fmt, ...)
 		p->nlog--;
 	}
 	ef_redact_buf(line, p->log[p->nlog++], EF_RUN_LOG_WIDTH);
+	p->nlogged++;
 }
 
 /* Rate over the last ten seconds or so: a window of samples, so that a
@@ -163,6 +186,34 @@ static void update_rate(struct engine *e, double t)
 					 : -1;
 }
 
+/* Each endpoint as the pool sees it, whether the run waits for the
+ * service, and what the pool noted for the log. */
+static void report_service(struct engine *e)
+{
+	struct ef_embed_endpoint_stat es[EF_RUN_MAX_ENDPOINTS];
+	struct ef_run_progress *p = &e->prog;
+	size_t n = ef_embed_pool_endpoints(e->pool, es, EF_RUN_MAX_ENDPOINTS);
+	char note[EF_RUN_LOG_WIDTH];
+
+	p->nendpoints = (int)n;
+	for (size_t i = 0; i < n; i++) {
+		struct ef_run_endpoint *x = &p->endpoints[i];
+
+		snprintf(x->url, sizeof(x->url), "%.95s", es[i].url);
+		snprintf(x->state, sizeof(x->state), "%s", ef_embed_ep_state_name(es[i].state));
+		x->in_flight = es[i].in_flight;
+		x->capacity = es[i].capacity;
+		x->rate = es[i].rate;
+		x->requests = es[i].requests;
+		x->errors = es[i].errors;
+		x->retry_in_s = es[i].retry_in_s;
+	}
+	p->concurrency = ef_embed_pool_capacity(e->pool);
+	p->waiting = ef_embed_pool_waiting(e->pool, &p->waiting_since, &p->retry_in_s);
+	while (ef_embed_pool_note(e->pool, note, sizeof(note)))
+		logf_(e, "%s", note);
+}
+
 static void report(struct engine *e, bool force)
 {
 	double t = now_s();
@@ -178,10 +229,12 @@ static void report(struct engine *e, bool force)
 		e->prog.retries = (long long)c.retries;
 		e->prog.requests = (long long)c.requests;
 		e->res->parse_s = c.parse_ms / 1e3;
+		report_service(e);
 	}
 	e->prog.parse_s = e->res->parse_s;
 	e->prog.service_s = e->res->service_s;
 	e->prog.db_s = e->res->write_s + e->res->fetch_s;
+	e->prog.run_done = e->others_done + e->prog.done;
 	e->prog.elapsed_s = t - ((double)e->t0.tv_sec + (double)e->t0.tv_nsec / 1e9);
 	update_rate(e, t);
 	if (e->o->on_progress)
@@ -348,10 +401,12 @@ static void enqueue(struct engine *e, struct batch *b)
 	e->nready++;
 }
 
-/* Cuts the rows of one keyset query into batches of BATCH_SIZE. */
-static ef_status split_rows(struct engine *e, const PGresult *r, struct ef_error *err)
+/* Cuts the rows of one keyset query of lease l into batches of the run's
+ * size, each the lease's. */
+static ef_status split_rows(struct engine *e, struct ef_lease *l, const PGresult *r,
+			    struct ef_error *err)
 {
-	int n = PQntuples(r), size = e->cfg->batch_size;
+	int n = PQntuples(r), size = e->batch_size;
 
 	for (int from = 0; from < n; from += size) {
 		int k = n - from < size ? n - from : size;
@@ -362,52 +417,123 @@ static ef_status split_rows(struct engine *e, const PGresult *r, struct ef_error
 				batch_free(b);
 			return ef_error_oom(err, "reading a batch of chunks");
 		}
-		free(e->scan_pos);
-		if (!(e->scan_pos = strdup(b->last_key))) {
+		free(l->scan_pos);
+		if (!(l->scan_pos = strdup(b->last_key))) {
 			batch_free(b);
 			return ef_error_oom(err, NULL);
 		}
+		b->lease = l;
+		l->outstanding++;
 		enqueue(e, b);
 	}
 	return EF_OK;
 }
 
-/* Up to `batches` batches from one keyset query: one round trip and one
- * plan for all of them. */
-static ef_status fetch(struct engine *e, unsigned batches, struct ef_error *err)
+/* Up to `batches` batches of lease l from one keyset query: one round trip
+ * and one plan for all of them; fewer rows than asked for are the lease's
+ * last.  *got: how many rows came. */
+static ef_status fetch(struct engine *e, struct ef_lease *l, unsigned batches, int *got,
+		       struct ef_error *err)
 {
 	char model_dim[16], limit[24];
-	const char *p[5] = { e->o->collection, e->scan_pos, e->cfg->embed_model, model_dim,
-			     limit };
+	const char *p[6] = { e->o->collection, l->scan_pos, e->cfg->embed_model, model_dim,
+			     limit, l->hi };
+	long long want = (long long)e->batch_size * batches;
 	PGresult *r;
 	ef_status st;
 
+	*got = 0;
 	snprintf(model_dim, sizeof(model_dim), "%d", e->cfg->embed_dim);
-	snprintf(limit, sizeof(limit), "%lld", (long long)e->cfg->batch_size * batches);
-	r = ef_db_query(e->db, e->sql.select, 5, p, PGRES_TUPLES_OK, err);
+	snprintf(limit, sizeof(limit), "%lld", want);
+	r = ef_db_query(e->db, e->sql.select, 6, p, PGRES_TUPLES_OK, err);
 	if (!r)
 		return err->status;
-	if (PQntuples(r) < e->cfg->batch_size * (int)batches)
-		e->exhausted = true;
-	st = split_rows(e, r, err);
+	*got = PQntuples(r);
+	l->exhausted = *got < want;
+	st = split_rows(e, l, r, err);
 	PQclear(r);
 	return st;
 }
 
-/* Fetches batches ahead, up to concurrency + 2 of them, so that most turns
- * of the loop need no query and a batch's write can run on the server
- * while the next response is parsed here. */
+static ef_status close_lease(struct engine *e, struct ef_lease *l, struct ef_error *err);
+
+/*
+ * No lease is free: the run is done when none is open; one that others
+ * hold is waited for (and taken over if its worker goes silent), so that
+ * the run ends with a worker alive to end it.
+ */
+static ef_status no_lease(struct engine *e, struct ef_error *err)
+{
+	long long open = 0, claimable = 0;
+
+	e->fetching = NULL;
+	if (ef_lease_left(&e->lc, &open, &claimable, err) != EF_OK)
+		return err->status;
+	e->all_done = open == 0;
+	e->next_claim = claimable ? 0 : now_s() + 1.0;
+	if (open && !claimable)
+		snprintf(e->prog.lease, sizeof(e->prog.lease), "none free: the other workers "
+			 "hold the rest");
+	return EF_OK;
+}
+
+/* The next lease of the run: a free one, or one whose worker stopped
+ * renewing it, from its checkpoint.  None free: look again later. */
+static ef_status claim(struct engine *e, struct ef_error *err)
+{
+	struct ef_lease *l;
+
+	if (ef_lease_claim(&e->lc, &l, err) != EF_OK)
+		return err->status;
+	if (!l)
+		return no_lease(e, err);
+	e->all_done = false;
+	l->next = e->leases;
+	e->leases = l;
+	e->fetching = l;
+	snprintf(e->prog.lease, sizeof(e->prog.lease), "%s", l->range_d);
+	if (l->taken_over)
+		logf_(e, "lease %s taken over from %s at its checkpoint (%lld chunks done)",
+		      l->range_d, l->was ? l->was : "a worker gone", l->done);
+	return EF_OK;
+}
+
+/* Fetches batches ahead, up to the pool's capacity + 2 of them, so that
+ * most turns of the loop need no query and a batch's write can run on the
+ * server while the next response is parsed here; a lease that runs out
+ * gives way to the next one. */
 static ef_status refill(struct engine *e, struct ef_error *err)
 {
-	unsigned want = (unsigned)e->cfg->concurrency + 2;
-	double t0 = now_s();
-	ef_status st;
+	unsigned want = ef_embed_pool_capacity(e->pool) + 2;
 
-	if (e->nready >= want || e->exhausted)
-		return EF_OK;
-	st = fetch(e, want - e->nready, err);
-	e->res->fetch_s += now_s() - t0;
-	return st;
+	while (e->nready < want) {
+		double t0;
+		ef_status st;
+		int got;
+
+		if (!e->fetching || e->fetching->exhausted || e->fetching->lost) {
+			time_t since;
+			double retry;
+
+			/* no new lease while this worker's service is away: the
+			 * others embed them meanwhile */
+			if (now_s() < e->next_claim ||
+			    ef_embed_pool_waiting(e->pool, &since, &retry))
+				return EF_OK;
+			if (claim(e, err) != EF_OK)
+				return err->status;
+			if (!e->fetching)
+				return EF_OK;
+		}
+		t0 = now_s();
+		st = fetch(e, e->fetching, want - e->nready, &got, err);
+		e->res->fetch_s += now_s() - t0;
+		if (st != EF_OK)
+			return err->status;
+		if (got == 0 && close_lease(e, e->fetching, err) != EF_OK)
+			return err->status;
+	}
+	return EF_OK;
 }
 
 static ef_status finish_batch(struct engine *e, struct ef_embed_result *res,
@@ -468,7 +594,7 @@ static struct ef_embed_result *with_bad(struct batch *b, const struct ef_embed_r
  */
 static ef_status submit_ready(struct engine *e, struct ef_error *err)
 {
-	unsigned k = (unsigned)e->cfg->concurrency;
+	unsigned k = ef_embed_pool_capacity(e->pool);
 
 	while (e->inflight + e->nheld < k && e->next_submit) {
 		struct batch *b = e->next_submit;
@@ -476,22 +602,26 @@ static ef_status submit_ready(struct engine *e, struct ef_error *err)
 
 		e->next_submit = b->next;
 		e->nready--;
-		if (b->nbad != b->n)
-			e->inflight++;
+		if (b->lease->lost) {
+			b->written = true;
+			b->lease->outstanding--;
+			continue;
+		}
 		if (b->nbad == b->n) {
-			/* nothing to send: quarantined as it is */
+			/* nothing to send: quarantined as it is, never in flight */
 			struct ef_embed_result *r = with_bad(b, NULL, e->cfg->embed_dim);
 
 			if (!r)
 				return ef_error_oom(err, "quarantining chunks");
 			st = finish_batch(e, r, err);
 			ef_embed_result_free(r);
-		} else if (b->nbad) {
-			st = ef_embed_pool_submit(e->pool, b, (const char *const *)b->good,
-						  b->n - b->nbad, err);
 		} else {
-			st = ef_embed_pool_submit(e->pool, b, (const char *const *)b->texts, b->n,
-						  err);
+			st = b->nbad ? ef_embed_pool_submit(e->pool, b, (const char *const *)b->good,
+							    b->n - b->nbad, err)
+				     : ef_embed_pool_submit(e->pool, b, (const char *const *)b->texts,
+							    b->n, err);
+			if (st == EF_OK)
+				e->inflight++;
 		}
 		if (st != EF_OK)
 			return err->status;
@@ -507,8 +637,10 @@ static ef_status pipe_result(struct engine *e, struct ef_error *err)
 	PGresult *r = PQgetResult(e->pg), *x;
 	ef_status st = EF_OK;
 
-	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+	if (!r || (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK))
 		st = ef_db_fail(e->db, r, err);
+	if (r && strcmp(ef_db_sqlstate(r), "EF001") == 0)
+		e->lease_lost = true;
 	PQclear(r);
 	if (r)
 		while ((x = PQgetResult(e->pg)) != NULL)
@@ -576,14 +708,20 @@ static bool send_quarantine(struct engine *e, const struct batch *b, size_t i,
 	return sent;
 }
 
-/* The batch whose last key is the checkpoint once b is written: the end
- * of the written prefix; NULL when b does not extend it. */
+/* The batch whose last key is the lease's checkpoint once b is written:
+ * the end of the written prefix of b's lease; NULL when b does not extend
+ * it. */
 static const struct batch *prefix_end(const struct engine *e, const struct batch *b)
 {
 	const struct batch *end = NULL;
 
-	for (const struct batch *x = e->head; x && (x->written || x == b); x = x->next)
+	for (const struct batch *x = e->head; x; x = x->next) {
+		if (x->lease != b->lease)
+			continue;
+		if (!x->written && x != b)
+			break;
 		end = x;
+	}
 	return end;
 }
 
@@ -615,21 +753,21 @@ static const char hold_sql[] = "SELECT pg_sleep(3600) /* EMBFILL_TEST_HOLD */";
 static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_result *res,
 		      const struct batch *ckpt)
 {
-	char run[24], done[24], wr[24], q[24], retries[24], requests[24];
-	const char *cp[7] = { run, ckpt ? ckpt->last_key : NULL, done, wr, q, retries, requests };
-	struct ef_embed_counters cnt;
+	char run[24], seq[16], worker[24], done[24], wr[24], q[24];
+	const char *cp[7] = { run, seq, worker, ckpt ? ckpt->last_key : NULL, done, wr, q };
 	char *k1 = text_array(b, res, b->k1), *k2 = b->k2 ? text_array(b, res, b->k2) : NULL;
 	const char *up[3] = { e->o->collection, k1, k2 };
 	int sent = 0;
 
-	ef_embed_pool_counters(e->pool, &cnt);
 	snprintf(run, sizeof(run), "%lld", e->run_id);
+	snprintf(seq, sizeof(seq), "%d", b->lease->seq);
+	snprintf(worker, sizeof(worker), "%lld", e->lc.worker_id);
 	snprintf(done, sizeof(done), "%zu", b->n);
 	snprintf(wr, sizeof(wr), "%zu", b->n - res->n_rejected);
 	snprintf(q, sizeof(q), "%zu", res->n_rejected);
-	snprintf(retries, sizeof(retries), "%lu", cnt.retries);
-	snprintf(requests, sizeof(requests), "%lu", cnt.requests);
 	sent += PQsendQueryParams(e->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+	/* the lease first: see ckpt_tpl in run_sql.c */
+	sent += PQsendQueryParams(e->pg, e->sql.checkpoint, 7, NULL, cp, NULL, NULL, 0);
 	if (res->n_rejected < b->n)
 		sent += send_vectors(e, b, res, run);
 	for (size_t i = 0; i < b->n; i++)
@@ -637,7 +775,6 @@ static int send_batch(struct engine *e, struct batch *b, const struct ef_embed_r
 			sent += send_quarantine(e, b, i, res, run);
 	if (k1 && (k2 || !b->k2) && e->unquarantine)
 		sent += PQsendQueryParams(e->pg, e->sql.unquarantine, 3, NULL, up, NULL, NULL, 0);
-	sent += PQsendQueryParams(e->pg, e->sql.checkpoint, 7, NULL, cp, NULL, NULL, 0);
 	if (e->hold_commit && ++e->batches_sent == e->hold_commit)
 		sent += PQsendQueryParams(e->pg, hold_sql, 0, NULL, NULL, NULL, NULL, 0);
 	sent += PQsendQueryParams(e->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
@@ -693,6 +830,7 @@ static ef_status send_write(struct engine *e, struct batch *b, const struct ef_e
 	e->pending_synced = false;
 	e->pending_nulls = 0;
 	e->pending_st = EF_OK;
+	e->lease_lost = false;
 	e->pending_sent = send_batch(e, b, res, e->pending_ckpt);
 	if (e->pending_sent != expected) {
 		ef_status st = ef_db_fail(e->db, NULL, err);
@@ -723,9 +861,26 @@ static void advance(struct engine *e)
 	}
 }
 
-static void account(struct engine *e, struct batch *b)
+/* A lease every chunk of which is written or quarantined is done; one
+ * that was taken over is another worker's, and is only let go. */
+static ef_status close_lease(struct engine *e, struct ef_lease *l, struct ef_error *err)
 {
+	if (!l->exhausted || l->outstanding || l->lost || l->closed)
+		return EF_OK;
+	if (e->fetching == l)
+		e->fetching = NULL;
+	l->closed = true;
+	e->next_claim = 0;
+	return ef_lease_finish(&e->lc, l->seq, err);
+}
+
+static ef_status account(struct engine *e, struct batch *b, struct ef_error *err)
+{
+	struct ef_lease *l = b->lease;
+
 	b->written = true;
+	l->outstanding--;
+	l->done += (long long)b->n;
 	e->prog.done += (long long)b->n;
 	e->prog.written += (long long)(b->n - b->n_rejected);
 	e->prog.quarantined += (long long)b->n_rejected;
@@ -738,6 +893,24 @@ static void account(struct engine *e, struct batch *b)
 			 e->pending_ckpt->last_d);
 	batch_free_data(b);
 	advance(e);
+	return close_lease(e, l, err);
+}
+
+/*
+ * Another worker took the lease over (this one was silent for longer than
+ * LEASE_TIMEOUT_S, and its write was refused and rolled back): whatever
+ * this worker still has of it is dropped, unwritten; the other worker
+ * embeds it from the checkpoint.
+ */
+static void drop_lease(struct engine *e, struct ef_lease *l)
+{
+	if (l->lost)
+		return;
+	l->lost = true;
+	if (e->fetching == l)
+		e->fetching = NULL;
+	logf_(e, "lease %s was taken over by another worker: its unwritten batches are "
+	      "left to it", l->range_d);
 }
 
 /*
@@ -769,8 +942,12 @@ static bool read_pending(struct engine *e, bool wait)
 		s = PQresultStatus(r);
 		if (s == PGRES_PIPELINE_SYNC)
 			e->pending_synced = true;
-		else if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && e->pending_st == EF_OK)
+		else if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && e->pending_st == EF_OK) {
 			e->pending_st = ef_db_fail(e->db, r, &e->pending_err);
+			/* lease_checkpoint(): the lease is another worker's now */
+			if (strcmp(ef_db_sqlstate(r), "EF001") == 0)
+				e->lease_lost = true;
+		}
 		PQclear(r);
 	}
 	return true;
@@ -795,11 +972,19 @@ static ef_status collect_pending(struct engine *e, struct ef_error *err)
 	if (st != EF_OK) {
 		struct ef_error ignored;
 		ef_db_exec(e->db, "ROLLBACK", &ignored);
+		if (e->lease_lost) {
+			drop_lease(e, b->lease);
+			b->written = true;
+			b->lease->outstanding--;
+			batch_free_data(b);
+			advance(e);
+			ef_error_clear(err);
+			return EF_OK;
+		}
 		ef_error_prefix(err, "writing chunks %.40s..%.40s", b->first_d, b->last_d);
 		return st;
 	}
-	account(e, b);
-	return EF_OK;
+	return account(e, b, err);
 }
 
 static void note_rejections(struct engine *e, const struct batch *b,
@@ -817,11 +1002,21 @@ static ef_status finish_batch(struct engine *e, struct ef_embed_result *res, str
 	struct ef_embed_result *full = NULL;
 	ef_status st = EF_OK;
 
+	/* the write before: read back, and its lease perhaps found lost */
+	if (collect_pending(e, err) != EF_OK)
+		return err->status;
+	if (b->lease->lost) {
+		b->written = true;
+		b->lease->outstanding--;
+		batch_free_data(b);
+		advance(e);
+		return EF_OK;
+	}
 	if (b->nbad && res->n != b->n && !(full = with_bad(b, res, e->cfg->embed_dim)))
 		return ef_error_oom(err, "quarantining chunks");
 	if (full)
 		res = full;
-	if (collect_pending(e, err) != EF_OK || send_write(e, b, res, err) != EF_OK)
+	if (send_write(e, b, res, err) != EF_OK)
 		st = err->status;
 	else
 		note_rejections(e, b, res);
@@ -835,6 +1030,12 @@ static bool should_stop(struct engine *e)
 {
 	if (flag(e->o->stop))
 		return true;
+	if (e->stop_asked) {
+		if (e->prog.phase != EF_PHASE_STOPPING)
+			logf_(e, "`embfill stop` asked every worker to stop: stopping after the "
+			      "batches in flight");
+		return true;
+	}
 	if (e->o->deadline && time(NULL) >= e->o->deadline) {
 		if (!e->res->stopped_by_deadline)
 			logf_(e, "maintenance window ends: stopping after the batches in flight");
@@ -867,7 +1068,7 @@ static ef_status take_answers(struct engine *e, int timeout_ms, struct ef_error 
 {
 	struct ef_embed_result *res = NULL;
 
-	while (e->nheld < (unsigned)e->cfg->concurrency) {
+	while (e->nheld < e->held_max) {
 		if (pool_next(e, timeout_ms, &res, err) != EF_OK)
 			return err->status;
 		if (!res)
@@ -911,12 +1112,35 @@ static ef_status wait_for_write(struct engine *e, struct ef_error *err)
 	return EF_OK;
 }
 
+static ef_status store_reference(struct engine *e, struct ef_error *err);
+static ef_status beat(struct engine *e, struct ef_error *err);
+
+/* Stopping while the service is away: the batches waiting for it were not
+ * embedded, and are left for the run's next worker rather than waited for. */
+static void withdraw_waiting(struct engine *e)
+{
+	void *tags[256];
+	time_t since;
+	double retry;
+	size_t n;
+
+	if (!ef_embed_pool_waiting(e->pool, &since, &retry))
+		return;
+	n = ef_embed_pool_withdraw(e->pool, tags, sizeof(tags) / sizeof(tags[0]));
+	e->inflight -= (unsigned)n;
+	logf_(e, "stopping while the service is away: %zu batches not embedded are left "
+	      "for later", n);
+}
+
 static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
 		      struct ef_error *err)
 {
+	if (now_s() >= e->next_beat && beat(e, err) != EF_OK)
+		return err->status;
+	if (!e->ref_stored && store_reference(e, err) != EF_OK)
+		return err->status;
 	if (!stopping && !paused) {
-		if (e->nready == 0 && !e->exhausted &&
-		    (collect_pending(e, err) != EF_OK || refill(e, err) != EF_OK))
+		if (e->nready == 0 && (collect_pending(e, err) != EF_OK || refill(e, err) != EF_OK))
 			return err->status;
 		if (submit_ready(e, err) != EF_OK)
 			return err->status;
@@ -928,12 +1152,20 @@ static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
 			return err->status;
 		return take_answers(e, 0, err);
 	}
+	if (stopping && e->inflight)
+		withdraw_waiting(e);
 	if (e->inflight == 0) {
 		if (collect_pending(e, err) != EF_OK)
 			return err->status;
+		if (stopping && e->stop_asked) {
+			e->res->stop_asked = true;
+			return ef_error_set(err, EF_ERR_INTERRUPTED, "stopped at a checkpoint: "
+					    "`embfill stop` asked every worker of run %lld to stop",
+					    e->run_id);
+		}
 		if (stopping)
 			return ef_error_set(err, EF_ERR_INTERRUPTED, "the run was stopped");
-		*done = e->exhausted && e->nready == 0;
+		*done = e->all_done && e->nready == 0 && !e->fetching;
 		report(e, false);
 		if (!*done)
 			usleep(50 * 1000);
@@ -999,41 +1231,97 @@ static char *runs_sql(const struct engine *e, const char *tpl)
 	return s;
 }
 
-/* The lock is a session lock keyed by schema and collection: it goes away
- * with the connection, so a crashed run never leaves the collection busy. */
-static ef_status lock_collection(struct engine *e, struct ef_error *err)
+/* One of the advisory lock functions on the collection's key; *got is
+ * what it returned (true for the void ones). */
+static ef_status lock_call(struct engine *e, const char *fn, bool *got, struct ef_error *err)
 {
-	char key[512];
+	char key[512], sql[128];
 	const char *p[1] = { key };
 	PGresult *r = NULL;
-	bool got;
 
 	snprintf(key, sizeof(key), "embfill:%s:%s", e->cfg->map.tool_schema, e->o->collection);
-	if (exec1(e, "SELECT pg_try_advisory_lock(hashtextextended($1::text, 0))", 1, p, &r,
-		  err) != EF_OK)
+	snprintf(sql, sizeof(sql), "SELECT %s(hashtextextended($1::text, 0))::text", fn);
+	if (exec1(e, sql, 1, p, &r, err) != EF_OK)
 		return err->status;
-	got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	*got = strcmp(PQgetvalue(r, 0, 0), "false") != 0;
 	PQclear(r);
-	e->locked = got;
+	return EF_OK;
+}
+
+/*
+ * The lock is a session lock keyed by schema and collection: it goes away
+ * with the connection, so a crashed run never leaves the collection busy.
+ * A run starts under the lock alone (exclusive), and once its leases are
+ * made, each of its workers holds it shared: a second run (or a swap)
+ * still finds the collection busy, another worker may join.
+ */
+static ef_status lock_collection(struct engine *e, struct ef_error *err)
+{
+	bool got = false;
+
+	if (lock_call(e, "pg_try_advisory_lock", &got, err) != EF_OK)
+		return err->status;
+	e->locked = got ? LOCK_ALONE : 0;
 	return got ? EF_OK : EF_ERR_BUSY;
+}
+
+/* The run is set up: joiners are welcome. */
+static ef_status share_lock(struct engine *e, struct ef_error *err)
+{
+	bool got;
+
+	if (lock_call(e, "pg_advisory_lock_shared", &got, err) != EF_OK ||
+	    lock_call(e, "pg_advisory_unlock", &got, err) != EF_OK)
+		return err->status;
+	e->locked = LOCK_SHARED;
+	return EF_OK;
+}
+
+/* A joining worker: the lock shared, waiting out a run being set up (its
+ * first worker holds the lock alone meanwhile). */
+static ef_status join_lock(struct engine *e, struct ef_error *err)
+{
+	bool got = false;
+
+	for (int i = 0; i < JOIN_WAIT_S * 4 && !flag(e->o->stop) && !flag(e->o->cancel); i++) {
+		if (lock_call(e, "pg_try_advisory_lock_shared", &got, err) != EF_OK)
+			return err->status;
+		if (got) {
+			e->locked = LOCK_SHARED;
+			return EF_OK;
+		}
+		usleep(250 * 1000);
+	}
+	return EF_ERR_BUSY;
+}
+
+/* Whether no other process holds the collection's lock: this worker is the
+ * run's last. */
+static bool alone(struct engine *e)
+{
+	struct ef_error ignored;
+	bool got = false, unused;
+
+	if (e->locked == LOCK_ALONE)
+		return true;
+	if (lock_call(e, "pg_try_advisory_lock", &got, &ignored) != EF_OK || !got)
+		return false;
+	lock_call(e, "pg_advisory_unlock", &unused, &ignored);
+	return true;
 }
 
 /* The lock outlives the run otherwise: the session it was taken on may go
  * on (counts after the run, the next command of the console). */
 static void unlock_collection(struct engine *e)
 {
-	char key[512];
-	const char *p[1] = { key };
-	PGresult *r = NULL;
 	struct ef_error ignored;
+	bool unused;
 
 	if (!e->locked)
 		return;
-	snprintf(key, sizeof(key), "embfill:%s:%s", e->cfg->map.tool_schema, e->o->collection);
-	if (exec1(e, "SELECT pg_advisory_unlock(hashtextextended($1::text, 0))", 1, p, &r,
-		  &ignored) == EF_OK)
-		PQclear(r);
-	e->locked = false;
+	lock_call(e, e->locked == LOCK_SHARED ? "pg_advisory_unlock_shared" : "pg_advisory_unlock",
+		  &unused, &ignored);
+	e->locked = 0;
 }
 
 static ef_status busy(struct engine *e, struct ef_error *err)
@@ -1054,8 +1342,11 @@ static ef_status busy(struct engine *e, struct ef_error *err)
 			     "holds it", e->o->collection);
 	PQclear(r);
 	free(sql);
-	return ef_error_hint(err, "one run per collection at a time: wait for it to finish, "
-				  "or stop it (Ctrl-C there checkpoints and exits)");
+	return ef_error_hint(err, "one run per collection at a time: add workers to it from this "
+				  "or another host with `embfill run -C %s --confirm %s --join`, wait "
+				  "for it to finish, or stop it (`embfill stop -C %s --confirm %s`)",
+			     e->o->collection, e->o->collection, e->o->collection,
+			     e->o->collection);
 }
 
 static ef_status mark_dead_runs(struct engine *e, struct ef_error *err)
@@ -1073,10 +1364,23 @@ static ef_status mark_dead_runs(struct engine *e, struct ef_error *err)
 	return st;
 }
 
+/* Where the run's vectors go, as one line: a joining worker must name the
+ * same tables and columns. */
+static char *tables_of(const struct ef_mapping *m)
+{
+	char *out = NULL;
+
+	if (asprintf(&out, "%s|%s|%s%s%s|%s|%s|%s", m->chunks, m->embeddings ? m->embeddings : "-",
+		     m->chunk_key[0], m->nkey > 1 ? "," : "", m->nkey > 1 ? m->chunk_key[1] : "",
+		     m->emb_vector, m->chunk_content, m->tool_schema) < 0)
+		return NULL;
+	return out;
+}
+
 static cJSON *settings_json(const struct engine *e)
 {
 	cJSON *o = cJSON_CreateObject();
-	char *url = ef_redact_url(e->cfg->embed_url);
+	char *url = ef_redact_url(e->cfg->embed_url), *tables = tables_of(&e->cfg->map);
 
 	cJSON_AddStringToObject(o, "provider", e->cfg->provider);
 	cJSON_AddStringToObject(o, "url", url ? url : "");
@@ -1086,7 +1390,14 @@ static cJSON *settings_json(const struct engine *e)
 	cJSON_AddNumberToObject(o, "concurrency", e->cfg->concurrency);
 	cJSON_AddNumberToObject(o, "max_chunk_size", e->cfg->max_chunk_size);
 	cJSON_AddNumberToObject(o, "chunk_overlap", e->cfg->chunk_overlap);
+	cJSON_AddStringToObject(o, "recipe", e->cfg->recipe_id);
+	cJSON_AddStringToObject(o, "tables", tables ? tables : "");
+	cJSON_AddBoolToObject(o, "only_missing", e->o->only_missing);
+	cJSON_AddBoolToObject(o, "retry_quarantined", e->o->retry_quarantined);
+	cJSON_AddBoolToObject(o, "historylog", e->o->historylog);
+	cJSON_AddNumberToObject(o, "lease_chunks", e->cfg->lease_chunks);
 	free(url);
+	free(tables);
 	return o;
 }
 
@@ -1128,7 +1439,8 @@ static ef_status resume_record(struct engine *e, const struct ef_run_info *ri, l
 	const char *p[4] = { id, host, pid, tot };
 	char *sql = runs_sql(e, "UPDATE {tool}.runs SET state = 'running', host = $2, pid = $3::int,"
 				" heartbeat_at = now(), finished_at = NULL, error = NULL,"
-				" total = done + $4::bigint WHERE id = $1::bigint RETURNING id");
+				" stop_requested = false, total = done + $4::bigint WHERE id = $1::bigint"
+				" RETURNING id");
 	ef_status st;
 
 	gethostname(host, sizeof(host) - 1);
@@ -1140,11 +1452,9 @@ static ef_status resume_record(struct engine *e, const struct ef_run_info *ri, l
 	st = exec1(e, sql, 4, p, NULL, err);
 	free(sql);
 	e->run_id = ri->run_id;
-	e->scan_pos = ri->checkpoint_key[0] ? strdup(ri->checkpoint_key) : NULL;
-	if (ri->checkpoint_key[0] && !e->scan_pos)
-		st = ef_error_oom(err, NULL);
 	snprintf(e->prog.checkpoint, sizeof(e->prog.checkpoint), "%s", ri->checkpoint);
 	e->base_done = ri->done;
+	e->others_done = ri->done;
 	return st;
 }
 
@@ -1318,6 +1628,482 @@ static ef_status check_schema(struct engine *e, struct ef_error *err)
 	return EF_OK;
 }
 
+/* --- a run of several workers --------------------------------------------- */
+
+static double beat_every(const struct engine *e)
+{
+	double t = e->lc.timeout_s / 3.0;
+
+	return t < BEAT_MAX_S ? t : BEAT_MAX_S;
+}
+
+/* The leases the database says this worker holds: one it believes it
+ * holds and is not among them was taken over. */
+static ef_status check_held(struct engine *e, struct ef_error *err)
+{
+	size_t mine = 1, n = 0;
+	int *held;
+
+	for (const struct ef_lease *l = e->leases; l; l = l->next)
+		mine += !l->lost && !l->closed;
+	if (!(held = calloc(mine, sizeof(*held))))
+		return ef_error_oom(err, NULL);
+	if (ef_lease_beat(&e->lc, held, mine, &n, err) != EF_OK) {
+		free(held);
+		return err->status;
+	}
+	for (struct ef_lease *l = e->leases; l; l = l->next) {
+		bool have = l->lost || l->closed;
+
+		for (size_t i = 0; i < n && !have; i++)
+			have = held[i] == l->seq;
+		if (!have)
+			drop_lease(e, l);
+	}
+	free(held);
+	return EF_OK;
+}
+
+/* The endpoints as the worker's record keeps them. */
+static char *endpoints_json(const struct engine *e)
+{
+	cJSON *a = cJSON_CreateArray();
+	char *out;
+
+	for (int i = 0; a && i < e->prog.nendpoints; i++) {
+		const struct ef_run_endpoint *x = &e->prog.endpoints[i];
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "url", x->url);
+		cJSON_AddStringToObject(o, "state", x->state);
+		cJSON_AddNumberToObject(o, "in_flight", x->in_flight);
+		cJSON_AddNumberToObject(o, "rate", x->rate);
+		cJSON_AddNumberToObject(o, "requests", (double)x->requests);
+		cJSON_AddNumberToObject(o, "errors", (double)x->errors);
+		cJSON_AddItemToArray(a, o);
+	}
+	out = cJSON_PrintUnformatted(a);
+	cJSON_Delete(a);
+	return out;
+}
+
+/* This worker's numbers into its record, and the run's counters from its
+ * leases; what `embfill stop` asked; the run's other workers. */
+static ef_status sync_run(struct engine *e, const char *state, struct ef_error *err)
+{
+	struct ef_embed_counters c = { 0 };
+	struct ef_worker_tally t = { e->prog.done, e->prog.written, e->prog.quarantined,
+				     e->prog.rate, NULL };
+	struct ef_run_sync rs;
+	char *eps = endpoints_json(e);
+	size_t nw = 0;
+	ef_status st;
+
+	if (e->pool)
+		ef_embed_pool_counters(e->pool, &c);
+	t.endpoints = eps;
+	st = ef_worker_update(&e->lc, state, &t, err);
+	free(eps);
+	if (st == EF_OK)
+		st = ef_lease_sync(&e->lc, (long long)c.retries - e->synced_retries,
+				   (long long)c.requests - e->synced_requests, &rs, err);
+	if (st != EF_OK)
+		return st;
+	e->synced_retries = (long long)c.retries;
+	e->synced_requests = (long long)c.requests;
+	e->stop_asked = e->stop_asked || rs.stop_requested;
+	e->others_done = rs.done - e->prog.done;
+	e->prog.run_total = rs.total;
+	if (ef_lease_workers(&e->lc, e->seen, EF_RUN_MAX_WORKERS, &nw, err) != EF_OK)
+		return err->status;
+	e->nseen = (int)nw;
+	memcpy(e->prog.workers, e->seen, sizeof(e->seen[0]) * nw);
+	e->prog.nworkers = (int)nw;
+	return EF_OK;
+}
+
+/*
+ * The heartbeat: this worker's leases renewed (and one that was taken
+ * over noticed), its record and the run's brought up to date.  Pipelined
+ * writes are collected first: the connection runs one thing at a time.
+ */
+static ef_status beat(struct engine *e, struct ef_error *err)
+{
+	e->next_beat = now_s() + beat_every(e);
+	if (!e->lc.worker_id)
+		return EF_OK;
+	if (collect_pending(e, err) != EF_OK || check_held(e, err) != EF_OK)
+		return err->status;
+	return sync_run(e, NULL, err);
+}
+
+/* The reference vectors of the run's endpoints, once the pool has them,
+ * kept with the run: every worker that joins is held to them. */
+static ef_status store_reference(struct engine *e, struct ef_error *err)
+{
+	struct ef_strbuf sb = EF_STRBUF_INIT;
+	size_t n;
+	int dim;
+	const float *ref = e->pool ? ef_embed_pool_reference(e->pool, &n, &dim) : NULL;
+	char id[24], *lit, *sql;
+	const char *p[2] = { id, NULL };
+	ef_status st;
+
+	if (!ref || e->o->dry_run || !e->run_id)
+		return EF_OK;
+	if (collect_pending(e, err) != EF_OK)
+		return err->status;
+	ef_strbuf_add(&sb, "{");
+	for (size_t i = 0; i < n * (size_t)dim; i++)
+		ef_strbuf_addf(&sb, "%s%.9g", i ? "," : "", (double)ref[i]);
+	ef_strbuf_add(&sb, "}");
+	lit = ef_strbuf_take(&sb);
+	sql = runs_sql(e, "UPDATE {tool}.runs SET reference = $2::real[] WHERE id = $1::bigint"
+			  " RETURNING id");
+	snprintf(id, sizeof(id), "%lld", e->run_id);
+	p[1] = lit;
+	st = lit && sql ? exec1(e, sql, 2, p, NULL, err) : ef_error_oom(err, NULL);
+	free(lit);
+	free(sql);
+	e->ref_stored = st == EF_OK;
+	return st;
+}
+
+/* The run's reference vectors (probe texts x dim), malloc'ed; NULL when it
+ * has none yet. */
+static ef_status load_reference(struct engine *e, float **out, struct ef_error *err)
+{
+	char id[24], d[24], *sql = runs_sql(e, "SELECT unnest(reference) FROM {tool}.runs WHERE"
+					       " id = $1::bigint AND cardinality(reference) ="
+					       " $2::int");
+	const char *p[2] = { id, d };
+	PGresult *r = NULL;
+	size_t want = (size_t)EF_EMBED_PROBE_TEXTS * (size_t)e->cfg->embed_dim;
+
+	*out = NULL;
+	snprintf(id, sizeof(id), "%lld", e->run_id);
+	snprintf(d, sizeof(d), "%zu", want);
+	if (!sql || exec1(e, sql, 2, p, &r, err) != EF_OK) {
+		free(sql);
+		return sql ? err->status : ef_error_oom(err, NULL);
+	}
+	free(sql);
+	if ((size_t)PQntuples(r) == want && (*out = malloc(want * sizeof(float))))
+		for (size_t i = 0; i < want; i++)
+			(*out)[i] = strtof(PQgetvalue(r, (int)i, 0), NULL);
+	PQclear(r);
+	return EF_OK;
+}
+
+/*
+ * The pool, and its endpoints verified before any of them gets work: the
+ * same texts to each (with the recipe's prefix), vectors compared with the
+ * run's reference when it has one (a joining worker, a resumed run), else
+ * with the first endpoint's.  Other vectors behind the same model name
+ * stop the run here, before anything is written.
+ */
+static ef_status start_pool(struct engine *e, struct ef_error *err)
+{
+	const char *texts[EF_EMBED_PROBE_TEXTS];
+	char *owned[EF_EMBED_PROBE_TEXTS] = { NULL };
+	float *ref = NULL;
+	ef_status st = ef_embed_pool_new(e->ecfg, (unsigned)e->cfg->concurrency, &e->pool, err);
+
+	if (st != EF_OK)
+		return st;
+	ef_embed_pool_set_flags(e->pool, e->o->cancel, e->o->pause);
+	if (e->run_id && (st = load_reference(e, &ref, err)) != EF_OK)
+		return st;
+	for (int i = 0; i < EF_EMBED_PROBE_TEXTS; i++) {
+		owned[i] = ef_recipe_apply(e->cfg->doc_prefix, ef_embed_probe_texts[i]);
+		texts[i] = owned[i];
+		if (!owned[i])
+			st = ef_error_oom(err, NULL);
+	}
+	if (st == EF_OK)
+		st = ef_embed_pool_verify(e->pool, texts, EF_EMBED_PROBE_TEXTS, ref, err);
+	e->ref_stored = ref != NULL;
+	if (st == EF_ERR_EMBED)
+		e->res->diverged = strstr(err->msg, "gives other vectors") != NULL;
+	for (int i = 0; i < EF_EMBED_PROBE_TEXTS; i++)
+		free(owned[i]);
+	free(ref);
+	if (st == EF_OK && !e->ref_stored)
+		st = store_reference(e, err);
+	report(e, true);
+	return st;
+}
+
+/* A joining worker waits for the reference while the run's first worker
+ * has not reached the service yet, as long as the retry budget. */
+static ef_status await_reference(struct engine *e, struct ef_error *err)
+{
+	double until = now_s() + e->cfg->retry_budget_s;
+	char id[24], *sql = runs_sql(e, "SELECT reference IS NOT NULL FROM {tool}.runs WHERE"
+					" id = $1::bigint");
+	const char *p[1] = { id };
+	bool have = false;
+
+	snprintf(id, sizeof(id), "%lld", e->run_id);
+	while (sql && !have && now_s() < until && !flag(e->o->stop) && !flag(e->o->cancel)) {
+		PGresult *r = NULL;
+
+		if (exec1(e, sql, 1, p, &r, err) != EF_OK) {
+			free(sql);
+			return err->status;
+		}
+		have = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		PQclear(r);
+		if (!have)
+			usleep(500 * 1000);
+	}
+	free(sql);
+	if (have)
+		return EF_OK;
+	ef_error_set(err, EF_ERR_EMBED, "run %lld of \"%s\" has no reference vectors yet: its "
+		     "first worker has not reached the embedding service", e->run_id,
+		     e->o->collection);
+	return ef_error_hint(err, "join again once the run is embedding (`embfill status -C %s`)",
+			     e->o->collection);
+}
+
+static ef_status no_active_run(struct engine *e, struct ef_error *err)
+{
+	ef_error_set(err, EF_ERR_USAGE, "collection \"%s\" has no active run to join",
+		     e->o->collection);
+	return ef_error_hint(err, "start one without --join (`embfill run -C %s --confirm %s`), "
+				  "or continue an interrupted one with --resume", e->o->collection,
+			     e->o->collection);
+}
+
+static ef_status differs(struct engine *e, const char *what, const char *mine,
+			 const char *theirs, struct ef_error *err)
+{
+	ef_error_set(err, EF_ERR_USAGE, "this worker's %s differs from run %lld's on \"%s\": "
+		     "\"%s\" here, \"%s\" in the run; nothing was touched", what, e->run_id,
+		     e->o->collection, mine, theirs);
+	return ef_error_hint(err, "a joining worker embeds with the run's model, recipe and "
+				  "tables: give it the settings the run's first worker has "
+				  "(`embfill status -C %s` names it)", e->o->collection);
+}
+
+static const char *json_str(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/*
+ * A joining worker embeds the run's chunks as the run says: its model,
+ * dimension, recipe and tables must be this worker's (the vectors would
+ * not be one collection's otherwise); its batch size and selection
+ * (--only missing, --retry-quarantined) are taken from it.
+ */
+static ef_status adopt_settings(struct engine *e, const char *json, struct ef_error *err)
+{
+	cJSON *o = cJSON_Parse(json);
+	char dim[16], theirs[16], *tables = tables_of(&e->cfg->map);
+	const cJSON *bs;
+	ef_status st = EF_OK;
+	bool only, retry;
+
+	if (!o || !tables) {
+		cJSON_Delete(o);
+		free(tables);
+		return ef_error_oom(err, "reading the run's settings");
+	}
+	snprintf(dim, sizeof(dim), "%d", e->cfg->embed_dim);
+	snprintf(theirs, sizeof(theirs), "%d",
+		 (int)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "dim")));
+	if (strcmp(json_str(o, "model"), e->cfg->embed_model) != 0)
+		st = differs(e, "EMBED_MODEL", e->cfg->embed_model, json_str(o, "model"), err);
+	else if (strcmp(dim, theirs) != 0)
+		st = differs(e, "EMBED_DIM", dim, theirs, err);
+	else if (strcmp(json_str(o, "recipe"), e->cfg->recipe_id) != 0)
+		st = differs(e, "recipe", e->cfg->recipe_id, json_str(o, "recipe"), err);
+	else if (strcmp(json_str(o, "tables"), tables) != 0)
+		st = differs(e, "collection's tables", tables, json_str(o, "tables"), err);
+	if (st == EF_OK) {
+		bs = cJSON_GetObjectItem(o, "batch_size");
+		e->batch_size = cJSON_IsNumber(bs) && bs->valueint > 0 ? bs->valueint : e->batch_size;
+		only = cJSON_IsTrue(cJSON_GetObjectItem(o, "only_missing"));
+		retry = cJSON_IsTrue(cJSON_GetObjectItem(o, "retry_quarantined"));
+		e->res->historylog_asked = cJSON_IsTrue(cJSON_GetObjectItem(o, "historylog"));
+		e->run_provider = strdup(json_str(o, "provider"));
+		e->run_url = strdup(json_str(o, "url"));
+		ef_run_sql_free(&e->sql);
+		st = ef_run_sql_build(e->db, e->cfg, &e->sc, !retry, only, &e->sql, err);
+	}
+	cJSON_Delete(o);
+	free(tables);
+	return st;
+}
+
+/* The collection's running run, for a worker that joins it. */
+static ef_status join_run(struct engine *e, struct ef_error *err)
+{
+	char *sql = runs_sql(e, "SELECT id, settings::text, total, done FROM {tool}.runs WHERE"
+				" collection = $1 AND state = 'running' ORDER BY id DESC LIMIT 1");
+	const char *p[1] = { e->o->collection };
+	PGresult *r = NULL;
+	ef_status st;
+
+	if (!sql)
+		return ef_error_oom(err, NULL);
+	st = join_lock(e, err);
+	if (st == EF_ERR_BUSY)
+		st = busy(e, err);
+	if (st == EF_OK && alone(e))
+		st = no_active_run(e, err);
+	if (st == EF_OK && exec1(e, sql, 1, p, &r, err) != EF_OK)
+		st = err->status;
+	if (st == EF_OK && PQntuples(r) != 1)
+		st = no_active_run(e, err);
+	if (st == EF_OK) {
+		e->run_id = ef_db_ll(r, 0, 0);
+		e->prog.run_total = ef_db_ll(r, 0, 2);
+		e->others_done = ef_db_ll(r, 0, 3);
+		e->prog.total = e->prog.run_total - e->others_done;
+		st = adopt_settings(e, PQgetvalue(r, 0, 1), err);
+	}
+	PQclear(r);
+	free(sql);
+	e->res->joined = e->prog.joined = st == EF_OK;
+	return st == EF_OK ? await_reference(e, err) : st;
+}
+
+/*
+ * The run's leases: made from the chunks to embed (after the checkpoint
+ * of a run an older embfill interrupted), or, for a run resumed, freed
+ * from the workers that died holding them.
+ */
+static ef_status lease_setup(struct engine *e, const struct ef_run_info *ri, long long todo,
+			     struct ef_error *err)
+{
+	char d[16];
+	long long n = 0;
+
+	snprintf(d, sizeof(d), "%d", e->cfg->embed_dim);
+	if (ef_lease_count(&e->lc, &n, err) != EF_OK)
+		return err->status;
+	if (n)
+		return ef_lease_reset(&e->lc, err);
+	if (ef_lease_split(&e->lc, e->sql.bounds, e->o->collection,
+			   ri && ri->checkpoint_key[0] ? ri->checkpoint_key : NULL, e->cfg->embed_model,
+			   e->cfg->embed_dim, e->cfg->lease_chunks, todo, err) != EF_OK)
+		return err->status;
+	return ri ? ef_lease_carry(&e->lc, err) : EF_OK;
+}
+
+static ef_status add_worker(struct engine *e, struct ef_error *err)
+{
+	char host[256] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	if (ef_worker_add(&e->lc, host, (int)getpid(), err) != EF_OK)
+		return err->status;
+	e->next_beat = 0;
+	return EF_OK;
+}
+
+/* Every lease is done: of the workers that find so, one ends the run. */
+static ef_status complete(struct engine *e, struct ef_error *err)
+{
+	bool won = false;
+
+	if (sync_run(e, "finished", err) != EF_OK || ef_lease_complete(&e->lc, &won, err) != EF_OK)
+		return err->status;
+	e->res->ended_run = won;
+	if (won)
+		logf_(e, "run %lld completed: every lease is done", e->run_id);
+	return EF_OK;
+}
+
+/* The run's record lists every worker it had. */
+static void list_workers(struct engine *e)
+{
+	char id[24], *sql = runs_sql(e, "SELECT id, host, pid, state, done, rate FROM"
+					" {tool}.workers WHERE run_id = $1::bigint ORDER BY id");
+	const char *p[1] = { id };
+	PGresult *r = NULL;
+	struct ef_error ignored;
+	struct ef_run_result *res = e->res;
+
+	snprintf(id, sizeof(id), "%lld", e->run_id);
+	if (sql && exec1(e, sql, 1, p, &r, &ignored) == EF_OK) {
+		for (int i = 0; i < PQntuples(r) && res->nworkers < EF_RUN_MAX_WORKERS; i++) {
+			struct ef_run_worker *w = &res->workers[res->nworkers++];
+
+			w->id = ef_db_ll(r, i, 0);
+			snprintf(w->host, sizeof(w->host), "%s", PQgetvalue(r, i, 1));
+			w->pid = (int)ef_db_ll(r, i, 2);
+			snprintf(w->state, sizeof(w->state), "%s", PQgetvalue(r, i, 3));
+			w->done = ef_db_ll(r, i, 4);
+			w->rate = strtod(PQgetvalue(r, i, 5), NULL);
+			w->me = w->id == e->lc.worker_id;
+		}
+		PQclear(r);
+	}
+	free(sql);
+}
+
+/*
+ * This worker leaves the run: its leases go back (with their checkpoints)
+ * unless the run is complete, its record says how it ended.  The run
+ * itself ends with its last worker: completed by the one that finished the
+ * last lease, else interrupted or failed by the last to leave; a worker
+ * that leaves others behind leaves the run to them.
+ */
+static void leave(struct engine *e, ef_status st, const char *why)
+{
+	struct ef_error ignored;
+	struct ef_run_sync rs;
+
+	if (!e->run_id || e->o->dry_run || st == EF_ERR_BUSY)
+		return;
+	if (e->lc.worker_id && st != EF_OK) {
+		collect_pending(e, &ignored);
+		ef_lease_release(&e->lc, &ignored);
+		sync_run(e, st == EF_ERR_INTERRUPTED ? "stopped" : "failed", &ignored);
+	}
+	if (st != EF_OK && (e->lc.worker_id || !e->o->join) && alone(e)) {
+		if (e->lc.worker_id)
+			ef_lease_sync(&e->lc, 0, 0, &rs, &ignored);
+		end_record(e, e->res->state, why);
+		e->res->ended_run = true;
+	}
+	snprintf(e->res->run_state, sizeof(e->res->run_state), "%s",
+		 e->res->ended_run || st == EF_OK ? e->res->state : "running");
+	if (!e->res->ended_run && st == EF_OK)
+		snprintf(e->res->run_state, sizeof(e->res->run_state), "completed");
+	list_workers(e);
+}
+
+/* What the run as a whole wrote, for the summary and the registry. */
+static void run_totals(struct engine *e)
+{
+	char id[24], *sql;
+	const char *p[1] = { id };
+	PGresult *r = NULL;
+	struct ef_error ignored;
+
+	if (!e->run_id)
+		return;
+	sql = runs_sql(e, "SELECT total, written, quarantined, coalesce(command, ''),"
+			  " coalesce(note, '') FROM {tool}.runs WHERE id = $1::bigint");
+	snprintf(id, sizeof(id), "%lld", e->run_id);
+	if (sql && e->run_id && exec1(e, sql, 1, p, &r, &ignored) == EF_OK && PQntuples(r) == 1) {
+		e->res->run_total = ef_db_ll(r, 0, 0);
+		e->res->run_written = ef_db_ll(r, 0, 1);
+		e->res->run_quarantined = ef_db_ll(r, 0, 2);
+		snprintf(e->res->run_command, sizeof(e->res->run_command), "%s", PQgetvalue(r, 0, 3));
+		snprintf(e->res->run_note, sizeof(e->res->run_note), "%s", PQgetvalue(r, 0, 4));
+	}
+	PQclear(r);
+	free(sql);
+}
+
 /* --- entry points ----------------------------------------------------- */
 
 static ef_status open_engine(struct engine *e, struct ef_error *err)
@@ -1354,12 +2140,17 @@ static void close_engine(struct engine *e)
 	while (e->nheld)
 		ef_embed_result_free(e->held[--e->nheld]);
 	free(e->held);
+	while (e->leases) {
+		struct ef_lease *l = e->leases;
+		e->leases = l->next;
+		ef_lease_free(l);
+	}
 	unlock_collection(e);
 	ef_embed_pool_free(e->pool);
 	ef_run_sql_free(&e->sql);
 	free(e->coll_value);
-	free(e->scan_pos);
-	free(e->resume_key);
+	free(e->run_provider);
+	free(e->run_url);
 }
 
 static ef_status newest_run(ef_db *db, const char *tool, const char *collection,
@@ -1468,7 +2259,8 @@ static ef_status register_recipe(struct engine *e, struct ef_error *err)
 	return st;
 }
 
-static ef_status begin(struct engine *e, long long *todo, struct ef_error *err)
+static ef_status begin(struct engine *e, long long *todo, struct ef_run_info *ri_out,
+		       struct ef_error *err)
 {
 	struct ef_run_info ri;
 
@@ -1484,16 +2276,11 @@ static ef_status begin(struct engine *e, long long *todo, struct ef_error *err)
 		return ef_error_hint(err, "leave out --resume to start a new run");
 	}
 	if (e->o->resume) {
-		/* what is left is counted once the first batch is on its way
-		 * (deferred_counts); the record's own count stands in until then */
 		e->res->resumed = true;
-		e->counts_due = !e->o->dry_run;
-		*todo = ri.total > ri.done ? ri.total - ri.done : 0;
-		if (e->o->dry_run && count_todo(e, ri.checkpoint_key[0] ? ri.checkpoint_key : NULL,
-						todo, err) != EF_OK)
+		*ri_out = ri;
+		if (count_todo(e, ri.checkpoint_key[0] ? ri.checkpoint_key : NULL, todo,
+			       err) != EF_OK)
 			return err->status;
-		if (ri.checkpoint_key[0] && !(e->resume_key = strdup(ri.checkpoint_key)))
-			return ef_error_oom(err, NULL);
 		return resume_record(e, &ri, *todo, err);
 	}
 	if (count_todo(e, NULL, todo, err) != EF_OK)
@@ -1635,7 +2422,8 @@ static void fill_result(struct engine *e, ef_status st)
 
 /* What the finished run set out to do and left: a chunk changed while the
  * run went on, another writer, a vector that did not stick.  Counted with
- * the run's own selection from the start (quarantined chunks aside). */
+ * the run's own selection from the start (quarantined chunks aside), over
+ * every lease, once all of them are done. */
 static ef_status converged(struct engine *e, struct ef_error *err)
 {
 	char d[16];
@@ -1684,59 +2472,27 @@ static ef_status quarantine_known(struct engine *e, struct ef_error *err)
 	return st;
 }
 
-/*
- * A resumed run is counted after its first batches are on the wire: on a
- * large collection the counts take seconds, and an operator resuming at
- * the end of a window should see the run move at once.  No batch is
- * written before them, so the counts are still the ones before the run.
- */
-static ef_status deferred_counts(struct engine *e, struct ef_error *err)
-{
-	char id[24], left[24];
-	const char *p[2] = { id, left };
-	char *sql;
-	long long n;
-	ef_status st;
-
-	if (!e->counts_due)
-		return EF_OK;
-	e->counts_due = false;
-	if (refill(e, err) != EF_OK || submit_ready(e, err) != EF_OK ||
-	    take_answers(e, 20, err) != EF_OK)
-		return err->status;
-	if (counts(e, &e->res->before, err) != EF_OK ||
-	    count_todo(e, e->resume_key, &n, err) != EF_OK)
-		return err->status;
-	e->prog.total = n;
-	snprintf(id, sizeof(id), "%lld", e->run_id);
-	snprintf(left, sizeof(left), "%lld", n);
-	if (!(sql = runs_sql(e, "UPDATE {tool}.runs SET total = done + $2::bigint WHERE id ="
-				" $1::bigint RETURNING id")))
-		return ef_error_oom(err, NULL);
-	st = exec1(e, sql, 2, p, NULL, err);
-	free(sql);
-	return st;
-}
-
 static ef_status embed_all(struct engine *e, struct ef_error *err)
 {
+	size_t neps = ef_embed_pool_endpoint_count(e->pool);
 	ef_status st;
 
-	if (ef_embed_pool_new(e->ecfg, (unsigned)e->cfg->concurrency, &e->pool, err) != EF_OK ||
-	    prepare(e, err) != EF_OK || quarantine_known(e, err) != EF_OK)
+	if (prepare(e, err) != EF_OK || quarantine_known(e, err) != EF_OK)
 		return err->status;
-	if (!(e->held = calloc((size_t)e->cfg->concurrency + 1, sizeof(*e->held))))
+	e->held_max = (unsigned)neps * (unsigned)e->cfg->concurrency;
+	if (!(e->held = calloc((size_t)e->held_max + 1, sizeof(*e->held))))
 		return ef_error_oom(err, "starting the run");
-	ef_embed_pool_set_flags(e->pool, e->o->cancel, e->o->pause);
-	logf_(e, "run %lld: %lld chunks to embed in batches of %d, %d in flight", e->run_id,
-	      e->prog.total, e->cfg->batch_size, e->cfg->concurrency);
+	if (e->res->joined)
+		logf_(e, "joined run %lld: %lld of %lld chunks left, batches of %d, %u in flight",
+		      e->run_id, e->prog.total, e->prog.run_total, e->batch_size,
+		      ef_embed_pool_capacity(e->pool));
+	else
+		logf_(e, "run %lld: %lld chunks to embed in batches of %d, %d in flight on each of "
+		      "%zu endpoint%s", e->run_id, e->prog.total, e->batch_size, e->cfg->concurrency,
+		      neps, neps == 1 ? "" : "s");
 	report(e, true);
-	st = deferred_counts(e, err);
-	if (st == EF_OK)
-		st = loop(e, err);
+	st = loop(e, err);
 	report(e, true);
-	if (st == EF_OK)
-		st = converged(e, err);
 	return st;
 }
 
@@ -1752,8 +2508,11 @@ static void index_note(void *ctx, const char *text)
 
 static ef_status index_before(struct engine *e, struct ef_run_index *ri, struct ef_error *err)
 {
-	ef_status st = ef_run_index_before(e->s, e->o->collection, e->o->rebuild_index, e->run_id,
-					   ri, index_note, e, err);
+	/* the run's first worker drops what --rebuild-index drops; a worker
+	 * that joins only learns what the load goes without */
+	ef_status st = ef_run_index_before(e->s, e->o->collection,
+					   e->o->rebuild_index && !e->res->joined, e->run_id, ri,
+					   index_note, e, err);
 
 	e->res->indexes_dropped = ri->dropped;
 	return st;
@@ -1777,56 +2536,98 @@ static ef_status index_after(struct engine *e, struct ef_run_index *ri, struct e
 	return st;
 }
 
+/* The lead's part before any worker embeds: the leases, the backup, then
+ * the lock shared, so that other workers may join. */
+static ef_status set_up(struct engine *e, const struct ef_run_info *ri, long long todo,
+			struct ef_error *err)
+{
+	if (lease_setup(e, e->res->resumed ? ri : NULL, todo, err) != EF_OK ||
+	    backup_rows(e, err) != EF_OK)
+		return err->status;
+	return share_lock(e, err);
+}
+
 ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 			 const struct ef_run_opts *o, struct ef_run_result *res,
 			 struct ef_error *err)
 {
 	const struct ef_config *cfg = ef_session_config(s);
-	struct engine e = { .s = s, .cfg = cfg, .ecfg = ecfg, .o = o, .res = res };
-	struct ef_run_index *ri = calloc(1, sizeof(*ri));
+	struct ef_embed_config ec = *ecfg;
+	struct engine e = { .s = s, .cfg = cfg, .ecfg = &ec, .o = o, .res = res };
+	struct ef_run_index *rx = calloc(1, sizeof(*rx));
+	struct ef_run_info ri;
 	long long todo = 0;
 	ef_status st;
 
 	memset(res, 0, sizeof(*res));
+	memset(&ri, 0, sizeof(ri));
 	res->dry_run = o->dry_run;
+	res->historylog_asked = o->historylog;
 	clock_gettime(CLOCK_MONOTONIC, &e.t0);
+	/* a run waits out an unreachable service for the budget, not attempts */
+	if (!ec.retry_budget_ms)
+		ec.retry_budget_ms = (long)cfg->retry_budget_s * 1000;
 	e.prog.concurrency = (unsigned)cfg->concurrency;
 	e.prog.eta_s = -1;
+	e.batch_size = cfg->batch_size;
 	res->before.unknown = true;
-	st = ri ? open_engine(&e, err) : ef_error_oom(err, NULL);
-	if (st == EF_OK && (st = lock_collection(&e, err)) == EF_ERR_BUSY)
+	st = rx ? open_engine(&e, err) : ef_error_oom(err, NULL);
+	if (st == EF_OK && o->join && !o->dry_run)
+		st = join_run(&e, err);
+	else if (st == EF_OK && (st = lock_collection(&e, err)) == EF_ERR_BUSY)
 		st = busy(&e, err);
-	if (st == EF_OK && (!o->resume || o->dry_run))
+	if (st == EF_OK)
 		st = counts(&e, &res->before, err);
-	if (st == EF_OK)
+	if (st == EF_OK && !res->joined)
 		st = check_provider(&e, err);
-	if (st == EF_OK)
-		st = begin(&e, &todo, err);
+	if (st == EF_OK && !res->joined)
+		st = begin(&e, &todo, &ri, err);
+	if (!res->joined)
+		e.prog.total = todo;
 	e.prog.run_id = e.run_id;
-	e.prog.total = todo;
+	e.lc = (struct ef_lease_ctx){ e.db, e.sql.tool, e.run_id, 0, cfg->lease_timeout_s,
+				      ef_run_int_key(&e.cfg->map, &e.sc) };
+	/* before other workers may join: a drop waits for no writer of theirs */
 	if (st == EF_OK && !o->dry_run)
-		st = backup_rows(&e, err);
+		st = index_before(&e, rx, err);
 	if (st == EF_OK && !o->dry_run)
-		st = index_before(&e, ri, err);
+		st = start_pool(&e, err);
+	if (st == EF_OK && !o->dry_run && !res->joined)
+		st = set_up(&e, &ri, todo, err);
+	if (st == EF_OK && !o->dry_run)
+		st = add_worker(&e, err);
 	if (st == EF_OK && !o->dry_run)
 		st = embed_all(&e, err);
 	if (st == EF_OK && !o->dry_run)
-		st = index_after(&e, ri, err);
-	else if (ri && (ri->dropped || ri->ix.ndropped) && !o->dry_run)
+		st = complete(&e, err);
+	/* every lease is done: the worker that ended the run counts what the
+	 * run set out to do and left (the others leave with the run), and
+	 * builds the vector indexes the load went without */
+	if (st == EF_OK && !o->dry_run && res->ended_run)
+		st = converged(&e, err);
+	if (st == EF_OK && !o->dry_run && res->ended_run)
+		st = index_after(&e, rx, err);
+	else if (st != EF_OK && rx && (rx->dropped || rx->ix.ndropped) && !o->dry_run)
 		logf_(&e, "vector indexes of %s stay dropped: `embfill run --resume` rebuilds them",
-		      ri->ix.table);
-	free(ri);
+		      rx->ix.table);
+	free(rx);
 	fill_result(&e, st);
-	if (e.db && !o->dry_run && res->written > 0) {
+	if (e.db)
+		leave(&e, st, st == EF_OK ? NULL : err->msg);
+	run_totals(&e);
+	if (e.db && !o->dry_run && res->ended_run && res->run_written > 0) {
 		struct ef_error ignored;
-		ef_coll_record_origin(s, o->collection, &ignored);
+		if (e.run_provider)
+			ef_coll_record_origin_with(s, o->collection, e.run_provider, e.run_url,
+						   &ignored);
+		else
+			ef_coll_record_origin(s, o->collection, &ignored);
 	}
-	if (e.run_id && !o->dry_run && st != EF_ERR_BUSY)
-		end_record(&e, res->state, st == EF_OK ? NULL : err->msg);
 	/* after a database error the counts are not worth a second failure:
-	 * they are unknown, and said to be */
+	 * they are unknown, and said to be; the worker that ended the run
+	 * takes them (the others leave a run still going) */
 	res->after.unknown = true;
-	if (e.db && st != EF_ERR_BUSY && st != EF_ERR_DB) {
+	if (e.db && st != EF_ERR_BUSY && st != EF_ERR_DB && (res->ended_run || o->dry_run)) {
 		struct ef_error ignored;
 
 		if (e.hold_final)

@@ -10,13 +10,15 @@
 #include "core/db/sqltpl.h"
 #include "embfill/db.h"
 #include "embfill/error.h"
+#include "embfill/run.h"
 #include "embfill/schema.h"
 #include "embfill/session.h"
 #include "embfill/settings.h"
 #include "embfill/vindex.h"
 
 struct ef_run_sql {
-	char *select;       /* one keyset batch of missing or stale chunks */
+	char *select;       /* one keyset batch of missing or stale chunks, within a lease */
+	char *bounds;       /* every chunk to embed with its position: where leases end */
 	char *count;        /* how many such chunks after a key */
 	char *upsert;       /* a batch of vectors */
 	char *book;         /* their bookkeeping ("" when the table records everything) */
@@ -33,6 +35,9 @@ ef_status ef_run_sql_build(ef_db *db, const struct ef_config *cfg, const struct 
 			   bool skip_quarantined, bool only_missing, struct ef_run_sql *out,
 			   struct ef_error *err);
 void ef_run_sql_free(struct ef_run_sql *s);
+
+/* A one-column integer key, whose checkpoints are also kept as integers. */
+bool ef_run_int_key(const struct ef_mapping *m, const struct ef_schema *sc);
 
 /* Just the quoted tool schema, for callers that need only embfill's tables. */
 ef_status ef_run_sql_build_tool(ef_db *db, const struct ef_config *cfg, char **tool,
@@ -85,5 +90,74 @@ ef_status ef_run_index_before(ef_session *s, const char *collection, bool rebuil
 ef_status ef_run_index_after(ef_session *s, const char *collection, struct ef_run_index *ri,
 			     const atomic_int *cancel, ef_vindex_note_fn note, void *ctx,
 			     struct ef_error *err);
+
+/* --- lease.c: a run shared by several workers ------------------------------ */
+
+/* What the lease statements need of the run and the worker. */
+struct ef_lease_ctx {
+	ef_db *db;
+	const char *tool;         /* quoted tool schema */
+	long long run_id;
+	long long worker_id;      /* 0 before ef_worker_add */
+	int timeout_s;            /* LEASE_TIMEOUT_S */
+	bool int_key;             /* checkpoints are kept as integers too */
+};
+
+/* A key range of the run held by this worker.  Keys are text[] literals;
+ * lo is exclusive, hi inclusive, NULL open. */
+struct ef_lease {
+	struct ef_lease *next;
+	int seq;
+	char *lo, *hi;
+	char *scan_pos;           /* the last key fetched: its checkpoint when claimed */
+	char *range_d;            /* "(lo, hi]" for a person */
+	char *was;                /* taken over: "host pid N" of the worker before */
+	long long done;           /* chunks handled in it, by every holder */
+	bool taken_over;
+	bool exhausted;           /* nothing more to fetch in it */
+	bool lost;                /* another worker took it over: write nothing more */
+	bool closed;              /* done, and said so */
+	unsigned outstanding;     /* batches fetched and not yet written */
+};
+
+/* A worker's numbers, renewed with its heartbeat. */
+struct ef_worker_tally {
+	long long done, written, quarantined;
+	double rate;
+	const char *endpoints;    /* JSON array, or NULL: unchanged */
+};
+
+/* What the run's record says after a sync. */
+struct ef_run_sync {
+	bool stop_requested;
+	long long done, total;
+	char state[16];
+};
+
+ef_status ef_lease_split(const struct ef_lease_ctx *c, const char *bounds, const char *coll,
+			 const char *after, const char *model, int dim, long long per_lease,
+			 long long todo, struct ef_error *err);
+ef_status ef_lease_count(const struct ef_lease_ctx *c, long long *n, struct ef_error *err);
+ef_status ef_lease_reset(const struct ef_lease_ctx *c, struct ef_error *err);
+ef_status ef_lease_carry(const struct ef_lease_ctx *c, struct ef_error *err);
+ef_status ef_worker_add(struct ef_lease_ctx *c, const char *host, int pid, struct ef_error *err);
+/* state NULL: a heartbeat; else the worker's end (finished, stopped, failed). */
+ef_status ef_worker_update(const struct ef_lease_ctx *c, const char *state,
+			   const struct ef_worker_tally *t, struct ef_error *err);
+/* *out NULL when no lease can be claimed now. */
+ef_status ef_lease_claim(const struct ef_lease_ctx *c, struct ef_lease **out,
+			 struct ef_error *err);
+void ef_lease_free(struct ef_lease *l);
+ef_status ef_lease_finish(const struct ef_lease_ctx *c, int seq, struct ef_error *err);
+ef_status ef_lease_release(const struct ef_lease_ctx *c, struct ef_error *err);
+ef_status ef_lease_beat(const struct ef_lease_ctx *c, int *held, size_t max, size_t *n,
+			struct ef_error *err);
+ef_status ef_lease_left(const struct ef_lease_ctx *c, long long *open, long long *claimable,
+			struct ef_error *err);
+ef_status ef_lease_sync(const struct ef_lease_ctx *c, long long retries, long long requests,
+			struct ef_run_sync *out, struct ef_error *err);
+ef_status ef_lease_complete(const struct ef_lease_ctx *c, bool *won, struct ef_error *err);
+ef_status ef_lease_workers(const struct ef_lease_ctx *c, struct ef_run_worker *out, size_t max,
+			   size_t *n, struct ef_error *err);
 
 #endif

@@ -20,7 +20,7 @@
 #include "core/run/run_int.h"
 
 /* $1 collection name, $2 last key (text[], NULL before the first batch),
- * $3 model, $4 dim, $5 limit.  The embedding row is looked up per chunk
+ * $3 model, $4 dim, $5 limit, $6 the lease's last key (text[], NULL: open).  The embedding row is looked up per chunk
  * (LATERAL ... LIMIT 1), which keeps the plan a walk of the chunk index
  * from the keyset position with one index probe per chunk; a merge or hash
  * join would read the whole embedding table for every batch, and a run
@@ -29,7 +29,17 @@ static const char select_tpl[] =
 	"SELECT c.{ck1}::text, {ck2text}, c.{content}, {chash}"
 	" FROM {chunks} c {cjoin} {ejoin1} {bjoin}"
 	" {cwhere} AND {kafter} AND ({todo}) {qfilter}"
+	" AND {kupto}"
 	" ORDER BY {ckey} LIMIT $5::int";
+
+/* Where the leases of a run end: every chunk to embed after $2 with its
+ * position in the key's order (the run's keysets walk the same order),
+ * of which ef_lease_split() keeps every LEASE_CHUNKS-th.  $1..$4 as the
+ * count. */
+static const char bounds_tpl[] =
+	"SELECT {ckeyt} AS k, row_number() OVER (ORDER BY {ckey}) AS rn"
+	" FROM {chunks} c {cjoin} {ejoin} {bjoin}"
+	" {cwhere} AND {kafter} AND ({todo}) {qfilter}";
 
 /* What a finished run left: $1 collection, $2 NULL, $3 model, $4 dim. */
 static const char left_tpl[] =
@@ -120,13 +130,19 @@ static bool selection_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 {
 	bool separate = m->layout == EF_LAYOUT_SEPARATE;
 	char *kp = ef_collsql_key_from_param(m, sc, 2, NULL), kafter[512];
+	char *kh = ef_collsql_key_from_param(m, sc, 6, NULL), kupto[512];
 	bool ok;
 
-	if (!kp)
+	if (!kp || !kh) {
+		free(kp);
+		free(kh);
 		return false;
+	}
 	snprintf(kafter, sizeof(kafter), "($2::text[] IS NULL OR ({ckey}) > (%s))", kp);
+	snprintf(kupto, sizeof(kupto), "($6::text[] IS NULL OR ({ckey}) <= (%s))", kh);
 	free(kp);
-	ok = ef_sqlvars_frag(v, "kafter", kafter) &&
+	free(kh);
+	ok = ef_sqlvars_frag(v, "kafter", kafter) && ef_sqlvars_frag(v, "kupto", kupto) &&
 	     ef_sqlvars_frag(v, "ck2text", m->nkey > 1 ? "c.{ck2}::text" : "NULL::text") &&
 	     /* only missing: the stale conditions stay behind a constant false,
 	      * which the planner folds away, so that the statements take the
@@ -227,12 +243,15 @@ static bool write_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 			       ? "WHERE t.{ecoll} = EXCLUDED.{ecoll}" : "");
 }
 
+/* The batch's lease: its checkpoint and counters, in the batch's
+ * transaction and first in it, so that the lease's row lock orders two
+ * workers that might both believe they hold it; the function refuses
+ * (and so rolls the batch back) when this worker no longer does.  $1 run,
+ * $2 lease, $3 worker, $4 checkpoint (text[], NULL: unchanged), $5 done,
+ * $6 written, $7 quarantined. */
 static const char ckpt_tpl[] =
-	"UPDATE {tool}.runs SET checkpoint_key = coalesce($2::text[], checkpoint_key),"
-	" checkpoint_chunk_id = {ckpt_int},"
-	" done = done + $3::bigint, written = written + $4::bigint,"
-	" quarantined = quarantined + $5::bigint, retries = $6::bigint, requests = $7::bigint,"
-	" heartbeat_at = now() WHERE id = $1::bigint";
+	"SELECT {tool}.lease_checkpoint($1::bigint, $2::int, $3::bigint, $4::text[],"
+	" $5::bigint, $6::bigint, $7::bigint)";
 
 static const char quar_tpl[] =
 	"INSERT INTO {tool}.quarantine (collection, chunk_key, chunk_id, reason, content_sha256,"
@@ -248,7 +267,7 @@ static const char unquar_tpl[] =
 	" (SELECT {ukeyt} FROM unnest($2::text[], $3::text[]) AS u(k1, k2))";
 
 /* A one-column integer key keeps version 2's integer columns current. */
-static bool int_key(const struct ef_mapping *m, const struct ef_schema *sc)
+bool ef_run_int_key(const struct ef_mapping *m, const struct ef_schema *sc)
 {
 	return m->nkey == 1 && (strcmp(sc->key_type[0], "bigint") == 0 ||
 				strcmp(sc->key_type[0], "integer") == 0 ||
@@ -268,12 +287,11 @@ ef_status ef_run_sql_build(ef_db *db, const struct ef_config *cfg, const struct 
 	memset(out, 0, sizeof(*out));
 	ok = ef_collsql_vars(&v, db, m, sc, &p, true, err) &&
 	     selection_frags(&v, m, sc, skip_quarantined, only_missing) && write_frags(&v, m, sc) &&
-	     ef_sqlvars_raw(&v, "ckpt_int", int_key(m, sc) ? "greatest(coalesce("
-			    "checkpoint_chunk_id, 0), ($2::text[])[1]::bigint)"
-							  : "checkpoint_chunk_id") &&
-	     ef_sqlvars_raw(&v, "qint", int_key(m, sc) ? "($2::text[])[1]::bigint" : "NULL::bigint");
+	     ef_sqlvars_raw(&v, "qint", ef_run_int_key(m, sc) ? "($2::text[])[1]::bigint"
+							      : "NULL::bigint");
 	if (ok) {
 		out->select = ef_sqlvars_expand(&v, select_tpl);
+		out->bounds = ef_sqlvars_expand(&v, bounds_tpl);
 		out->count = ef_sqlvars_expand(&v, count_tpl);
 		out->upsert = ef_sqlvars_expand(&v, m->layout == EF_LAYOUT_SEPARATE
 							? upsert_separate_tpl : upsert_inline_tpl);
@@ -285,7 +303,7 @@ ef_status ef_run_sql_build(ef_db *db, const struct ef_config *cfg, const struct 
 		out->backup = ef_sqlvars_expand(&v, backup_tpl);
 		out->left = ef_sqlvars_expand(&v, left_tpl);
 		out->tool = strdup(ef_sqlvars_get(&v, "tool"));
-		ok = out->select && out->count && out->upsert && out->book && out->prune &&
+		ok = out->select && out->bounds && out->count && out->upsert && out->book && out->prune &&
 		     out->checkpoint && out->quarantine && out->unquarantine && out->backup &&
 		     out->left && out->tool;
 	}
@@ -300,6 +318,7 @@ ef_status ef_run_sql_build(ef_db *db, const struct ef_config *cfg, const struct 
 void ef_run_sql_free(struct ef_run_sql *s)
 {
 	free(s->select);
+	free(s->bounds);
 	free(s->count);
 	free(s->upsert);
 	free(s->book);

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "core/service/embed_http.h"
+#include "embfill/strbuf.h"
+#include "embfill/urllist.h"
 
 #define KEY_FILE_MAX 4096
 
@@ -214,28 +216,61 @@ static ef_status check_numbers(const struct ef_embed_config *cfg, struct ef_erro
 		return ef_error_hint(err, "set EMBED_DIM to the model's dimension (1..65535)");
 	}
 	if (cfg->connect_timeout_ms < 0 || cfg->timeout_ms < 0 || cfg->backoff_base_ms < 0 ||
-	    cfg->backoff_max_ms < 0 || cfg->retry_after_max_ms < 0) {
+	    cfg->backoff_max_ms < 0 || cfg->retry_after_max_ms < 0 || cfg->retry_budget_ms < 0) {
 		ef_error_set(err, EF_ERR_USAGE, "a negative timeout or backoff delay");
 		return ef_error_hint(err, "check EMBED_TIMEOUT_S");
 	}
 	return EF_OK;
 }
 
+/* The URL of endpoint i of the list, malloc'ed; NULL when there is no such
+ * item or out of memory. */
+static char *url_at(const char *list, size_t i)
+{
+	size_t n = 0;
+	char **items = ef_url_list_split(list, &n), *one = NULL;
+
+	if (items && i < n)
+		one = strdup(items[i]);
+	ef_names_free(items);
+	return one;
+}
+
+size_t ef_embed_endpoint_count(const struct ef_embed_config *cfg)
+{
+	return cfg->url ? ef_url_list_count(cfg->url) : 1;
+}
+
 ef_status ef_embed_config_check(const struct ef_embed_config *cfg, struct ef_error *err)
 {
-	char *endpoint;
+	size_t n = ef_embed_endpoint_count(cfg);
 
 	ef_error_clear(err);
 	if (check_strings(cfg, err) != EF_OK || check_numbers(cfg, err) != EF_OK)
 		return err ? err->status : EF_ERR_USAGE;
-	endpoint = make_endpoint(cfg->url, cfg->provider);
-	if (!endpoint) {
-		/* The value is not shown: it could not be parsed, so not redacted. */
-		ef_error_set(err, EF_ERR_USAGE, "EMBED_URL is not an http or https URL");
-		return ef_error_hint(err, "set EMBED_URL to the service's base URL, e.g. "
-				     "http://127.0.0.1:11434");
+	if (n > EF_EMBED_MAX_ENDPOINTS) {
+		ef_error_set(err, EF_ERR_USAGE, "EMBED_URL lists %zu endpoints; at most %d are "
+			     "driven at once", n, EF_EMBED_MAX_ENDPOINTS);
+		return ef_error_hint(err, "list at most %d endpoints of one service",
+				     EF_EMBED_MAX_ENDPOINTS);
 	}
-	free(endpoint);
+	for (size_t i = 0; i < n; i++) {
+		char *one = url_at(cfg->url, i);
+		char *endpoint = one ? make_endpoint(one, cfg->provider) : NULL;
+
+		free(one);
+		if (!endpoint) {
+			/* The value is not shown: it could not be parsed, so not redacted. */
+			if (n == 1)
+				ef_error_set(err, EF_ERR_USAGE, "EMBED_URL is not an http or https URL");
+			else
+				ef_error_set(err, EF_ERR_USAGE, "endpoint %zu of %zu in EMBED_URL is not "
+					     "an http or https URL", i + 1, n);
+			return ef_error_hint(err, "set EMBED_URL to the service's base URL, e.g. "
+					     "http://127.0.0.1:11434, or several separated by commas");
+		}
+		free(endpoint);
+	}
 	return EF_OK;
 }
 
@@ -253,6 +288,7 @@ static void apply_defaults(const struct ef_embed_config *cfg, struct ef_embed_re
 	r->connect_timeout_ms = or_default(cfg->connect_timeout_ms, 10000);
 	r->timeout_ms = or_default(cfg->timeout_ms, 120000);
 	r->max_attempts = cfg->max_attempts ? cfg->max_attempts : 5;
+	r->retry_budget_ms = cfg->retry_budget_ms > 0 ? cfg->retry_budget_ms : 0;
 	r->backoff_base_ms = or_default(cfg->backoff_base_ms, 500);
 	r->backoff_max_ms = or_default(cfg->backoff_max_ms, 30000);
 	r->retry_after_max_ms = or_default(cfg->retry_after_max_ms, 60000);
@@ -295,13 +331,22 @@ static char *bearer(const char *key, int *oom)
 ef_status ef_embed_resolve(const struct ef_embed_config *cfg, struct ef_embed_resolved *r,
 			   struct ef_error *err)
 {
+	return ef_embed_resolve_at(cfg, 0, r, err);
+}
+
+ef_status ef_embed_resolve_at(const struct ef_embed_config *cfg, size_t i,
+			      struct ef_embed_resolved *r, struct ef_error *err)
+{
 	int oom = 0;
+	char *one;
 
 	memset(r, 0, sizeof(*r));
 	if (ef_embed_config_check(cfg, err) != EF_OK)
 		return err ? err->status : EF_ERR_USAGE;
 	apply_defaults(cfg, r);
-	r->endpoint = make_endpoint(cfg->url, cfg->provider);
+	one = url_at(cfg->url, i);
+	r->endpoint = one ? make_endpoint(one, cfg->provider) : NULL;
+	free(one);
 	oom |= r->endpoint == NULL;
 	r->model = dup_or_null(cfg->model, &oom);
 	r->api_key = dup_or_null(cfg->api_key, &oom);

@@ -198,6 +198,7 @@ static void retry(const struct ef_embed_exchange *x, struct ef_embed_outcome *ou
 		  const char *st)
 {
 	set(out, EF_EMBED_ACT_RETRY, "embedding service \"%s\" answered %s", x->endpoint, st);
+	out->unavailable = true;
 	out->retry_after_ms = ef_embed_retry_after(x->retry_after, x->retry_after_ms, x->now,
 						   x->retry_after_max_ms);
 }
@@ -281,6 +282,7 @@ static void on_net(const struct ef_embed_exchange *x, struct ef_embed_outcome *o
 
 	if (x->net == EF_EMBED_NET_TRANSIENT) {
 		set(out, EF_EMBED_ACT_RETRY, "embedding service \"%s\": %s", x->endpoint, msg);
+		out->unavailable = true;
 		return;
 	}
 	set(out, EF_EMBED_ACT_FATAL, "cannot use embedding service \"%s\": %s", x->endpoint, msg);

@@ -57,6 +57,9 @@ enum ef_embed_action {
 
 struct ef_embed_outcome {
 	enum ef_embed_action action;
+	bool unavailable;          /* RETRY because the service is away or not coping
+				      (transport, 408, 429, 5xx), not because its
+				      answer was wrong */
 	char cause[768];           /* retry cause, reject reason or fatal message */
 	char hint[256];
 	long retry_after_ms;       /* -1: none asked for */

@@ -27,6 +27,7 @@ struct ef_embed_resolved {
 	int dim;
 	long connect_timeout_ms, timeout_ms;
 	unsigned max_attempts;
+	long retry_budget_ms;      /* 0: unavailability counts attempts */
 	long backoff_base_ms, backoff_max_ms, retry_after_max_ms;
 	unsigned reject_streak_max;
 	uint64_t rng;
@@ -35,9 +36,12 @@ struct ef_embed_resolved {
 	struct ef_embed_switches sw;
 };
 
-/* Checks cfg and fills r (defaults applied); release with the function below. */
+/* Checks cfg and fills r (defaults applied) for its first endpoint, or its
+ * endpoint i; release with the function below. */
 ef_status ef_embed_resolve(const struct ef_embed_config *cfg, struct ef_embed_resolved *r,
 			   struct ef_error *err);
+ef_status ef_embed_resolve_at(const struct ef_embed_config *cfg, size_t i,
+			      struct ef_embed_resolved *r, struct ef_error *err);
 void ef_embed_resolved_release(struct ef_embed_resolved *r);
 
 /* One request on the wire and what came back. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/service/embed_http.h"
+#include "embfill/recipe.h"
 
 ef_status ef_embed_batch(const struct ef_embed_config *cfg, const char *const *texts,
 			 size_t n, struct ef_embed_result **out, struct ef_error *err)
@@ -104,13 +105,19 @@ static ef_status probe_once(struct ef_embed_resolved *r, int wanted, struct ef_e
 ef_status ef_embed_probe(const struct ef_embed_config *cfg, struct ef_embed_probe *out,
 			 struct ef_error *err)
 {
+	return ef_embed_probe_at(cfg, 0, out, err);
+}
+
+ef_status ef_embed_probe_at(const struct ef_embed_config *cfg, size_t i,
+			    struct ef_embed_probe *out, struct ef_error *err)
+{
 	struct ef_embed_resolved r;
 	ef_status st;
 	int wanted;
 
 	memset(out, 0, sizeof(*out));
 	ef_error_clear(err);
-	st = ef_embed_resolve(cfg, &r, err);
+	st = ef_embed_resolve_at(cfg, i, &r, err);
 	if (st != EF_OK)
 		return st;
 	snprintf(out->endpoint, sizeof(out->endpoint), "%s", r.shown);
@@ -118,5 +125,59 @@ ef_status ef_embed_probe(const struct ef_embed_config *cfg, struct ef_embed_prob
 	r.dim = 0;
 	st = probe_once(&r, wanted, out, err);
 	ef_embed_resolved_release(&r);
+	return st;
+}
+
+/* After the verification, every endpoint must have been compared: one that
+ * stayed away was not. */
+static ef_status all_compared(ef_embed_pool *pool, struct ef_error *err)
+{
+	struct ef_embed_endpoint_stat es[EF_EMBED_MAX_ENDPOINTS];
+	size_t n = ef_embed_pool_endpoints(pool, es, EF_EMBED_MAX_ENDPOINTS);
+
+	for (size_t k = 0; k < n; k++) {
+		if (es[k].state == EF_EMBED_EP_UP)
+			continue;
+		ef_error_set(err, EF_ERR_EMBED, "embedding endpoint \"%s\" could not be compared "
+			     "with the others: %s", es[k].url,
+			     es[k].last_error[0] ? es[k].last_error : "no answer");
+		return ef_error_hint(err, "`embfill doctor` probes each endpoint");
+	}
+	return EF_OK;
+}
+
+/*
+ * One attempt per request is not enough to compare endpoints (a busy one
+ * answers 429), so the pool's own retries apply, bounded by attempts: a
+ * check must not wait out a retry budget.
+ */
+ef_status ef_embed_endpoints_agree(const struct ef_embed_config *cfg, const char *prefix,
+				   struct ef_error *err)
+{
+	struct ef_embed_config c = *cfg;
+	const char *texts[EF_EMBED_PROBE_TEXTS];
+	char *owned[EF_EMBED_PROBE_TEXTS] = { NULL };
+	ef_embed_pool *pool = NULL;
+	ef_status st = EF_OK;
+
+	ef_error_clear(err);
+	if (ef_embed_endpoint_count(cfg) < 2)
+		return EF_OK;
+	c.retry_budget_ms = 0;
+	for (int i = 0; i < EF_EMBED_PROBE_TEXTS; i++) {
+		owned[i] = ef_recipe_apply(prefix, ef_embed_probe_texts[i]);
+		texts[i] = owned[i];
+		if (!owned[i])
+			st = ef_error_oom(err, NULL);
+	}
+	if (st == EF_OK)
+		st = ef_embed_pool_new(&c, 1, &pool, err);
+	if (st == EF_OK)
+		st = ef_embed_pool_verify(pool, texts, EF_EMBED_PROBE_TEXTS, NULL, err);
+	if (st == EF_OK)
+		st = all_compared(pool, err);
+	ef_embed_pool_free(pool);
+	for (int i = 0; i < EF_EMBED_PROBE_TEXTS; i++)
+		free(owned[i]);
 	return st;
 }

@@ -7,13 +7,19 @@
  * used (finite values, not all zero, a norm of at most 1e6).  A failure is
  * handled inside the client according to its class:
  *
- *   transient   connect failure, timeout, dropped connection, 429, 5xx,
- *               a malformed or inconsistent 200: retried with exponential
- *               backoff and full jitter, honouring Retry-After and
- *               retry-after-ms; after the last attempt, EF_ERR_EMBED.
- *               An unusable vector for the same input twice in a row is
- *               that input's: it is asked for alone, and rejected when it
- *               fails alone again.
+ *   unavailable connect failure, timeout, dropped connection, 429, 408,
+ *               5xx: the service is not there or not coping.  The endpoint
+ *               is rested (exponential backoff with full jitter, at least
+ *               what Retry-After or retry-after-ms asks) and the request
+ *               goes to another endpoint, or to this one when its rest is
+ *               over.  With a retry budget, EF_ERR_EMBED once every
+ *               endpoint has been failing for longer than it; without one,
+ *               after max_attempts attempts of one request.
+ *   unusable    a malformed or inconsistent 200: the service answered,
+ *               wrongly; retried after a backoff, EF_ERR_EMBED after
+ *               max_attempts attempts.  An unusable vector for the same
+ *               input twice in a row is that input's: it is asked for
+ *               alone, and rejected when it fails alone again.
  *   too large   413, batch-limit 422, context-length errors: the batch is
  *               split in halves and each half is retried.
  *   rejected    an input that fails alone with a 4xx input error, or
@@ -21,8 +27,15 @@
  *               with the reason, so the run can quarantine it; the other
  *               inputs succeed.
  *   fatal       401/403, model not found, every vector of another dimension
- *               than expected, quota exhausted, TLS failure: EF_ERR_EMBED
- *               with the cause and the fix, and the pool stops.
+ *               than expected, quota exhausted, TLS failure: the endpoint is
+ *               refused (out of rotation for the pool's life); with no
+ *               endpoint left, EF_ERR_EMBED with the cause and the fix, and
+ *               the pool stops.
+ *
+ * A configuration may name several endpoints of one service and model
+ * (EMBED_URL "http://gpu1:8080,http://gpu2:8080", urllist.h).  A pool
+ * keeps up to `concurrency` requests in flight on each, and gives every
+ * request to the endpoint with the most free capacity.
  *
  * No message made here contains the API key, the URL's userinfo or its
  * query string.
@@ -35,7 +48,9 @@
 #define EMBFILL_EMBED_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "embfill/error.h"
 
@@ -65,7 +80,8 @@ enum ef_embed_encoding {
  */
 struct ef_embed_config {
 	enum ef_embed_provider provider;
-	const char *url;            /* base URL, http or https; trailing '/' ok */
+	const char *url;            /* base URL, http or https; trailing '/' ok; or
+				       several, separated by commas (urllist.h) */
 	const char *model;          /* required by ollama and openai */
 	int dim;                    /* expected dimension; 0 only for a probe */
 	const char *api_key;        /* bearer token or NULL */
@@ -73,7 +89,10 @@ struct ef_embed_config {
 				       directory, or NULL; TLS is always verified */
 	long connect_timeout_ms;    /* default 10000 */
 	long timeout_ms;            /* whole request, default 120000 */
-	unsigned max_attempts;      /* per request, default 5 */
+	unsigned max_attempts;      /* per request, default 5: for unusable answers,
+				       and for unavailability without a budget */
+	long retry_budget_ms;       /* how long every endpoint may be unavailable before
+				       the pool gives up; 0: count attempts instead */
 	long backoff_base_ms;       /* default 500 */
 	long backoff_max_ms;        /* default 30000 */
 	long retry_after_max_ms;    /* cap on a server's Retry-After, default 60000 */
@@ -155,8 +174,9 @@ typedef struct ef_embed_pool ef_embed_pool;
 
 /*
  * Creates a pool that keeps at most `concurrency` (1..64) requests in
- * flight.  The pool and its curl handles belong to the thread that calls
- * it; only ef_embed_pool_wakeup may be called from another thread.
+ * flight on each endpoint of cfg->url.  The pool and its curl handles
+ * belong to the thread that calls it; only ef_embed_pool_wakeup may be
+ * called from another thread.
  */
 ef_status ef_embed_pool_new(const struct ef_embed_config *cfg, unsigned concurrency,
 			    ef_embed_pool **out, struct ef_error *err);
@@ -205,6 +225,97 @@ enum ef_embed_encoding ef_embed_pool_encoding(const ef_embed_pool *pool);
 /* Wakes a pool waiting in ef_embed_pool_next; safe from any thread. */
 void ef_embed_pool_wakeup(ef_embed_pool *pool);
 
+/* Requests the pool keeps in flight at most: concurrency times the
+ * endpoints not refused. */
+unsigned ef_embed_pool_capacity(const ef_embed_pool *pool);
+
+/*
+ * Withdraws every batch not finished yet: its requests are dropped (those
+ * on the wire aborted), and its tag is stored in tags (up to max of them;
+ * the rest are dropped all the same).  Returns how many were withdrawn.
+ * Finished batches stay, to be handed back.  For a caller that stops while
+ * the service is away: the batches were not embedded, and are redone.
+ */
+size_t ef_embed_pool_withdraw(ef_embed_pool *pool, void **tags, size_t max);
+
+/* --- endpoints --------------------------------------------------------------- */
+
+#define EF_EMBED_MAX_ENDPOINTS 16
+
+enum ef_embed_ep_state {
+	EF_EMBED_EP_UP = 0,        /* answering */
+	EF_EMBED_EP_RESTING,       /* failed: no request until the rest is over */
+	EF_EMBED_EP_UNVERIFIED,    /* not yet proven to give the reference's vectors */
+	EF_EMBED_EP_REFUSED,       /* out of rotation: other vectors, or a refusal */
+};
+
+/* "up", "resting", "unverified", "refused". */
+const char *ef_embed_ep_state_name(enum ef_embed_ep_state s);
+
+struct ef_embed_endpoint_stat {
+	char url[160];             /* the endpoint, without userinfo or query */
+	enum ef_embed_ep_state state;
+	unsigned in_flight, capacity;
+	unsigned long requests;    /* started */
+	unsigned long errors;      /* failed: unavailable, unusable or refused */
+	unsigned long items;       /* inputs it embedded */
+	double rate;               /* items per second over the last seconds */
+	time_t down_since;         /* wall clock of the first failure in a row; 0 up */
+	double retry_in_s;         /* resting: seconds until it is tried again */
+	char last_error[200];      /* the newest failure, "" none */
+};
+
+/* Number of endpoints of the pool. */
+size_t ef_embed_pool_endpoint_count(const ef_embed_pool *pool);
+
+/* Fills out[0..max) with each endpoint's state; returns how many. */
+size_t ef_embed_pool_endpoints(ef_embed_pool *pool, struct ef_embed_endpoint_stat *out,
+			       size_t max);
+
+/*
+ * Whether the pool waits for the service: work is queued and no endpoint
+ * is up.  *since is when the last endpoint went (wall clock); *retry_in_s
+ * how long until the next endpoint is tried.
+ */
+bool ef_embed_pool_waiting(ef_embed_pool *pool, time_t *since, double *retry_in_s);
+
+/*
+ * Takes the oldest note the pool left for the caller's log (an endpoint
+ * failing, resting, back, refused), redacted; false when there is none.
+ */
+bool ef_embed_pool_note(ef_embed_pool *pool, char *buf, size_t size);
+
+/* --- one vector space across endpoints ------------------------------------------ */
+
+/* Texts every endpoint is asked, the same for all, and how close their
+ * vectors must be: the cosine of each pair. */
+#define EF_EMBED_PROBE_TEXTS 2
+#define EF_EMBED_SAME_COSINE 0.999
+extern const char *const ef_embed_probe_texts[EF_EMBED_PROBE_TEXTS];
+
+/*
+ * From now on no endpoint gets work before its vectors for texts[0..n)
+ * (each with the recipe's prefix, as the run gives chunks) match the
+ * reference: ref (n x dim floats, copied) when given, else the answer of
+ * the first endpoint in list order among those that answer now.  Blocks
+ * until every endpoint has answered once or failed once (or the pool was
+ * cancelled).  An endpoint that answers with other vectors now gives
+ * EF_ERR_EMBED with the evidence (both endpoints, the cosine, the text),
+ * and the pool stops: nothing was embedded yet.  One that was away now is
+ * checked when it answers, and refused (out of rotation, a note says why)
+ * if it differs.  With no endpoint up, EF_OK: the first to answer later
+ * gives the reference.
+ */
+ef_status ef_embed_pool_verify(ef_embed_pool *pool, const char *const *texts, size_t n,
+			       const float *ref, struct ef_error *err);
+
+/* The reference vectors (n x dim, owned by the pool), or NULL before one is
+ * known. */
+const float *ef_embed_pool_reference(const ef_embed_pool *pool, size_t *n, int *dim);
+
+/* The cosine of two vectors of dim floats; 0 when either is all zeros. */
+double ef_embed_cosine(const float *a, const float *b, int dim);
+
 void ef_embed_pool_free(ef_embed_pool *pool);
 
 /* --- one batch, blocking --------------------------------------------------- */
@@ -236,5 +347,22 @@ struct ef_embed_probe {
  */
 ef_status ef_embed_probe(const struct ef_embed_config *cfg, struct ef_embed_probe *out,
 			 struct ef_error *err);
+
+/* Endpoints named by cfg->url (1 for a single URL). */
+size_t ef_embed_endpoint_count(const struct ef_embed_config *cfg);
+
+/* ef_embed_probe() of endpoint i of cfg->url. */
+ef_status ef_embed_probe_at(const struct ef_embed_config *cfg, size_t i,
+			    struct ef_embed_probe *out, struct ef_error *err);
+
+/*
+ * Whether every endpoint of cfg->url gives the same vectors for the probe
+ * texts (doctor's check, the run's before it writes): a pool of them,
+ * ef_embed_pool_verify() with prefix before each text.  EF_OK when they
+ * agree or there is only one; EF_ERR_EMBED with the evidence otherwise, or
+ * when one cannot be asked.
+ */
+ef_status ef_embed_endpoints_agree(const struct ef_embed_config *cfg, const char *prefix,
+				   struct ef_error *err);
 
 #endif

@@ -45,12 +45,23 @@ struct ef_plan_index {
 	char rebuild_why_not[200];  /* why it is not offered, when the table has indexes */
 };
 
+/* One endpoint of EMBED_URL as the plan's probe found it. */
+struct ef_plan_endpoint {
+	char url[160];             /* without userinfo or query */
+	bool ok;                   /* answered with vectors of EMBED_DIM */
+	double latency_ms;         /* of one short request */
+	int dim;                   /* what it returned, 0 unknown */
+	char error[240];           /* why not ok */
+};
+
 struct ef_plan {
 	char *collection;
 	struct ef_counts counts;
 	long long todo;            /* chunks the run would embed */
 	long long batches;
-	int batch_size, concurrency;
+	int batch_size, concurrency; /* concurrency: per endpoint */
+	struct ef_plan_endpoint endpoints[EF_EMBED_MAX_ENDPOINTS]; /* each of EMBED_URL */
+	size_t nendpoints, endpoints_ok;
 	int probe_chunks;          /* chunks embedded by the probe */
 	int probe_requests;        /* in batches of batch_size, concurrency in flight */
 	double probe_ms;           /* how long that took; < 0: no probe */

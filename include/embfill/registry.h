@@ -39,7 +39,8 @@ ef_status ef_coll_own_tables(ef_session *s, char ***names, struct ef_error *err)
 struct ef_origin {
 	bool known;
 	char provider[32];
-	char host[256];          /* host[:port] of the service, no userinfo */
+	char host[256];          /* host[:port] of the service, no userinfo; several
+				    endpoints' joined by commas */
 	char model[256];
 	int dim;
 };
@@ -49,14 +50,20 @@ struct ef_origin {
 ef_status ef_coll_origin(ef_session *s, const char *name, struct ef_origin *o,
 			 struct ef_error *err);
 
-/* Records the settings' provider, service host, model and dimension as
- * the origin of name's embeddings. */
+/* Records the settings' provider, service hosts (every endpoint's, see
+ * ef_url_hosts), model and dimension as the origin of name's embeddings. */
 ef_status ef_coll_record_origin(ef_session *s, const char *name, struct ef_error *err);
 
+/* The same with another provider and URL list: a run that another process
+ * started records the service its first worker used. */
+ef_status ef_coll_record_origin_with(ef_session *s, const char *name, const char *provider,
+				     const char *url, struct ef_error *err);
+
 /*
- * EF_OK when cfg's provider and service host (ports aside) are those of o
- * (or o is unknown); else EF_ERR_USAGE with a message naming both and a
- * hint to approve the change with --approve-provider-change.
+ * EF_OK when cfg's provider is o's and its endpoints' hosts share one with
+ * those on record, ports aside (or o is unknown); else EF_ERR_USAGE with a
+ * message naming both and a hint to approve the change with
+ * --approve-provider-change.
  */
 ef_status ef_coll_check_provider(const struct ef_config *cfg, const char *name,
 				 const struct ef_origin *o, struct ef_error *err);
@@ -68,5 +75,12 @@ char *ef_url_host(const char *url);
 /* Whether two host[:port] name the same host: the port does not count, so
  * a service moved to another port of its host is no change of provider. */
 bool ef_same_service_host(const char *a, const char *b);
+
+/* host[:port] of every endpoint of an EMBED_URL list, each once, joined by
+ * commas ("gpu1:8080,gpu2:8080"); NULL when none parses.  Caller frees. */
+char *ef_url_hosts(const char *list);
+
+/* Whether two such lists share a host, ports aside. */
+bool ef_service_hosts_overlap(const char *recorded, const char *now);
 
 #endif

@@ -13,6 +13,12 @@
  * It runs on the session it is given, whose thread it must be called on,
  * and owns its curl handles, so a worker thread with a session of its own
  * can run it while another thread draws the screen.
+ *
+ * A run's chunks are cut into key ranges (leases, LEASE_CHUNKS each) in
+ * embfill's schema.  The process that starts the run is its first worker;
+ * others, on any host, may join it (opts.join) and take leases too.  Each
+ * worker stops alone (its flags, a signal), after its batches in flight,
+ * and hands its leases back; `embfill stop` asks them all.
  */
 #ifndef EMBFILL_RUN_H
 #define EMBFILL_RUN_H
@@ -38,6 +44,32 @@ enum ef_run_phase {
 
 #define EF_RUN_LOG_LINES 8
 #define EF_RUN_LOG_WIDTH 160
+#define EF_RUN_MAX_ENDPOINTS 8   /* shown; a run may drive more */
+#define EF_RUN_MAX_WORKERS 8     /* shown; a run may have more */
+
+/* One endpoint of the embedding service, as the run sees it now. */
+struct ef_run_endpoint {
+	char url[96];            /* without userinfo or query */
+	char state[12];          /* up, resting, unverified, refused */
+	unsigned in_flight, capacity;
+	double rate;             /* chunks per second over the last seconds */
+	unsigned long requests, errors;
+	double retry_in_s;       /* resting: seconds until it is tried again */
+};
+
+/* One worker of a run: a process embedding its leases. */
+struct ef_run_worker {
+	long long id;
+	char host[64];
+	int pid;
+	char state[12];          /* running, finished, stopped, failed */
+	char lease[96];          /* the key ranges it holds, "(100, 200]"; "-" none */
+	long long lease_done;    /* chunks handled in them */
+	long long done;          /* chunks it handled in the run */
+	double rate;             /* its chunks per second */
+	double heartbeat_age_s;
+	bool me;                 /* this process */
+};
 
 struct ef_run_progress {
 	long long run_id;
@@ -61,6 +93,20 @@ struct ef_run_progress {
 	/* newest last; lines are plain text, already redacted */
 	char log[EF_RUN_LOG_LINES][EF_RUN_LOG_WIDTH];
 	int nlog;
+	unsigned long nlogged;   /* lines logged since the start: log[nlog - 1] is line
+				    nlogged - 1 */
+	/* the service: every endpoint, and whether the run waits for it */
+	struct ef_run_endpoint endpoints[EF_RUN_MAX_ENDPOINTS];
+	int nendpoints;
+	bool waiting;            /* no endpoint is up: the run waits, up to the budget */
+	time_t waiting_since;    /* when the last endpoint went (wall clock) */
+	double retry_in_s;       /* until the next endpoint is tried */
+	/* the run's live workers as of the last heartbeat, this one among them */
+	struct ef_run_worker workers[EF_RUN_MAX_WORKERS];
+	int nworkers;
+	long long run_done, run_total; /* the whole run's, all workers' */
+	bool joined;             /* this process joined another's run */
+	char lease[96];          /* the key range this worker embeds now */
 };
 
 typedef void (*ef_run_progress_fn)(const struct ef_run_progress *p, void *ctx);
@@ -81,6 +127,9 @@ struct ef_run_opts {
 	time_t deadline;         /* stop cleanly at this time; 0: none */
 	const char *note;        /* maintenance-window note */
 	const char *command;     /* the command line that reproduces the run */
+	bool join;               /* join the collection's active run as one more worker */
+	bool historylog;         /* a historylog entry is wanted: recorded with the run,
+				    so that the worker that ends it writes one */
 	const atomic_int *stop;
 	const atomic_int *cancel;
 	const atomic_int *pause;
@@ -106,10 +155,23 @@ struct ef_run_result {
 	int indexes_built;       /* ... and built after it (rebuilt, or a table of its own's) */
 	double index_s;          /* time spent building them (part of elapsed_s) */
 	struct ef_counts before; /* status of the collection before and after */
-	struct ef_counts after;
-	char state[16];          /* completed, interrupted, failed, dry-run */
-	/* a completed run counts again what it set out to embed: chunks still
-	 * missing or stale (quarantined ones aside) mean it did not converge */
+	struct ef_counts after;  /* unknown unless this worker ended the run */
+	char state[16];          /* completed, interrupted, failed, dry-run: this
+				    worker's part; the run's is run_state */
+	char run_state[16];      /* the run's state when this worker left it */
+	bool joined;             /* this worker joined another's run */
+	bool ended_run;          /* this worker ended the run: it took the after-counts */
+	bool historylog_asked;   /* the run was started with --historylog */
+	long long run_total, run_written, run_quarantined; /* the whole run's */
+	struct ef_run_worker workers[EF_RUN_MAX_WORKERS]; /* every worker of the run */
+	int nworkers;
+	bool diverged;           /* an endpoint's vectors differed from the reference */
+	bool stop_asked;         /* `embfill stop` stopped it */
+	char run_command[1024];  /* the command that started the run (redacted), and */
+	char run_note[256];      /* its note: what a worker that joined records */
+	/* the worker that ends a completed run counts again what the run set out
+	 * to embed: chunks still missing or stale (quarantined ones aside) mean
+	 * it did not converge */
 	long long unconverged;
 	struct {
 		char key[128];
@@ -120,8 +182,9 @@ struct ef_run_result {
 
 /*
  * Runs the backfill.  EF_OK when the run went through; res->unconverged
- * says whether every chunk that needed it was embedded or quarantined; EF_ERR_INTERRUPTED when stopped (resumable); EF_ERR_BUSY
- * when another run holds the collection (err names it); EF_ERR_EMBED on a
+ * says whether every chunk that needed it was embedded or quarantined;
+ * EF_ERR_INTERRUPTED when stopped (resumable); EF_ERR_BUSY when another
+ * run holds the collection (err names it); EF_ERR_EMBED on a
  * fatal service error (the run is recorded as failed, resumable once fixed);
  * EF_ERR_DB, EF_ERR_USAGE otherwise.  res is filled as far as the run got;
  * free its counts with ef_run_result_free().
@@ -148,5 +211,30 @@ ef_status ef_run_find_interrupted(ef_session *s, const char *collection, struct 
 				  struct ef_error *err);
 
 const char *ef_run_phase_name(enum ef_run_phase p);
+
+/* The collection's active run, as `status -C` shows it. */
+struct ef_run_live {
+	long long run_id;         /* 0: no active run */
+	char host[128];           /* where it was started */
+	char started_at[40];
+	long long done, total;
+	long long leases, leases_done, leases_taken;
+	bool stop_requested;
+	struct ef_run_worker workers[EF_RUN_MAX_WORKERS]; /* live ones */
+	int nworkers;
+};
+
+/* Fills out with the collection's run in state running, if any (the
+ * workers whose heartbeat is within LEASE_TIMEOUT_S). */
+ef_status ef_run_live(ef_session *s, const char *collection, struct ef_run_live *out,
+		      struct ef_error *err);
+
+/*
+ * `embfill stop`: asks every worker of the collection's running run to stop
+ * at its next checkpoint (they read it at their heartbeat).  *run_id is 0
+ * when no run is running; *workers is how many are alive to hear it.
+ */
+ef_status ef_run_request_stop(ef_session *s, const char *collection, long long *run_id,
+			      int *workers, struct ef_error *err);
 
 #endif

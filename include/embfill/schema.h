@@ -12,7 +12,7 @@
 #include "embfill/settings.h"
 
 /* The schema_version of embfill's own tables this build needs. */
-#define EF_TOOL_SCHEMA_VERSION 5
+#define EF_TOOL_SCHEMA_VERSION 6
 
 /* How a vector column stores its vectors: pgvector's vector (with or
  * without a dimension) and halfvec, or a plain float array. */

@@ -34,6 +34,7 @@
 	X(EMBED_TIMEOUT_S, "60")                             \
 	X(EMBED_CONNECT_TIMEOUT_S, "10")                     \
 	X(EMBED_MAX_ATTEMPTS, "6")                           \
+	X(EMBED_RETRY_BUDGET_S, "300")                       \
 	X(EMBED_CONCURRENCY, "2")                            \
 	X(EMBED_ENCODING, "auto")                            \
 	X(EMBED_DOCUMENT_PREFIX, "")                         \
@@ -48,6 +49,8 @@
 	X(MAX_CHUNK_SIZE, "1000")                            \
 	X(CHUNK_OVERLAP, "100")                              \
 	X(HISTORYLOG, "agents/historylog.md")                \
+	X(LEASE_CHUNKS, "10000")                             \
+	X(LEASE_TIMEOUT_S, "60")                             \
 	X(SCHEMA_LAYOUT, "separate")                         \
 	X(COLLECTION_MODE, "column")                         \
 	X(EMBFILL_SCHEMA, "embfill")                         \
@@ -147,7 +150,7 @@ struct ef_mapping {
 struct ef_config {
 	const char *dsn;          /* "" means libpq's PG* variables and defaults */
 	const char *provider;     /* "ollama" | "openai" | "tei" */
-	const char *embed_url;
+	const char *embed_url;    /* one URL, or several of one service ("a,b") */
 	const char *embed_model;
 	int embed_dim;
 	const char *api_key;      /* NULL when unset; environment only */
@@ -156,6 +159,7 @@ struct ef_config {
 	int timeout_s;
 	int connect_timeout_s;
 	int max_attempts;
+	int retry_budget_s;       /* how long a run waits out an unreachable service */
 	int concurrency;
 	const char *encoding;     /* "auto" | "base64" | "float" (openai vectors) */
 	/* the recipe (recipe.h): how texts are given to the model */
@@ -172,6 +176,8 @@ struct ef_config {
 	int max_chunk_size;
 	int chunk_overlap;
 	const char *historylog;
+	int lease_chunks;         /* chunks per key-range lease of a run */
+	int lease_timeout_s;      /* a lease without a heartbeat this long is taken over */
 	double spotcheck_min_coverage; /* below it, a spot-check is partial (0..1) */
 	struct ef_mapping map;
 };

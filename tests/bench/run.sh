@@ -111,6 +111,77 @@ for c in 1 8; do
 	done
 done
 
+# Past one service and one host: endpoints that each compute 2 requests at
+# once at 50 ms (a GPU's queue, --compute-slots), EMBED_CONCURRENCY=2 on
+# each.  One worker on 1, 2 and 4 endpoints; then 1, 2 and 3 workers (the
+# first starts the run, the others --join it), each with an endpoint of its
+# own, as hosts with a GPU each would be.  Rates are wall-clock chunks/s from
+# the first start to the last exit; one endpoint's ceiling is 2 x 100 / 0.05
+# = 4000 chunks/s.
+start_gpu() { # n -> sets EMB_URL
+	"$build/embfill-embedder" --port 0 --dim $dim --model bench --latency-ms 50 \
+		--compute-slots 2 >"$tmp/gpu-$1.out" 2>&1 &
+	EMB_PIDS="$EMB_PIDS $!"
+	wait_for 30 grep -q listening "$tmp/gpu-$1.out"
+	EMB_URL="http://$(sed -n 's/^listening on //p' "$tmp/gpu-$1.out")"
+}
+for i in 1 2 3 4; do start_gpu "$i"; eval "gpu$i=\$EMB_URL"; done
+scale_chunks=${SCALE_CHUNKS:-40000}
+load "$scale_chunks"
+now() { date +%s.%N; }
+wait_run() { # until the run is set up, so that others can join it
+	i=0
+	until [ "$(psql -qAt "$dsn" -c "SELECT count(*) FROM embfill.runs r WHERE state = 'running'
+		AND EXISTS (SELECT 1 FROM embfill.leases l WHERE l.run_id = r.id)")" = 1 ]; do
+		i=$((i + 1)); [ "$i" -lt 600 ] || { echo "bench: the run never started" >&2; exit 1; }
+		sleep 0.05
+	done
+}
+scale_run() { # label url-of-worker-1 [url-of-worker-2 ...] -> sets RATE
+	label=$1; shift
+	reset
+	start=$(now)
+	pids=""; n=0
+	for url in "$@"; do
+		if [ "$n" -eq 0 ]; then join=""; else join="--join"; wait_run; fi
+		"$build/embfill" --set "EMBED_URL=$url" --set LEASE_CHUNKS=2000 run -C bench \
+			--confirm bench --concurrency 2 $join >"$tmp/scale-$n.out" 2>&1 </dev/null &
+		pids="$pids $!"; n=$((n + 1))
+	done
+	for p in $pids; do wait "$p" || { cat "$tmp"/scale-*.out >&2; exit 1; }; done
+	end=$(now)
+	RATE=$(echo "$scale_chunks / ($end - $start)" | bc -l)
+	printf '%-44s %7.0f chunks/s  %5.2f s\n' "$label" "$RATE" "$(echo "$end - $start" | bc -l)"
+}
+echo "scale: $scale_chunks chunks, endpoints computing 2 requests at once at 50 ms:"
+scale_run "1 worker, 1 endpoint" "$gpu1"; e1=$RATE
+scale_run "1 worker, 2 endpoints" "$gpu1,$gpu2"; e2=$RATE
+scale_run "1 worker, 4 endpoints" "$gpu1,$gpu2,$gpu3,$gpu4"; e4=$RATE
+scale_run "1 worker (its own endpoint)" "$gpu1"; w1=$RATE
+scale_run "2 workers (an endpoint each)" "$gpu1" "$gpu2"; w2=$RATE
+scale_run "3 workers (an endpoint each)" "$gpu1" "$gpu2" "$gpu3"; w3=$RATE
+# the database's ceiling on the same table, in the same run
+psql -q "$dsn" -c "\\copy document_embeddings TO '$tmp/scale.bin' (FORMAT binary)"
+reset
+start=$(now)
+psql -q "$dsn" -c "\\copy document_embeddings FROM '$tmp/scale.bin' (FORMAT binary)"
+end=$(now)
+sceil=$(echo "$scale_chunks / ($end - $start)" | bc -l)
+printf 'COPY BINARY ceiling of these %d rows: %.0f rows/s\n' "$scale_chunks" "$sceil"
+for k in 2 4; do
+	eval "r=\$e$k"
+	printf 'endpoints x%d: speed-up %.2f of %d (%.0f%% of linear), %.2f of the COPY ceiling\n' \
+		"$k" "$(echo "$r / $e1" | bc -l)" "$k" "$(echo "100 * $r / $e1 / $k" | bc -l)" \
+		"$(echo "$r / $sceil" | bc -l)"
+done
+for k in 2 3; do
+	eval "r=\$w$k"
+	printf 'workers x%d:   speed-up %.2f of %d (%.0f%% of linear), %.2f of the COPY ceiling\n' \
+		"$k" "$(echo "$r / $w1" | bc -l)" "$k" "$(echo "100 * $r / $w1 / $k" | bc -l)" \
+		"$(echo "$r / $sceil" | bc -l)"
+done
+load "$chunks"
+
 # The new-collection path on the same chunks: copy and embed into a new
 # collection, swap, roll back; an in-place run with --backup and its
 # restore; and re-chunking documents.

@@ -14,7 +14,10 @@
 # the same texts writes (its twin collection), one run row for the
 # collection, the other collection byte-identical, and the service asked
 # for at most N items plus, per kill, one window (concurrency x batch: the
-# requests on the wire or answered) and the batch written but not committed.
+# requests on the wire or answered) and the batch written but not committed
+# (the next request leaves before a batch is written), and per start of
+# the run the probe texts its endpoint is checked with against the run's
+# reference vectors (EF_EMBED_PROBE_TEXTS, embed.h).
 set -eu
 
 build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
@@ -23,7 +26,7 @@ EF_TOP=$(cd "$here/../.." && pwd)
 . "$EF_TOP/tests/lib/servers.sh"
 PSQL=${PSQL:-psql}
 
-N=3000; BATCH=20; CONC=2; KILLS=20
+N=3000; BATCH=20; CONC=2; KILLS=20; PROBE_TEXTS=2
 tmp=$(mktemp -d /tmp/embfill-crash.XXXXXX)
 chmod 755 "$tmp"
 EMB_PID=""; RUN_PID=""
@@ -97,7 +100,9 @@ base=$(emb_items)   # globex's and the twin's
 done_rows() { sql "SELECT coalesce(max(done), 0) FROM embfill.runs WHERE collection = 'acme'" 2>/dev/null || echo 0; }
 held() { [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%EMBFILL_TEST_HOLD%' AND pid <> pg_backend_pid()" 2>/dev/null || echo 0)" -gt 0 ]; }
 
+starts=0
 start_run() { # hold
+	starts=$((starts + 1))
 	flag="--resume"
 	[ "$(sql "SELECT count(*) FROM embfill.runs WHERE collection = 'acme'")" -gt 0 ] || flag=""
 	EMBFILL_TEST_HOLD="$1" "$build/embfill" --config "$tmp/embfill.env" run -C acme \
@@ -146,6 +151,7 @@ done
 # killed in the final counts, the run had recorded itself complete; any
 # other kill leaves it interrupted, and resumable
 if [ "$(sql "SELECT state FROM embfill.runs WHERE collection = 'acme'")" != completed ]; then
+	starts=$((starts + 1))
 	"$build/embfill" --config "$tmp/embfill.env" run -C acme --confirm acme --resume \
 		>>"$tmp/runs.log" 2>&1 </dev/null || { tail -n 20 "$tmp/runs.log" >&2; fail "the last resume failed"; }
 fi
@@ -162,7 +168,7 @@ runs=$(sql "SELECT count(*) FROM embfill.runs WHERE collection = 'acme'")
 state=$(sql "SELECT state FROM embfill.runs WHERE collection = 'acme'")
 g2=$(sql "SELECT md5(string_agg(e::text, ',' ORDER BY chunk_id)) FROM document_embeddings e WHERE collection = 'globex'")
 items=$((acc + $(emb_items) - base))
-limit=$((N + kills * (CONC + 1) * BATCH))
+limit=$((N + kills * (CONC + 1) * BATCH + starts * PROBE_TEXTS))
 echo "crash: $kills kills; acme rows $rows of $N, $bad differ from the clean twin; runs $runs ($state);"
 echo "crash: the service embedded $items items for $N chunks (at most $limit allowed)"
 [ "$rows" -eq "$N" ] || fail "acme has $rows embedding rows, not $N"

@@ -1235,6 +1235,10 @@ Test(pg_recipe, embfills_tables_migrate_in_place_from_version_3, .timeout = 120)
 	cr_expect_eq(fx_ll(&t.f, "SELECT value::int FROM @T.meta WHERE key = 'schema_version'"),
 		     EF_TOOL_SCHEMA_VERSION);
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.recipes"), 0);
+	/* through version 4 (recipes) to 5: workers, leases, a run's stop */
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.workers"), 0);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.leases"), 0);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs WHERE NOT stop_requested"), 1);
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM pg_attribute WHERE attrelid ="
 				 " '@S.document_embeddings'::regclass AND attname = 'recipe'"), 0,
 		     "the data tables are left as they are");
@@ -1274,5 +1278,15 @@ Test(pg_recipe, embfills_tables_migrate_in_place_from_version_3, .timeout = 120)
 	cr_expect_eq(fx_ll(&t.f, "SELECT value::int FROM @T.meta WHERE key = 'schema_version'"),
 		     EF_TOOL_SCHEMA_VERSION);
 	cr_expect_eq(status_num(&t.f, "acme", "quarantined"), 1);
+
+	/* a run on the upgraded tables: the quarantined chunk through a lease,
+	 * its recipe registered */
+	ok_run(&t.f, 0, (const char *[]){ "run", "-C", "acme", "--confirm", "acme",
+					  "--retry-quarantined", "--approve-provider-change", NULL });
+	cr_expect_eq(status_num(&t.f, "acme", "embedded"), 4);
+	cr_expect_eq(status_num(&t.f, "acme", "quarantined"), 0);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.leases l JOIN @T.runs r ON r.id ="
+				 " l.run_id WHERE r.state = 'completed' AND l.state = 'done'"), 1);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.recipes WHERE id = '" ID_PLAIN "'"), 1);
 	rt_stop(&t);
 }

@@ -3,6 +3,7 @@
  * embedder over real HTTP, the binary as an operator runs it.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -687,9 +688,10 @@ Test(pg_run, a_service_that_times_out_stops_with_exit_4_and_resumes, .timeout = 
 	struct embedder_proc fast;
 
 	rt_start(&t, BACKEND_PG, 300, 0, (const char *[]){ "--latency-ms", "2500", NULL });
-	add_settings(&t.f, "EMBED_TIMEOUT_S=1\nEMBED_MAX_ATTEMPTS=2\n");
+	add_settings(&t.f, "EMBED_TIMEOUT_S=1\nEMBED_RETRY_BUDGET_S=2\n");
 	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 4, "%s\n%s", r.out, r.err);
-	HAS(r.err, "giving up after 2 attempts");
+	HAS(r.err, "longer than the retry budget (EMBED_RETRY_BUDGET_S=2)");
+	HAS(r.err, "no complete answer within 1000 ms");
 	proc_result_free(&r);
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 0);
 	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs WHERE state = 'failed'"), 1);
@@ -703,6 +705,161 @@ Test(pg_run, a_service_that_times_out_stops_with_exit_4_and_resumes, .timeout = 
 	proc_result_free(&r);
 	expect_exact(&t.f, "acme", 300);
 	embedder_stop(&fast);
+	rt_stop(&t);
+}
+
+/* --- a service that goes away and comes back ------------------------------------ */
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	long n;
+
+	if (!f)
+		return strdup("");
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	text = calloc(1, (size_t)n + 1);
+	cr_assert(fread(text, 1, (size_t)n, f) == (size_t)n);
+	fclose(f);
+	return text;
+}
+
+/* Waits until the background run's output holds what, while it runs. */
+static void wait_log(struct rt *t, int pid, const char *what)
+{
+	for (int i = 0; i < 1200; i++) {
+		char *log = slurp(t->log);
+		bool seen = strstr(log, what) != NULL;
+
+		free(log);
+		if (seen)
+			return;
+		cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the run ended before \"%s\"", what);
+		usleep(25 * 1000);
+	}
+	cr_assert_fail("the run never said \"%s\"", what);
+}
+
+/* The sandbox embedder stops (by PID) while the run is writing. */
+static int stop_service_mid_run(struct rt *t, const char *const *extra)
+{
+	int pid = spawn_run(t, "acme", extra);
+
+	wait_running(&t->f);
+	embedder_stop(&t->e);
+	return pid;
+}
+
+/* The same embedder again, on the port the run knows. */
+static void restart_service(struct rt *t, int port)
+{
+	char p[16];
+
+	snprintf(p, sizeof(p), "%d", port);
+	cr_assert_eq(embedder_start(&t->e, (const char *[]){ "--dim", "8", "--model", "m1",
+							     "--port", p, NULL }), 0,
+		     "the embedder did not start again on port %d", port);
+}
+
+static void expect_clean_vectors(struct rt *t, long long n)
+{
+	struct embedder_proc clean;
+
+	cr_assert_eq(embedder_start(&clean, (const char *[]){ "--dim", "8", NULL }), 0);
+	for (long long id = 1; id <= n; id += n / 17)
+		expect_vector_of(t, &clean, id);
+	embedder_stop(&clean);
+}
+
+/* A routine restart of the service: away for about ten seconds, then
+ * back on its port.  The run waits it out (the retry budget is five
+ * minutes), says so, and completes exact. */
+Test(pg_run, a_service_restart_is_waited_out_and_the_run_completes_exact, .timeout = 180)
+{
+	struct rt t;
+	int pid, port;
+	char *log;
+	time_t back;
+
+	rt_start(&t, BACKEND_PG, 3000, 0, (const char *[]){ "--latency-ms", "200", NULL });
+	port = t.e.port;
+	pid = stop_service_mid_run(&t, (const char *[]){ "--concurrency", "1", NULL });
+	back = time(NULL) + 10;
+	wait_log(&t, pid, "waiting for the service since ");
+	while (time(NULL) < back) {
+		cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the run ended while the service "
+			     "was away");
+		usleep(100 * 1000);
+	}
+	restart_service(&t, port);
+	cr_assert_eq(wait_exit(pid, 150), 0, "the run did not complete after the restart");
+	log = slurp(t.log);
+	HAS(log, "retry in ");
+	free(log);
+	expect_exact(&t.f, "acme", 3000);
+	expect_clean_vectors(&t, 3000);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs"), 1);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs WHERE state = 'completed'"
+				 " AND done = 3000"), 1);
+	rt_stop(&t);
+}
+
+/* With a budget of a few seconds the same outage ends the run: exit 4, a
+ * message that names the budget, the run failed and resumable. */
+Test(pg_run, a_service_away_longer_than_the_budget_exits_4_and_resumes, .timeout = 120)
+{
+	struct rt t;
+	struct proc_result r;
+	int pid, port;
+	char *log;
+
+	rt_start(&t, BACKEND_PG, 3000, 0, (const char *[]){ "--latency-ms", "200", NULL });
+	add_settings(&t.f, "EMBED_RETRY_BUDGET_S=3\n");
+	port = t.e.port;
+	pid = stop_service_mid_run(&t, (const char *[]){ "--concurrency", "1", NULL });
+	cr_assert_eq(wait_exit(pid, 60), 4, "a service away past the budget must exit 4");
+	log = slurp(t.log);
+	HAS(log, "has been unavailable since ");
+	HAS(log, "longer than the retry budget (EMBED_RETRY_BUDGET_S=3)");
+	HAS(log, "hint: check the service");
+	free(log);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs WHERE state = 'failed'"), 1);
+	cr_expect_lt(fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings"), 3000);
+	restart_service(&t, port);
+	cr_assert_eq(run_coll(&t, &r, "acme", (const char *[]){ "--resume", NULL }), 0, "%s",
+		     r.err);
+	proc_result_free(&r);
+	expect_exact(&t.f, "acme", 3000);
+	expect_clean_vectors(&t, 3000);
+	rt_stop(&t);
+}
+
+/* Ctrl-C while the run waits for the service: it stops at once (the batches
+ * waiting were not embedded, so none is lost), exit 5, and resumes exact. */
+Test(pg_run, ctrl_c_while_waiting_for_the_service_stops_cleanly, .timeout = 120)
+{
+	struct rt t;
+	struct proc_result r;
+	int pid, port;
+
+	rt_start(&t, BACKEND_PG, 3000, 0, (const char *[]){ "--latency-ms", "200", NULL });
+	port = t.e.port;
+	pid = stop_service_mid_run(&t, (const char *[]){ "--concurrency", "1", NULL });
+	wait_log(&t, pid, "waiting for the service since ");
+	kill(pid, SIGINT);
+	cr_assert_eq(wait_exit(pid, 20), 5, "Ctrl-C while waiting must checkpoint and exit 5");
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @T.runs WHERE state = 'interrupted'"), 1);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_chunks c WHERE c.id <="
+				 " (SELECT checkpoint_chunk_id FROM @T.runs) AND NOT EXISTS (SELECT 1"
+				 " FROM @S.document_embeddings e WHERE e.chunk_id = c.id)"), 0);
+	restart_service(&t, port);
+	cr_assert_eq(run_coll(&t, &r, "acme", (const char *[]){ "--resume", NULL }), 0, "%s",
+		     r.err);
+	proc_result_free(&r);
+	expect_exact(&t.f, "acme", 3000);
 	rt_stop(&t);
 }
 

@@ -45,5 +45,6 @@ int cmd_chunk(struct app *app);
 int cmd_swap(struct app *app);
 int cmd_rollback(struct app *app);
 int cmd_adopt(struct app *app);
+int cmd_stop(struct app *app);
 
 #endif

@@ -66,14 +66,24 @@ static void print_plain(const struct app *app, const struct ef_plan *p, const ch
 		   p->new_collection && p->chunking_changed ? "about " : "", p->todo, p->batches,
 		   p->batch_size, p->concurrency, p->new_collection ? " (all of them, into the new "
 		   "collection)" : "");
+	for (size_t i = 0; i < p->nendpoints; i++)
+		out_printf(stdout, "  endpoint %zu of %zu: %s %s\n", i + 1, p->nendpoints,
+			   p->endpoints[i].url, p->endpoints[i].ok ? "answers" : p->endpoints[i].error);
 	if (p->probe_ms >= 0) {
-		char lo[32], hi[32];
+		char lo[32], hi[32], eps[96] = "";
 
 		fmt_duration(p->est_low, lo, sizeof(lo));
 		fmt_duration(p->est_high, hi, sizeof(hi));
+		if (p->nendpoints > 1 && p->endpoints_ok == 1)
+			snprintf(eps, sizeof(eps), " on 1 endpoint (1 of %zu endpoints answer)",
+				 p->nendpoints);
+		else if (p->nendpoints > 1)
+			snprintf(eps, sizeof(eps), " on each of %zu endpoints (%zu of %zu endpoints "
+				 "answer)", p->endpoints_ok ? p->endpoints_ok : p->nendpoints,
+				 p->endpoints_ok, p->nendpoints);
 		out_printf(stdout, "  estimate: %s, likely %s to %s (embedding only: a probe of %d "
-				   "chunks in %d requests, %d in flight, took %.1f s: %.0f chunks/s)\n",
-			   est, lo, hi, p->probe_chunks, p->probe_requests, p->concurrency,
+				   "chunks in %d requests, %d in flight%s, took %.1f s: %.0f chunks/s)\n",
+			   est, lo, hi, p->probe_chunks, p->probe_requests, p->concurrency, eps,
 			   p->probe_ms / 1e3, p->probe_rate);
 	} else
 		out_printf(stdout, "  estimate: %s\n", p->todo ? "unknown (no probe)" : "nothing to do");

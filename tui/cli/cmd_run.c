@@ -48,7 +48,9 @@ static void install_signals(void)
 struct progress_ctx {
 	bool tty;
 	time_t last_plain;
-	int last_log;
+	unsigned long last_log;   /* the run's log lines printed so far */
+	bool was_waiting;
+	int last_phase;
 };
 
 static void fmt_eta(double s, char *buf, size_t n)
@@ -59,6 +61,61 @@ static void fmt_eta(double s, char *buf, size_t n)
 		snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
 	else
 		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+/* "waiting for the service since 10:04:31, retry in 8 s", or "". */
+static void waiting_text(const struct ef_run_progress *p, char *buf, size_t n)
+{
+	struct tm tm;
+	char at[16];
+
+	buf[0] = '\0';
+	if (!p->waiting)
+		return;
+	localtime_r(&p->waiting_since, &tm);
+	strftime(at, sizeof(at), "%H:%M:%S", &tm);
+	snprintf(buf, n, "waiting for the service since %s, retry in %.0f s", at, p->retry_in_s);
+}
+
+/* Each endpoint when there are several: "gpu1:8080 up 2/2 310/s 0 err". */
+static void endpoints_text(const struct ef_run_progress *p, char *buf, size_t n)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; p->nendpoints > 1 && i < p->nendpoints && len < n; i++) {
+		const struct ef_run_endpoint *x = &p->endpoints[i];
+		const char *host = strstr(x->url, "://");
+
+		len += (size_t)snprintf(buf + len, n - len, "%s%.40s %s %u/%u %.0f/s %lu err",
+					i ? ", " : "", host ? host + 3 : x->url, x->state,
+					x->in_flight, x->capacity, x->rate, x->errors);
+	}
+}
+
+/* Several workers: the run's progress, not this worker's alone. */
+static double run_pct(const struct ef_run_progress *p, long long *done, long long *total)
+{
+	bool run = p->nworkers > 1 || p->joined;
+
+	*done = run ? p->run_done : p->done;
+	*total = run ? p->run_total : p->total;
+	return *total ? 100.0 * (double)*done / (double)*total : 100.0;
+}
+
+/* What the run logged since the last report (endpoints failing and back,
+ * leases taken over, chunks quarantined), each line once. */
+static void print_log(struct progress_ctx *c, const struct ef_run_progress *p)
+{
+	unsigned long first = p->nlogged - (unsigned long)p->nlog;
+
+	if (c->last_log < first)
+		c->last_log = first;
+	/* the escape that clears the progress line is the format's own: an
+	 * argument would be printed as the text "\x1b[K" */
+	for (; c->last_log < p->nlogged; c->last_log++)
+		out_printf(stderr, c->tty ? "\r\033[Kembfill: %s\n" : "embfill: %s\n",
+			   p->log[c->last_log - first]);
 }
 
 /* The terminal's width, as ls(1) reads it: COLUMNS when it holds a
@@ -81,35 +138,52 @@ static int line_width(void)
  * The progress line of a terminal, rewritten in place: it must stay one
  * line, so it is at most width - 1 columns (a full line would wrap at the
  * last column on many terminals, and every update would add a line).
- * Fields go, least useful first, until it fits: requests in flight, zero
- * counts of quarantined chunks and retries, the phase, the rate, non-zero
- * counts, and last the ETA; the percentage and the counts always stay.
+ * Fields go, least useful first, until it fits: requests in flight and the
+ * endpoints, zero counts of quarantined chunks and retries, the phase, the
+ * rate and the workers, non-zero counts, and last the ETA (or the wait for
+ * the service); the percentage and the counts always stay.  Several
+ * workers: the run's progress, not this worker's alone.
  */
 static void run_progress_line(const struct ef_run_progress *p, int width, char *out, size_t n)
 {
-	struct { char text[64]; int drop; } f[7];
-	double pct = p->total ? 100.0 * (double)p->done / (double)p->total : 100.0;
+	struct { char text[400]; int drop; } f[9];
+	long long done, total;
+	double pct = run_pct(p, &done, &total);
 	char eta[32];
 	size_t len, nf = 0;
 
 	fmt_eta(p->eta_s, eta, sizeof(eta));
-	snprintf(f[nf].text, sizeof(f[nf].text), "%.0f/s", p->rate);
-	f[nf++].drop = 5;
-	snprintf(f[nf].text, sizeof(f[nf].text), "ETA %s", eta);
-	f[nf++].drop = 8;
-	snprintf(f[nf].text, sizeof(f[nf].text), "in flight %u/%u", p->in_flight, p->concurrency);
-	f[nf++].drop = 2;
-	snprintf(f[nf].text, sizeof(f[nf].text), "wait: service %.0f s, parse %.1f s, db %.0f s",
-		 p->service_s, p->parse_s, p->db_s);
-	f[nf++].drop = 1;
-	snprintf(f[nf].text, sizeof(f[nf].text), "retries %lld", p->retries);
-	f[nf++].drop = p->retries ? 7 : 3;
-	snprintf(f[nf].text, sizeof(f[nf].text), "quarantined %lld", p->quarantined);
-	f[nf++].drop = p->quarantined ? 6 : 2;
-	snprintf(f[nf].text, sizeof(f[nf].text), "%s", ef_run_phase_name(p->phase));
-	f[nf++].drop = 4;
+	if (p->waiting) {
+		waiting_text(p, f[nf].text, sizeof(f[nf].text));
+		f[nf++].drop = 8;
+	} else {
+		snprintf(f[nf].text, sizeof(f[nf].text), "%.0f/s", p->rate);
+		f[nf++].drop = 5;
+		snprintf(f[nf].text, sizeof(f[nf].text), "ETA %s", eta);
+		f[nf++].drop = 8;
+		snprintf(f[nf].text, sizeof(f[nf].text), "in flight %u/%u", p->in_flight,
+			 p->concurrency);
+		f[nf++].drop = 2;
+		snprintf(f[nf].text, sizeof(f[nf].text), "wait: service %.0f s, parse %.1f s, "
+			 "db %.0f s", p->service_s, p->parse_s, p->db_s);
+		f[nf++].drop = 1;
+		snprintf(f[nf].text, sizeof(f[nf].text), "retries %lld", p->retries);
+		f[nf++].drop = p->retries ? 7 : 3;
+		snprintf(f[nf].text, sizeof(f[nf].text), "quarantined %lld", p->quarantined);
+		f[nf++].drop = p->quarantined ? 6 : 2;
+		snprintf(f[nf].text, sizeof(f[nf].text), "%s", ef_run_phase_name(p->phase));
+		f[nf++].drop = 4;
+	}
+	if (p->nworkers > 1) {
+		snprintf(f[nf].text, sizeof(f[nf].text), "workers %d", p->nworkers);
+		f[nf++].drop = 5;
+	}
+	if (!p->waiting && p->nendpoints > 1) {
+		endpoints_text(p, f[nf].text, sizeof(f[nf].text));
+		f[nf++].drop = 1;
+	}
 	for (int level = 0; level <= 8; level++) {
-		len = (size_t)snprintf(out, n, "%5.1f%% %lld/%lld", pct, p->done, p->total);
+		len = (size_t)snprintf(out, n, "%5.1f%% %lld/%lld", pct, done, total);
 		for (size_t i = 0; i < nf && len < n; i++)
 			if (f[i].drop > level)
 				len += (size_t)snprintf(out + len, n - len, "  %s", f[i].text);
@@ -123,23 +197,37 @@ static void run_progress_line(const struct ef_run_progress *p, int width, char *
 static void on_progress(const struct ef_run_progress *p, void *vctx)
 {
 	struct progress_ctx *c = vctx;
-	double pct = p->total ? 100.0 * (double)p->done / (double)p->total : 100.0;
-	char eta[32], line[256];
+	long long done, total;
+	double pct = run_pct(p, &done, &total);
+	char eta[32], wait[96], eps[400], workers[32] = "", line[1024];
+	bool changed = p->waiting != c->was_waiting || (int)p->phase != c->last_phase;
 
+	c->was_waiting = p->waiting;
+	c->last_phase = (int)p->phase;
 	fmt_eta(p->eta_s, eta, sizeof(eta));
+	waiting_text(p, wait, sizeof(wait));
+	endpoints_text(p, eps, sizeof(eps));
+	if (p->nworkers > 1)
+		snprintf(workers, sizeof(workers), "  workers %d", p->nworkers);
+	print_log(c, p);
 	if (c->tty) {
 		run_progress_line(p, line_width(), line, sizeof(line));
 		out_printf(stderr, "\r%s\033[K", line);
 		return;
 	}
-	if (time(NULL) - c->last_plain < 5 && p->phase != EF_PHASE_FINISHED)
+	if (!changed && time(NULL) - c->last_plain < 5 && p->phase != EF_PHASE_FINISHED)
 		return;
 	c->last_plain = time(NULL);
-	out_printf(stderr, "embfill: %s %.1f%% %lld/%lld chunks, %.0f/s, ETA %s, in flight %u/%u, "
-			   "waited on the service %.1f s, parsing %.1f s, the database %.1f s, "
-			   "retries %lld, quarantined %lld\n", ef_run_phase_name(p->phase), pct,
-		   p->done, p->total, p->rate, eta, p->in_flight, p->concurrency, p->service_s,
-		   p->parse_s, p->db_s, p->retries, p->quarantined);
+	if (p->waiting)
+		out_printf(stderr, "embfill: %s %.1f%% %lld/%lld chunks, %s%s\n",
+			   ef_run_phase_name(p->phase), pct, done, total, wait, workers);
+	else
+		out_printf(stderr, "embfill: %s %.1f%% %lld/%lld chunks, %.0f/s, ETA %s, in flight "
+				   "%u/%u, waited on the service %.1f s, parsing %.1f s, the database "
+				   "%.1f s, retries %lld, quarantined %lld%s%s%s\n",
+			   ef_run_phase_name(p->phase), pct, done, total, p->rate, eta, p->in_flight,
+			   p->concurrency, p->service_s, p->parse_s, p->db_s, p->retries,
+			   p->quarantined, workers, eps[0] ? "; endpoints: " : "", eps);
 }
 
 /* Without --resume, an interrupted run is offered on a terminal; a script
@@ -152,7 +240,8 @@ static bool offer_resume(ef_session *s, const struct run_request *r)
 	const char *coll = request_target(r);
 
 	ef_error_clear(&err);
-	if (r->resume || r->dry_run || ef_run_find_interrupted(s, coll, &ri, &err) != EF_OK ||
+	if (r->resume || r->dry_run || r->join ||
+	    ef_run_find_interrupted(s, coll, &ri, &err) != EF_OK ||
 	    !ri.run_id || strcmp(ri.state, "running") == 0)
 		return r->resume;
 	out_printf(stderr, "embfill: run %lld of \"%s\" was %s (host %s, started %s UTC, %lld of "
@@ -169,8 +258,12 @@ static bool offer_resume(ef_session *s, const struct run_request *r)
 	return answer[0] != 'n' && answer[0] != 'N';
 }
 
-static void print_counts(const char *label, const struct ef_counts *c)
+static void print_counts(const char *label, const struct ef_counts *c, const char *left)
 {
+	if (c->unknown && left) {
+		out_printf(stdout, "  %-7s %s\n", label, left);
+		return;
+	}
 	if (c->unknown) {
 		out_printf(stdout, "  %-7s unknown: the database could not be read\n", label);
 		return;
@@ -181,6 +274,23 @@ static void print_counts(const char *label, const struct ef_counts *c)
 		   c->stale_content, c->quarantined);
 }
 
+/* The run's record lists every worker it had; one worker alone needs no
+ * list. */
+static void print_workers(const struct ef_run_result *r)
+{
+	if (r->nworkers < 2 && !r->joined)
+		return;
+	out_printf(stdout, "  run %lld (%s): %lld written, %lld quarantined of %lld, by %d "
+			   "worker%s:\n", r->run_id, r->run_state, r->run_written, r->run_quarantined,
+		   r->run_total, r->nworkers, r->nworkers == 1 ? "" : "s");
+	for (int i = 0; i < r->nworkers; i++) {
+		const struct ef_run_worker *w = &r->workers[i];
+
+		out_printf(stdout, "    %s pid %d: %lld chunks, %.0f/s, %s%s\n", w->host, w->pid,
+			   w->done, w->rate, w->state, w->me ? " (this one)" : "");
+	}
+}
+
 static void print_summary(const struct app *app, const char *coll,
 			  const struct ef_run_result *r)
 {
@@ -189,19 +299,24 @@ static void print_summary(const struct app *app, const char *coll,
 				   "%d in flight; nothing was written\n", coll, r->total,
 			   (r->total + app->cfg->batch_size - 1) / app->cfg->batch_size,
 			   app->cfg->batch_size, app->cfg->concurrency);
-		print_counts("now", &r->before);
+		print_counts("now", &r->before, NULL);
 		return;
 	}
-	out_printf(stdout, "run %lld of \"%s\" %s%s: %lld written, %lld quarantined of %lld in "
-			   "%.1f s (%.0f chunks/s), %lld requests, %lld retries\n", r->run_id, coll,
-		   r->state, r->resumed ? " (resumed)" : "", r->written, r->quarantined, r->total,
-		   r->elapsed_s, r->rate, r->requests, r->retries);
+	out_printf(stdout, "run %lld of \"%s\" %s%s%s: %lld written, %lld quarantined of %lld "
+			   "in %.1f s (%.0f chunks/s), %lld requests, %lld retries\n", r->run_id, coll,
+		   r->state, r->resumed ? " (resumed)" : "", r->joined ? " (this worker)" : "",
+		   r->written, r->quarantined, r->total, r->elapsed_s, r->rate, r->requests,
+		   r->retries);
 	if (r->elapsed_s > 0)
 		out_printf(stdout, "  time: %.1f s choosing batches, %.1f s waiting on writes, "
 				   "%.1f s waiting on the service, %.1f s reading its answers\n",
 			   r->fetch_s, r->write_s, r->service_s, r->parse_s);
-	print_counts("before", &r->before);
-	print_counts("after", &r->after);
+	print_counts("before", &r->before, NULL);
+	print_counts("after", &r->after, r->ended_run ? NULL
+		     : strcmp(r->run_state, "running") == 0 ? "taken by the run's last worker, "
+							       "when it ends"
+		     : "taken by the worker that ended the run");
+	print_workers(r);
 	if (r->backed_up)
 		out_printf(stdout, "  backup: %lld rows saved first; `embfill rollback -C %s` puts "
 				   "them back\n", r->backed_up, coll);
@@ -226,8 +341,16 @@ static int finish(struct app *app, const struct run_request *rq, const struct ef
 		else if (last_signal)
 			ef_error_set(err, EF_ERR_INTERRUPTED, "stopped by signal %d; run %lld "
 				     "checkpointed", (int)last_signal, r->run_id);
-		ef_error_hint(err, "continue with: embfill run -C %s --confirm %s --resume", coll,
-			      coll);
+		if (r->stop_asked && !r->ended_run)
+			ef_error_hint(err, "once every worker has stopped, continue with: embfill run "
+				      "-C %s --confirm %s --resume", coll, coll);
+		else if (!r->ended_run)
+			ef_error_hint(err, "run %lld goes on in its other workers; this one joins it "
+				      "again with: embfill run -C %s --confirm %s --join", r->run_id,
+				      coll, coll);
+		else
+			ef_error_hint(err, "continue with: embfill run -C %s --confirm %s --resume",
+				      coll, coll);
 	}
 	if (st == EF_OK && r->unconverged) {
 		for (size_t i = 0; i < r->nleft; i++)
@@ -252,12 +375,18 @@ static int write_history(struct app *app, const struct run_request *rq,
 	char *md;
 	ef_status w;
 
-	if (!app->cli->historylog || r->dry_run || !r->run_id)
+	if (!(app->cli->historylog || r->historylog_asked) || r->dry_run || !r->run_id ||
+	    !r->ended_run)
 		return 0;
 	ef_error_clear(&err);
 	history_verify_now(app, request_target(rq), verification, sizeof(verification));
 	x.verification = verification;
-	md = history_run_entry(app, request_target(rq), rq->note, r, st, cmd, &x);
+	/* a worker that joined records the run as its first worker started it */
+	if (r->joined && r->run_command[0])
+		md = history_run_entry(app, request_target(rq), r->run_note[0] ? r->run_note : NULL,
+				       r, st, r->run_command, &x);
+	else
+		md = history_run_entry(app, request_target(rq), rq->note, r, st, cmd, &x);
 	if (!md) {
 		ef_error_oom(&err, "writing the historylog");
 		return out_error(&err);
@@ -340,6 +469,7 @@ int cmd_run(struct app *app)
 		free(cmd);
 		return out_error(&err);
 	}
+	o.historylog = app->cli->historylog;
 	o.stop = &stop_flag;
 	o.cancel = &cancel_flag;
 	o.on_progress = on_progress;

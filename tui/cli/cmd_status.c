@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "embfill/db.h"
+#include "embfill/run.h"
 #include "embfill/scan.h"
 #include "embfill/schema.h"
 #include "tui/cli/cli.h"
@@ -69,12 +70,62 @@ static void print_plain(const struct app *app, const struct ef_status_report *r)
 				   r->rows[i].collection, r->rows[i].collection);
 }
 
+/* The collection's active run: its workers and their leases. */
+static void print_live(const struct ef_run_live *l)
+{
+	if (!l->run_id)
+		return;
+	out_printf(stdout, "\nrun %lld: running since %s UTC (started on %s), %lld of %lld "
+			   "chunks; leases: %lld done, %lld taken, %lld in all%s\n", l->run_id,
+		   l->started_at, l->host, l->done, l->total, l->leases_done, l->leases_taken,
+		   l->leases, l->stop_requested ? "; asked to stop" : "");
+	if (!l->nworkers) {
+		out_printf(stdout, "no live worker: the run resumes with `--resume`\n");
+		return;
+	}
+	out_printf(stdout, "%-20s %7s  %-24s %8s %7s %9s\n", "worker host", "pid", "lease",
+		   "done", "rate/s", "heartbeat");
+	for (int i = 0; i < l->nworkers; i++) {
+		const struct ef_run_worker *w = &l->workers[i];
+
+		out_printf(stdout, "%-20.20s %7d  %-24.24s %8lld %7.0f %7.1fs\n", w->host, w->pid,
+			   w->lease, w->done, w->rate, w->heartbeat_age_s);
+	}
+}
+
+static cJSON *live_json(const struct ef_run_live *l)
+{
+	cJSON *o = cJSON_CreateObject(), *ws = cJSON_AddArrayToObject(o, "workers");
+
+	cJSON_AddNumberToObject(o, "id", (double)l->run_id);
+	cJSON_AddNumberToObject(o, "done", (double)l->done);
+	cJSON_AddNumberToObject(o, "total", (double)l->total);
+	cJSON_AddNumberToObject(o, "leases", (double)l->leases);
+	cJSON_AddNumberToObject(o, "leases_done", (double)l->leases_done);
+	cJSON_AddNumberToObject(o, "leases_taken", (double)l->leases_taken);
+	cJSON_AddBoolToObject(o, "stop_requested", l->stop_requested);
+	for (int i = 0; i < l->nworkers; i++) {
+		const struct ef_run_worker *w = &l->workers[i];
+		cJSON *x = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(x, "host", w->host);
+		cJSON_AddNumberToObject(x, "pid", w->pid);
+		cJSON_AddStringToObject(x, "lease", w->lease);
+		cJSON_AddNumberToObject(x, "lease_done", (double)w->lease_done);
+		cJSON_AddNumberToObject(x, "done", (double)w->done);
+		cJSON_AddNumberToObject(x, "rate", w->rate);
+		cJSON_AddNumberToObject(x, "heartbeat_age_s", w->heartbeat_age_s);
+		cJSON_AddItemToArray(ws, x);
+	}
+	return o;
+}
+
 static void add_num(cJSON *o, const char *k, long long v)
 {
 	cJSON_AddNumberToObject(o, k, (double)v);
 }
 
-static void print_json(const struct ef_status_report *r)
+static void print_json(const struct ef_status_report *r, const struct ef_run_live *live)
 {
 	cJSON *arr = cJSON_CreateArray();
 	char *text;
@@ -97,6 +148,8 @@ static void print_json(const struct ef_status_report *r)
 		add_num(o, "unrecorded", c->unrecorded);
 		add_num(o, "stale_recipe", c->stale_recipe);
 		add_num(o, "recipe_unknown", c->recipe_unknown);
+		if (live && live->run_id)
+			cJSON_AddItemToObject(o, "run", live_json(live));
 		cJSON_AddItemToArray(arr, o);
 	}
 	text = cJSON_PrintUnformatted(arr);
@@ -109,6 +162,7 @@ int cmd_status(struct app *app)
 {
 	struct ef_error err;
 	struct ef_status_report rep = { NULL, 0 };
+	struct ef_run_live live;
 	ef_session *s;
 	int rc;
 
@@ -121,10 +175,16 @@ int cmd_status(struct app *app)
 		ef_scan_unknown(s, app->cli->collection, &err);
 		rc = out_error(&err);
 	} else {
+		memset(&live, 0, sizeof(live));
+		if (app->cli->collection && ef_session_schema(s)->tool_schema &&
+		    ef_run_live(s, app->cli->collection, &live, &err) != EF_OK)
+			memset(&live, 0, sizeof(live));
 		if (app->cli->json)
-			print_json(&rep);
-		else
+			print_json(&rep, &live);
+		else {
 			print_plain(app, &rep);
+			print_live(&live);
+		}
 		rc = 0;
 	}
 	ef_status_report_free(&rep);

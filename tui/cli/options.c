@@ -15,7 +15,7 @@ enum opt_id {
 	O_CONFIRM, O_OUT, O_UNTIL, O_NOTE, O_INTO, O_K, O_N, O_DRY_RUN, O_RESUME,
 	O_HISTORYLOG, O_RETRY_QUARANTINED, O_QUERY, O_WITH, O_BACKUP, O_APPROVE_PROVIDER,
 	O_MIN_HIT_RATE, O_RECHUNK, O_TABLE, O_MODEL, O_FORCE, O_ONLY, O_PROVENANCE, O_SAMPLE,
-	O_REBUILD_INDEX,
+	O_REBUILD_INDEX, O_JOIN,
 };
 
 struct opt {
@@ -44,20 +44,22 @@ static const struct opt opts[] = {
 	{ "help", 0, O_HELP, 'h', NULL, CMD_ALL, "show this help" },
 	{ "collection", 1, O_COLLECTION, 'C', "COLL",
 	  CMD_STATUS | CMD_PLAN | CMD_RUN | CMD_VERIFY | CMD_SPOTCHECK | CMD_TUI | CMD_CHUNK |
-		  CMD_SWAP | CMD_ROLLBACK | CMD_ADOPT,
-	  "the collection (status: only this one; tui: listed first)" },
-	{ "confirm", 1, O_CONFIRM, 0, "COLL", CMD_RUN | CMD_SWAP | CMD_ADOPT,
+		  CMD_SWAP | CMD_ROLLBACK | CMD_ADOPT | CMD_STOP,
+	  "the collection (status: only this one, with its run's workers; tui: listed first)" },
+	{ "confirm", 1, O_CONFIRM, 0, "COLL", CMD_RUN | CMD_SWAP | CMD_ADOPT | CMD_STOP,
 	  "the collection's name typed again; must equal -C exactly" },
 	{ "batch-size", 1, O_BATCH_SIZE, 0, "N", CMD_RUN | CMD_PLAN,
 	  "chunks per request (sets BATCH_SIZE)" },
 	{ "concurrency", 1, O_CONCURRENCY, 0, "K", CMD_RUN | CMD_PLAN,
-	  "requests in flight (sets EMBED_CONCURRENCY)" },
+	  "requests in flight on each endpoint (sets EMBED_CONCURRENCY)" },
 	{ "dry-run", 0, O_DRY_RUN, 0, NULL, CMD_RUN | CMD_ADOPT,
 	  "say what would be done, write nothing" },
 	{ "only", 1, O_ONLY, 0, "missing", CMD_RUN | CMD_PLAN,
 	  "embed only chunks without a vector; stale ones are reported, not touched" },
 	{ "resume", 0, O_RESUME, 0, NULL, CMD_RUN,
 	  "continue the collection's interrupted run" },
+	{ "join", 0, O_JOIN, 0, NULL, CMD_RUN,
+	  "join the collection's active run as one more worker (any host)" },
 	{ "until", 1, O_UNTIL, 0, "HH:MM", CMD_RUN,
 	  "stop cleanly when the maintenance window ends (exit 5)" },
 	{ "note", 1, O_NOTE, 0, "TEXT", CMD_RUN, "maintenance-window note for the records" },
@@ -114,10 +116,11 @@ static const struct {
 	{ "plan", CMD_PLAN, "-C COLL [--out FILE]",
 	  "counts, batches, estimated duration, risks and the command to run" },
 	{ "run", CMD_RUN, "-C COLL --confirm COLL [--batch-size N] [--concurrency K] [--dry-run]"
-	  " [--resume] [--into NEWCOLL [--rechunk]] [--backup] [--rebuild-index] [--until HH:MM]"
-	  " [--note TEXT]"
-	  " [--historylog]",
+	  " [--resume | --join] [--into NEWCOLL [--rechunk]] [--backup] [--rebuild-index]"
+	  " [--until HH:MM] [--note TEXT] [--historylog]",
 	  "embed the collection's missing and stale chunks" },
+	{ "stop", CMD_STOP, "-C COLL --confirm COLL",
+	  "ask every worker of the collection's run to stop at its next checkpoint" },
 	{ "verify", CMD_VERIFY, "-C COLL [--provenance [--sample N]]", "vector rows against "
 	  "chunk rows, every discrepancy explained, isolation audit; which recipe made them" },
 	{ "spot-check", CMD_SPOTCHECK, "-C COLL [-q QUERY]... [-k N]",
@@ -286,6 +289,7 @@ static int take_option(struct cli *cli, int id, const char *arg)
 	case 'n': case O_N: cli->n = arg; break;
 	case O_DRY_RUN: cli->dry_run = true; break;
 	case O_RESUME: cli->resume = true; break;
+	case O_JOIN: cli->join = true; break;
 	case O_HISTORYLOG: cli->historylog = true; break;
 	case O_RETRY_QUARANTINED: cli->retry_quarantined = true; break;
 	case 'q': case O_QUERY:

@@ -172,13 +172,18 @@ static void draw_estimate(struct console *c)
 	if (p->todo == 0)
 		ui_line(c, R_GOOD, "  estimate: nothing to do");
 	else if (p->probe_ms >= 0) {
-		char lo[32], hi[32];
+		char lo[32], hi[32], eps[64] = "";
 
 		fmt_duration(p->est_low, lo, sizeof(lo));
 		fmt_duration(p->est_high, hi, sizeof(hi));
+		if (p->nendpoints > 1 && p->endpoints_ok == 1)
+			snprintf(eps, sizeof(eps), " on the 1 endpoint that answers");
+		else if (p->nendpoints > 1)
+			snprintf(eps, sizeof(eps), " on each of %zu endpoints",
+				 p->endpoints_ok ? p->endpoints_ok : p->nendpoints);
 		ui_line(c, R_NORMAL, "  estimate: %s, likely %s to %s (embedding only: a probe of "
-			"%d chunks in %d requests, %d in flight, took %.1f s: %.0f chunks/s)", est,
-			lo, hi, p->probe_chunks, p->probe_requests, p->concurrency,
+			"%d chunks in %d requests, %d in flight%s, took %.1f s: %.0f chunks/s)", est,
+			lo, hi, p->probe_chunks, p->probe_requests, p->concurrency, eps,
 			p->probe_ms / 1e3, p->probe_rate);
 	}
 	else

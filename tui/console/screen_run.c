@@ -160,6 +160,55 @@ static void draw_spark(struct console *c, const struct worker_snap *s)
 	ui_line(c, R_ACCENT, "%s", buf);
 }
 
+/* The service away: when the run started waiting, when it tries again. */
+static void draw_waiting(struct console *c, const struct ef_run_progress *p)
+{
+	struct tm tm;
+	char at[16];
+
+	if (!p->waiting || c->run.finished)
+		return;
+	localtime_r(&p->waiting_since, &tm);
+	strftime(at, sizeof(at), "%H:%M:%S", &tm);
+	ui_line(c, R_WARN, "[!] waiting for the service since %s, retry in %.0f s (q stops "
+		"here; the run resumes later)", at, p->retry_in_s);
+}
+
+/* Each endpoint, when there are several: state, requests in flight, rate,
+ * errors. */
+static void draw_endpoints(struct console *c, const struct ef_run_progress *p)
+{
+	if (p->nendpoints < 2)
+		return;
+	ui_line(c, R_TITLE, "Endpoints");
+	for (int i = 0; i < p->nendpoints; i++) {
+		const struct ef_run_endpoint *x = &p->endpoints[i];
+		const char *host = strstr(x->url, "://");
+
+		ui_line(c, strcmp(x->state, "up") == 0 ? R_NORMAL : R_WARN,
+			"  %s %-28.28s %-10s %u/%u in flight %6.0f/s %4lu err",
+			strcmp(x->state, "up") == 0 ? "[x]" : "[!]", host ? host + 3 : x->url,
+			x->state, x->in_flight, x->capacity, x->rate, x->errors);
+	}
+}
+
+/* The run's workers, when it has more than this one: host, pid, the key
+ * range each embeds, done, rate, heartbeat age. */
+static void draw_workers(struct console *c, const struct ef_run_progress *p)
+{
+	if (p->nworkers < 2 && !p->joined)
+		return;
+	ui_line(c, R_TITLE, "Workers of run %lld: %lld of %lld chunks", p->run_id, p->run_done,
+		p->run_total);
+	for (int i = 0; i < p->nworkers; i++) {
+		const struct ef_run_worker *w = &p->workers[i];
+
+		ui_line(c, R_NORMAL, "  %s %-14.14s %7d %-22.22s %7lld %5.0f/s %4.1fs",
+			w->me ? "[>]" : "   ", w->host, w->pid, w->lease, w->done, w->rate,
+			w->heartbeat_age_s);
+	}
+}
+
 static void draw_progress(struct console *c)
 {
 	const struct worker_snap *s = &c->run.snap;
@@ -181,6 +230,7 @@ static void draw_progress(struct console *c)
 	else
 		ui_line(c, R_NORMAL, "  %lld/%lld chunks  %.1f/s  ETA %s  elapsed %s", p->done,
 			p->total, p->rate, eta, el);
+	draw_waiting(c, p);
 	snprintf(suffix, sizeof(suffix), "%u/%u", p->in_flight, p->concurrency);
 	ui_bar(c, "In flight  ", p->concurrency ? (double)p->in_flight / p->concurrency : 0,
 	       suffix);
@@ -196,6 +246,8 @@ static void draw_progress(struct console *c)
 		ef_run_phase_name(p->phase), c->run.w && worker_paused(c->run.w) &&
 		!c->run.finished ? " (pause requested)" : "", checkpoint[0] ? "chunk " : "",
 		checkpoint[0] ? checkpoint : "none yet", p->written);
+	draw_endpoints(c, p);
+	draw_workers(c, p);
 	ui_line(c, R_TITLE, "Log");
 	for (int i = 0; i < p->nlog; i++)
 		ui_line(c, R_NORMAL, "  %s", p->log[i]);
@@ -321,9 +373,9 @@ const struct screen screen_run = {
 		"with its checkpoint in one transaction. The bars show overall progress (percent, "
 		"done/total, rate, ETA), requests in flight, retries and quarantined chunks; the "
 		"sparkline shows the rate over the last minute. p pauses (requests on the wire "
-		"finish) and resumes; c cancels after a confirmation; q stops after the batches "
-		"in flight are written and leaves. A stopped run is resumable: s here, or a new "
-		"console offers it.",
+		"finish) and resumes; c cancels after a confirmation; q stops this worker (not "
+		"the run's others) after the batches in flight are written and leaves. A stopped "
+		"run is resumable: s here, or a new console offers it.",
 	.actions = run_actions,
 	.draw = run_draw,
 	.on_key = run_key,

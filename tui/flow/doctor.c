@@ -110,11 +110,53 @@ static void check_recipe(struct app *app, struct doctor *d)
 	free(desc);
 }
 
+/* One endpoint of the service: reachable, answering, how fast.  Returns
+ * whether it answered well (p filled). */
+static bool check_endpoint(struct app *app, struct doctor *d, const struct ef_embed_config *ec,
+			   size_t i, size_t n, struct ef_embed_probe *p)
+{
+	struct ef_error err;
+	char what[48];
+
+	ef_error_clear(&err);
+	snprintf(what, sizeof(what), n > 1 ? "endpoint %zu of %zu" : "embedding service", i + 1, n);
+	if (ef_embed_probe_at(ec, i, p, &err) != EF_OK && !p->reachable) {
+		d->service_down = true;
+		ef_check_add(&d->list, EF_CHECK_FAIL, what, err.hint, "%s (EMBED_PROVIDER=%s)",
+			     err.msg, app->cfg->provider);
+	} else if (err.status != EF_OK) {
+		ef_check_add(&d->list, EF_CHECK_FAIL, what, err.hint,
+			     "%s answered HTTP %ld in %.0f ms: %s", p->endpoint, p->http_status,
+			     p->latency_ms, err.msg);
+	} else {
+		ef_check_add(&d->list, EF_CHECK_PASS, what, "", "%s (%s) answered in %.0f ms",
+			     p->endpoint, app->cfg->provider, p->latency_ms);
+		return true;
+	}
+	return false;
+}
+
+/* Several endpoints must be one vector space: the same texts to each. */
+static void check_agree(struct app *app, struct doctor *d, struct ef_embed_config *ec, int dim)
+{
+	struct ef_error err;
+	size_t n = ef_embed_endpoint_count(ec);
+
+	ef_error_clear(&err);
+	ec->dim = dim;
+	if (ef_embed_endpoints_agree(ec, app->cfg->doc_prefix, &err) == EF_OK)
+		ef_check_add(&d->list, EF_CHECK_PASS, "endpoints agree", "",
+			     "the %zu endpoints give the same vectors for the same texts", n);
+	else
+		ef_check_add(&d->list, EF_CHECK_FAIL, "endpoints agree", err.hint, "%s", err.msg);
+}
+
 static void check_service(struct app *app, struct doctor *d)
 {
 	struct ef_embed_config ec;
-	struct ef_embed_probe p;
+	struct ef_embed_probe p, first = { 0 };
 	struct ef_error err;
+	size_t n, good = 0;
 
 	ef_error_clear(&err);
 	if (app_embed_config(app, &ec, &err) != EF_OK) {
@@ -123,22 +165,17 @@ static void check_service(struct app *app, struct doctor *d)
 		return;
 	}
 	ec.dim = 0; /* probe: learn the dimension, judge it here */
-	if (ef_embed_probe(&ec, &p, &err) != EF_OK && !p.reachable) {
-		d->service_down = true;
-		ef_check_add(&d->list, EF_CHECK_FAIL, "embedding service", err.hint,
-			     "%s (EMBED_PROVIDER=%s)", err.msg, app->cfg->provider);
-	} else if (err.status != EF_OK) {
-		ef_check_add(&d->list, EF_CHECK_FAIL, "embedding service", err.hint,
-			     "%s answered HTTP %ld in %.0f ms: %s", p.endpoint, p.http_status,
-			     p.latency_ms, err.msg);
-	} else {
-		ef_check_add(&d->list, EF_CHECK_PASS, "embedding service", "",
-			     "%s (%s) answered in %.0f ms", p.endpoint, app->cfg->provider,
-			     p.latency_ms);
-		check_encoding(app, d, &p);
-		check_dims(app, d, &p);
-		check_recipe(app, d);
-	}
+	n = ef_embed_endpoint_count(&ec);
+	for (size_t i = 0; i < n; i++)
+		if (check_endpoint(app, d, &ec, i, n, &p) && !good++)
+			first = p;
+	if (!good)
+		return;
+	check_encoding(app, d, &first);
+	check_dims(app, d, &first);
+	check_recipe(app, d);
+	if (n > 1 && good == n && first.dim > 0)
+		check_agree(app, d, &ec, first.dim);
 }
 
 void doctor_run(struct app *app, struct doctor *d)

@@ -21,6 +21,7 @@ void request_from_cli(struct run_request *r, const struct cli *cli)
 	r->only_missing = cli->only != NULL;
 	r->dry_run = cli->dry_run;
 	r->resume = cli->resume;
+	r->join = cli->join;
 	r->until = cli->until;
 	r->note = cli->note;
 }
@@ -73,6 +74,25 @@ static ef_status check_confirmation(const struct run_request *r, const char *con
 	return EF_OK;
 }
 
+/* A joining worker takes the run as its first worker set it up: what
+ * would set up another is refused, with the way to say what was meant. */
+static ef_status check_join(const struct run_request *r, struct ef_error *err)
+{
+	const char *clash = r->resume ? "--resume" : r->into ? "--into" : r->backup ? "--backup"
+			    : r->dry_run ? "--dry-run" : r->only_missing ? "--only"
+			    : r->retry_quarantined ? "--retry-quarantined" : NULL;
+
+	if (!r->join || !clash)
+		return EF_OK;
+	ef_error_set(err, EF_ERR_USAGE, "--join adds a worker to the run as its first worker "
+		     "set it up, which %s would change; nothing was touched", clash);
+	if (r->into)
+		return ef_error_hint(err, "a run into a new collection is joined by its name: "
+				     "embfill run -C %s --confirm %s --join", r->into, r->into);
+	return ef_error_hint(err, "leave out %s: the run's own selection and backup apply to "
+			     "every worker", clash);
+}
+
 ef_status request_check(const struct run_request *r, const char *confirm, struct ef_error *err)
 {
 	time_t deadline;
@@ -103,6 +123,8 @@ ef_status request_check(const struct run_request *r, const char *confirm, struct
 		return ef_error_hint(err, "leave out --backup: the old collection itself is the way "
 					  "back");
 	}
+	if (check_join(r, err) != EF_OK)
+		return err->status;
 	return request_until(r->until, &deadline, err);
 }
 
@@ -133,6 +155,8 @@ char *request_command(const struct app *app, const struct run_request *r)
 		command_flag(&b, "--only", "missing");
 	if (r->dry_run)
 		command_word(&b, "--dry-run");
+	if (r->join)
+		command_word(&b, "--join");
 	command_flag(&b, "--until", r->until);
 	command_flag(&b, "--note", r->note);
 	return ef_strbuf_take(&b);
@@ -157,6 +181,7 @@ ef_status request_run_opts(const struct run_request *r, const char *command,
 	o->backup = r->backup;
 	o->rebuild_index = r->rebuild_index;
 	o->approve_provider_change = r->approve_provider;
+	o->join = r->join;
 	o->note = r->note && *r->note ? r->note : NULL;
 	o->command = command;
 	return request_until(r->until, &o->deadline, err);

@@ -30,6 +30,8 @@ struct run_request {
 	bool resume;                 /* continue the interrupted run (not part of the
 					reproducing command: rerunning starts anew and
 					skips what is done) */
+	bool join;                   /* --join: one more worker of the collection's
+					active run, with the run's settings */
 	const char *until;           /* --until HH:MM or HH:MM:SS; NULL: no window end */
 	const char *note;
 };
@@ -44,7 +46,8 @@ const char *request_target(const struct run_request *r);
  * Checks what can be checked without the database: the collection's name,
  * the confirmation (the name typed again: --confirm, or the console's
  * second field), --rechunk
- * and --backup against --into, and the window's end.  EF_ERR_USAGE with the
+ * and --backup against --into, --join against what a joining worker takes
+ * from the run, and the window's end.  EF_ERR_USAGE with the
  * fix; nothing has been touched.
  */
 ef_status request_check(const struct run_request *r, const char *confirm, struct ef_error *err);
