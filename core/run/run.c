@@ -2611,6 +2611,7 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 		logf_(&e, "vector indexes of %s stay dropped: `embfill run --resume` rebuilds them",
 		      rx->ix.table);
 	free(rx);
+	res->db_failed = st == EF_ERR_DB;
 	fill_result(&e, st);
 	if (e.db)
 		leave(&e, st, st == EF_OK ? NULL : err->msg);

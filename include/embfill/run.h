@@ -161,6 +161,7 @@ struct ef_run_result {
 	char run_state[16];      /* the run's state when this worker left it */
 	bool joined;             /* this worker joined another's run */
 	bool ended_run;          /* this worker ended the run: it took the after-counts */
+	bool db_failed;          /* the database failed it: nothing after could be read */
 	bool historylog_asked;   /* the run was started with --historylog */
 	long long run_total, run_written, run_quarantined; /* the whole run's */
 	struct ef_run_worker workers[EF_RUN_MAX_WORKERS]; /* every worker of the run */

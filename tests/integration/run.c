@@ -837,6 +837,30 @@ Test(pg_run, a_service_away_longer_than_the_budget_exits_4_and_resumes, .timeout
 	rt_stop(&t);
 }
 
+/* The database lost mid-run (the server ends the run's connections while
+ * it waits for the service): exit 3, and the summary says the counts after
+ * it are unknown instead of printing zeros for a collection of 3,000. */
+Test(pg_run, a_database_lost_mid_run_leaves_the_after_counts_unknown, .timeout = 120)
+{
+	struct rt t;
+	int pid;
+	char *log;
+
+	rt_start(&t, BACKEND_PG, 3000, 0, (const char *[]){ "--latency-ms", "200", NULL });
+	pid = stop_service_mid_run(&t, (const char *[]){ "--concurrency", "1", NULL });
+	wait_log(&t, pid, "waiting for the service since ");
+	fx_sql(&t.f, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+		     " WHERE application_name = 'embfill' AND pid <> pg_backend_pid()");
+	cr_assert_eq(wait_exit(pid, 60), 3, "a database lost mid-run must exit 3");
+	log = slurp(t.log);
+	HAS(log, "after   unknown: the database could not be read");
+	cr_expect(!strstr(log, "after   chunks 0"), "after-counts printed as zeros:\n%s", log);
+	free(log);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM @S.document_chunks"
+				 " WHERE collection = 'acme'"), 3000);
+	rt_stop(&t);
+}
+
 /* Ctrl-C while the run waits for the service: it stops at once (the batches
  * waiting were not embedded, so none is lost), exit 5, and resumes exact. */
 Test(pg_run, ctrl_c_while_waiting_for_the_service_stops_cleanly, .timeout = 120)

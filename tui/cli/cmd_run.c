@@ -312,7 +312,7 @@ static void print_summary(const struct app *app, const char *coll,
 				   "%.1f s waiting on the service, %.1f s reading its answers\n",
 			   r->fetch_s, r->write_s, r->service_s, r->parse_s);
 	print_counts("before", &r->before, NULL);
-	print_counts("after", &r->after, r->ended_run ? NULL
+	print_counts("after", &r->after, r->ended_run || r->db_failed ? NULL
 		     : strcmp(r->run_state, "running") == 0 ? "taken by the run's last worker, "
 							       "when it ends"
 		     : "taken by the worker that ended the run");
