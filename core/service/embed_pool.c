@@ -98,6 +98,9 @@ struct ef_embed_pool {
 	struct job *done;          /* finished, in order, not yet handed back */
 	size_t pending;            /* the caller's batches not yet handed back */
 	unsigned reject_streak;
+	size_t too_large;          /* the fewest inputs a request was refused for as too
+				      large (0: none): later batches go out in parts below */
+	size_t fits;               /* the most inputs a request was answered for */
 	struct ef_embed_counters c;
 	struct ef_error fatal;     /* status != EF_OK: the pool has stopped */
 	/* verification: one vector space across endpoints */
@@ -713,7 +716,36 @@ static void split(struct ef_embed_pool *p, struct req *r)
 	p->waiting = a;
 	r->job->res->splits++;
 	p->c.splits++;
+	if (!p->too_large || r->len < p->too_large)
+		p->too_large = r->len;
 	free(r);
+}
+
+/*
+ * A new batch's requests: one, or, once the service refused a request of
+ * too_large inputs as too large, parts of the most it answered below that
+ * (at least half of it), so that a service's batch limit costs a few
+ * refusals per run instead of several per batch.
+ */
+static int queue_batch(struct ef_embed_pool *p, struct job *j, size_t n)
+{
+	size_t part = n;
+
+	/* the most that was answered below the refusal, at least half of it */
+	if (p->too_large > 1) {
+		part = p->fits < p->too_large ? p->fits : p->too_large - 1;
+		if (part < p->too_large / 2)
+			part = p->too_large / 2;
+	}
+
+	for (size_t off = 0; off < n; off += part) {
+		struct req *r = req_new(j, off, n - off < part ? n - off : part);
+
+		if (!r)
+			return -1;
+		req_append(&p->waiting, r);
+	}
+	return 0;
 }
 
 static void give_up(struct ef_embed_pool *p, struct req *r, const char *cause)
@@ -817,6 +849,8 @@ static void finish(struct ef_embed_pool *p, struct req *r, CURLcode rc)
 	case EF_EMBED_ACT_OK:
 		learn_encoding(p, ep, ex.base64_asked, &o.vec);
 		ep->items += r->len;
+		if (r->len > p->fits)
+			p->fits = r->len;
 		place(p, r, &o.vec);
 		break;
 	case EF_EMBED_ACT_RETRY:
@@ -1081,7 +1115,6 @@ ef_status ef_embed_pool_submit(ef_embed_pool *p, void *tag, const char *const *t
 			       size_t n, struct ef_error *err)
 {
 	struct job *j;
-	struct req *r = NULL;
 
 	ef_error_clear(err);
 	if (p->fatal.status != EF_OK) {
@@ -1093,15 +1126,20 @@ ef_status ef_embed_pool_submit(ef_embed_pool *p, void *tag, const char *const *t
 		if (!texts[i])
 			return ef_error_set(err, EF_ERR_USAGE, "input %zu of the batch is NULL", i);
 	j = job_new(p, tag, n);
-	if (!j || copy_texts(j, texts, n) != 0 || (n > 0 && !(r = req_new(j, 0, n)))) {
+	if (!j || copy_texts(j, texts, n) != 0) {
 		if (j)
 			job_free(j);
 		return ef_error_oom(err, "queueing a batch for the embedding service");
 	}
 	p->pending++;
 	job_append(n ? &p->jobs : &p->done, j);
-	if (r)
-		req_append(&p->waiting, r);
+	if (n > 0 && queue_batch(p, j, n) != 0) {
+		stop(p, EF_ERR_NOMEM, "out of memory queueing a batch for the embedding service",
+		     NULL);
+		if (err)
+			*err = p->fatal;
+		return p->fatal.status;
+	}
 	kick(p);
 	return EF_OK;
 }

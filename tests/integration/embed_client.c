@@ -741,6 +741,38 @@ Test(embed_client, concurrency_k_keeps_k_requests_in_flight)
 	ef_embed_pool_free(pool);
 }
 
+/* In one pool (one run) the limit is learnt once: the first batch of ten
+ * is split as above, and the next goes out at once in parts of three, the
+ * most that was answered, with no refusal; every vector still right. */
+Test(embed_client, a_learnt_batch_limit_cuts_the_next_batches_without_refusals)
+{
+	const char *args[] = { "--max-batch", "4", NULL };
+	const char *url = start(0, args);
+	struct ef_embed_config c = config(EF_EMBED_OPENAI, url);
+	struct ef_embed_result *want = reference(EF_EMBED_OPENAI, make_texts(10, "limit"), 10);
+	ef_embed_pool *pool;
+	struct ef_error err;
+	unsigned seen = 0;
+
+	cr_assert_eq(ef_embed_pool_new(&c, 1, &pool, &err), EF_OK, "%s", err.msg);
+	for (int round = 0; round < 2; round++) {
+		struct ef_embed_result *res;
+
+		cr_assert_eq(ef_embed_pool_submit(pool, NULL, make_texts(10, "limit"), 10, &err),
+			     EF_OK, "%s", err.msg);
+		res = next_result(pool, &seen);
+		cr_assert_eq(res->n_rejected, 0);
+		same_vectors(res, want);
+		cr_assert_eq(res->splits, round == 0 ? 3 : 0, "round %d", round);
+		ef_embed_result_free(res);
+		/* 10 -> 5 + 5 -> (2 + 3) + (2 + 3), then 3 + 3 + 3 + 1 */
+		cr_assert_eq(get_stats(url).status[413], 3, "round %d", round);
+		cr_assert_eq(get_stats(url).status[200], round == 0 ? 4 : 8, "round %d", round);
+	}
+	ef_embed_result_free(want);
+	ef_embed_pool_free(pool);
+}
+
 struct canceller {
 	atomic_int *flag;
 	ef_embed_pool *pool;
