@@ -53,8 +53,39 @@ INSERT INTO document_chunks (id, document_id, collection, chunk_index, content)
 SQL
 }
 
+# reap PID: the console must be gone; it is waited for 10 s, then killed,
+# with the sanitizer's leak-check tracer that may hold it at exit.
+# Returns 1 when it had to be killed.
+reap() {
+	n=100
+	while kill -0 "$1" 2>/dev/null && [ "$n" -gt 0 ]; do
+		sleep 0.1
+		n=$((n - 1))
+	done
+	kill -0 "$1" 2>/dev/null || return 0
+	tracer=$(awk '/^TracerPid:/ { print $2 }' "/proc/$1/status" 2>/dev/null) || tracer=0
+	kill -KILL "$1" 2>/dev/null
+	[ "${tracer:-0}" = 0 ] || kill -KILL "$tracer" 2>/dev/null
+	REAPED_TRACED=$([ "${tracer:-0}" = 0 ] && echo no || echo yes)
+	return 1
+}
+
+# end_sessions: every session ends, and every console in one is reaped.
+end_sessions() {
+	[ -S "$tmp/sock" ] || return 0
+	left=""
+	for pp in $(tmux -S "$tmp/sock" list-panes -a -F '#{pane_pid}' 2>/dev/null); do
+		left="$left $(ps -o pid= --ppid "$pp" | tr -d ' ')"
+	done
+	tmux -S "$tmp/sock" kill-server 2>/dev/null
+	for p in $left; do
+		reap "$p" || echo "    a console (pid $p) outlived its session; killed" >&2
+	done
+	return 0
+}
+
 e2e_teardown() {
-	[ -S "$tmp/sock" ] && tmux -S "$tmp/sock" kill-server 2>/dev/null
+	end_sessions
 	stop_pid "$E2E_EMB_PID" TERM
 	servers_stop
 }
@@ -166,7 +197,23 @@ wait_exit() {
 # The console's PID: the child of the pane's sh (env execs it).
 console_pid() { ps -o pid= --ppid "$(tm display-message -p -t "$1" '#{pane_pid}')" | tr -d ' '; }
 
-finish() { tm kill-session -t "$1" 2>/dev/null; return 0; }
+# finish NAME: ends the session, and waits for its console to exit on the
+# hangup.  One still there after 10 s is killed by its PID: a console that
+# ignores its terminal closing fails the test; one held by the sanitizer's
+# leak check at exit (its tracer caught the hangup too, and both wait
+# forever) is only reported, since the program itself had ended.
+finish() {
+	fpid=$(console_pid "$1" 2>/dev/null) || fpid=""
+	tm kill-session -t "$1" 2>/dev/null
+	[ -n "$fpid" ] || return 0
+	reap "$fpid" && return 0
+	if [ "$REAPED_TRACED" = yes ]; then
+		echo "    $1: the leak check at exit hung after the hangup; killed" >&2
+		return 0
+	fi
+	echo "    $1: the console did not exit within 10 s of its terminal closing; killed" >&2
+	return 1
+}
 
 # Step 1 on collection $2, typed twice, with batch size $3 (default 100).
 scope() {

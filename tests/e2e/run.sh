@@ -755,7 +755,7 @@ for t in ${*:-$ALL}; do
 	else
 		fail=$((fail + 1)); echo "FAIL $t"
 	fi
-	tm kill-server 2>/dev/null
+	end_sessions
 done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
