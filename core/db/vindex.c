@@ -575,7 +575,7 @@ static ef_status exec_build(ef_db *db, const char *sql, const atomic_int *cancel
 	return err->status;
 }
 
-static void dur(double s, char *buf, size_t n)
+void ef_vindex_duration(double s, char *buf, size_t n)
 {
 	if (s < 0)
 		snprintf(buf, n, "unknown");
@@ -605,8 +605,8 @@ void ef_vindex_cost_check(const struct ef_vindexes *ix, const struct ef_vindex_p
 		total = one < 0 ? -1 : total + one;
 		sample_ms += p->build_ms[i] > 0 ? p->build_ms[i] : 0;
 	}
-	dur(ef_vindex_cost_per_row_ms(p) * 100, per100k, sizeof(per100k));
-	dur(total, build, sizeof(build));
+	ef_vindex_duration(ef_vindex_cost_per_row_ms(p) * 100, per100k, sizeof(per100k));
+	ef_vindex_duration(total, build, sizeof(build));
 	ef_check_add(l, EF_CHECK_PASS, "index cost", "`embfill plan -C COLL` weighs keeping them "
 		     "against `run --rebuild-index` for a run",
 		     "a probe (rolled back) wrote %d rows in %.2f s with the vector indexes and "

@@ -30,30 +30,6 @@
 #include "embfill/urllist.h"
 #include "embfill/verify.h"
 
-static void add_risk(struct ef_plan *p, enum ef_risk_level level, const char *advice,
-		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void add_risk(struct ef_plan *p, enum ef_risk_level level, const char *advice,
-		     const char *fmt, ...)
-{
-	struct ef_risk *nr = realloc(p->risks, (p->nrisks + 1) * sizeof(*nr));
-	va_list ap;
-
-	if (!nr)
-		return;
-	p->risks = nr;
-	nr[p->nrisks].level = level;
-	nr[p->nrisks].advice = strdup(advice);
-	va_start(ap, fmt);
-	if (vasprintf(&nr[p->nrisks].what, fmt, ap) < 0)
-		nr[p->nrisks].what = NULL;
-	va_end(ap);
-	if (nr[p->nrisks].what && nr[p->nrisks].advice)
-		p->nrisks++;
-	if (level == EF_RISK_HIGH && strstr(advice, "new collection"))
-		p->new_collection = true;
-}
-
 const char *ef_risk_level_name(enum ef_risk_level l)
 {
 	return l == EF_RISK_HIGH ? "high" : l == EF_RISK_MEDIUM ? "medium" : "info";
@@ -91,19 +67,19 @@ static void model_risks(struct ef_plan *p, const struct ef_config *cfg)
 	if (!other)
 		return;
 	if (other * 2 >= all)
-		add_risk(p, EF_RISK_HIGH, "backfill into a new collection first, verify it, then "
+		ef_plan_add_risk(p, EF_RISK_HIGH, "backfill into a new collection first, verify it, then "
 			 "swap (`embfill run --into NEW`); in place, readers would see two models "
 			 "at once", "model change: %lld of %lld vectors were made by \"%s\", not "
 			 "\"%s\"", other, all, top, cfg->embed_model);
 	else
-		add_risk(p, EF_RISK_MEDIUM, "they are replaced in place, batch by batch",
+		ef_plan_add_risk(p, EF_RISK_MEDIUM, "they are replaced in place, batch by batch",
 			 "%lld of %lld vectors are of another model or dimension", other, all);
 }
 
 static void dim_risk(struct ef_plan *p, const struct ef_config *cfg)
 {
 	if (p->schema_dim && p->schema_dim != cfg->embed_dim)
-		add_risk(p, EF_RISK_HIGH, "a new dimension needs a new collection (`embfill run "
+		ef_plan_add_risk(p, EF_RISK_HIGH, "a new dimension needs a new collection (`embfill run "
 			 "--into NEW`): this column cannot hold it",
 			 "dimension: the vector column holds %d, EMBED_DIM is %d", p->schema_dim,
 			 cfg->embed_dim);
@@ -121,13 +97,13 @@ static ef_status chunking_risk(ef_session *s, const struct ef_config *cfg, struc
 		       err) != EF_OK)
 		return err->status;
 	if (PQntuples(r) == 0)
-		add_risk(p, EF_RISK_INFO, "if the chunks were cut with other settings than "
+		ef_plan_add_risk(p, EF_RISK_INFO, "if the chunks were cut with other settings than "
 			 "MAX_CHUNK_SIZE/CHUNK_OVERLAP, re-chunk into a new collection instead",
 			 "the chunking of \"%s\" is not recorded, so a change of MAX_CHUNK_SIZE or "
 			 "CHUNK_OVERLAP cannot be detected", p->collection);
 	else if ((p->chunking_changed = ef_db_ll(r, 0, 0) != cfg->max_chunk_size ||
 					ef_db_ll(r, 0, 1) != cfg->chunk_overlap))
-		add_risk(p, EF_RISK_HIGH, "re-chunk into a new collection (`embfill chunk -C COLL "
+		ef_plan_add_risk(p, EF_RISK_HIGH, "re-chunk into a new collection (`embfill chunk -C COLL "
 			 "--into NEW`), backfill and verify it, then swap",
 			 "chunking changed: \"%s\" was chunked at %lld/%lld, the settings say %d/%d",
 			 p->collection, ef_db_ll(r, 0, 0), ef_db_ll(r, 0, 1), cfg->max_chunk_size,
@@ -152,7 +128,7 @@ static ef_status provider_risk(ef_session *s, const struct ef_config *cfg, struc
 	}
 	ef_error_clear(&differs);
 	if (ef_coll_check_provider(cfg, p->collection, &o, &differs) != EF_OK) {
-		add_risk(p, EF_RISK_HIGH, "a change of provider needs explicit approval: confirm "
+		ef_plan_add_risk(p, EF_RISK_HIGH, "a change of provider needs explicit approval: confirm "
 			 "with the collection's owner, then run with --approve-provider-change",
 			 "provider change: the embeddings were made by %s at %s, the settings say "
 			 "%s at %s", o.provider, o.host, cfg->provider, now ? now : "?");
@@ -172,7 +148,7 @@ static void recipe_risks(struct ef_plan *p, const struct ef_config *cfg, unsigne
 	char *desc = ef_recipe_describe(&r);
 
 	if (c->stale_recipe && !(flags & EF_PLAN_ONLY_MISSING))
-		add_risk(p, c->stale_recipe * 2 >= c->embedded ? EF_RISK_HIGH : EF_RISK_MEDIUM,
+		ef_plan_add_risk(p, c->stale_recipe * 2 >= c->embedded ? EF_RISK_HIGH : EF_RISK_MEDIUM,
 			 c->stale_recipe * 2 >= c->embedded
 			 ? "backfill into a new collection first, verify it, then swap (`embfill "
 			   "run --into NEW`); in place, readers would see two vector spaces at once"
@@ -181,7 +157,7 @@ static void recipe_risks(struct ef_plan *p, const struct ef_config *cfg, unsigne
 			 "settings' (%s, %s)", c->stale_recipe, c->embedded, desc ? desc : "?",
 			 cfg->recipe_id);
 	if (c->recipe_unknown)
-		add_risk(p, EF_RISK_MEDIUM, "`embfill verify -C COLL --provenance` re-embeds a sample "
+		ef_plan_add_risk(p, EF_RISK_MEDIUM, "`embfill verify -C COLL --provenance` re-embeds a sample "
 			 "and names the recipe that made them; if it is another one, change the "
 			 "settings to it, or re-embed into a new collection",
 			 "%lld vectors have no recipe on record (made before recipes were recorded, "
@@ -199,7 +175,7 @@ static void unrecorded_risk(struct ef_plan *p, const struct ef_config *cfg, unsi
 	if (!c->unrecorded)
 		return;
 	if (flags & EF_PLAN_ONLY_MISSING)
-		add_risk(p, EF_RISK_INFO, "`embfill adopt` records them as a model's when that is "
+		ef_plan_add_risk(p, EF_RISK_INFO, "`embfill adopt` records them as a model's when that is "
 			 "known; a run without --only embeds them again",
 			 "%lld vectors have no model on record and are left as they are (--only "
 			 "missing)", c->unrecorded);
@@ -209,7 +185,7 @@ static void unrecorded_risk(struct ef_plan *p, const struct ef_config *cfg, unsi
 		snprintf(advice, sizeof(advice), "if they are \"%s\"'s at dimension %d, `embfill "
 			 "adopt` records them without embedding, and `run --only missing` embeds "
 			 "only the chunks without a vector", cfg->embed_model, cfg->embed_dim);
-		add_risk(p, EF_RISK_MEDIUM, advice, "%lld vectors have no model on record (made "
+		ef_plan_add_risk(p, EF_RISK_MEDIUM, advice, "%lld vectors have no model on record (made "
 			 "before embfill or by another tool): this run embeds them all again",
 			 c->unrecorded);
 	}
@@ -220,11 +196,11 @@ static void count_risks(struct ef_plan *p)
 	const struct ef_counts *c = &p->counts;
 
 	if (c->quarantined)
-		add_risk(p, EF_RISK_INFO, "`embfill verify` lists them with the service's reasons; "
+		ef_plan_add_risk(p, EF_RISK_INFO, "`embfill verify` lists them with the service's reasons; "
 			 "--retry-quarantined tries them again",
 			 "%lld chunks are in quarantine and will be skipped", c->quarantined);
 	if (c->cross_tenant || c->orphans)
-		add_risk(p, EF_RISK_MEDIUM, "see `embfill verify`: the run does not touch rows of "
+		ef_plan_add_risk(p, EF_RISK_MEDIUM, "see `embfill verify`: the run does not touch rows of "
 			 "other collections", "%lld cross-tenant and %lld orphan embedding rows are "
 			 "filed under \"%s\"", c->cross_tenant, c->orphans, p->collection);
 }
@@ -443,7 +419,7 @@ static void provenance(ef_session *s, const struct ef_embed_config *ecfg, struct
 	if (ef_provenance(s, ecfg, &o, &p->prov, &err) == EF_OK) {
 		p->probed = p->prov.sampled > 0;
 		if (p->probed && !p->prov.ok)
-			add_risk(p, EF_RISK_HIGH, "do not adopt them; `embfill verify --provenance` "
+			ef_plan_add_risk(p, EF_RISK_HIGH, "do not adopt them; `embfill verify --provenance` "
 				 "shows the candidates; re-embed into a new collection, or set the "
 				 "recipe that made them",
 				 "provenance: %zu of %zu sampled vectors without a recorded model or "

@@ -23,44 +23,6 @@
 #include "embfill/session.h"
 #include "embfill/vindex.h"
 
-static void info(struct ef_plan *p, enum ef_risk_level level, const char *advice,
-		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void info(struct ef_plan *p, enum ef_risk_level level, const char *advice,
-		 const char *fmt, ...)
-{
-	struct ef_risk *nr = realloc(p->risks, (p->nrisks + 1) * sizeof(*nr));
-	va_list ap;
-
-	if (!nr)
-		return;
-	p->risks = nr;
-	nr[p->nrisks].level = level;
-	nr[p->nrisks].advice = strdup(advice);
-	va_start(ap, fmt);
-	if (vasprintf(&nr[p->nrisks].what, fmt, ap) < 0)
-		nr[p->nrisks].what = NULL;
-	va_end(ap);
-	if (nr[p->nrisks].what && nr[p->nrisks].advice)
-		p->nrisks++;
-	else {
-		free(nr[p->nrisks].what);
-		free(nr[p->nrisks].advice);
-	}
-}
-
-static void dur(double s, char *buf, size_t n)
-{
-	if (s < 0)
-		snprintf(buf, n, "unknown");
-	else if (s < 90)
-		snprintf(buf, n, "%.1f s", s);
-	else if (s < 5400)
-		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
-	else
-		snprintf(buf, n, "%.1f h", s / 3600);
-}
-
 /* "public.x (hnsw (vector_cosine_ops, m=16), 117.2 MB), ..." */
 static void names(const struct ef_vindexes *ix, char *buf, size_t n)
 {
@@ -96,7 +58,7 @@ static double build_all(const struct ef_vindexes *ix, const struct ef_vindex_pro
 static void dropped_lines(struct ef_plan *p, const struct ef_vindexes *ix)
 {
 	for (size_t i = 0; i < ix->ndropped; i++)
-		info(p, EF_RISK_MEDIUM, "the run rebuilds it CONCURRENTLY after its load; `embfill "
+		ef_plan_add_risk(p, EF_RISK_MEDIUM, "the run rebuilds it CONCURRENTLY after its load; `embfill "
 		     "run --resume` finishes the run that dropped it",
 		     "vector index %s was dropped by run %lld of \"%s\" (%s UTC) and is not rebuilt "
 		     "yet: searches on %s rank every row until it is", ix->dropped[i].qname,
@@ -117,8 +79,8 @@ static void own_table_line(struct ef_plan *p, struct ef_plan_index *pi, int dim)
 	pi->rows_after = p->todo;
 	pi->build_s = build_all(&pi->ix, &pi->probe, pi->rows_after);
 	names(&pi->ix, list, sizeof(list));
-	dur(pi->build_s, b, sizeof(b));
-	info(p, EF_RISK_INFO, "nothing to choose: nobody searches the new table before the swap",
+	ef_vindex_duration(pi->build_s, b, sizeof(b));
+	ef_plan_add_risk(p, EF_RISK_INFO, "nothing to choose: nobody searches the new table before the swap",
 	     "the new collection gets a table of its own (dimension %d) and is loaded without "
 	     "vector indexes; the live table's (%s) are built on it after the load, before the "
 	     "swap: about %s for %lld rows%s%s%s", dim, list, b, pi->rows_after,
@@ -159,10 +121,10 @@ static void cost_line(struct ef_plan *p, struct ef_plan_index *pi)
 	const struct ef_vindex_probe *pr = &pi->probe;
 
 	names(&pi->ix, list, sizeof(list));
-	dur(pi->write_with_s, with, sizeof(with));
-	dur(pi->write_without_s, without, sizeof(without));
-	dur(pi->build_s, build, sizeof(build));
-	dur(pi->write_with_s - pi->write_without_s - pi->build_s, saved, sizeof(saved));
+	ef_vindex_duration(pi->write_with_s, with, sizeof(with));
+	ef_vindex_duration(pi->write_without_s, without, sizeof(without));
+	ef_vindex_duration(pi->build_s, build, sizeof(build));
+	ef_vindex_duration(pi->write_with_s - pi->write_without_s - pi->build_s, saved, sizeof(saved));
 	if (pr->measured)
 		snprintf(what, sizeof(what), "vector indexes on %s: %s; a probe wrote %d rows in "
 			 "%.2f s with them and %.2f s without (%.1f ms more per vector%s%s): for "
@@ -188,7 +150,7 @@ static void cost_line(struct ef_plan *p, struct ef_plan_index *pi)
 			 "inserting each vector into the graph", pi->ix.rows, pi->ix.table);
 	else
 		snprintf(advice, sizeof(advice), "kept as they are: %s", pi->rebuild_why_not);
-	info(p, EF_RISK_INFO, advice, "%s", what);
+	ef_plan_add_risk(p, EF_RISK_INFO, advice, "%s", what);
 }
 
 ef_status ef_plan_index_build(ef_session *s, const struct ef_config *cfg, struct ef_plan *p,

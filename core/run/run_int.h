@@ -10,6 +10,7 @@
 #include "core/db/sqltpl.h"
 #include "embfill/db.h"
 #include "embfill/error.h"
+#include "embfill/plan.h"
 #include "embfill/run.h"
 #include "embfill/schema.h"
 #include "embfill/session.h"
@@ -64,6 +65,11 @@ unsigned char *ef_vec_batch_binary(const float *vectors, size_t n, int dim,
 				   size_t *len);
 
 struct ef_plan;
+
+/* One risk line of the plan (plan.c); on allocation failure it is left out.
+ * A high risk whose advice names a new collection recommends one. */
+void ef_plan_add_risk(struct ef_plan *p, enum ef_risk_level level, const char *advice,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* The plan's vector indexes: found, probed, priced, and the risk lines
  * that name them (plan_index.c).  cfg is the collection's view's. */

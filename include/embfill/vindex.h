@@ -189,6 +189,10 @@ ef_status ef_vindex_build_like(ef_db *db, const struct ef_vindexes *live, const 
  * operator class: what ef_vindex_build_like would build. */
 size_t ef_vindex_missing(const struct ef_vindexes *live, const struct ef_vindexes *mine);
 
+/* A duration as the costs are shown: "4.9 s", "12m05s", "1.5 h"; "unknown"
+ * below 0. */
+void ef_vindex_duration(double s, char *buf, size_t n);
+
 /* The probe's findings for `schema check`: what the indexes cost per
  * vector written, and what building them over the whole table takes. */
 void ef_vindex_cost_check(const struct ef_vindexes *ix, const struct ef_vindex_probe *p,
