@@ -129,6 +129,8 @@ struct engine {
 	long long win_done[RATE_WINDOW];
 	int win_n;
 	long long base_done;      /* done before this process (resumed runs) */
+	struct ef_late_counts *late; /* a resumed run's counts, taken beside it */
+	bool late_snap;           /* ... from a snapshot that exists already */
 };
 
 static double now_s(void)
@@ -823,6 +825,11 @@ static ef_status send_write(struct engine *e, struct batch *b, const struct ef_e
 
 	double t0 = now_s();
 
+	/* the counts beside a resumed run see nothing it writes */
+	if (e->late && !e->late_snap) {
+		e->late_snap = true;
+		ef_late_counts_snapshot(e->late);
+	}
 	e->pending_ckpt = prefix_end(e, b);
 	if (PQenterPipelineMode(e->pg) != 1)
 		return ef_db_fail(e->db, NULL, err);
@@ -1114,6 +1121,7 @@ static ef_status wait_for_write(struct engine *e, struct ef_error *err)
 
 static ef_status store_reference(struct engine *e, struct ef_error *err);
 static ef_status beat(struct engine *e, struct ef_error *err);
+static ef_status late_counts(struct engine *e, bool wait, struct ef_error *err);
 
 /* Stopping while the service is away: the batches waiting for it were not
  * embedded, and are left for the run's next worker rather than waited for. */
@@ -1136,6 +1144,8 @@ static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
 		      struct ef_error *err)
 {
 	if (now_s() >= e->next_beat && beat(e, err) != EF_OK)
+		return err->status;
+	if (e->late && late_counts(e, false, err) != EF_OK)
 		return err->status;
 	if (!e->ref_stored && store_reference(e, err) != EF_OK)
 		return err->status;
@@ -2145,6 +2155,8 @@ static void close_engine(struct engine *e)
 		e->leases = l->next;
 		ef_lease_free(l);
 	}
+	ef_late_counts_end(e->late, true);
+	e->late = NULL;
 	unlock_collection(e);
 	ef_embed_pool_free(e->pool);
 	ef_run_sql_free(&e->sql);
@@ -2276,12 +2288,20 @@ static ef_status begin(struct engine *e, long long *todo, struct ef_run_info *ri
 		return ef_error_hint(err, "leave out --resume to start a new run");
 	}
 	if (e->o->resume) {
+		const char *after = ri.checkpoint_key[0] ? ri.checkpoint_key : NULL;
+
 		e->res->resumed = true;
 		*ri_out = ri;
-		if (count_todo(e, ri.checkpoint_key[0] ? ri.checkpoint_key : NULL, todo,
-			       err) != EF_OK)
+		if (e->o->dry_run)
+			return count_todo(e, after, todo, err);
+		/* counted beside the run (late_counts): until then the record's
+		 * own count stands in */
+		*todo = ri.total > ri.done ? ri.total - ri.done : 0;
+		if (resume_record(e, &ri, *todo, err) != EF_OK)
 			return err->status;
-		return resume_record(e, &ri, *todo, err);
+		return ef_late_counts_start(e->cfg, e->o->collection, e->sql.count, after,
+					    e->cfg->embed_model, e->cfg->embed_dim, &e->late,
+					    err);
 	}
 	if (count_todo(e, NULL, todo, err) != EF_OK)
 		return err->status;
@@ -2472,6 +2492,47 @@ static ef_status quarantine_known(struct engine *e, struct ef_error *err)
 	return st;
 }
 
+/*
+ * A resumed run's counts, once the thread beside it has them (wait: until
+ * it has): the counts before the run, and what was left, which becomes the
+ * run's total.  Counts that could not be taken stay unknown and say so.
+ */
+static ef_status late_counts(struct engine *e, bool wait, struct ef_error *err)
+{
+	struct ef_counts before;
+	struct ef_error why = { 0 };
+	long long left = 0;
+	char id[24], tot[24];
+	const char *p[2] = { id, tot };
+	char *sql;
+	int got = ef_late_counts_poll(e->late, wait, &before, &left, &why);
+	ef_status st;
+
+	if (got == 0)
+		return EF_OK;
+	ef_late_counts_end(e->late, false);
+	e->late = NULL;
+	if (got < 0) {
+		logf_(e, "the counts before the run are unknown: %.200s", why.msg);
+		return EF_OK;
+	}
+	free(e->res->before.collection);
+	e->res->before = before;
+	e->prog.total = left;
+	logf_(e, "counted: %lld chunks were left when the run resumed", left);
+	/* the connection runs one thing at a time: the write in flight first */
+	if (collect_pending(e, err) != EF_OK)
+		return err->status;
+	snprintf(id, sizeof(id), "%lld", e->run_id);
+	snprintf(tot, sizeof(tot), "%lld", e->base_done + left);
+	if (!(sql = runs_sql(e, "UPDATE {tool}.runs SET total = $2::bigint WHERE id = $1::bigint"
+				" RETURNING id")))
+		return ef_error_oom(err, NULL);
+	st = exec1(e, sql, 2, p, NULL, err);
+	free(sql);
+	return st;
+}
+
 static ef_status embed_all(struct engine *e, struct ef_error *err)
 {
 	size_t neps = ef_embed_pool_endpoint_count(e->pool);
@@ -2576,7 +2637,8 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 		st = join_run(&e, err);
 	else if (st == EF_OK && (st = lock_collection(&e, err)) == EF_ERR_BUSY)
 		st = busy(&e, err);
-	if (st == EF_OK)
+	/* a resumed run counts beside its first batches (begin) */
+	if (st == EF_OK && (!o->resume || o->dry_run || res->joined))
 		st = counts(&e, &res->before, err);
 	if (st == EF_OK && !res->joined)
 		st = check_provider(&e, err);
@@ -2598,6 +2660,8 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 		st = add_worker(&e, err);
 	if (st == EF_OK && !o->dry_run)
 		st = embed_all(&e, err);
+	if (st == EF_OK && e.late)
+		st = late_counts(&e, true, err);
 	if (st == EF_OK && !o->dry_run)
 		st = complete(&e, err);
 	/* every lease is done: the worker that ended the run counts what the

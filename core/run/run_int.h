@@ -166,4 +166,25 @@ ef_status ef_lease_complete(const struct ef_lease_ctx *c, bool *won, struct ef_e
 ef_status ef_lease_workers(const struct ef_lease_ctx *c, struct ef_run_worker *out, size_t max,
 			   size_t *n, struct ef_error *err);
 
+/*
+ * A resumed run's counts, taken on a session of its own in a thread from
+ * one REPEATABLE READ snapshot (run_counts.c), so that the run sends its
+ * first batches at once.  The run must write nothing counted before
+ * ef_late_counts_snapshot() returns.  cfg is borrowed for the thread's
+ * life; after is the checkpoint (a text[] literal, or NULL).
+ */
+struct ef_late_counts;
+ef_status ef_late_counts_start(const struct ef_config *cfg, const char *collection,
+			       const char *count_sql, const char *after, const char *model,
+			       int dim, struct ef_late_counts **out, struct ef_error *err);
+/* Waits for the snapshot; false when the counting failed before it. */
+bool ef_late_counts_snapshot(struct ef_late_counts *lc);
+/* 1: the counts, handed over once (before->collection is the caller's);
+ * 0: not yet (or handed over already); -1: failed, why in err.  wait:
+ * until they are known. */
+int ef_late_counts_poll(struct ef_late_counts *lc, bool wait, struct ef_counts *before,
+			long long *todo, struct ef_error *err);
+/* Joins the thread (cancelling its query first when cancel) and frees. */
+void ef_late_counts_end(struct ef_late_counts *lc, bool cancel);
+
 #endif

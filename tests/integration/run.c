@@ -29,6 +29,8 @@ struct rt {
 	char log[512];
 };
 
+static char *slurp(const char *path);
+
 static void add_settings(struct fx *f, const char *text)
 {
 	FILE *cf = fopen(f->config, "a");
@@ -431,6 +433,68 @@ Test(pg_run, kill_9_at_several_points_then_resume_is_exact, .timeout = 300)
 	/* what a killed process had written was not embedded again: at most the
 	 * batches in flight at each kill (2 x 100) are redone */
 	cr_expect_leq(embedder_items(&t.e), n + 3 * 2 * 100 + 200, "resume redid finished work");
+	rt_stop(&t);
+}
+
+/*
+ * A resumed run does not wait for the counts of its collection, which take
+ * seconds at a million chunks: they are taken beside it.  Here they are
+ * held (EMBFILL_TEST_HOLD=counts:K waits for an advisory lock the test
+ * holds) while the run writes; once let go, they are still the counts from
+ * before the run's first write, and the run's total what was left.
+ */
+Test(pg_run, a_resumed_run_writes_before_its_counts_and_they_are_from_before_it,
+     .timeout = 180)
+{
+	struct rt t;
+	const long long n = 4000;
+	long long had, seen = 0;
+	char *log, want[160];
+	int pid;
+	PGconn *lock;
+	PGresult *r;
+	FILE *trunc;
+
+	rt_start(&t, BACKEND_PG, n, 0, (const char *[]){ "--latency-ms", "20", NULL });
+	pid = spawn_run(&t, "acme", NULL);
+	kill_when_done(&t, pid, 1000);
+	had = fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings WHERE collection = 'acme'");
+	cr_assert(had >= 1000 && had < n, "%lld written before the kill", had);
+	lock = PQconnectdb(test_dsn(BACKEND_PG));
+	cr_assert_eq(PQstatus(lock), CONNECTION_OK, "%s", PQerrorMessage(lock));
+	r = PQexec(lock, "SELECT pg_advisory_lock(7247001)");
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(lock));
+	PQclear(r);
+	cr_assert((trunc = fopen(t.log, "w")));
+	fclose(trunc);
+	setenv("EMBFILL_TEST_HOLD", "counts:7247001", 1);
+	pid = spawn_run(&t, "acme", (const char *[]){ "--resume", NULL });
+	unsetenv("EMBFILL_TEST_HOLD");
+	/* the run writes a good part of what is left while its counts wait */
+	for (int i = 0; i < 2400 && seen < had + 1000; i++) {
+		cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the run ended with its counts held");
+		usleep(25 * 1000);
+		seen = fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings WHERE"
+				   " collection = 'acme'");
+	}
+	cr_assert_geq(seen, had + 1000, "the resumed run waited for its counts");
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE"
+				 " '%pg_advisory_lock_shared(7247001)%' AND wait_event_type = 'Lock'"),
+		     1, "the counts were not held while the run wrote");
+	r = PQexec(lock, "SELECT pg_advisory_unlock(7247001)");
+	PQclear(r);
+	PQfinish(lock);
+	cr_assert_eq(wait_exit(pid, 120), 0);
+	log = slurp(t.log);
+	snprintf(want, sizeof(want), "before  chunks %lld, embedded %lld, missing %lld,", n, had,
+		 n - had);
+	HAS(log, want);
+	snprintf(want, sizeof(want), "counted: %lld chunks were left when the run resumed",
+		 n - had);
+	HAS(log, want);
+	free(log);
+	cr_expect_eq(fx_ll(&t.f, "SELECT total FROM @T.runs"), n, "the run's total");
+	expect_exact(&t.f, "acme", n);
 	rt_stop(&t);
 }
 
