@@ -191,9 +191,14 @@ test-unit: $(UNIT_BIN) $(BIN)
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
 		$(UNIT_BIN) --jobs 2
 
+# Then the resumed run, whose counts are taken by a thread beside it, once
+# more under ThreadSanitizer (its own build of the program).
 test-integration: all $(INTEG_BIN)
 	EMBFILL_BIN=$(abspath $(BIN)) EMBFILL_EMBEDDER=$(abspath $(EMBEDDER)) \
 		sh tests/integration/run.sh $(abspath $(INTEG_BIN))
+	@$(MAKE) --no-print-directory SANITIZE=thread build-thread/embfill
+	EMBFILL_BIN=$(abspath build-thread/embfill) EMBFILL_EMBEDDER=$(abspath $(EMBEDDER)) \
+		sh tests/integration/run.sh $(abspath $(INTEG_BIN)) --filter 'pg_run/a_resumed_run_*'
 
 # One run killed with SIGKILL at 20 points, PostgreSQL and the service
 # restarted once each: the collection ends exact (tests/crash/run.sh).

@@ -50,7 +50,7 @@ static const struct opt_doc docs[] = {
 	{"backend", "NAME", OPT_BACKEND, "hash (default, instant) or use-lite (Universal Sentence Encoder Lite)"},
 	{"model", "NAME[,NAME...]", OPT_MODEL, "accepted model names (default embfill-hash; use-lite: embfill-use-lite)"},
 	{"seed", "S", OPT_SEED, "seed of the fault dice; same seed and requests, same faults (default 1)"},
-	{"latency-ms", "L", OPT_LATENCY, "delay every embed request by L ms (--compute-slots: in its slot)"},
+	{"latency-ms", "L", OPT_LATENCY, "answer every embed request L ms after it arrived, its own work included (--compute-slots: L ms in its slot)"},
 	{"item-latency-ms", "L", OPT_ITEM_LATENCY, "extra delay of L ms per input computed (a cache hit: none)"},
 	{"compute-slots", "N", OPT_COMPUTE_SLOTS, "compute at most N requests at once, the others wait in order"},
 	{"cache-dir", "DIR", OPT_CACHE_DIR, "keep computed vectors in DIR; known texts are not computed again"},

@@ -118,14 +118,17 @@ ef_status ef_lease_count(const struct ef_lease_ctx *c, long long *n, struct ef_e
 }
 
 /* A resumed run had no worker alive (its lock was free): every lease one
- * of them held is free again, from its checkpoint. */
+ * of them held is free again, from its checkpoint, and a worker still
+ * recorded as running was killed where it could not say so. */
 ef_status ef_lease_reset(const struct ef_lease_ctx *c, struct ef_error *err)
 {
 	char run[24], worker[24];
 	const char *p[1] = { run };
 
 	ids(c, run, worker);
-	return lexec(c, "UPDATE {tool}.leases SET state = 'free', worker_id = NULL"
+	return lexec(c, "WITH w AS (UPDATE {tool}.workers SET state = 'failed', finished_at ="
+			" heartbeat_at WHERE run_id = $1::bigint AND state = 'running' RETURNING id)"
+			" UPDATE {tool}.leases SET state = 'free', worker_id = NULL"
 			" WHERE run_id = $1::bigint AND state = 'taken' RETURNING seq", 1, p, err);
 }
 

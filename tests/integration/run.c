@@ -492,6 +492,9 @@ Test(pg_run, a_resumed_run_writes_before_its_counts_and_they_are_from_before_it,
 	snprintf(want, sizeof(want), "counted: %lld chunks were left when the run resumed",
 		 n - had);
 	HAS(log, want);
+	/* the killed worker is not listed as running any more */
+	cr_expect_null(strstr(log, ", running\n"), "%s", log);
+	HAS(log, ", failed\n");
 	free(log);
 	cr_expect_eq(fx_ll(&t.f, "SELECT total FROM @T.runs"), n, "the run's total");
 	expect_exact(&t.f, "acme", n);
