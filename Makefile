@@ -198,7 +198,7 @@ test-integration: all $(INTEG_BIN)
 		sh tests/integration/run.sh $(abspath $(INTEG_BIN))
 	@$(MAKE) --no-print-directory SANITIZE=thread build-thread/embfill
 	EMBFILL_BIN=$(abspath build-thread/embfill) EMBFILL_EMBEDDER=$(abspath $(EMBEDDER)) \
-		sh tests/integration/run.sh $(abspath $(INTEG_BIN)) --filter 'pg_run/a_resumed_run_*'
+		sh tests/integration/run.sh $(abspath $(INTEG_BIN)) --filter '*_run/a_resumed_run_*'
 
 # One run killed with SIGKILL at 20 points, PostgreSQL and the service
 # restarted once each: the collection ends exact (tests/crash/run.sh).

@@ -133,6 +133,13 @@ struct engine {
 	bool late_snap;           /* ... from a snapshot that exists already */
 };
 
+static ef_status late_counts(struct engine *e, bool wait, struct ef_error *err);
+static ef_status late_instead(struct engine *e, struct ef_error *err);
+
+/* How long the first write waits for the snapshot of the counts beside a
+ * resumed run before it counts on its own connection instead. */
+#define LATE_SNAPSHOT_MS 3000
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -828,7 +835,9 @@ static ef_status send_write(struct engine *e, struct batch *b, const struct ef_e
 	/* the counts beside a resumed run see nothing it writes */
 	if (e->late && !e->late_snap) {
 		e->late_snap = true;
-		ef_late_counts_snapshot(e->late);
+		if (!ef_late_counts_snapshot(e->late, LATE_SNAPSHOT_MS) &&
+		    late_instead(e, err) != EF_OK)
+			return err->status;
 	}
 	e->pending_ckpt = prefix_end(e, b);
 	if (PQenterPipelineMode(e->pg) != 1)
@@ -1121,7 +1130,6 @@ static ef_status wait_for_write(struct engine *e, struct ef_error *err)
 
 static ef_status store_reference(struct engine *e, struct ef_error *err);
 static ef_status beat(struct engine *e, struct ef_error *err);
-static ef_status late_counts(struct engine *e, bool wait, struct ef_error *err);
 
 /* Stopping while the service is away: the batches waiting for it were not
  * embedded, and are left for the run's next worker rather than waited for. */
@@ -2492,32 +2500,18 @@ static ef_status quarantine_known(struct engine *e, struct ef_error *err)
 	return st;
 }
 
-/*
- * A resumed run's counts, once the thread beside it has them (wait: until
- * it has): the counts before the run, and what was left, which becomes the
- * run's total.  Counts that could not be taken stay unknown and say so.
- */
-static ef_status late_counts(struct engine *e, bool wait, struct ef_error *err)
+/* The counts before a resumed run, known: they go into its result and
+ * what was left becomes its total. */
+static ef_status late_apply(struct engine *e, struct ef_counts *before, long long left,
+			    struct ef_error *err)
 {
-	struct ef_counts before;
-	struct ef_error why = { 0 };
-	long long left = 0;
 	char id[24], tot[24];
 	const char *p[2] = { id, tot };
 	char *sql;
-	int got = ef_late_counts_poll(e->late, wait, &before, &left, &why);
 	ef_status st;
 
-	if (got == 0)
-		return EF_OK;
-	ef_late_counts_end(e->late, false);
-	e->late = NULL;
-	if (got < 0) {
-		logf_(e, "the counts before the run are unknown: %.200s", why.msg);
-		return EF_OK;
-	}
 	free(e->res->before.collection);
-	e->res->before = before;
+	e->res->before = *before;
 	e->prog.total = left;
 	logf_(e, "counted: %lld chunks were left when the run resumed", left);
 	/* the connection runs one thing at a time: the write in flight first */
@@ -2531,6 +2525,54 @@ static ef_status late_counts(struct engine *e, bool wait, struct ef_error *err)
 	st = exec1(e, sql, 2, p, NULL, err);
 	free(sql);
 	return st;
+}
+
+/* The thread beside the run has no snapshot (no second connection, or it
+ * failed before one) and the run has written nothing: counted here. */
+static ef_status late_instead(struct engine *e, struct ef_error *err)
+{
+	struct ef_counts before = { 0 };
+	long long left = 0;
+	ef_status st;
+
+	logf_(e, "counting before the first write: the counts beside the run had no snapshot"
+	      " (the database took no second connection)");
+	st = ef_late_counts_instead(e->late, e->s, &before, &left, err);
+	e->late = NULL;
+	if (st != EF_OK) {
+		free(before.collection);
+		return st;
+	}
+	return late_apply(e, &before, left, err);
+}
+
+/*
+ * A resumed run's counts, once the thread beside it has them (wait: until
+ * it has): the counts before the run, and what was left, which becomes the
+ * run's total.  Counts that failed once the run had written stay unknown
+ * and say so; before that they are taken here.
+ */
+static ef_status late_counts(struct engine *e, bool wait, struct ef_error *err)
+{
+	struct ef_counts before;
+	struct ef_error why = { 0 };
+	long long left = 0;
+	int got;
+
+	if (wait && !e->late_snap && !ef_late_counts_started(e->late))
+		return late_instead(e, err);
+	got = ef_late_counts_poll(e->late, wait, &before, &left, &why);
+	if (got == 0)
+		return EF_OK;
+	if (got < 0 && !e->late_snap)
+		return late_instead(e, err);
+	ef_late_counts_end(e->late, false);
+	e->late = NULL;
+	if (got < 0) {
+		logf_(e, "the counts before the run are unknown: %.200s", why.msg);
+		return EF_OK;
+	}
+	return late_apply(e, &before, left, err);
 }
 
 static ef_status embed_all(struct engine *e, struct ef_error *err)

@@ -10,6 +10,12 @@
  * snapshot, the state before the run, however far the run has got by the
  * time the counting ends.
  *
+ * A server that takes one connection at a time (PGlite, a pooler at its
+ * limit) holds the second one until the first closes: when no snapshot
+ * exists after a few seconds, the run counts on its own connection before
+ * its first write, as it did before, and the thread is left behind,
+ * detached: it frees itself whenever its connection attempt ends.
+ *
  * EMBFILL_TEST_HOLD=counts:K (tests only) holds the counting after its
  * snapshot until the advisory lock K can be shared: a test holding the
  * lock watches the run write while its counts wait.
@@ -19,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/db/db_pg.h"
 #include "core/run/run_int.h"
@@ -32,6 +39,8 @@ struct ef_late_counts {
 	pthread_cond_t cv;
 	enum stage stage;         /* under mu */
 	bool taken;               /* the result was handed over */
+	bool abandoned;           /* under mu: nobody waits for the thread any more */
+	bool finished;            /* under mu: the thread has nothing left to do */
 	PGcancel *cancel;         /* under mu: the counting connection's, once open */
 	bool cancelled;           /* under mu */
 	const struct ef_config *cfg;
@@ -42,6 +51,8 @@ struct ef_late_counts {
 	long long todo;
 	struct ef_error err;      /* FAILED */
 };
+
+static void late_free(struct ef_late_counts *lc);
 
 static void set_stage(struct ef_late_counts *lc, enum stage st)
 {
@@ -99,6 +110,7 @@ static void *counter(void *arg)
 	ef_session *s = NULL;
 	ef_db *db;
 	ef_status st;
+	bool abandoned;
 
 	if (ef_session_open(lc->cfg, &s, err) != EF_OK)
 		goto failed;
@@ -128,12 +140,16 @@ static void *counter(void *arg)
 failed:
 	set_stage(lc, FAILED);
 out:
+	ef_session_close(s);
 	pthread_mutex_lock(&lc->mu);
 	if (lc->cancel)
 		PQfreeCancel(lc->cancel);
 	lc->cancel = NULL;
+	lc->finished = true;
+	abandoned = lc->abandoned;
 	pthread_mutex_unlock(&lc->mu);
-	ef_session_close(s);
+	if (abandoned)
+		late_free(lc);
 	return NULL;
 }
 
@@ -194,16 +210,46 @@ ef_status ef_late_counts_start(const struct ef_config *cfg, const char *collecti
 	return EF_OK;
 }
 
-bool ef_late_counts_snapshot(struct ef_late_counts *lc)
+bool ef_late_counts_snapshot(struct ef_late_counts *lc, int timeout_ms)
 {
+	struct timespec until;
 	bool ok;
 
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
 	pthread_mutex_lock(&lc->mu);
-	while (lc->stage == STARTING)
-		pthread_cond_wait(&lc->cv, &lc->mu);
-	ok = lc->stage != FAILED;
+	while (lc->stage == STARTING &&
+	       pthread_cond_timedwait(&lc->cv, &lc->mu, &until) == 0)
+		;
+	ok = lc->stage == SNAPSHOT || lc->stage == COUNTED;
 	pthread_mutex_unlock(&lc->mu);
 	return ok;
+}
+
+bool ef_late_counts_started(struct ef_late_counts *lc)
+{
+	bool started;
+
+	pthread_mutex_lock(&lc->mu);
+	started = lc->stage != STARTING;
+	pthread_mutex_unlock(&lc->mu);
+	return started;
+}
+
+ef_status ef_late_counts_instead(struct ef_late_counts *lc, ef_session *s,
+				 struct ef_counts *before, long long *todo, struct ef_error *err)
+{
+	ef_status st = ef_scan_counts(s, lc->collection, before, err);
+
+	if (st == EF_OK && (st = count_left(lc, ef_session_db(s), err)) == EF_OK)
+		*todo = lc->todo;
+	ef_late_counts_end(lc, true);
+	return st;
 }
 
 int ef_late_counts_poll(struct ef_late_counts *lc, bool wait, struct ef_counts *before,
@@ -231,6 +277,7 @@ int ef_late_counts_poll(struct ef_late_counts *lc, bool wait, struct ef_counts *
 void ef_late_counts_end(struct ef_late_counts *lc, bool cancel)
 {
 	char buf[256];
+	bool finished;
 
 	if (!lc)
 		return;
@@ -239,6 +286,15 @@ void ef_late_counts_end(struct ef_late_counts *lc, bool cancel)
 		lc->cancelled = true;
 		if (lc->cancel)
 			PQcancel(lc->cancel, buf, (int)sizeof(buf));
+	}
+	finished = lc->finished;
+	/* still connecting (a server that takes one connection at a time
+	 * holds it): the thread is left to end, and free, by itself */
+	if (!finished && lc->stage == STARTING) {
+		lc->abandoned = true;
+		pthread_detach(lc->thread);
+		pthread_mutex_unlock(&lc->mu);
+		return;
 	}
 	pthread_mutex_unlock(&lc->mu);
 	pthread_join(lc->thread, NULL);

@@ -177,14 +177,21 @@ struct ef_late_counts;
 ef_status ef_late_counts_start(const struct ef_config *cfg, const char *collection,
 			       const char *count_sql, const char *after, const char *model,
 			       int dim, struct ef_late_counts **out, struct ef_error *err);
-/* Waits for the snapshot; false when the counting failed before it. */
-bool ef_late_counts_snapshot(struct ef_late_counts *lc);
+/* Waits up to timeout_ms for the snapshot; false when it does not exist
+ * (the counting failed, or no second connection was to be had). */
+bool ef_late_counts_snapshot(struct ef_late_counts *lc, int timeout_ms);
+/* Whether the thread got as far as its snapshot (or failed before it). */
+bool ef_late_counts_started(struct ef_late_counts *lc);
+/* Counts on s instead, before the run writes anything, and ends lc. */
+ef_status ef_late_counts_instead(struct ef_late_counts *lc, ef_session *s,
+				 struct ef_counts *before, long long *todo, struct ef_error *err);
 /* 1: the counts, handed over once (before->collection is the caller's);
  * 0: not yet (or handed over already); -1: failed, why in err.  wait:
  * until they are known. */
 int ef_late_counts_poll(struct ef_late_counts *lc, bool wait, struct ef_counts *before,
 			long long *todo, struct ef_error *err);
-/* Joins the thread (cancelling its query first when cancel) and frees. */
+/* Joins the thread (cancelling its query first when cancel) and frees; a
+ * thread still connecting is detached and frees itself. */
 void ef_late_counts_end(struct ef_late_counts *lc, bool cancel);
 
 #endif

@@ -501,6 +501,46 @@ Test(pg_run, a_resumed_run_writes_before_its_counts_and_they_are_from_before_it,
 	rt_stop(&t);
 }
 
+/* PGlite serves one connection at a time and holds a second until the
+ * first closes: the counts of a resumed run get no connection beside it, so
+ * the run counts on its own before its first write, and ends. */
+Test(pglite_run, a_resumed_run_counts_on_its_own_connection_when_there_is_no_second,
+     .timeout = 180)
+{
+	struct rt t;
+	const long long n = 600;
+	long long had;
+	char *log, want[160];
+	int pid;
+	FILE *trunc;
+
+	rt_start(&t, BACKEND_PGLITE, n, 0, (const char *[]){ "--latency-ms", "40", NULL });
+	add_settings(&t.f, "BATCH_SIZE=20\n");
+	pid = spawn_run(&t, "acme", NULL);
+	/* the database is the run's alone meanwhile: the service says how far
+	 * it got */
+	for (int i = 0; i < 2400 && embedder_stat(&t.e, "items") < 200; i++) {
+		cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the run ended before the kill");
+		usleep(25 * 1000);
+	}
+	kill(pid, SIGKILL);
+	cr_assert_eq(wait_exit(pid, 10), 128 + SIGKILL);
+	had = fx_ll(&t.f, "SELECT count(*) FROM @S.document_embeddings WHERE collection = 'acme'");
+	cr_assert(had < n, "%lld written before the kill", had);
+	cr_assert((trunc = fopen(t.log, "w")));
+	fclose(trunc);
+	pid = spawn_run(&t, "acme", (const char *[]){ "--resume", NULL });
+	cr_assert_eq(wait_exit(pid, 150), 0);
+	log = slurp(t.log);
+	HAS(log, "counting before the first write");
+	snprintf(want, sizeof(want), "before  chunks %lld, embedded %lld, missing %lld,", n, had,
+		 n - had);
+	HAS(log, want);
+	free(log);
+	expect_exact(&t.f, "acme", n);
+	rt_stop(&t);
+}
+
 static void signal_stops_and_resumes(int sig)
 {
 	struct rt t;
