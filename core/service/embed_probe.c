@@ -106,7 +106,7 @@ static ef_status probe_once(struct ef_embed_resolved *r, int wanted, struct ef_e
  * (under auto, a failure of the pool, such as the endpoint going away
  * between the probes, leaves /embed, and why says so).
  */
-static void probe_route(const struct ef_embed_config *cfg, size_t i, struct ef_embed_probe *out)
+void ef_embed_probe_route(const struct ef_embed_config *cfg, size_t i, struct ef_embed_probe *out)
 {
 	struct ef_embed_config c = *cfg;
 	char *one = ef_embed_url_at(cfg->url, i);
@@ -114,6 +114,11 @@ static void probe_route(const struct ef_embed_config *cfg, size_t i, struct ef_e
 	struct ef_error err;
 
 	ef_error_clear(&err);
+	out->route_failed = 0;
+	if (cfg->provider != EF_EMBED_TEI || out->dim <= 0) {
+		free(one);
+		return;
+	}
 	c.url = one;
 	c.dim = out->dim;
 	c.retry_budget_ms = 0;
@@ -163,9 +168,6 @@ ef_status ef_embed_probe_at(const struct ef_embed_config *cfg, size_t i,
 	ef_embed_resolved_release(&r);
 	out->route.native_ms = out->route.openai_ms = -1;
 	out->route.cosine = -2;
-	if (cfg->provider == EF_EMBED_TEI && out->reachable && out->dim > 0 &&
-	    (st == EF_OK || out->dim != wanted))
-		probe_route(cfg, i, out);
 	return st;
 }
 

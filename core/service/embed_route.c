@@ -115,10 +115,10 @@ enum ef_embed_route_verdict ef_embed_route_judge(const struct ef_embed_route_evi
 	ef_embed_route_compare(ev->native, o->vec.data, ev->n, ev->dim, &cosine, &dev);
 	info->cosine = cosine;
 	if (cosine < EF_EMBED_ROUTE_COSINE)
-		return keep(info, "/v1/embeddings gives other vectors than /embed (cosine %.4f, at "
+		return keep(info, "/v1/embeddings does not give /embed's vectors (cosine %.4f, at "
 			    "least %.4f expected)", cosine, EF_EMBED_ROUTE_COSINE);
 	if (dev > EF_EMBED_ROUTE_NORM)
-		return keep(info, "/v1/embeddings gives other vectors than /embed (norms %.2g %% "
+		return keep(info, "/v1/embeddings does not give /embed's vectors (norms %.2g %% "
 			    "apart: another normalisation)", dev * 100);
 	if (ev->setting != EF_EMBED_ENC_BASE64 && ef_embed_route_slower(ev->openai_ms, ev->native_ms)) {
 		if (!ev->last_round)

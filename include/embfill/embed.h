@@ -384,24 +384,30 @@ struct ef_embed_probe {
 					    AUTO when no vector came */
 	int base64_refused;       /* base64 was refused, and float asked for again */
 	int base64_ignored;       /* base64 was asked for, numbers came */
-	struct ef_embed_route_info route; /* tei: the route a run would take (the
-					     probe texts to both routes) */
+	struct ef_embed_route_info route; /* tei, after ef_embed_probe_route: the
+					     route a run would take */
 	int route_failed;         /* EMBED_ENCODING=base64 and the OpenAI route
 				     cannot be used: route.why says why */
 };
 
 /*
  * Embeds one short text with a single attempt (two when the service refuses
- * base64 and EMBED_ENCODING=auto) and fills *out as far as it got.  For
- * tei, once that worked, the route probe a run makes (out->route): its
- * failure under EMBED_ENCODING=base64 sets route_failed, and the status
- * stays EF_OK, since the service itself answers.  Returns EF_OK when the
- * service works and returns cfg->dim (or any dimension when cfg->dim is 0);
+ * base64 and EMBED_ENCODING=auto) and fills *out as far as it got.
+ * Returns EF_OK when the service works and returns cfg->dim (or any dimension when cfg->dim is 0);
  * otherwise the classified error, with a dimension mismatch naming both
  * numbers.
  */
 ef_status ef_embed_probe(const struct ef_embed_config *cfg, struct ef_embed_probe *out,
 			 struct ef_error *err);
+
+/*
+ * For tei, after ef_embed_probe_at(cfg, i, p) found the dimension p->dim:
+ * the route probe a run makes at its start, on endpoint i alone, into
+ * p->route (a pool of that endpoint verifying itself, so the probe texts
+ * go to /embed and to the OpenAI route).  Under EMBED_ENCODING=base64 a
+ * route that cannot be used sets p->route_failed.  Other providers: nothing.
+ */
+void ef_embed_probe_route(const struct ef_embed_config *cfg, size_t i, struct ef_embed_probe *p);
 
 /* Endpoints named by cfg->url (1 for a single URL). */
 size_t ef_embed_endpoint_count(const struct ef_embed_config *cfg);

@@ -200,7 +200,7 @@ Test(pg_tei_route, a_missing_openai_route_keeps_embed)
 Test(pg_tei_route, an_openai_route_with_other_vectors_keeps_embed)
 {
 	stays_on_embed((const char *[]){ "--openai-route", "other", NULL },
-		       "/embed\": /embed, numbers (/v1/embeddings gives other vectors than /embed "
+		       "/embed\": /embed, numbers (/v1/embeddings does not give /embed's vectors "
 		       "(cosine ");
 }
 

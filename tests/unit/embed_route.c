@@ -154,7 +154,7 @@ Test(embed_route, other_vectors_keep_embed)
 	cr_assert_eq(judge(&p, 200, body, EF_EMBED_ENC_AUTO, 1, 5, false), EF_EMBED_ROUTE_KEEP);
 	cr_expect_eq(p.info.route, EF_EMBED_ROUTE_NATIVE);
 	cr_expect_lt(p.info.cosine, EF_EMBED_ROUTE_COSINE);
-	WHY(&p, "/v1/embeddings gives other vectors than /embed (cosine ");
+	WHY(&p, "/v1/embeddings does not give /embed's vectors (cosine ");
 	done(&p);
 	free(body);
 }

@@ -100,12 +100,14 @@ static void check_encoding(struct app *app, struct doctor *d, const struct ef_em
  * that gives the same vectors as /embed and is not slower; a run decides
  * the same way at its start, with the same probe.
  */
-static void check_route(struct doctor *d, const struct ef_embed_probe *p, size_t i, size_t n)
+static void check_route(struct doctor *d, const struct ef_embed_config *ec,
+			struct ef_embed_probe *p, size_t i, size_t n)
 {
 	const struct ef_embed_route_info *ri = &p->route;
 	struct doctor_route *dr;
 	char what[48];
 
+	ef_embed_probe_route(ec, i, p);
 	snprintf(what, sizeof(what), n > 1 ? "route of endpoint %zu of %zu" : "route", i + 1, n);
 	if (p->route_failed)
 		ef_check_add(&d->list, EF_CHECK_FAIL, what,
@@ -198,7 +200,7 @@ static void check_service(struct app *app, struct doctor *d)
 		if (!check_endpoint(app, d, &ec, i, n, &p))
 			continue;
 		if (ec.provider == EF_EMBED_TEI)
-			check_route(d, &p, i, n);
+			check_route(d, &ec, &p, i, n);
 		if (!good++)
 			first = p;
 	}
