@@ -32,7 +32,8 @@ enum opt_id {
 	OPT_DROP, OPT_REJECT, OPT_KEY_FILE, OPT_FAIL_FIRST, OPT_FAIL_STATUS,
 	OPT_LOADING, OPT_NODE_MODULES, OPT_PARENT_PID, OPT_VERBOSE, OPT_VERSION,
 	OPT_COMPUTE_SLOTS, OPT_CACHE_DIR,
-	OPT_ZERO, OPT_HUGE, OPT_IGNORE_B64, OPT_REFUSE_B64,
+	OPT_ZERO, OPT_HUGE, OPT_IGNORE_B64, OPT_REFUSE_B64, OPT_OPENAI_ROUTE,
+	OPT_OPENAI_LATENCY,
 };
 
 struct opt_doc {
@@ -68,6 +69,8 @@ static const struct opt_doc docs[] = {
 	{"huge-rate", "RATE", OPT_HUGE, "scale this fraction of inputs' vectors to norm 1e29 (the same texts every time)"},
 	{"ignore-base64", NULL, OPT_IGNORE_B64, "openai: answer numbers even to encoding_format \"base64\""},
 	{"refuse-base64", NULL, OPT_REFUSE_B64, "openai: answer 400 naming encoding_format to \"base64\""},
+	{"openai-route", "MODE", OPT_OPENAI_ROUTE, "POST /v1/embeddings: serve (default), missing (404, a TEI without the route) or other (vectors of another model)"},
+	{"openai-latency-ms", "L", OPT_OPENAI_LATENCY, "delay POST /v1/embeddings alone by L ms more (a slower route)"},
 	{"wrong-count-rate", "RATE", OPT_WRONG_COUNT, "answer with one vector fewer than asked"},
 	{"shuffle-rate", "RATE", OPT_SHUFFLE, "openai: return data items out of order (index fields stay right)"},
 	{"drop-rate", "RATE", OPT_DROP, "close the connection halfway through the body"},
@@ -238,6 +241,21 @@ static bool parse_backend(struct sbx_config *cfg, const char *s)
 	return true;
 }
 
+static bool parse_openai_route(struct sbx_config *cfg, const char *s)
+{
+	if (strcmp(s, "serve") == 0)
+		cfg->openai_route = SBX_OPENAI_SERVE;
+	else if (strcmp(s, "missing") == 0)
+		cfg->openai_route = SBX_OPENAI_MISSING;
+	else if (strcmp(s, "other") == 0)
+		cfg->openai_route = SBX_OPENAI_OTHER;
+	else {
+		usage_error("--openai-route \"%s\" is not serve, missing or other", s);
+		return false;
+	}
+	return true;
+}
+
 static bool set_long(const char *flag, const char *s, long lo, long hi, int *out)
 {
 	long v;
@@ -290,6 +308,8 @@ static bool apply_option(struct sbx_config *c, int id, const char *name, const c
 	case OPT_HUGE: return parse_double(name, a, 0, 1, &c->huge_rate);
 	case OPT_IGNORE_B64: c->ignore_base64 = true; return true;
 	case OPT_REFUSE_B64: c->refuse_base64 = true; return true;
+	case OPT_OPENAI_ROUTE: return parse_openai_route(c, a);
+	case OPT_OPENAI_LATENCY: return parse_long(name, a, 0, MS_MAX, &c->openai_latency_ms);
 	case OPT_WRONG_COUNT: return parse_double(name, a, 0, 1, &c->wrong_count_rate);
 	case OPT_SHUFFLE: return parse_double(name, a, 0, 1, &c->shuffle_rate);
 	case OPT_DROP: return parse_double(name, a, 0, 1, &c->drop_rate);

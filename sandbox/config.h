@@ -18,6 +18,14 @@
 
 enum sbx_backend { SBX_BACKEND_HASH, SBX_BACKEND_USE_LITE };
 
+/* What POST /v1/embeddings is, for a test that plays a TEI whose OpenAI
+ * route is missing or gives other vectors than its /embed. */
+enum sbx_openai_route {
+	SBX_OPENAI_SERVE = 0,             /* the OpenAI API, as always */
+	SBX_OPENAI_MISSING,               /* 404, as a server without the route */
+	SBX_OPENAI_OTHER,                 /* vectors of another model: each rotated by one */
+};
+
 struct sbx_config {
 	int port;
 	const char *port_file;
@@ -58,6 +66,8 @@ struct sbx_config {
 	bool verbose;
 	bool ignore_base64;               /* answer numbers to encoding_format base64 */
 	bool refuse_base64;               /* answer 400 to encoding_format base64 */
+	enum sbx_openai_route openai_route;
+	long openai_latency_ms;           /* extra delay of /v1/embeddings only */
 };
 
 /*

@@ -241,7 +241,11 @@ static enum MHD_Result dispatch(struct sbx_server *srv, struct MHD_Connection *c
 	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 
 	if (sbx_api_for_path(url, &api) && post) {
-		embed_route(srv, c, api, up, &r);
+		sbx_stats_path(&srv->stats, (int)api);
+		if (api == SBX_API_OPENAI && srv->cfg->openai_route == SBX_OPENAI_MISSING)
+			json_reply(&r, 404, "{\"error\":\"not found\"}");
+		else
+			embed_route(srv, c, api, up, &r);
 	} else if (sbx_api_for_path(url, &api)) {
 		json_reply(&r, 405, "{\"error\":\"method not allowed\"}");
 		r.allow = "POST";

@@ -568,6 +568,18 @@ static void plant_transport_faults(const struct sbx_config *c, uint64_t seq, str
 	r->drop = sbx_dice_hit(c->seed, seq, SBX_DICE_DROP, c->drop_rate);
 }
 
+/* --openai-route other: the same norm, another direction, as another model
+ * of the same dimension would give. */
+static void other_model(struct batch *b, int dim)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		float *x = b->vecs + i * b->stride, first = x[0];
+
+		memmove(x, x + 1, (size_t)(dim - 1) * sizeof(*x));
+		x[dim - 1] = first;
+	}
+}
+
 static void answer(sbx_service *svc, enum sbx_api api, const struct sbx_request *req,
 		   const struct sbx_recipe *rc, uint64_t seq, struct sbx_reply *r)
 {
@@ -584,6 +596,8 @@ static void answer(sbx_service *svc, enum sbx_api api, const struct sbx_request 
 					 .dim = rc->dim, .prompt_tokens = prompt_tokens(&b),
 					 .model = req->model,
 					 .base64 = req->base64 && !c->ignore_base64};
+		if (api == SBX_API_OPENAI && c->openai_route == SBX_OPENAI_OTHER)
+			other_model(&b, rc->dim);
 		plant_text_faults(c, req, b.vecs, b.stride, rc->dim);
 		v.order = order = plant_vector_faults(c, api, seq, &v);
 		if (sbx_api_render(r, api, &v) == 0)
@@ -599,8 +613,12 @@ void sbx_service_handle(sbx_service *svc, enum sbx_api api,
 	uint64_t seq = atomic_fetch_add(&svc->seq, 1);
 	struct sbx_request req;
 	struct sbx_recipe rc;
-	double t0 = now_ms();
+	double t0;
 
+	/* the OpenAI route's own delay comes on top of the latency */
+	if (api == SBX_API_OPENAI)
+		sleep_ms(svc->cfg->openai_latency_ms);
+	t0 = now_ms();
 	item_slept_ms = 0;
 	if (!refuse_early(svc, api, in, seq, r)) {
 		if (sbx_api_parse(api, in->body, in->len, &req, r) == 0) {

@@ -41,6 +41,7 @@ void sbx_stats_reset(struct sbx_stats *st)
 	st->computed = 0;
 	st->cached = 0;
 	st->max_computing = st->computing;
+	memset(st->by_path, 0, sizeof(st->by_path));
 	pthread_mutex_unlock(&st->lock);
 }
 
@@ -72,6 +73,24 @@ void sbx_stats_cache_size(struct sbx_stats *st, size_t vectors)
 	pthread_mutex_lock(&st->lock);
 	st->cache_vectors = vectors;
 	pthread_mutex_unlock(&st->lock);
+}
+
+void sbx_stats_path(struct sbx_stats *st, int api)
+{
+	pthread_mutex_lock(&st->lock);
+	if (api >= 0 && api < 3)
+		st->by_path[api]++;
+	pthread_mutex_unlock(&st->lock);
+}
+
+static cJSON *path_object(const unsigned long *by_path)
+{
+	static const char *const paths[3] = { "/api/embed", "/v1/embeddings", "/embed" };
+	cJSON *obj = cJSON_CreateObject();
+
+	for (int i = 0; obj != NULL && i < 3; i++)
+		cJSON_AddNumberToObject(obj, paths[i], (double)by_path[i]);
+	return obj;
 }
 
 static cJSON *status_object(const unsigned long *by_status)
@@ -108,6 +127,7 @@ char *sbx_stats_json(struct sbx_stats *st)
 	cJSON_AddNumberToObject(root, "computing", (double)c.computing);
 	cJSON_AddNumberToObject(root, "max_computing", (double)c.max_computing);
 	cJSON_AddNumberToObject(root, "cache_vectors", (double)c.cache_vectors);
+	cJSON_AddItemToObject(root, "by_path", path_object(c.by_path));
 	out = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	return out;

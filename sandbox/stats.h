@@ -21,6 +21,8 @@ struct sbx_stats {
 	unsigned long computing;                /* requests computing now */
 	unsigned long max_computing;            /* most at once since start or reset */
 	unsigned long cache_vectors;            /* vectors in the cache */
+	unsigned long by_path[3];               /* POSTs to /api/embed, /v1/embeddings,
+						   /embed, whatever the answer */
 };
 
 void sbx_stats_init(struct sbx_stats *st);
@@ -37,8 +39,12 @@ void sbx_stats_compute_end(struct sbx_stats *st);
 
 void sbx_stats_cache_size(struct sbx_stats *st, size_t vectors);
 
+/* One POST to the embed path of API api (enum sbx_api), answered or not. */
+void sbx_stats_path(struct sbx_stats *st, int api);
+
 /* {"requests":N,"by_status":{"200":n,...},"items":N,"base64_requests":N,
- * "computed":N,"cached":N,"computing":N,"max_computing":N,"cache_vectors":N};
+ * "computed":N,"cached":N,"computing":N,"max_computing":N,"cache_vectors":N,
+ * "by_path":{"/api/embed":N,"/v1/embeddings":N,"/embed":N}};
  * caller frees. */
 char *sbx_stats_json(struct sbx_stats *st);
 

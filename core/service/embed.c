@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/service/embed_http.h"
+#include "core/service/embed_route.h"
 #include "embfill/strbuf.h"
 #include "embfill/urllist.h"
 
@@ -182,6 +183,7 @@ static int key_printable(const char *key)
 static ef_status check_strings(const struct ef_embed_config *cfg, struct ef_error *err)
 {
 	const char *pname = ef_embed_provider_name(cfg->provider);
+	char why[128];
 
 	if (cfg->provider < EF_EMBED_OLLAMA || cfg->provider > EF_EMBED_TEI) {
 		ef_error_set(err, EF_ERR_USAGE, "no embedding provider chosen");
@@ -200,6 +202,14 @@ static ef_status check_strings(const struct ef_embed_config *cfg, struct ef_erro
 	if ((unsigned)cfg->encoding > EF_EMBED_ENC_FLOAT) {
 		ef_error_set(err, EF_ERR_USAGE, "unknown vector encoding %d", (int)cfg->encoding);
 		return ef_error_hint(err, "set EMBED_ENCODING to auto, base64 or float");
+	}
+	if (cfg->provider == EF_EMBED_TEI && cfg->encoding == EF_EMBED_ENC_BASE64 &&
+	    !ef_embed_route_eligible(&cfg->sw, why, sizeof(why))) {
+		ef_error_set(err, EF_ERR_USAGE, "EMBED_ENCODING=base64 needs "
+			     "text-embeddings-inference's OpenAI route, which cannot be used with "
+			     "this recipe: %s", why);
+		return ef_error_hint(err, "set EMBED_ENCODING=auto (or float): /embed honours the "
+				     "recipe and sends the vectors as numbers");
 	}
 	if (cfg->ca_file && access(cfg->ca_file, R_OK) != 0) {
 		ef_error_set(err, EF_ERR_USAGE, "cannot read CA file \"%s\": %s", cfg->ca_file,
@@ -223,9 +233,7 @@ static ef_status check_numbers(const struct ef_embed_config *cfg, struct ef_erro
 	return EF_OK;
 }
 
-/* The URL of endpoint i of the list, malloc'ed; NULL when there is no such
- * item or out of memory. */
-static char *url_at(const char *list, size_t i)
+char *ef_embed_url_at(const char *list, size_t i)
 {
 	size_t n = 0;
 	char **items = ef_url_list_split(list, &n), *one = NULL;
@@ -255,7 +263,7 @@ ef_status ef_embed_config_check(const struct ef_embed_config *cfg, struct ef_err
 				     EF_EMBED_MAX_ENDPOINTS);
 	}
 	for (size_t i = 0; i < n; i++) {
-		char *one = url_at(cfg->url, i);
+		char *one = ef_embed_url_at(cfg->url, i);
 		char *endpoint = one ? make_endpoint(one, cfg->provider) : NULL;
 
 		free(one);
@@ -344,7 +352,7 @@ ef_status ef_embed_resolve_at(const struct ef_embed_config *cfg, size_t i,
 	if (ef_embed_config_check(cfg, err) != EF_OK)
 		return err ? err->status : EF_ERR_USAGE;
 	apply_defaults(cfg, r);
-	one = url_at(cfg->url, i);
+	one = ef_embed_url_at(cfg->url, i);
 	r->endpoint = one ? make_endpoint(one, cfg->provider) : NULL;
 	free(one);
 	oom |= r->endpoint == NULL;

@@ -190,6 +190,17 @@ void ef_embed_xfer_cleanup(struct ef_embed_xfer *x)
 	memset(x, 0, sizeof(*x));
 }
 
+double ef_embed_xfer_wire_ms(struct ef_embed_xfer *x)
+{
+	curl_off_t total = 0, pre = 0;
+
+	if (!x->easy || curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &total) != CURLE_OK ||
+	    curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) != CURLE_OK ||
+	    total < pre)
+		return -1;
+	return (double)(total - pre) / 1000.0;
+}
+
 /* Failures that will fail the same way every time. */
 static int net_fatal(CURLcode rc)
 {

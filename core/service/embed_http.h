@@ -44,6 +44,10 @@ ef_status ef_embed_resolve_at(const struct ef_embed_config *cfg, size_t i,
 			      struct ef_embed_resolved *r, struct ef_error *err);
 void ef_embed_resolved_release(struct ef_embed_resolved *r);
 
+/* The base URL of endpoint i of an EMBED_URL list, malloc'ed; NULL when
+ * there is no such item or out of memory. */
+char *ef_embed_url_at(const char *list, size_t i);
+
 /* One request on the wire and what came back. */
 struct ef_embed_xfer {
 	CURL *easy;
@@ -72,6 +76,10 @@ void ef_embed_xfer_exchange(struct ef_embed_xfer *x, CURLcode rc,
 			    struct ef_embed_exchange *out);
 
 void ef_embed_xfer_cleanup(struct ef_embed_xfer *x);
+
+/* How long the finished transfer took from sending the request to the end
+ * of the answer, connecting left out; -1 unknown. */
+double ef_embed_xfer_wire_ms(struct ef_embed_xfer *x);
 
 /* Milliseconds on the monotonic clock. */
 double ef_embed_now_ms(void);

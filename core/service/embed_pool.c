@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "core/service/embed_http.h"
+#include "core/service/embed_route.h"
 
 /* How long one wait may last before the cancel flag is looked at again. */
 #define POLL_SLICE_MS 50
@@ -47,7 +48,11 @@ struct job {
 	char **texts;
 	struct ef_embed_result *res;
 	double t0;
-	int probe_of;              /* -1: a caller's batch; else the endpoint it verifies */
+	int probe_of;              /* -1: a caller's batch; else the endpoint it verifies,
+				      or whose route it probes */
+	bool route;                /* a route probe: the probe texts to tei's OpenAI
+				      route (and, timed again, to /embed) */
+	unsigned round;            /* route probe: requests answered so far */
 };
 
 struct endpoint;
@@ -63,11 +68,19 @@ struct req {
 	size_t prev_bad;           /* 1 + the input whose vector the last answer
 				      refused as unusable, 0 none */
 	double ready_ms;
+	enum ef_embed_provider via; /* the API it went out on (tei: TEI or OPENAI) */
 	struct ef_embed_xfer x;
 };
 
 struct endpoint {
-	struct ef_embed_resolved cfg;  /* its URL, and the encoding it accepts */
+	struct ef_embed_resolved cfg;  /* its URL, and the encoding it accepts: the
+					  route work goes to */
+	struct ef_embed_resolved alt;  /* tei: the other route (/v1/embeddings while
+					  cfg is /embed, or the reverse) */
+	bool has_alt;
+	bool route_pending;        /* tei: no work before the route probe decided */
+	float *route_native;       /* /embed's vectors of the probe texts */
+	struct ef_embed_route_info route;
 	size_t index;
 	bool refused;              /* out of rotation for the pool's life */
 	bool verified;             /* gave the reference's vectors (or no check asked) */
@@ -115,6 +128,11 @@ struct ef_embed_pool {
 };
 
 static void note(struct ef_embed_pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void start_route(struct ef_embed_pool *p, struct endpoint *ep, const float *native);
+enum routed { NOT_ROUTED, ROUTED_AGAIN, ROUTED_DONE };
+static enum routed route_answer(struct ef_embed_pool *p, struct endpoint *ep, struct req *r,
+				const struct ef_embed_exchange *ex,
+				const struct ef_embed_outcome *o, double ms);
 
 static void note(struct ef_embed_pool *p, const char *fmt, ...)
 {
@@ -360,16 +378,20 @@ static void endpoint_failed(struct ef_embed_pool *p, struct endpoint *ep, const 
 	ep->rest_until_ms = now + (double)delay;
 }
 
-static void drop_probe(struct ef_embed_pool *p, const struct endpoint *ep)
+/* Drops the endpoint's verification and route probes. */
+static void drop_probe(struct ef_embed_pool *p, struct endpoint *ep)
 {
-	for (struct job *j = p->jobs; j; j = j->next) {
+	struct job *j = p->jobs, *next;
+
+	for (; j; j = next) {
+		next = j->next;
 		if (j->probe_of != (int)ep->index)
 			continue;
 		drop_reqs_of(p, j);
 		job_unlink(&p->jobs, j);
 		job_free(j);
-		return;
 	}
+	ep->route_pending = false;
 }
 
 /*
@@ -390,6 +412,30 @@ static void refuse_endpoint(struct ef_embed_pool *p, struct endpoint *ep, const 
 	drop_probe(p, ep);
 }
 
+/* The configuration of the API a request goes out on: the endpoint's
+ * route, or for a tei endpoint's probes the other one. */
+static struct ef_embed_resolved *cfg_via(struct endpoint *ep, enum ef_embed_provider via)
+{
+	return ep->has_alt && ep->alt.provider == via ? &ep->alt : &ep->cfg;
+}
+
+/*
+ * Work goes to the endpoint's route.  A tei endpoint's verification goes
+ * to /embed, whose vectors the route probe compares with; the route probe
+ * goes to /v1/embeddings, and when timed again to /embed then
+ * /v1/embeddings.
+ */
+static enum ef_embed_provider route_of(const struct endpoint *ep, const struct req *r)
+{
+	const struct job *j = r->job;
+
+	if (!ep->has_alt || j->probe_of < 0)
+		return ep->cfg.provider;
+	if (j->route && j->round % 2 == 0)
+		return EF_EMBED_OPENAI;
+	return EF_EMBED_TEI;
+}
+
 /* Whether request r may go to endpoint ep now. */
 static bool takes(const struct ef_embed_pool *p, const struct endpoint *ep, const struct req *r,
 		  double now)
@@ -398,6 +444,8 @@ static bool takes(const struct ef_embed_pool *p, const struct endpoint *ep, cons
 		return false;
 	if (r->job->probe_of >= 0 ? (size_t)r->job->probe_of != ep->index
 				  : p->verifying && !ep->verified)
+		return false;
+	if (ep->route_pending && r->job->probe_of < 0)
 		return false;
 	if (ep->rest_until_ms)
 		return now >= ep->rest_until_ms && ep->in_flight == 0;
@@ -559,6 +607,7 @@ static void probe_finished(struct ef_embed_pool *p, struct job *j)
 	struct endpoint *ep = &p->eps[j->probe_of];
 	struct ef_embed_result *res = j->res;
 	char msg[EF_ERR_TEXT_MAX];
+	float *native;
 
 	job_unlink(&p->jobs, j);
 	if (res->n_rejected) {
@@ -572,9 +621,15 @@ static void probe_finished(struct ef_embed_pool *p, struct job *j)
 		job_free(j);
 		return refuse_endpoint(p, ep, msg, "check the endpoint's model and limits");
 	}
+	native = ep->route_pending ? malloc(p->nprobe * (size_t)p->cfg.dim * sizeof(float)) : NULL;
+	if (native)
+		memcpy(native, res->vectors, p->nprobe * (size_t)p->cfg.dim * sizeof(float));
 	judge(p, ep, res->vectors);
 	res->vectors = NULL;
 	job_free(j);
+	if (ep->route_pending && !ep->refused && p->fatal.status == EF_OK)
+		start_route(p, ep, native);
+	free(native);
 }
 
 /* --- outcomes ------------------------------------------------------------- */
@@ -823,7 +878,8 @@ static void finish(struct ef_embed_pool *p, struct req *r, CURLcode rc)
 	struct endpoint *ep = r->ep;
 	struct ef_embed_exchange ex;
 	struct ef_embed_outcome o;
-	double t0;
+	double t0, parse_ms, ms;
+	enum routed routed;
 
 	curl_multi_remove_handle(p->multi, r->x.easy);
 	req_unlink(&p->active, r);
@@ -835,16 +891,26 @@ static void finish(struct ef_embed_pool *p, struct req *r, CURLcode rc)
 		free(r);
 		return check_cancel(p);
 	}
-	ef_embed_xfer_exchange(&r->x, rc, &ep->cfg, r->len, &ex);
+	ef_embed_xfer_exchange(&r->x, rc, cfg_via(ep, r->via), r->len, &ex);
 	ex.prev_dim = r->prev_dim;
 	ex.dim_repeats = r->dim_repeats;
 	ex.prev_bad = r->prev_bad;
 	t0 = ef_embed_now_ms();
 	ef_embed_classify(&ex, &o);
-	p->c.parse_ms += ef_embed_now_ms() - t0;
-	ef_embed_xfer_cleanup(&r->x);
+	parse_ms = ef_embed_now_ms() - t0;
+	p->c.parse_ms += parse_ms;
+	ms = ef_embed_xfer_wire_ms(&r->x) + parse_ms;
 	if (o.action != EF_EMBED_ACT_RETRY || !o.unavailable)
 		endpoint_ok(p, ep);
+	routed = r->job->probe_of >= 0 && ep->has_alt ? route_answer(p, ep, r, &ex, &o, ms)
+						       : NOT_ROUTED;
+	ef_embed_xfer_cleanup(&r->x);
+	if (routed != NOT_ROUTED) {
+		if (routed == ROUTED_DONE)
+			free(r);
+		free(o.vec.data);
+		return;
+	}
 	switch (o.action) {
 	case EF_EMBED_ACT_OK:
 		learn_encoding(p, ep, ex.base64_asked, &o.vec);
@@ -876,7 +942,8 @@ static void launch(struct ef_embed_pool *p, struct req *r, struct endpoint *ep)
 	const char *const *texts = (const char *const *)(r->job->texts + r->off);
 
 	req_unlink(&p->waiting, r);
-	if (ef_embed_xfer_init(&r->x, &ep->cfg, texts, r->len, p->cancel, &err) != EF_OK ||
+	r->via = route_of(ep, r);
+	if (ef_embed_xfer_init(&r->x, cfg_via(ep, r->via), texts, r->len, p->cancel, &err) != EF_OK ||
 	    curl_easy_setopt(r->x.easy, CURLOPT_PRIVATE, r) != CURLE_OK ||
 	    curl_multi_add_handle(p->multi, r->x.easy) != CURLM_OK) {
 		ef_embed_xfer_cleanup(&r->x);
@@ -1014,6 +1081,55 @@ ef_status ef_embed_pool_next(ef_embed_pool *p, int timeout_ms,
 
 /* --- the pool's life ------------------------------------------------------ */
 
+static void swap_routes(struct endpoint *ep)
+{
+	struct ef_embed_resolved t = ep->cfg;
+
+	ep->cfg = ep->alt;
+	ep->alt = t;
+}
+
+/*
+ * A tei endpoint under EMBED_ENCODING=auto or base64, whose switches the
+ * OpenAI route can honour, gets that route's configuration beside its own:
+ * auto starts on /embed and the verification's route probe may move it;
+ * base64 starts on /v1/embeddings, and the probe must confirm it.
+ */
+static ef_status add_route(struct endpoint *ep, const struct ef_embed_config *cfg, size_t i,
+			   struct ef_error *err)
+{
+	struct ef_embed_config c = *cfg;
+	struct ef_embed_route_info *ri = &ep->route;
+
+	memset(ri, 0, sizeof(*ri));
+	ri->native_ms = ri->openai_ms = -1;
+	ri->cosine = -2;
+	if (cfg->provider != EF_EMBED_TEI)
+		return EF_OK;
+	if (cfg->encoding == EF_EMBED_ENC_FLOAT) {
+		snprintf(ri->why, sizeof(ri->why), "EMBED_ENCODING=float");
+		return EF_OK;
+	}
+	if (!ef_embed_route_eligible(&cfg->sw, ri->why, sizeof(ri->why)))
+		return EF_OK;
+	if (!cfg->model || !cfg->model[0]) {
+		snprintf(ri->why, sizeof(ri->why), "no EMBED_MODEL to name on /v1/embeddings");
+		return EF_OK;
+	}
+	c.provider = EF_EMBED_OPENAI;
+	memset(&c.sw, 0, sizeof(c.sw));
+	if (ef_embed_resolve_at(&c, i, &ep->alt, err) != EF_OK)
+		return err ? err->status : EF_ERR_USAGE;
+	ep->has_alt = true;
+	snprintf(ri->why, sizeof(ri->why), "not probed: only a run and doctor probe the route");
+	if (cfg->encoding != EF_EMBED_ENC_BASE64)
+		return EF_OK;
+	swap_routes(ep);
+	ri->route = EF_EMBED_ROUTE_OPENAI;
+	snprintf(ri->why, sizeof(ri->why), "EMBED_ENCODING=base64, not compared with /embed");
+	return EF_OK;
+}
+
 static ef_status add_endpoints(struct ef_embed_pool *p, const struct ef_embed_config *cfg,
 			       struct ef_error *err)
 {
@@ -1026,7 +1142,8 @@ static ef_status add_endpoints(struct ef_embed_pool *p, const struct ef_embed_co
 
 		ep->index = i;
 		ep->verified = true;
-		if (ef_embed_resolve_at(cfg, i, &ep->cfg, err) != EF_OK)
+		if (ef_embed_resolve_at(cfg, i, &ep->cfg, err) != EF_OK ||
+		    add_route(ep, cfg, i, err) != EF_OK)
 			return err ? err->status : EF_ERR_USAGE;
 	}
 	return EF_OK;
@@ -1213,7 +1330,10 @@ void ef_embed_pool_free(ef_embed_pool *p)
 		curl_multi_cleanup(p->multi);
 	for (size_t i = 0; p->eps && i < p->neps; i++) {
 		free(p->eps[i].answer);
+		free(p->eps[i].route_native);
 		ef_embed_resolved_release(&p->eps[i].cfg);
+		if (p->eps[i].has_alt)
+			ef_embed_resolved_release(&p->eps[i].alt);
 	}
 	free(p->eps);
 	for (size_t i = 0; p->probe_texts && i < p->nprobe; i++)
@@ -1368,8 +1488,9 @@ static bool all_heard(const struct ef_embed_pool *p)
 	for (size_t i = 0; i < p->neps; i++) {
 		const struct endpoint *ep = &p->eps[i];
 
-		if (!ep->refused && !ep->verified && !ep->answer && !ep->tried &&
-		    probe_pending(p, i))
+		if (ep->refused || ep->tried || !probe_pending(p, i))
+			continue;
+		if ((!ep->verified && !ep->answer) || ep->route_pending)
 			return false;
 	}
 	return true;
@@ -1429,6 +1550,7 @@ ef_status ef_embed_pool_verify(ef_embed_pool *p, const char *const *texts, size_
 	p->verifying = true;
 	for (size_t i = 0; i < p->neps; i++) {
 		p->eps[i].verified = false;
+		p->eps[i].route_pending = p->eps[i].has_alt && !p->eps[i].refused;
 		if (!p->eps[i].refused && queue_probe(p, &p->eps[i], err) != EF_OK)
 			return err->status;
 	}
@@ -1451,4 +1573,150 @@ const float *ef_embed_pool_reference(const ef_embed_pool *p, size_t *n, int *dim
 	*n = p->ref ? p->nprobe : 0;
 	*dim = p->cfg.dim;
 	return p->ref;
+}
+
+/* --- the route of a tei endpoint ---------------------------------------------- */
+
+void ef_embed_pool_route(const ef_embed_pool *p, size_t i, struct ef_embed_route_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->native_ms = out->openai_ms = -1;
+	out->cosine = -2;
+	if (i < p->neps)
+		*out = p->eps[i].route;
+}
+
+static const char *native_shown(struct endpoint *ep)
+{
+	return cfg_via(ep, EF_EMBED_TEI)->shown;
+}
+
+/*
+ * The route is decided: work may go to the endpoint, on it.  Under
+ * EMBED_ENCODING=base64 only the OpenAI route will do, and an endpoint
+ * without it is refused (the pool stops when it was the last, or during
+ * the verification).
+ */
+static void settle_route(struct ef_embed_pool *p, struct endpoint *ep, struct job *j)
+{
+	struct ef_embed_route_info *ri = &ep->route;
+	char msg[EF_ERR_TEXT_MAX];
+	bool insist = ep->cfg.encoding == EF_EMBED_ENC_BASE64;
+
+	ep->route_pending = false;
+	free(ep->route_native);
+	ep->route_native = NULL;
+	if (j) {
+		drop_reqs_of(p, j);
+		job_unlink(&p->jobs, j);
+		job_free(j);
+	}
+	if (ri->route == EF_EMBED_ROUTE_NATIVE && insist) {
+		snprintf(msg, sizeof(msg), "text-embeddings-inference at \"%s\" cannot be driven "
+			 "through its OpenAI route, and EMBED_ENCODING=base64 insists on it: %s",
+			 native_shown(ep), ri->why);
+		return refuse_endpoint(p, ep, msg, "set EMBED_ENCODING=auto (or float) for this "
+				       "service: /embed gives the same vectors, as numbers");
+	}
+	if ((ri->route == EF_EMBED_ROUTE_OPENAI) != (ep->cfg.provider == EF_EMBED_OPENAI))
+		swap_routes(ep);
+	note(p, "endpoint \"%s\": %s (%s)", native_shown(ep),
+	     ef_embed_route_name(EF_EMBED_TEI, ri->route), ri->why);
+}
+
+/* The endpoint's /embed answered the verification: the same texts go to
+ * its OpenAI route. */
+static void start_route(struct ef_embed_pool *p, struct endpoint *ep, const float *native)
+{
+	struct job *j = native ? job_new(p, NULL, p->nprobe) : NULL;
+	struct req *r = j ? req_new(j, 0, p->nprobe) : NULL;
+	size_t bytes = p->nprobe * (size_t)p->cfg.dim * sizeof(float);
+
+	free(ep->route_native);
+	ep->route_native = malloc(bytes);
+	if (!j || !r || !ep->route_native ||
+	    copy_texts(j, (const char *const *)p->probe_texts, p->nprobe) != 0) {
+		if (j)
+			job_free(j);
+		free(r);
+		ep->route.route = EF_EMBED_ROUTE_NATIVE;
+		snprintf(ep->route.why, sizeof(ep->route.why), "not probed: out of memory");
+		return settle_route(p, ep, NULL);
+	}
+	memcpy(ep->route_native, native, bytes);
+	j->probe_of = (int)ep->index;
+	j->route = true;
+	job_append(&p->jobs, j);
+	req_push(&p->waiting, r);
+}
+
+static double fastest(double a, double b)
+{
+	return a < 0 || (b >= 0 && b < a) ? b : a;
+}
+
+/*
+ * An answer to a probe of a tei endpoint with two routes.  The
+ * verification's /embed answer only gives its time (the vectors come
+ * through probe_finished); a route probe's answer is judged here, and its
+ * request goes out again (ROUTED_AGAIN) or is done with (ROUTED_DONE: the
+ * caller frees it).  NOT_ROUTED leaves the answer to the pool's rules (a
+ * retry under EMBED_ENCODING=base64, which insists on the route).
+ */
+static enum routed route_answer(struct ef_embed_pool *p, struct endpoint *ep, struct req *r,
+				const struct ef_embed_exchange *ex,
+				const struct ef_embed_outcome *o, double ms)
+{
+	struct ef_embed_route_info *ri = &ep->route;
+	struct job *j = r->job;
+	struct ef_embed_route_evidence ev;
+	bool ok = o->action == EF_EMBED_ACT_OK;
+	bool insist = cfg_via(ep, EF_EMBED_OPENAI)->encoding == EF_EMBED_ENC_BASE64;
+
+	if (!j->route) {
+		if (ok)
+			ri->native_ms = fastest(ri->native_ms, ms);
+		return NOT_ROUTED;
+	}
+	if (r->via == EF_EMBED_TEI) {
+		/* timed again: /embed's time, then /v1/embeddings once more */
+		if (ok) {
+			ri->native_ms = fastest(ri->native_ms, ms);
+			j->round++;
+			r->ready_ms = 0;
+			req_push(&p->waiting, r);
+			return ROUTED_AGAIN;
+		}
+		ri->route = EF_EMBED_ROUTE_NATIVE;
+		snprintf(ri->why, sizeof(ri->why), "/v1/embeddings gives the same vectors but is "
+			 "slower: probe %.1f ms vs %.1f ms on /embed", ri->openai_ms, ri->native_ms);
+		settle_route(p, ep, j);
+		return ROUTED_DONE;
+	}
+	if (insist && o->action == EF_EMBED_ACT_RETRY)
+		return NOT_ROUTED;
+	ri->probed = true;
+	ri->status = ex->status;
+	if (ok)
+		ri->openai_ms = fastest(ri->openai_ms, ms);
+	memset(&ev, 0, sizeof(ev));
+	ev.setting = insist ? EF_EMBED_ENC_BASE64 : EF_EMBED_ENC_AUTO;
+	ev.answered = ex->net == EF_EMBED_NET_OK;
+	ev.status = ex->status;
+	ev.net_msg = ex->net_msg;
+	ev.o = o;
+	ev.native = ep->route_native;
+	ev.n = p->nprobe;
+	ev.dim = p->cfg.dim;
+	ev.native_ms = ri->native_ms;
+	ev.openai_ms = ri->openai_ms;
+	ev.last_round = j->round >= 2;
+	if (ef_embed_route_judge(&ev, ri) == EF_EMBED_ROUTE_AGAIN) {
+		j->round++;
+		r->ready_ms = 0;
+		req_push(&p->waiting, r);
+		return ROUTED_AGAIN;
+	}
+	settle_route(p, ep, j);
+	return ROUTED_DONE;
 }

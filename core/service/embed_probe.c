@@ -99,6 +99,47 @@ static ef_status probe_once(struct ef_embed_resolved *r, int wanted, struct ef_e
 }
 
 /*
+ * The route probe of a run, on endpoint i alone: a pool of one endpoint
+ * verifies itself against its own /embed answer, and the probe texts go to
+ * the OpenAI route as the run's start sends them.  A failure of the route
+ * under EMBED_ENCODING=base64 is route_failed, with the reason in why
+ * (under auto, a failure of the pool, such as the endpoint going away
+ * between the probes, leaves /embed, and why says so).
+ */
+void ef_embed_probe_route(const struct ef_embed_config *cfg, size_t i, struct ef_embed_probe *out)
+{
+	struct ef_embed_config c = *cfg;
+	char *one = ef_embed_url_at(cfg->url, i);
+	ef_embed_pool *pool = NULL;
+	struct ef_error err;
+
+	ef_error_clear(&err);
+	out->route_failed = 0;
+	if (cfg->provider != EF_EMBED_TEI || out->dim <= 0) {
+		free(one);
+		return;
+	}
+	c.url = one;
+	c.dim = out->dim;
+	c.retry_budget_ms = 0;
+	if (!one || ef_embed_pool_new(&c, 1, &pool, &err) != EF_OK) {
+		snprintf(out->route.why, sizeof(out->route.why), "not probed: %.200s",
+			 one ? err.msg : "out of memory");
+	} else {
+		ef_status st = ef_embed_pool_verify(pool, ef_embed_probe_texts, EF_EMBED_PROBE_TEXTS,
+						    NULL, &err);
+
+		ef_embed_pool_route(pool, 0, &out->route);
+		if (st != EF_OK && !out->route.probed)
+			snprintf(out->route.why, sizeof(out->route.why), "not probed: %.200s",
+				 err.msg);
+		out->route_failed = st != EF_OK && cfg->encoding == EF_EMBED_ENC_BASE64;
+	}
+	ef_embed_pool_free(pool);
+	free(one);
+}
+
+/*
  * The expected dimension is set aside (0 accepts any), so that a service
  * of another dimension still reports the one it returns.
  */
@@ -125,6 +166,8 @@ ef_status ef_embed_probe_at(const struct ef_embed_config *cfg, size_t i,
 	r.dim = 0;
 	st = probe_once(&r, wanted, out, err);
 	ef_embed_resolved_release(&r);
+	out->route.native_ms = out->route.openai_ms = -1;
+	out->route.cosine = -2;
 	return st;
 }
 

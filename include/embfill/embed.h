@@ -74,6 +74,45 @@ enum ef_embed_encoding {
 };
 
 /*
+ * Where a text-embeddings-inference endpoint is driven.  TEI serves its own
+ * POST /embed (decimal numbers) and an OpenAI-compatible POST
+ * /v1/embeddings that can send base64.  Under EMBED_ENCODING=auto a run
+ * (ef_embed_pool_verify) and doctor ask both routes for the same probe
+ * texts, and drive the endpoint through the OpenAI route, base64, when its
+ * vectors are the same (EF_EMBED_ROUTE_COSINE, and the same norm) and it is
+ * not slower; otherwise /embed, remembered for the pool's life.  The vectors
+ * are the same either way, so the recipe is too.
+ */
+enum ef_embed_route {
+	EF_EMBED_ROUTE_NATIVE = 0,  /* the provider's own path (tei: /embed, numbers) */
+	EF_EMBED_ROUTE_OPENAI,      /* tei's /v1/embeddings, base64 */
+};
+
+/*
+ * The same model in the same server, so the same vectors bit for bit on a
+ * deterministic backend; a GPU server batching requests together may still
+ * differ in the last bits of a component (another summation order), which
+ * an exact comparison would take for another model.  Ten times stricter
+ * than EF_EMBED_SAME_COSINE between servers; norms must agree within
+ * EF_EMBED_ROUTE_NORM (relative), since a cosine cannot see normalisation.
+ */
+#define EF_EMBED_ROUTE_COSINE 0.9999
+#define EF_EMBED_ROUTE_NORM 1e-4
+
+/* What the route probe found for one endpoint. */
+struct ef_embed_route_info {
+	enum ef_embed_route route;
+	bool probed;               /* /v1/embeddings was asked */
+	long status;               /* its last HTTP status; 0: no answer or not asked */
+	double native_ms;          /* the fastest probe on each route (request and
+				      reading the answer, without connecting); -1 unknown */
+	double openai_ms;
+	double cosine;             /* the lowest cosine between the routes' vectors; -2 unknown */
+	char why[256];             /* e.g. "same vectors as /embed (...)", "/v1/embeddings
+				      answered HTTP 404" */
+};
+
+/*
  * Everything the client needs, decoupled from the settings module.  The
  * strings are borrowed: a pool copies what it keeps.  Zero in a number
  * means "the default" (see ef_embed_config_defaults).
@@ -98,7 +137,8 @@ struct ef_embed_config {
 	long retry_after_max_ms;    /* cap on a server's Retry-After, default 60000 */
 	unsigned reject_streak_max; /* rejected inputs in a row before stopping, default 50 */
 	unsigned long long jitter_seed; /* 0: seeded from the clock */
-	enum ef_embed_encoding encoding; /* openai only; default auto */
+	enum ef_embed_encoding encoding; /* openai; tei: auto probes the OpenAI route,
+					    base64 insists on it, float keeps /embed */
 	struct ef_embed_switches {   /* the recipe's switches (recipe.h) */
 		int dimensions;      /* "dimensions" (openai, ollama); 0 not sent */
 		bool truncate;       /* "truncate" (ollama, tei); openai has none */
@@ -313,6 +353,13 @@ ef_status ef_embed_pool_verify(ef_embed_pool *pool, const char *const *texts, si
  * known. */
 const float *ef_embed_pool_reference(const ef_embed_pool *pool, size_t *n, int *dim);
 
+/* Where endpoint i of the pool is driven now, and why (NATIVE, "" before a
+ * verification decided it). */
+void ef_embed_pool_route(const ef_embed_pool *pool, size_t i, struct ef_embed_route_info *out);
+
+/* "/embed, numbers" or "OpenAI route /v1/embeddings, base64", for messages. */
+const char *ef_embed_route_name(enum ef_embed_provider provider, enum ef_embed_route route);
+
 /* The cosine of two vectors of dim floats; 0 when either is all zeros. */
 double ef_embed_cosine(const float *a, const float *b, int dim);
 
@@ -337,16 +384,30 @@ struct ef_embed_probe {
 					    AUTO when no vector came */
 	int base64_refused;       /* base64 was refused, and float asked for again */
 	int base64_ignored;       /* base64 was asked for, numbers came */
+	struct ef_embed_route_info route; /* tei, after ef_embed_probe_route: the
+					     route a run would take */
+	int route_failed;         /* EMBED_ENCODING=base64 and the OpenAI route
+				     cannot be used: route.why says why */
 };
 
 /*
  * Embeds one short text with a single attempt (two when the service refuses
- * base64 and EMBED_ENCODING=auto) and fills *out as far as it got.  Returns EF_OK when the service works and returns cfg->dim (or any
- * dimension when cfg->dim is 0); otherwise the classified error, with a
- * dimension mismatch naming both numbers.
+ * base64 and EMBED_ENCODING=auto) and fills *out as far as it got.
+ * Returns EF_OK when the service works and returns cfg->dim (or any dimension when cfg->dim is 0);
+ * otherwise the classified error, with a dimension mismatch naming both
+ * numbers.
  */
 ef_status ef_embed_probe(const struct ef_embed_config *cfg, struct ef_embed_probe *out,
 			 struct ef_error *err);
+
+/*
+ * For tei, after ef_embed_probe_at(cfg, i, p) found the dimension p->dim:
+ * the route probe a run makes at its start, on endpoint i alone, into
+ * p->route (a pool of that endpoint verifying itself, so the probe texts
+ * go to /embed and to the OpenAI route).  Under EMBED_ENCODING=base64 a
+ * route that cannot be used sets p->route_failed.  Other providers: nothing.
+ */
+void ef_embed_probe_route(const struct ef_embed_config *cfg, size_t i, struct ef_embed_probe *p);
 
 /* Endpoints named by cfg->url (1 for a single URL). */
 size_t ef_embed_endpoint_count(const struct ef_embed_config *cfg);

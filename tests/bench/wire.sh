@@ -1,16 +1,26 @@
 #!/bin/sh
 # make bench: `embfill run` for each wire format (openai base64, openai
-# floats, ollama, tei) at a 0 ms and a 50 ms service, concurrency 2, 8 and
-# 32, against the COPY BINARY ceiling of the same rows into the same table,
-# measured in the same run (before and after the runs).  Client CPU per
-# chunk comes from getrusage (GNU time's %U and %S).  Then the plan's time
-# estimate against the real run.  Numbers are printed, never asserted.
+# floats, ollama, tei on /embed and tei under EMBED_ENCODING=auto, which
+# drives the sandbox's TEI through its OpenAI route with base64) at a 0 ms
+# and a 50 ms service, concurrency 2, 8 and 32, against the COPY BINARY
+# ceiling of the same rows into the same table, measured in the same run
+# (before and after the runs).  Client CPU per chunk comes from getrusage
+# (GNU time's %U and %S).  Then the plan's time estimate against the real
+# run.  Numbers are printed, never asserted.
 #   usage: wire.sh BUILD_DIR
-#   BENCH_WIRE_CHUNKS   chunks per run (default 20000: 24 runs in a few
+#   BENCH_WIRE_CHUNKS   chunks per run (default 20000: 30 runs in a few
 #                       minutes on 2 cores; the rates settle well before)
+#   BENCH_WIRE_FORMATS  provider:encoding pairs (default: all five)
+#   BENCH_WIRE_LATENCY  service latencies in ms (default "0 50")
+#   BENCH_WIRE_CONC     concurrencies (default "2 8 32")
+#   BENCH_WIRE_TABLE_ONLY=1  the table alone: no service-alone runs, no
+#                       targets, no plan estimate
 set -eu
 build=$1
 chunks=${BENCH_WIRE_CHUNKS:-20000}
+formats=${BENCH_WIRE_FORMATS:-openai:base64 openai:float ollama:auto tei:float tei:auto}
+latencies=${BENCH_WIRE_LATENCY:-0 50}
+concs=${BENCH_WIRE_CONC:-2 8 32}
 dim=768
 here=$(cd "$(dirname "$0")" && pwd)
 EF_TOP=$(cd "$here/../.." && pwd)
@@ -77,6 +87,8 @@ run_one() {
 	SECS=$(sed -n 's/.* in \([0-9.]*\) s (.*/\1/p' "$tmp/run.out")
 	WRITE_S=$(sed -n 's/.*, \([0-9.]*\) s waiting on writes.*/\1/p' "$tmp/run.out")
 	FETCH_S=$(sed -n 's/.*time: \([0-9.]*\) s choosing batches.*/\1/p' "$tmp/run.out")
+	ROUTE=$(sed -n 's/.*endpoint "\([^"]*\)": \(.*\)/\2/p' "$tmp/run.out" | head -n 1)
+	[ -n "$ROUTE" ] || ROUTE=-
 	set -- $(cat "$tmp/time.out")
 	CPU_US=$(echo "($2 + $3) * 1000000 / $chunks" | bc)
 	RSS=$4
@@ -100,20 +112,34 @@ psql -q "$dsn" -c "\\copy document_embeddings TO '$tmp/vectors.bin' (FORMAT bina
 c1=$(ceiling)
 printf 'COPY BINARY ceiling (before the runs): %.0f rows/s\n' "$c1"
 
-printf '%-14s %5s %4s %9s %6s %8s %9s %8s %8s\n' format service conc chunks/s ratio "CPU us" "RSS KiB" "write s" "fetch s"
-for fmt in openai:base64 openai:float ollama:auto tei:auto; do
+# tei float keeps /embed (numbers); tei auto probes the OpenAI route at the
+# start of the run and takes it (base64) when it gives the same vectors.
+label_of() {
+	case $1 in
+	tei:float) echo "tei /embed" ;;
+	tei:auto) echo "tei auto" ;;
+	tei:base64) echo "tei openai" ;;
+	openai:*) echo "openai ${1#*:}" ;;
+	*) echo "${1%%:*}" ;;
+	esac
+}
+printf '%-14s %5s %4s %9s %6s %8s %9s %8s %8s  %s\n' format service conc chunks/s ratio "CPU us" \
+	"RSS KiB" "write s" "fetch s" route
+for fmt in $formats; do
 	prov=${fmt%%:*}; enc=${fmt#*:}
-	label=$prov; [ "$prov" = openai ] && label="openai $enc"
-	for lat in 0 50; do
+	label=$(label_of "$fmt")
+	for lat in $latencies; do
 		url=$url0; [ "$lat" = 50 ] && url=$url50
-		for c in 2 8 32; do
+		for c in $concs; do
 			run_one "$prov" "$enc" "$url" "$c"
-			printf '%-14s %3s ms %4s %9s %6.2f %8s %9s %8s %8s\n' "$label" "$lat" "$c" \
-				"$RATE" "$(echo "$RATE / $c1" | bc -l)" "$CPU_US" "$RSS" "$WRITE_S" "$FETCH_S"
+			printf '%-14s %3s ms %4s %9s %6.2f %8s %9s %8s %8s  %s\n' "$label" "$lat" "$c" \
+				"$RATE" "$(echo "$RATE / $c1" | bc -l)" "$CPU_US" "$RSS" "$WRITE_S" \
+				"$FETCH_S" "$ROUTE"
 			echo "$label $lat $c $RATE $CPU_US" >>"$tmp/rows"
 		done
 	done
 done
+[ "${BENCH_WIRE_TABLE_ONLY:-0}" = 1 ] && exit 0
 # The service alone, without a database: what 8 requests of 100 in flight
 # really deliver here (the sandbox service shares the 2 cores).
 for api in openai ollama tei; do
@@ -138,17 +164,18 @@ at() { # label latency conc -> rate
 }
 cap=$(echo "if ($c1 < 16000) $c1 else 16000" | bc -l)
 printf 'target base64, 0 ms, >= 0.7 of the ceiling: %.2f\n' "$(echo "$(best 'openai base64' 0) / $c1" | bc -l)"
-for l in 'openai float' ollama tei; do
+for l in 'openai float' ollama 'tei /embed' 'tei auto'; do
 	printf 'target %s, 0 ms, >= 0.4 of the ceiling: %.2f\n' "$l" "$(echo "$(best "$l" 0) / $c1" | bc -l)"
 done
-for l in 'openai base64' 'openai float' ollama tei; do
+for l in 'openai base64' 'openai float' ollama 'tei /embed' 'tei auto'; do
 	alone=$(awk -v a="${l%% *}" '$1 == a { print $2 }' "$tmp/alone")
 	printf 'target %s, 50 ms, concurrency 8, >= 0.9 of min(16000, ceiling) = %.0f: %s chunks/s (%.2f; %.2f of the service alone)\n' \
 		"$l" "$cap" "$(at "$l" 50 8)" "$(echo "$(at "$l" 50 8) / $cap" | bc -l)" \
 		"$(echo "$(at "$l" 50 8) / ${alone:-1}" | bc -l)"
 done
-printf 'target client CPU, base64 <= 20 us/chunk: %s us; floats <= 40 us/chunk: openai %s, ollama %s, tei %s us\n' \
-	"$(cpu 'openai base64')" "$(cpu 'openai float')" "$(cpu ollama)" "$(cpu tei)"
+printf 'target client CPU, base64 <= 20 us/chunk: openai %s, tei auto %s us; floats <= 40 us/chunk: openai %s, ollama %s, tei %s us\n' \
+	"$(cpu 'openai base64')" "$(cpu 'tei auto')" "$(cpu 'openai float')" "$(cpu ollama)" \
+	"$(cpu 'tei /embed')"
 
 # The plan's estimate against the run it plans (tei, concurrency 8).
 for lat in 0 50; do

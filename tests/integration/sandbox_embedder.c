@@ -1070,6 +1070,123 @@ Test(sandbox_base64, refuse_base64_answers_400_naming_encoding_format_and_serves
 	embedder_stop(&p);
 }
 
+/* /stats: POSTs to one embed path, whatever the answer. */
+static double path_stat(const struct embedder_proc *p, const char *path)
+{
+	struct http_resp r;
+	cJSON *root, *n;
+	double v;
+
+	get(&r, p, "/stats");
+	root = json_of(&r);
+	n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "by_path"), path);
+	cr_assert(cJSON_IsNumber(n), "no by_path count of %s: %s", path, r.body);
+	v = n->valuedouble;
+	cJSON_Delete(root);
+	resp_free(&r);
+	return v;
+}
+
+/* The vector of "a" from /embed as numbers, and from /v1/embeddings as base64. */
+static void both_routes(const struct embedder_proc *p, float *tei, float *oa)
+{
+	struct http_resp r;
+	cJSON *root;
+
+	const char *at;
+	int n = 0;
+
+	post(&r, p, "/embed", "{\"inputs\":[\"a\"]}");
+	cr_assert_eq(r.status, 200);
+	cr_assert(strncmp(r.body, "[[", 2) == 0, "%s", r.body);
+	for (at = r.body + 2; *at != ']' && n < MAX_DIM;) {
+		char *end;
+
+		tei[n++] = strtof(at, &end);
+		cr_assert(end > at, "not a number at %.20s", at);
+		at = *end == ',' ? end + 1 : end;
+	}
+	cr_assert_eq(n, 16);
+	resp_free(&r);
+	openai_as(&r, p, "[\"a\"]", "base64");
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	root = json_of(&r);
+	cr_assert_eq(from_base64(openai_item(root, 0)->valuestring, oa, MAX_DIM), 16);
+	cJSON_Delete(root);
+	resp_free(&r);
+}
+
+Test(sandbox_tei_route, the_openai_route_serves_the_vectors_of_embed)
+{
+	struct embedder_proc p;
+	float tei[MAX_DIM], oa[MAX_DIM];
+
+	START(&p, "--dim", "16");
+	both_routes(&p, tei, oa);
+	cr_assert(memcmp(tei, oa, 16 * sizeof(float)) == 0, "the routes differ");
+	cr_expect_eq(path_stat(&p, "/embed"), 1);
+	cr_expect_eq(path_stat(&p, "/v1/embeddings"), 1);
+	cr_expect_eq(path_stat(&p, "/api/embed"), 0);
+	embedder_stop(&p);
+}
+
+Test(sandbox_tei_route, openai_route_missing_is_a_404_and_embed_still_serves)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+
+	START(&p, "--dim", "16", "--openai-route", "missing");
+	openai_as(&r, &p, "[\"a\"]", "base64");
+	cr_assert_eq(r.status, 404, "%ld %s", r.status, r.body);
+	resp_free(&r);
+	post(&r, &p, "/embed", "{\"inputs\":[\"a\"]}");
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+	cr_expect_eq(path_stat(&p, "/v1/embeddings"), 1, "a POST to a missing route is counted");
+	cr_expect_eq(path_stat(&p, "/embed"), 1);
+	expect_stat(&p, "404", 0);
+	embedder_stop(&p);
+}
+
+/* Another model of the same dimension: the same norm, another direction. */
+Test(sandbox_tei_route, openai_route_other_gives_other_vectors_of_the_same_norm)
+{
+	struct embedder_proc p;
+	float tei[MAX_DIM], oa[MAX_DIM];
+	double a = 0, b = 0, ab = 0;
+
+	START(&p, "--dim", "16", "--openai-route", "other");
+	both_routes(&p, tei, oa);
+	for (int i = 0; i < 16; i++) {
+		a += (double)tei[i] * tei[i];
+		b += (double)oa[i] * oa[i];
+		ab += (double)tei[i] * oa[i];
+	}
+	cr_expect_float_eq(a, b, 1e-6, "norms %g and %g", a, b);
+	cr_expect_lt(ab / sqrt(a * b), 0.9, "cosine %g", ab / sqrt(a * b));
+	embedder_stop(&p);
+}
+
+/* A lower bound on a planted delay, not a speed: /v1/embeddings waits at
+ * least its extra latency, /embed does not wait for it. */
+Test(sandbox_tei_route, openai_latency_delays_the_openai_route_alone)
+{
+	struct embedder_proc p;
+	struct http_resp r;
+	struct timespec t0, t1;
+	double ms;
+
+	START(&p, "--dim", "16", "--openai-latency-ms", "300");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	openai_as(&r, &p, "[\"a\"]", "base64");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	cr_expect_geq(ms, 300.0, "/v1/embeddings answered after %.0f ms", ms);
+	embedder_stop(&p);
+}
+
 Test(sandbox_base64, nan_rate_plants_a_nan_or_an_infinity_in_base64)
 {
 	static float v[MAX_DIM];
@@ -1155,7 +1272,8 @@ Test(sandbox_stats, count_requests_by_status_and_items)
 	get(&r, &p, "/stats");
 	cr_assert_str_eq(r.body, "{\"requests\":5,\"by_status\":{\"200\":3,\"404\":1,\"503\":1},"
 			 "\"items\":6,\"base64_requests\":1,\"computed\":6,\"cached\":0,"
-			 "\"computing\":0,\"max_computing\":1,\"cache_vectors\":0}");
+			 "\"computing\":0,\"max_computing\":1,\"cache_vectors\":0,\"by_path\":"
+			 "{\"/api/embed\":2,\"/v1/embeddings\":1,\"/embed\":2}}");
 	resp_free(&r);
 	post(&r, &p, "/stats/reset", "");
 	cr_assert_eq(r.status, 200);
@@ -1163,7 +1281,8 @@ Test(sandbox_stats, count_requests_by_status_and_items)
 	get(&r, &p, "/stats");
 	cr_assert_str_eq(r.body, "{\"requests\":0,\"by_status\":{},\"items\":0,"
 			 "\"base64_requests\":0,\"computed\":0,\"cached\":0,\"computing\":0,"
-			 "\"max_computing\":0,\"cache_vectors\":0}");
+			 "\"max_computing\":0,\"cache_vectors\":0,\"by_path\":{\"/api/embed\":0,"
+			 "\"/v1/embeddings\":0,\"/embed\":0}}");
 	resp_free(&r);
 	embedder_stop(&p);
 }
@@ -1271,6 +1390,7 @@ Test(sandbox_cli, bad_flags_exit_2_naming_the_flag, .timeout = 60)
 		{"--drop-rate", "nan", NULL}, {"--bogus", NULL}, {"--retry-after", NULL},
 		{"--dim", "768", "--backend", "use-lite", NULL}, {"--zero-rate", "2", NULL},
 		{"--huge-rate", "x", NULL}, {"--ignore-base64", "--refuse-base64", NULL},
+		{"--openai-route", "absent", NULL}, {"--openai-latency-ms", "-1", NULL},
 	};
 	char out[4096];
 
@@ -1291,7 +1411,8 @@ Test(sandbox_cli, help_lists_every_flag)
 		"--wrong-dim-rate", "--nan-rate", "--wrong-count-rate", "--shuffle-rate",
 		"--drop-rate", "--reject-marker", "--api-key-file", "--fail-first", "--fail-status",
 		"--loading-seconds", "--node-modules", "--parent-pid", "--verbose", "--zero-rate",
-		"--huge-rate", "--ignore-base64", "--refuse-base64",
+		"--huge-rate", "--ignore-base64", "--refuse-base64", "--openai-route",
+		"--openai-latency-ms",
 	};
 	const char *const args[] = {"--help", NULL};
 	char out[16384];

@@ -59,6 +59,47 @@ static cJSON *settings_json(const struct app *app)
 	return arr;
 }
 
+static void add_ms(cJSON *o, const char *key, double ms)
+{
+	if (ms >= 0)
+		cJSON_AddNumberToObject(o, key, ms);
+	else
+		cJSON_AddNullToObject(o, key);
+}
+
+/* One object per tei endpoint that answered: the route a run would take. */
+static cJSON *routes_json(const struct doctor *d)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (size_t i = 0; arr && i < d->nroutes; i++) {
+		const struct doctor_route *r = &d->routes[i];
+		bool oa = r->info.route == EF_EMBED_ROUTE_OPENAI;
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "endpoint", r->endpoint);
+		cJSON_AddStringToObject(o, "provider", "tei");
+		cJSON_AddStringToObject(o, "route", oa ? "openai" : "embed");
+		cJSON_AddStringToObject(o, "path", oa ? "/v1/embeddings" : "/embed");
+		cJSON_AddStringToObject(o, "encoding", oa ? "base64" : "float");
+		cJSON_AddStringToObject(o, "reason", r->info.why);
+		cJSON_AddBoolToObject(o, "probed", r->info.probed);
+		if (r->info.status)
+			cJSON_AddNumberToObject(o, "openai_status", (double)r->info.status);
+		else
+			cJSON_AddNullToObject(o, "openai_status");
+		add_ms(o, "embed_ms", r->info.native_ms);
+		add_ms(o, "openai_ms", r->info.openai_ms);
+		if (r->info.cosine >= -1)
+			cJSON_AddNumberToObject(o, "cosine", r->info.cosine);
+		else
+			cJSON_AddNullToObject(o, "cosine");
+		cJSON_AddBoolToObject(o, "failed", r->failed);
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
+}
+
 static void print_json(const struct app *app, const struct doctor *d, int rc)
 {
 	cJSON *root = cJSON_CreateObject();
@@ -66,6 +107,7 @@ static void print_json(const struct app *app, const struct doctor *d, int rc)
 
 	cJSON_AddItemToObject(root, "settings", settings_json(app));
 	cJSON_AddItemToObject(root, "checks", cJSON_Parse(checks ? checks : "[]"));
+	cJSON_AddItemToObject(root, "routes", routes_json(d));
 	cJSON_AddBoolToObject(root, "ok", rc == 0);
 	cJSON_AddNumberToObject(root, "exit_code", rc);
 	text = cJSON_PrintUnformatted(root);

@@ -95,6 +95,36 @@ static void check_encoding(struct app *app, struct doctor *d, const struct ef_em
 			     setting);
 }
 
+/*
+ * A tei endpoint may be driven through its OpenAI route with base64 when
+ * that gives the same vectors as /embed and is not slower; a run decides
+ * the same way at its start, with the same probe.
+ */
+static void check_route(struct doctor *d, const struct ef_embed_config *ec,
+			struct ef_embed_probe *p, size_t i, size_t n)
+{
+	const struct ef_embed_route_info *ri = &p->route;
+	struct doctor_route *dr;
+	char what[48];
+
+	ef_embed_probe_route(ec, i, p);
+	snprintf(what, sizeof(what), n > 1 ? "route of endpoint %zu of %zu" : "route", i + 1, n);
+	if (p->route_failed)
+		ef_check_add(&d->list, EF_CHECK_FAIL, what,
+			     "set EMBED_ENCODING=auto (or float): /embed gives the same vectors, as "
+			     "numbers", "tei: EMBED_ENCODING=base64 needs the OpenAI route "
+			     "/v1/embeddings, which cannot be used (%s)", ri->why);
+	else
+		ef_check_add(&d->list, EF_CHECK_PASS, what, "", "tei: %s (%s)",
+			     ef_embed_route_name(EF_EMBED_TEI, ri->route), ri->why);
+	if (d->nroutes >= EF_EMBED_MAX_ENDPOINTS)
+		return;
+	dr = &d->routes[d->nroutes++];
+	snprintf(dr->endpoint, sizeof(dr->endpoint), "%s", p->endpoint);
+	dr->info = *ri;
+	dr->failed = p->route_failed;
+}
+
 /* The recipe the vectors will be made by, and where each part came from. */
 static void check_recipe(struct app *app, struct doctor *d)
 {
@@ -166,9 +196,14 @@ static void check_service(struct app *app, struct doctor *d)
 	}
 	ec.dim = 0; /* probe: learn the dimension, judge it here */
 	n = ef_embed_endpoint_count(&ec);
-	for (size_t i = 0; i < n; i++)
-		if (check_endpoint(app, d, &ec, i, n, &p) && !good++)
+	for (size_t i = 0; i < n; i++) {
+		if (!check_endpoint(app, d, &ec, i, n, &p))
+			continue;
+		if (ec.provider == EF_EMBED_TEI)
+			check_route(d, &ec, &p, i, n);
+		if (!good++)
 			first = p;
+	}
 	if (!good)
 		return;
 	check_encoding(app, d, &first);

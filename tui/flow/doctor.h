@@ -9,9 +9,17 @@
 #include <stdbool.h>
 
 #include "embfill/check.h"
+#include "embfill/embed.h"
 #include "embfill/schema.h"
 #include "embfill/settings.h"
 #include "tui/app.h"
+
+/* The route a tei endpoint is driven through, as `doctor --json` gives it. */
+struct doctor_route {
+	char endpoint[512];
+	struct ef_embed_route_info info;
+	bool failed;               /* EMBED_ENCODING=base64 and no OpenAI route */
+};
 
 struct doctor {
 	struct ef_checklist list;
@@ -19,6 +27,8 @@ struct doctor {
 	bool service_down;
 	struct ef_schema sc;
 	bool schema_known;
+	struct doctor_route routes[EF_EMBED_MAX_ENDPOINTS];   /* tei endpoints that answered */
+	size_t nroutes;
 };
 
 /* Runs every check, even after one failed, so that one pass shows the
