@@ -102,7 +102,8 @@ static struct keydef keys[EF_K__COUNT] = {
 	KD(INDEX_BUILD_WORKERS, T_INT, 0, 64, NULL,
 	   "parallel workers of a vector index build (max_parallel_maintenance_workers)"),
 	KD(EMBED_ENCODING, T_ENUM, 0, 0, "auto|base64|float",
-	   "how openai sends vectors: auto (base64, else numbers), base64 or float"),
+	   "how vectors travel: auto (base64 from openai, and from tei's OpenAI route when it "
+	   "gives /embed's vectors; else numbers), base64 or float"),
 	KD(BATCH_SIZE, T_INT, 1, 10000, NULL, "chunks per embedding request"),
 	KD(MAX_CHUNK_SIZE, T_INT, 16, 1000000, NULL, "largest chunk, in characters"),
 	KD(CHUNK_OVERLAP, T_INT, 0, 999999, NULL,
