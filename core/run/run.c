@@ -1841,8 +1841,6 @@ static ef_status start_pool(struct engine *e, struct ef_error *err)
 	if (st == EF_OK)
 		st = ef_embed_pool_verify(e->pool, texts, EF_EMBED_PROBE_TEXTS, ref, err);
 	e->ref_stored = ref != NULL;
-	if (st == EF_ERR_EMBED)
-		e->res->diverged = strstr(err->msg, "gives other vectors") != NULL;
 	for (int i = 0; i < EF_EMBED_PROBE_TEXTS; i++)
 		free(owned[i]);
 	free(ref);

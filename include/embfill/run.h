@@ -166,7 +166,6 @@ struct ef_run_result {
 	long long run_total, run_written, run_quarantined; /* the whole run's */
 	struct ef_run_worker workers[EF_RUN_MAX_WORKERS]; /* every worker of the run */
 	int nworkers;
-	bool diverged;           /* an endpoint's vectors differed from the reference */
 	bool stop_asked;         /* `embfill stop` stopped it */
 	char run_command[1024];  /* the command that started the run (redacted), and */
 	char run_note[256];      /* its note: what a worker that joined records */
