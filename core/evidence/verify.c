@@ -311,9 +311,11 @@ static char *examples_sql(const struct ef_sqlvars *v, const struct ef_verify_rep
 	bool any = false, more = false;
 
 	*top = false;
+	/* the model and dimension are named even when no branch reads them,
+	 * so that their parameters have a type */
 	ef_strbuf_add(&b, "SELECT what, name, ex, note, n FROM (SELECT NULL::text AS what,"
 			  " NULL::text AS name, NULL::text AS ex, NULL::text AS note, 0::bigint AS n"
-			  " WHERE false");
+			  " WHERE false AND $1::text IS NULL AND $2::int IS NULL");
 	for (int k = 0; k < NKINDS; k++) {
 		const struct kind_sql *ks = &kind_sql[k];
 
