@@ -30,31 +30,30 @@
 
 /* r: one row per combination of the chunk's states, each computed once
  * per chunk (the content's hash among them: a FILTER per count would hash
- * every chunk once for each count it appears in); ch adds them up per
- * collection, mo per (model, dimension) of the vectors. */
+ * every chunk once for each count it appears in) and packed into one
+ * integer, the cheapest key to group by; ch adds them up per collection,
+ * and models_sql per (model, dimension) of the vectors.  The bits: 1 a
+ * vector, 2 stale by model, 4 by dimension, 8 by content, 16 no model on
+ * record, 32 stale by recipe, 64 no recipe on record; 46 is stale at all. */
 static const char status_sql[] =
 	"WITH r AS ("
 	" SELECT {cname}::text AS collection, {rmodel} AS model, {rdim} AS dim,"
-	"  {e}.{vec} IS NOT NULL AS vec, {e}.{vec} IS NOT NULL AND ({stale_model}) AS sm,"
-	"  {e}.{vec} IS NOT NULL AND ({stale_dim}) AS sd,"
-	"  {e}.{vec} IS NOT NULL AND ({stale_content}) AS sc,"
-	"  {e}.{vec} IS NOT NULL AND ({unrecorded}) AS un,"
-	"  {e}.{vec} IS NOT NULL AND ({stale_recipe}) AS sr,"
-	"  {e}.{vec} IS NOT NULL AND ({recipe_unknown}) AS ru, count(*) AS n"
-	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10),"
+	"  CASE WHEN {e}.{vec} IS NULL THEN 0 ELSE 1 + ({stale_model})::int * 2"
+	"   + ({stale_dim})::int * 4 + ({stale_content})::int * 8 + ({unrecorded})::int * 16"
+	"   + ({stale_recipe})::int * 32 + ({recipe_unknown})::int * 64 END AS f, count(*) AS n"
+	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere} GROUP BY 1, 2, 3, 4),"
 	"ch AS ("
 	" SELECT collection, sum(n)::bigint AS chunks,"
-	"  coalesce(sum(n) FILTER (WHERE vec), 0)::bigint AS embedded,"
-	"  coalesce(sum(n) FILTER (WHERE sm), 0)::bigint AS stale_model,"
-	"  coalesce(sum(n) FILTER (WHERE sd), 0)::bigint AS stale_dim,"
-	"  coalesce(sum(n) FILTER (WHERE sc), 0)::bigint AS stale_content,"
-	"  coalesce(sum(n) FILTER (WHERE sm OR sd OR sc OR sr), 0)::bigint AS stale,"
-	"  coalesce(sum(n) FILTER (WHERE un), 0)::bigint AS unrecorded,"
-	"  coalesce(sum(n) FILTER (WHERE sr), 0)::bigint AS stale_recipe,"
-	"  coalesce(sum(n) FILTER (WHERE ru AND NOT (sm OR sd OR sc OR sr)), 0)::bigint"
-	"   AS recipe_unknown"
+	"  coalesce(sum(n) FILTER (WHERE f & 1 <> 0), 0)::bigint AS embedded,"
+	"  coalesce(sum(n) FILTER (WHERE f & 2 <> 0), 0)::bigint AS stale_model,"
+	"  coalesce(sum(n) FILTER (WHERE f & 4 <> 0), 0)::bigint AS stale_dim,"
+	"  coalesce(sum(n) FILTER (WHERE f & 8 <> 0), 0)::bigint AS stale_content,"
+	"  coalesce(sum(n) FILTER (WHERE f & 46 <> 0), 0)::bigint AS stale,"
+	"  coalesce(sum(n) FILTER (WHERE f & 16 <> 0), 0)::bigint AS unrecorded,"
+	"  coalesce(sum(n) FILTER (WHERE f & 32 <> 0), 0)::bigint AS stale_recipe,"
+	"  coalesce(sum(n) FILTER (WHERE f & 64 <> 0 AND f & 46 = 0), 0)::bigint AS recipe_unknown"
 	" FROM r GROUP BY 1),"
-	"em AS ({em_sql}),"
+"em AS ({em_sql}),"
 	"q AS ({q_sql})"
 	" SELECT coalesce(ch.collection, em.collection),"
 	"  coalesce(ch.chunks, 0), coalesce(ch.embedded, 0),"
@@ -74,7 +73,7 @@ static const char status_sql[] =
 static const char models_sql[] =
 	"UNION ALL SELECT collection, sum(n)::bigint, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
 	"  true, model, dim"
-	" FROM r WHERE vec AND NOT un GROUP BY collection, model, dim";
+	" FROM r WHERE f & 17 = 1 GROUP BY collection, model, dim";
 
 /* Embedding rows seen from their side: an orphan has no chunk of its key,
  * a cross-tenant row has one only under another collection.  Asked as
