@@ -174,6 +174,11 @@ ef_status ef_db_snapshot_begin(ef_db *db, bool *began, struct ef_error *err)
 	return EF_OK;
 }
 
+ef_status ef_db_snapshot_merge_joins(ef_db *db, bool began, struct ef_error *err)
+{
+	return began ? ef_db_exec(db, "SET LOCAL enable_hashjoin = off", err) : EF_OK;
+}
+
 void ef_db_snapshot_end(ef_db *db, bool began)
 {
 	struct ef_error ignored;

@@ -47,6 +47,16 @@ char *ef_db_quote_literal(ef_db *db, const char *value, struct ef_error *err);
 ef_status ef_db_snapshot_begin(ef_db *db, bool *began, struct ef_error *err);
 void ef_db_snapshot_end(ef_db *db, bool began);
 
+/*
+ * Within a snapshot ef_db_snapshot_begin() began: no hash joins, for a pass
+ * that joins every chunk to its embedding row.  A merge join over the two
+ * key indexes reads each table once in key order in constant memory; a
+ * hash join chosen on statistics older than the last backfill (autovacuum
+ * analyzes the table a minute or two after it) took the embedding table
+ * for small and spilled it to disk in a hundred batches.
+ */
+ef_status ef_db_snapshot_merge_joins(ef_db *db, bool began, struct ef_error *err);
+
 /* The SQLSTATE of a result, or "" */
 const char *ef_db_sqlstate(const PGresult *res);
 

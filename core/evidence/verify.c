@@ -600,7 +600,7 @@ static ef_status quarantined_any(ef_db *db, const struct ef_config *cfg, const c
 
 /* The counts, then the examples of what they found. */
 static ef_status statements(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
-			    struct ef_verify_report *out, struct ef_error *err)
+			    bool began, struct ef_verify_report *out, struct ef_error *err)
 {
 	char dim[16], top_dim[16] = "";
 	char *top_model = NULL, *sql = NULL;
@@ -612,6 +612,10 @@ static ef_status statements(ef_db *db, const struct ef_config *cfg, const struct
 
 	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
 	if (sc->tool_schema && quarantined_any(db, cfg, out->collection, &qany, err) != EF_OK)
+		return err->status;
+	/* the quarantine's key is an expression no index has: its few rows
+	 * are best hashed */
+	if (!qany && ef_db_snapshot_merge_joins(db, began, err) != EF_OK)
 		return err->status;
 	if (!set_vars(&v, db, cfg, sc, qany, err)) {
 		st = err->status;
@@ -663,7 +667,7 @@ static ef_status run_query(ef_db *db, const struct ef_config *cfg, const struct 
 
 	if (ef_db_snapshot_begin(db, &began, err) != EF_OK)
 		return err->status;
-	st = statements(db, cfg, sc, out, err);
+	st = statements(db, cfg, sc, began, out, err);
 	ef_db_snapshot_end(db, began);
 	return st;
 }
