@@ -176,7 +176,8 @@ ef_status ef_db_snapshot_begin(ef_db *db, bool *began, struct ef_error *err)
 
 ef_status ef_db_snapshot_merge_joins(ef_db *db, bool began, struct ef_error *err)
 {
-	return began ? ef_db_exec(db, "SET LOCAL enable_hashjoin = off", err) : EF_OK;
+	return began ? ef_db_exec(db, "SET LOCAL enable_hashjoin = off;"
+				      " SET LOCAL enable_nestloop = off", err) : EF_OK;
 }
 
 void ef_db_snapshot_end(ef_db *db, bool began)

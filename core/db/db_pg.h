@@ -48,12 +48,14 @@ ef_status ef_db_snapshot_begin(ef_db *db, bool *began, struct ef_error *err);
 void ef_db_snapshot_end(ef_db *db, bool began);
 
 /*
- * Within a snapshot ef_db_snapshot_begin() began: no hash joins, for a pass
- * that joins every chunk to its embedding row.  A merge join over the two
- * key indexes reads each table once in key order in constant memory; a
- * hash join chosen on statistics older than the last backfill (autovacuum
- * analyzes the table a minute or two after it) took the embedding table
- * for small and spilled it to disk in a hundred batches.
+ * Within a snapshot ef_db_snapshot_begin() began: merge joins only, for a
+ * pass that joins every chunk to its embedding row by their key indexes.
+ * A merge join reads each table once in key order in constant memory,
+ * whatever the statistics say; right after a backfill they are older than
+ * the table (autovacuum analyzes it a minute or two later), and the plans
+ * chosen on them were a hash join that spilled the full embedding table to
+ * disk in 128 batches, or a nested loop scanning the table it took for
+ * empty once per chunk.
  */
 ef_status ef_db_snapshot_merge_joins(ef_db *db, bool began, struct ef_error *err);
 

@@ -235,7 +235,8 @@ static ef_status count(ef_session *s, const struct ef_view *v, const char *colle
 		return err->status;
 	}
 	res = NULL;
-	if (ef_db_snapshot_merge_joins(ef_session_db(s), began, err) == EF_OK)
+	if (!ef_collsql_merge_pass(&v->cfg->map, v->sc, false) ||
+	    ef_db_snapshot_merge_joins(ef_session_db(s), began, err) == EF_OK)
 		res = ef_db_query(ef_session_db(s), sql, collection ? 3 : 2, params,
 				  PGRES_TUPLES_OK, err);
 	ef_db_snapshot_end(ef_session_db(s), began);

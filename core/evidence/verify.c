@@ -613,9 +613,8 @@ static ef_status statements(ef_db *db, const struct ef_config *cfg, const struct
 	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
 	if (sc->tool_schema && quarantined_any(db, cfg, out->collection, &qany, err) != EF_OK)
 		return err->status;
-	/* the quarantine's key is an expression no index has: its few rows
-	 * are best hashed */
-	if (!qany && ef_db_snapshot_merge_joins(db, began, err) != EF_OK)
+	if (ef_collsql_merge_pass(&cfg->map, sc, qany) &&
+	    ef_db_snapshot_merge_joins(db, began, err) != EF_OK)
 		return err->status;
 	if (!set_vars(&v, db, cfg, sc, qany, err)) {
 		st = err->status;
