@@ -13,10 +13,11 @@
  *   ('kind', kind, count)             one per discrepancy kind found
  *   ('model', model, count, dim)      (model, dim) pairs of the vectors
  *   ('top', model, 0, dim)            the most common pair
- * The second runs only when something was found: per kind found, its
- * lowest five keys (ORDER BY key LIMIT 5, which needs no sort of every
- * hit), the quarantine reasons, and the embedding rows' own kinds ranked
- * among their hits.  A clean collection costs one pass, whatever its size.
+ * The second runs only when something was found: the lowest five keys
+ * of each kind found, the kinds with few chunks ranked together in one
+ * pass, each with many by ORDER BY key LIMIT 5 (which sorts nothing, and
+ * stops early when its hits are dense); the quarantine reasons; and the
+ * embedding rows' own kinds ranked among their hits.  A clean collection costs one pass, whatever its size.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,12 +323,19 @@ static bool set_vars(struct ef_sqlvars *v, ef_db *db, const struct ef_config *cf
 	return ok;
 }
 
+/* A kind with at most this many chunks is illustrated by ranking them
+ * all, with every other such kind, in one pass; a kind with more takes
+ * its lowest keys with ORDER BY key LIMIT 5 (found at once when its hits
+ * are dense, a pass of its own otherwise), which sorts nothing. */
+#define RANK_ALL_MAX 50000
+
 /* The second statement: the examples of each kind found (and the
  * quarantine reasons), or NULL when there is nothing to illustrate. */
 static char *examples_sql(const struct ef_sqlvars *v, const struct ef_verify_report *r,
 			  bool *top)
 {
-	struct ef_strbuf b = EF_STRBUF_INIT;
+	struct ef_strbuf b = EF_STRBUF_INIT, few = EF_STRBUF_INIT, any_hit = EF_STRBUF_INIT;
+	const char *tjoin = " CROSS JOIN (SELECT $4::text AS model, $5::int AS dim) t";
 	bool any = false, more = false;
 
 	*top = false;
@@ -342,19 +350,34 @@ static char *examples_sql(const struct ef_sqlvars *v, const struct ef_verify_rep
 		if (r->issues[k].count == 0)
 			continue;
 		any = true;
+		*top |= k == K_MIXED;
 		if (!ks->hit) {
 			more = true;
-			continue;
+		} else if (!ks->quarantine && r->issues[k].count <= RANK_ALL_MAX) {
+			ef_strbuf_addf(&few, "%s('%s', %s, %s)", few.len ? ", " : "", kinds[k].kind,
+				       ks->hit, ks->note);
+			ef_strbuf_addf(&any_hit, "%s(%s)", any_hit.len ? " OR " : "", ks->hit);
+		} else {
+			ef_strbuf_addf(&b, " UNION ALL SELECT 'example', '%s', s.id, s.note,"
+				       " row_number() OVER (ORDER BY s.k1, s.k2) FROM (SELECT h.id,"
+				       " %s AS note, h.k1, h.k2 FROM (%s) h%s WHERE %s ORDER BY h.k1, h.k2"
+				       " LIMIT %d) s", kinds[k].kind, ks->note,
+				       ef_sqlvars_get(v, ks->quarantine ? "rows_q" : "rows"),
+				       k == K_MIXED ? tjoin : "", ks->hit, EF_VERIFY_EXAMPLES);
 		}
-		*top |= k == K_MIXED;
-		ef_strbuf_addf(&b, " UNION ALL SELECT 'example', '%s', s.id, s.note,"
-			       " row_number() OVER (ORDER BY s.k1, s.k2) FROM (SELECT h.id, %s AS note,"
-			       " h.k1, h.k2 FROM (%s) h%s WHERE %s ORDER BY h.k1, h.k2 LIMIT %d) s",
-			       kinds[k].kind, ks->note,
-			       ef_sqlvars_get(v, ks->quarantine ? "rows_q" : "rows"),
-			       k == K_MIXED ? " CROSS JOIN (SELECT $4::text AS model, $5::int AS dim) t"
-					    : "", ks->hit, EF_VERIFY_EXAMPLES);
 	}
+	/* the chunks that hit any of them first, so that only those are told
+	 * apart by kind and described */
+	if (few.len)
+		ef_strbuf_addf(&b, " UNION ALL SELECT 'example', y.kind, y.id, y.note, y.rn FROM"
+			       " (SELECT v.kind, h.id, v.note, row_number() OVER (PARTITION BY v.kind"
+			       " ORDER BY h.k1, h.k2) AS rn FROM (SELECT h.* FROM (%s) h%s WHERE %s"
+			       " OFFSET 0) h%s CROSS JOIN LATERAL (VALUES %s) v(kind, hit, note)"
+			       " WHERE v.hit) y WHERE y.rn <= %d",
+			       ef_sqlvars_get(v, "rows"), *top ? tjoin : "", ef_strbuf_str(&any_hit),
+			       *top ? tjoin : "", ef_strbuf_str(&few), EF_VERIFY_EXAMPLES);
+	ef_strbuf_free(&few);
+	ef_strbuf_free(&any_hit);
 	if (more)
 		ef_strbuf_addf(&b, " UNION ALL SELECT 'example', y.kind, y.id, y.note, y.rn FROM"
 			       " (SELECT x.*, row_number() OVER (PARTITION BY x.kind ORDER BY x.k1, x.k2)"

@@ -405,6 +405,36 @@ static void several_kinds(enum backend b)
 	fx_free(&f);
 }
 
+/* A kind with more chunks than are ranked together (60,000 without a row)
+ * takes its lowest keys by ORDER BY key LIMIT 5, beside a kind with one
+ * chunk ranked in the pass over the few. */
+static void many_and_few(enum backend b)
+{
+	struct fx f;
+	int rc;
+	cJSON *o;
+
+	fresh_fixture(&f, b);
+	fx_sql(&f, "INSERT INTO @S.document_chunks (id, document_id, collection, chunk_index,"
+		   " content) SELECT g, 1, 'acme', g, 'acme chunk ' || g"
+		   " FROM generate_series(100000, 159999) g;"
+		   "UPDATE @S.document_chunks SET content = 'changed' WHERE id = 4");
+	o = verify_json(&f, "acme", NULL, &rc);
+	cr_expect_eq(rc, 1);
+	expect_issue(o, "missing_row", 60000, false, 100000, "no embedding row");
+	expect_examples(o, "missing_row",
+			(const long long[]){ 100000, 100001, 100002, 100003, 100004 }, 5);
+	expect_issue(o, "stale_content", 1, false, 4, "chunk changed");
+	cr_expect_eq(nissues(o), 2, "%s", cJSON_PrintUnformatted(o));
+	cJSON_Delete(o);
+	fx_free(&f);
+}
+
+Test(pg_verify, a_kind_of_many_chunks_takes_its_lowest_keys, .timeout = 60)
+{
+	many_and_few(BACKEND_PG);
+}
+
 Test(pg_verify, several_kinds_each_with_its_lowest_examples) { several_kinds(BACKEND_PG); }
 Test(pglite_verify, several_kinds_each_with_its_lowest_examples)
 {
