@@ -48,6 +48,12 @@ int ef_collsql_fixed_dim(const struct ef_schema *sc)
 	return sc->dim > 0 && !sc->mixed_dims && declared ? sc->dim : 0;
 }
 
+bool ef_collsql_merge_pass(const struct ef_mapping *m, const struct ef_schema *sc, bool quarantine)
+{
+	return m->layout == EF_LAYOUT_SEPARATE && m->coll_mode == EF_COLL_COLUMN &&
+	       !sc->bookkeeping && !quarantine;
+}
+
 /* "$n" into buf, or "NULL" when the parameter is not bound. */
 static const char *param(char *buf, size_t n, int num, const char *cast)
 {

@@ -89,6 +89,14 @@ bool ef_collsql_vars(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m
 bool ef_collsql_quote(struct ef_sqlvars *v, ef_db *db, const struct ef_mapping *m,
 		      struct ef_error *err);
 
+/* Whether a pass over a collection's chunks is best made by merge joins
+ * only (ef_db_snapshot_merge_joins): chunks and embedding rows in tables of
+ * their own, matched by key and collection column, with nothing else to
+ * join but the chunks (no lookup table, no bookkeeping rows, no
+ * quarantine: their few rows or keys without an index are best hashed). */
+bool ef_collsql_merge_pass(const struct ef_mapping *m, const struct ef_schema *sc, bool quarantine);
+
+
 /* The dimension the schema declares for every vector (vector(N) or a
  * validated CHECK), or 0 when only the vectors themselves can tell. */
 int ef_collsql_fixed_dim(const struct ef_schema *sc);

@@ -157,6 +157,37 @@ ef_status ef_db_exec(ef_db *db, const char *sql, struct ef_error *err)
 	return EF_OK;
 }
 
+ef_status ef_db_snapshot_begin(ef_db *db, bool *began, struct ef_error *err)
+{
+	struct ef_error ignored;
+
+	*began = false;
+	if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		return EF_OK;
+	if (ef_db_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) != EF_OK)
+		return err->status;
+	*began = true;
+	/* a server without the setting (or refusing it) reads without the change */
+	if (ef_db_exec(db, "SAVEPOINT nojit; SET LOCAL jit = off; RELEASE SAVEPOINT nojit",
+		       &ignored) != EF_OK)
+		ef_db_exec(db, "ROLLBACK TO SAVEPOINT nojit", &ignored);
+	return EF_OK;
+}
+
+ef_status ef_db_snapshot_merge_joins(ef_db *db, bool began, struct ef_error *err)
+{
+	return began ? ef_db_exec(db, "SET LOCAL enable_hashjoin = off;"
+				      " SET LOCAL enable_nestloop = off", err) : EF_OK;
+}
+
+void ef_db_snapshot_end(ef_db *db, bool began)
+{
+	struct ef_error ignored;
+
+	if (began)
+		ef_db_exec(db, "ROLLBACK", &ignored);
+}
+
 char *ef_db_quote_part(ef_db *db, const char *name, struct ef_error *err)
 {
 	char *q = PQescapeIdentifier(db->conn, name, strlen(name));

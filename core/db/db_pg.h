@@ -36,6 +36,29 @@ char *ef_db_quote_part(ef_db *db, const char *name, struct ef_error *err);
  * fragment); caller frees. */
 char *ef_db_quote_literal(ef_db *db, const char *value, struct ef_error *err);
 
+/*
+ * A read-only snapshot for the statements of one report (counts, then the
+ * examples of what they found): REPEATABLE READ, so that every statement
+ * sees the same moment, and without JIT, whose compilation of these
+ * one-pass statements costs seconds and saves less.  When the connection
+ * is already inside a transaction it is left as it is (*began false).
+ * ef_db_snapshot_end() rolls back what ef_db_snapshot_begin() began.
+ */
+ef_status ef_db_snapshot_begin(ef_db *db, bool *began, struct ef_error *err);
+void ef_db_snapshot_end(ef_db *db, bool began);
+
+/*
+ * Within a snapshot ef_db_snapshot_begin() began: merge joins only, for a
+ * pass that joins every chunk to its embedding row by their key indexes.
+ * A merge join reads each table once in key order in constant memory,
+ * whatever the statistics say; right after a backfill they are older than
+ * the table (autovacuum analyzes it a minute or two later), and the plans
+ * chosen on them were a hash join that spilled the full embedding table to
+ * disk in 128 batches, or a nested loop scanning the table it took for
+ * empty once per chunk.
+ */
+ef_status ef_db_snapshot_merge_joins(ef_db *db, bool began, struct ef_error *err);
+
 /* The SQLSTATE of a result, or "" */
 const char *ef_db_sqlstate(const PGresult *res);
 

@@ -28,20 +28,32 @@
 #include "embfill/scan.h"
 #include "embfill/session.h"
 
+/* r: one row per combination of the chunk's states, each computed once
+ * per chunk (the content's hash among them: a FILTER per count would hash
+ * every chunk once for each count it appears in) and packed into one
+ * integer, the cheapest key to group by; ch adds them up per collection,
+ * and models_sql per (model, dimension) of the vectors.  The bits: 1 a
+ * vector, 2 stale by model, 4 by dimension, 8 by content, 16 no model on
+ * record, 32 stale by recipe, 64 no recipe on record; 46 is stale at all. */
 static const char status_sql[] =
-	"WITH ch AS ("
-	" SELECT {cname}::text AS collection, count(*) AS chunks,"
-	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL) AS embedded,"
-	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_model})) AS stale_model,"
-	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_dim})) AS stale_dim,"
-	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_content})) AS stale_content,"
-	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_any})) AS stale,"
-	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({unrecorded})) AS unrecorded,"
-	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({stale_recipe})) AS stale_recipe,"
-	"  count(*) FILTER (WHERE {e}.{vec} IS NOT NULL AND ({recipe_unknown})"
-	"   AND NOT ({stale_any})) AS recipe_unknown"
-	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere} GROUP BY 1),"
-	"em AS ({em_sql}),"
+	"WITH r AS ("
+	" SELECT {cname}::text AS collection, {rmodel} AS model, {rdim} AS dim,"
+	"  CASE WHEN {e}.{vec} IS NULL THEN 0 ELSE 1 + ({stale_model})::int * 2"
+	"   + ({stale_dim})::int * 4 + ({stale_content})::int * 8 + ({unrecorded})::int * 16"
+	"   + ({stale_recipe})::int * 32 + ({recipe_unknown})::int * 64 END AS f, count(*) AS n"
+	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {cwhere} GROUP BY 1, 2, 3, 4),"
+	"ch AS ("
+	" SELECT collection, sum(n)::bigint AS chunks,"
+	"  coalesce(sum(n) FILTER (WHERE f & 1 <> 0), 0)::bigint AS embedded,"
+	"  coalesce(sum(n) FILTER (WHERE f & 2 <> 0), 0)::bigint AS stale_model,"
+	"  coalesce(sum(n) FILTER (WHERE f & 4 <> 0), 0)::bigint AS stale_dim,"
+	"  coalesce(sum(n) FILTER (WHERE f & 8 <> 0), 0)::bigint AS stale_content,"
+	"  coalesce(sum(n) FILTER (WHERE f & 46 <> 0), 0)::bigint AS stale,"
+	"  coalesce(sum(n) FILTER (WHERE f & 16 <> 0), 0)::bigint AS unrecorded,"
+	"  coalesce(sum(n) FILTER (WHERE f & 32 <> 0), 0)::bigint AS stale_recipe,"
+	"  coalesce(sum(n) FILTER (WHERE f & 64 <> 0 AND f & 46 = 0), 0)::bigint AS recipe_unknown"
+	" FROM r GROUP BY 1),"
+"em AS ({em_sql}),"
 	"q AS ({q_sql})"
 	" SELECT coalesce(ch.collection, em.collection),"
 	"  coalesce(ch.chunks, 0), coalesce(ch.embedded, 0),"
@@ -49,10 +61,19 @@ static const char status_sql[] =
 	"  coalesce(ch.stale, 0), coalesce(ch.stale_model, 0), coalesce(ch.stale_dim, 0),"
 	"  coalesce(ch.stale_content, 0), coalesce(em.orphans, 0),"
 	"  coalesce(em.cross_tenant, 0), coalesce(q.quarantined, 0), coalesce(ch.unrecorded, 0),"
-	"  coalesce(ch.stale_recipe, 0), coalesce(ch.recipe_unknown, 0)"
+	"  coalesce(ch.stale_recipe, 0), coalesce(ch.recipe_unknown, 0),"
+	"  false AS is_model, NULL::text AS model, NULL::int AS dim"
 	" FROM ch FULL JOIN em ON em.collection = ch.collection"
 	" LEFT JOIN q ON q.collection = coalesce(ch.collection, em.collection)"
-	" ORDER BY 1";
+	" {models_sql}"
+	" ORDER BY 1, 15, 2 DESC, 16, 17";
+
+/* The (model, dimension) pairs of one collection's vectors, as verify
+ * lists them (vectors of no recorded model apart), most vectors first. */
+static const char models_sql[] =
+	"UNION ALL SELECT collection, sum(n)::bigint, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+	"  true, model, dim"
+	" FROM r WHERE f & 17 = 1 GROUP BY collection, model, dim";
 
 /* Embedding rows seen from their side: an orphan has no chunk of its key,
  * a cross-tenant row has one only under another collection.  Asked as
@@ -90,7 +111,12 @@ static char *build_status_sql(ef_db *db, const struct ef_config *cfg,
 	      * two anti-joins over every embedding row spared */
 	     ef_sqlvars_frag(&v, "em_sql", separate && !sc->isolation_fk_valid ? em_separate
 									  : em_none) &&
-	     ef_sqlvars_frag(&v, "q_sql", sc->tool_schema ? q_tool : q_none);
+	     ef_sqlvars_frag(&v, "q_sql", sc->tool_schema ? q_tool : q_none) &&
+	     /* grouped by model only for one collection, whose pairs are listed */
+	     ef_sqlvars_frag(&v, "rmodel", one ? "{fmodel}" : "NULL::text") &&
+	     ef_sqlvars_frag(&v, "rdim", one ? "CASE WHEN {e}.{vec} IS NOT NULL THEN {vdims}::int END"
+					  : "NULL::int") &&
+	     ef_sqlvars_frag(&v, "models_sql", one ? models_sql : "");
 	if (ok)
 		sql = ef_sqlvars_expand(&v, status_sql);
 	if (!sql && err->status == EF_OK)
@@ -104,11 +130,23 @@ static ef_status fill_report(PGresult *res, struct ef_status_report *out, struct
 	int n = PQntuples(res);
 
 	out->rows = calloc((size_t)n + 1, sizeof(*out->rows));
-	if (!out->rows)
+	out->models = calloc((size_t)n + 1, sizeof(*out->models));
+	if (!out->rows || !out->models)
 		return ef_error_oom(err, NULL);
 	for (int i = 0; i < n; i++) {
-		struct ef_counts *c = &out->rows[i];
+		struct ef_counts *c = &out->rows[out->n];
 
+		if (strcmp(PQgetvalue(res, i, 14), "t") == 0) {
+			struct ef_scan_model *m = &out->models[out->nmodels];
+
+			m->model = PQgetisnull(res, i, 15) ? NULL : strdup(PQgetvalue(res, i, 15));
+			if (!PQgetisnull(res, i, 15) && !m->model)
+				return ef_error_oom(err, NULL);
+			m->dim = (int)ef_db_ll(res, i, 16);
+			m->count = ef_db_ll(res, i, 1);
+			out->nmodels++;
+			continue;
+		}
 		c->collection = strdup(PQgetvalue(res, i, 0));
 		if (!c->collection)
 			return ef_error_oom(err, NULL);
@@ -185,13 +223,23 @@ static ef_status count(ef_session *s, const struct ef_view *v, const char *colle
 	char *sql;
 	PGresult *res;
 	ef_status st;
+	bool began;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(dim, sizeof(dim), "%d", v->cfg->embed_dim);
 	sql = build_status_sql(ef_session_db(s), v->cfg, v->sc, collection != NULL, err);
 	if (!sql)
 		return err->status;
-	res = ef_db_query(ef_session_db(s), sql, collection ? 3 : 2, params, PGRES_TUPLES_OK, err);
+	if (ef_db_snapshot_begin(ef_session_db(s), &began, err) != EF_OK) {
+		free(sql);
+		return err->status;
+	}
+	res = NULL;
+	if (!ef_collsql_merge_pass(&v->cfg->map, v->sc, false) ||
+	    ef_db_snapshot_merge_joins(ef_session_db(s), began, err) == EF_OK)
+		res = ef_db_query(ef_session_db(s), sql, collection ? 3 : 2, params,
+				  PGRES_TUPLES_OK, err);
+	ef_db_snapshot_end(ef_session_db(s), began);
 	free(sql);
 	if (!res)
 		return err->status;
@@ -253,9 +301,13 @@ void ef_status_report_free(struct ef_status_report *r)
 {
 	for (size_t i = 0; i < r->n; i++)
 		free(r->rows[i].collection);
+	for (size_t i = 0; i < r->nmodels; i++)
+		free(r->models[i].model);
 	free(r->rows);
+	free(r->models);
 	r->rows = NULL;
-	r->n = 0;
+	r->models = NULL;
+	r->n = r->nmodels = 0;
 }
 
 char **ef_scan_collection_names(ef_session *s, struct ef_error *err)

@@ -2,21 +2,22 @@
  * verify.c - one collection's vectors against its chunks, every
  * discrepancy counted and explained.
  *
- * Everything comes from one statement, so the counts, the examples and the
- * model list describe one snapshot: separate queries under READ COMMITTED
- * could each see a different moment of a backfill running next door, and
- * the report would not add up.  The statement makes one pass over the
- * collection's chunks (f/g/h: one row per chunk with its state), turns each
- * row into the discrepancy kinds it belongs to (hits), adds the embedding
- * rows seen from the other side (orphans, cross-tenant in both
- * directions), and returns typed rows:
- *   ('chunks'|'embedded'|'fresh'|'vectors', NULL, n)   totals
- *   ('kind', kind, count)                              one per kind found
- *   ('example', kind, 0, note, NULL, key)              the lowest 5 keys
- *   ('model', model, count, NULL, dim)                 (model, dim) pairs
- *   ('reason', reason, count)                          quarantine reasons
- * Examples are ranked with row_number() rather than array_agg(), so memory
- * stays bounded by five ids per kind whatever the collection's size.
+ * Two statements in one read-only REPEATABLE READ snapshot, so that the
+ * counts, the examples and the model list describe one moment even while
+ * a backfill runs next door.  The first makes one pass over the
+ * collection's chunks: each chunk's states (f: no row, NULL vector, stale
+ * by model, content, dimension, recipe, quarantined...) are grouped, so
+ * that each is computed once per chunk (the content's hash among them)
+ * and only their few combinations are added up; it returns typed rows:
+ *   ('chunks'|'embedded'|'fresh'|'vectors'|'recipe_unknown', NULL, n)
+ *   ('kind', kind, count)             one per discrepancy kind found
+ *   ('model', model, count, dim)      (model, dim) pairs of the vectors
+ *   ('top', model, 0, dim)            the most common pair
+ * The second runs only when something was found: the lowest five keys
+ * of each kind found, the kinds with few chunks ranked together in one
+ * pass, each with many by ORDER BY key LIMIT 5 (which sorts nothing, and
+ * stops early when its hits are dense); the quarantine reasons; and the
+ * embedding rows' own kinds ranked among their hits.  A clean collection costs one pass, whatever its size.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,65 +87,99 @@ static const struct kind {
 		     "from a service" },
 };
 
-static const char verify_sql[] =
-	"WITH f AS ("
-	" SELECT {ckeyd} AS id, {ckey1} AS k1, {ckey2} AS k2, {no_row} AS no_row,"
-	"  {e}.{vec} IS NULL AS vec_null,"
-	"  {e}.{vec} IS NOT NULL AND ({stale_model}) AND NOT ({unrecorded}) AS s_model,"
-	"  {e}.{vec} IS NOT NULL AND ({unrecorded}) AS unrec,"
-	"  {e}.{vec} IS NOT NULL AND ({stale_dim}) AS s_dim,"
-	"  {e}.{vec} IS NOT NULL AND NOT ({unrecorded}) AND ({stale_content}) AS s_content,"
-	"  {e}.{vec} IS NOT NULL AND NOT ({unrecorded}) AND ({stale_recipe}) AS s_recipe,"
-	"  {e}.{vec} IS NOT NULL AND ({recipe_unknown}) AS r_unknown, {recipe_note} AS recipe,"
-	"  {e}.{vec} IS NOT NULL AND ({zero}) AS zero,"
-	"  {fmodel} AS model, {vdims}::int AS dim, date_trunc('second', {fat})::text AS at,"
-	"  q.collection IS NOT NULL AS quar,"
-	"  left(" EF_SQL_ONELINE("q.reason::text") ", 200) AS reason,"
-	"  q.content_sha256 IS NULL"
-	"   OR q.content_sha256 = {chashb} AS q_same"
-	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {qjoin} {cwhere}),"
-	"g AS (SELECT f.*, vec_null OR s_model OR unrec OR s_dim OR s_content OR s_recipe"
-	"  AS unfresh FROM f),"
+/* Each kind over a chunk's states (h: f's columns, plus unfresh and
+ * expl), in both statements; t is the most common (model, dim) pair. */
+static const struct kind_sql {
+	const char *hit, *note;
+	bool quarantine;        /* only quarantined chunks can hit */
+} kind_sql[NKINDS] = {
+	[K_MISSING_ROW] = { "h.no_row AND NOT h.expl", "NULL::text", false },
+	[K_NULL_VECTOR] = { "h.vec_null AND NOT h.no_row AND NOT h.expl", "NULL", false },
+	[K_STALE_CONTENT] = { "h.s_content AND NOT h.expl", "h.at", false },
+	[K_STALE_MODEL] = { "h.s_model AND NOT h.expl", "coalesce(h.model, '(none)')", false },
+	[K_UNRECORDED] = { "h.unrec AND NOT h.expl", "NULL", false },
+	[K_STALE_DIM] = { "h.s_dim AND NOT h.expl", "h.dim::text", false },
+	[K_Q_OUTDATED] = { "h.quar AND NOT h.q_same AND h.unfresh", "h.reason", true },
+	[K_QUARANTINED] = { "h.expl", "h.reason", true },
+	[K_MIXED] = { "NOT h.vec_null AND NOT h.unrec AND (h.model, h.dim) IS DISTINCT FROM"
+		      " (t.model, t.dim)", "coalesce(h.model, '(none)') || '/' || h.dim", false },
+	[K_STALE_RECIPE] = { "h.s_recipe AND NOT h.expl", "h.recipe", false },
+	[K_ZERO] = { "h.zero", "NULL", false },
+	/* the embedding rows' own kinds come from emb_hits_sql and record_hits_sql */
+};
+
+/* A chunk's states, the columns every kind reads: one row per chunk. */
+static const char states_sql[] =
+	"{no_row} AS no_row, {e}.{vec} IS NULL AS vec_null,"
+	" {e}.{vec} IS NOT NULL AND ({stale_model}) AND NOT ({unrecorded}) AS s_model,"
+	" {e}.{vec} IS NOT NULL AND ({unrecorded}) AS unrec,"
+	" {e}.{vec} IS NOT NULL AND ({stale_dim}) AS s_dim,"
+	" {e}.{vec} IS NOT NULL AND NOT ({unrecorded}) AND ({stale_content}) AS s_content,"
+	" {e}.{vec} IS NOT NULL AND NOT ({unrecorded}) AND ({stale_recipe}) AS s_recipe,"
+	" {e}.{vec} IS NOT NULL AND ({recipe_unknown}) AS r_unknown,"
+	" {e}.{vec} IS NOT NULL AND ({zero}) AS zero,"
+	" {quar} AS quar, {q_same} AS q_same";
+
+/* The same states packed into one integer, the cheapest key to group by
+ * (bit i is the i-th column of states_sql), and unpacked by states_of. */
+static const char packed_sql[] =
+	"({no_row})::int + ({e}.{vec} IS NULL)::int * 2"
+	" + ({e}.{vec} IS NOT NULL AND ({stale_model}) AND NOT ({unrecorded}))::int * 4"
+	" + ({e}.{vec} IS NOT NULL AND ({unrecorded}))::int * 8"
+	" + ({e}.{vec} IS NOT NULL AND ({stale_dim}))::int * 16"
+	" + ({e}.{vec} IS NOT NULL AND NOT ({unrecorded}) AND ({stale_content}))::int * 32"
+	" + ({e}.{vec} IS NOT NULL AND NOT ({unrecorded}) AND ({stale_recipe}))::int * 64"
+	" + ({e}.{vec} IS NOT NULL AND ({recipe_unknown}))::int * 128"
+	" + ({e}.{vec} IS NOT NULL AND ({zero}))::int * 256"
+	" + ({quar})::int * 512 + ({q_same})::int * 1024";
+
+static const char states_of[] =
+	"f & 1 <> 0 AS no_row, f & 2 <> 0 AS vec_null, f & 4 <> 0 AS s_model, f & 8 <> 0 AS unrec,"
+	" f & 16 <> 0 AS s_dim, f & 32 <> 0 AS s_content, f & 64 <> 0 AS s_recipe,"
+	" f & 128 <> 0 AS r_unknown, f & 256 <> 0 AS zero, f & 512 <> 0 AS quar,"
+	" f & 1024 <> 0 AS q_same";
+
+static const char unfresh_sql[] =
+	"vec_null OR s_model OR unrec OR s_dim OR s_content OR s_recipe";
+
+/* The first statement: grouped states, then the counts over the groups. */
+static const char counts_sql[] =
+	"WITH r AS ("
+	" SELECT {fmodel} AS model, CASE WHEN {e}.{vec} IS NOT NULL THEN {vdims}::int END AS dim,"
+	"  {packed} AS f, count(*) AS n"
+	" FROM {chunks} c {cjoin} {ejoin} {bjoin} {qjoin} {cwhere} GROUP BY 1, 2, 3),"
+	"s AS (SELECT model, dim, n, {states_of} FROM r),"
+	"g AS (SELECT s.*, {unfresh} AS unfresh FROM s),"
 	"h AS (SELECT g.*, quar AND q_same AND unfresh AS expl FROM g),"
-	"top AS (SELECT model, dim FROM h WHERE NOT vec_null AND NOT unrec GROUP BY 1, 2"
-	" ORDER BY count(*) DESC, 1, 2 LIMIT 1),"
-	"hits AS ("
-	" SELECT v.kind, h.id, h.k1, h.k2, v.note FROM h LEFT JOIN top ON true"
-	" CROSS JOIN LATERAL (VALUES"
-	"  ('missing_row', h.no_row AND NOT h.expl, NULL::text),"
-	"  ('null_vector', h.vec_null AND NOT h.no_row AND NOT h.expl, NULL),"
-	"  ('stale_content', h.s_content AND NOT h.expl, h.at),"
-	"  ('stale_model', h.s_model AND NOT h.expl, coalesce(h.model, '(none)')),"
-	"  ('unrecorded', h.unrec AND NOT h.expl, NULL),"
-	"  ('stale_dim', h.s_dim AND NOT h.expl, h.dim::text),"
-	"  ('stale_recipe', h.s_recipe AND NOT h.expl, h.recipe),"
-	"  ('zero_vector', h.zero, NULL),"
-	"  ('quarantine_outdated', h.quar AND NOT h.q_same AND h.unfresh, h.reason),"
-	"  ('quarantined', h.expl, h.reason),"
-	"  ('mixed_models', NOT h.vec_null AND NOT h.unrec"
-	"   AND (h.model, h.dim) IS DISTINCT FROM (top.model, top.dim),"
-	"   coalesce(h.model, '(none)') || '/' || h.dim)"
-	" ) v(kind, hit, note) WHERE v.hit"
-	" {emb_hits} {record_hits}),"
-	"ranked AS (SELECT kind, id, note,"
-	" row_number() OVER (PARTITION BY kind ORDER BY k1, k2) AS rn FROM hits)"
-	"SELECT what, name, n, note, dim, ex FROM ("
-	" SELECT 'kind' AS what, kind AS name, count(*) AS n, NULL::text AS note,"
-	"  NULL::int AS dim, NULL::text AS ex, 0::bigint AS rn FROM ranked GROUP BY kind"
-	" UNION ALL SELECT 'example', kind, 0, note, NULL, id, rn FROM ranked WHERE rn <= 5"
-	" UNION ALL SELECT 'model', model, count(*), NULL, dim, NULL, 0 FROM h"
-	"  WHERE NOT vec_null AND NOT unrec GROUP BY model, dim"
-	" UNION ALL (SELECT 'reason', reason, count(*), NULL, NULL, NULL, 0 FROM h WHERE expl"
-	"  GROUP BY reason ORDER BY 3 DESC, 2 LIMIT 10)"
-	" UNION ALL SELECT 'chunks', NULL, count(*), NULL, NULL, NULL, 0 FROM h"
-	" UNION ALL SELECT 'embedded', NULL, count(*) FILTER (WHERE NOT vec_null), NULL, NULL,"
-	"  NULL, 0 FROM h"
-	" UNION ALL SELECT 'fresh', NULL, count(*) FILTER (WHERE NOT unfresh), NULL, NULL, NULL, 0"
-	"  FROM h"
-	" UNION ALL SELECT 'recipe_unknown', NULL, count(*) FILTER (WHERE NOT unfresh AND r_unknown),"
-	"  NULL, NULL, NULL, 0 FROM h"
-	" UNION ALL SELECT 'vectors', NULL, ({vectors}), NULL, NULL, NULL, 0) u"
-	" ORDER BY what, CASE WHEN what IN ('model', 'reason') THEN -n ELSE n END, rn, name";
+	"m AS (SELECT model, dim, sum(n)::bigint AS n FROM h WHERE NOT vec_null AND NOT unrec"
+	" GROUP BY 1, 2),"
+	"top AS (SELECT model, dim FROM m ORDER BY n DESC, 1, 2 LIMIT 1)"
+	"SELECT what, name, n, dim FROM ("
+	" SELECT 'kind' AS what, v.kind AS name, sum(h.n)::bigint AS n, NULL::int AS dim"
+	"  FROM h LEFT JOIN top t ON true CROSS JOIN LATERAL (VALUES {hits}) v(kind, hit)"
+	"  WHERE v.hit GROUP BY v.kind"
+	" {more_counts}"
+	" UNION ALL SELECT 'model', model, n, dim FROM m"
+	" UNION ALL SELECT 'top', model, 0, dim FROM top"
+	" UNION ALL SELECT 'chunks', NULL, coalesce(sum(n), 0)::bigint, NULL FROM h"
+	" UNION ALL SELECT 'embedded', NULL, coalesce(sum(n) FILTER (WHERE NOT vec_null), 0)::bigint,"
+	"  NULL FROM h"
+	" UNION ALL SELECT 'fresh', NULL, coalesce(sum(n) FILTER (WHERE NOT unfresh), 0)::bigint,"
+	"  NULL FROM h"
+	" UNION ALL SELECT 'recipe_unknown', NULL,"
+	"  coalesce(sum(n) FILTER (WHERE NOT unfresh AND r_unknown), 0)::bigint, NULL FROM h"
+	" UNION ALL SELECT 'vectors', NULL, ({vectors}), NULL) u"
+	" ORDER BY what, CASE WHEN what = 'model' THEN -n ELSE n END, name, dim";
+
+/* One row per chunk with what its examples say of it ($4, $5: the most
+ * common pair), for the second statement; {q} joins the quarantine. */
+static const char rows_sql[] =
+	"SELECT g.*, quar AND q_same AND unfresh AS expl FROM (SELECT f.*, {unfresh} AS unfresh"
+	" FROM (SELECT {ckeyd} AS id, {ckey1} AS k1, {ckey2} AS k2, {states},"
+	"  {recipe_note} AS recipe, {fmodel} AS model, {vdims}::int AS dim,"
+	"  date_trunc('second', {fat})::text AS at,"
+	"  {reason} AS reason"
+	"  FROM {chunks} c {cjoin} {ejoin} {bjoin} {q} {cwhere}) f) g";
 
 /* The embedding rows seen from their side (separate layout only): an
  * orphan has no chunk of its key at all, a cross-tenant row has one only
@@ -173,9 +208,10 @@ static const char record_hits_sql[] =
 static const char q_tool[] =
 	"LEFT JOIN {tool}.quarantine q ON q.collection = $3"
 	" AND coalesce(q.chunk_key, ARRAY[q.chunk_id::text]) = {ckeyt}";
-static const char q_none[] =
-	"LEFT JOIN (SELECT NULL::text AS collection, NULL::text AS reason,"
-	" NULL::bytea AS content_sha256) q ON false";
+/* for the kinds only a quarantined chunk can be: the quarantine drives */
+static const char q_inner[] =
+	"JOIN {tool}.quarantine q ON q.collection = $3"
+	" AND coalesce(q.chunk_key, ARRAY[q.chunk_id::text]) = {ckeyt}";
 
 /* The other side's collection name, through second aliases of the lookup
  * table (l is taken by the side being filtered). */
@@ -213,45 +249,150 @@ static bool sort_frags(struct ef_sqlvars *v, const struct ef_mapping *m,
 		(ef_sqlvars_frag(v, "ekey1", k1) && ef_sqlvars_frag(v, "ekey2", two ? k2 : "NULL::text")));
 }
 
-static char *build_sql(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
-		       struct ef_error *err)
+/* "('missing_row', h.no_row AND NOT h.expl), ...": every chunk kind. */
+static char *hits_list(void)
+{
+	struct ef_strbuf b = EF_STRBUF_INIT;
+
+	for (int k = 0; k < NKINDS; k++)
+		if (kind_sql[k].hit)
+			ef_strbuf_addf(&b, "%s('%s', %s)", b.len ? ", " : "", kinds[k].kind,
+				       kind_sql[k].hit);
+	return ef_strbuf_take(&b);
+}
+
+/* The fragments both statements share; qany: the collection has
+ * quarantined chunks. */
+static bool set_vars(struct ef_sqlvars *v, ef_db *db, const struct ef_config *cfg,
+		     const struct ef_schema *sc, bool qany, struct ef_error *err)
 {
 	const struct ef_mapping *m = &cfg->map;
 	const struct ef_collsql_params p = { 1, 2, 3, cfg->recipe_id };
-	struct ef_sqlvars v = { .n = 0 };
 	bool separate = m->layout == EF_LAYOUT_SEPARATE;
 	bool cross = separate && m->emb_collection;
-	char *sql = NULL;
+	bool emb = separate && !sc->isolation_fk_valid, rec = sc->bookkeeping && sc->tool_schema;
+	/* under a validated (chunk, collection) foreign key and a unique key,
+	 * every row filed under the collection is one of its chunks' */
+	bool same = !separate || (sc->isolation_fk_valid && sc->emb_unique);
+	char none[400], *hits = hits_list();
 	bool ok;
 
-	ok = ef_collsql_vars(&v, db, m, sc, &p, true, err) && isolation_frags(&v, m) &&
-	     sort_frags(&v, m, sc) &&
-	     ef_sqlvars_frag(&v, "no_row", separate ? "e.{ek1} IS NULL" : "false") &&
-	     ef_sqlvars_frag(&v, "qjoin", sc->tool_schema ? q_tool : q_none) &&
+	snprintf(none, sizeof(none), "SELECT NULL::text AS kind, NULL::text AS id, NULL::%s AS k1,"
+		 " NULL::%s AS k2, NULL::text AS note WHERE false {emb_hits} {record_hits}",
+		 sc->key_type[0], m->nkey > 1 ? sc->key_type[1] : "text");
+	ok = hits && ef_collsql_vars(v, db, m, sc, &p, true, err) && isolation_frags(v, m) &&
+	     sort_frags(v, m, sc) &&
+	     ef_sqlvars_frag(v, "no_row", separate ? "e.{ek1} IS NULL" : "false") &&
+	     /* a collection without quarantined chunks spares every chunk the lookup */
+	     ef_sqlvars_frag(v, "qjoin", qany ? q_tool : "") &&
+	     ef_sqlvars_raw(v, "quar", qany ? "q.collection IS NOT NULL" : "false") &&
+	     ef_sqlvars_frag(v, "q_same", qany ? "q.content_sha256 IS NULL"
+						 " OR q.content_sha256 = {chashb}" : "true") &&
+	     ef_sqlvars_frag(v, "reason", qany ? "left(" EF_SQL_ONELINE("q.reason::text") ", 200)"
+					       : "NULL::text") &&
 	     /* a vector of zeros has no direction: no cosine is defined for it */
-	     ef_sqlvars_frag(&v, "zero", sc->vec_type == EF_VEC_PGVECTOR
+	     ef_sqlvars_frag(v, "zero", sc->vec_type == EF_VEC_PGVECTOR
 			     ? "vector_norm({e}.{vec}) = 0"
 			     : sc->vec_type == EF_VEC_HALFVEC ? "l2_norm({e}.{vec}) = 0"
 			     : "NOT EXISTS (SELECT 1 FROM unnest({e}.{vec}) z WHERE z <> 0)") &&
-	     ef_sqlvars_frag(&v, "recipe_note", sc->tool_schema && sc->tool_version >= 4
+	     ef_sqlvars_frag(v, "recipe_note", sc->tool_schema && sc->tool_version >= 4
 			     ? "coalesce((SELECT rr.description || ' (' || rr.id || ')' FROM"
 			       " {tool}.recipes rr WHERE rr.id = {frecipe}), {frecipe})"
 			     : "{frecipe}") &&
-	     ef_sqlvars_frag(&v, "cross_hits", cross ? cross_hits_sql : "") &&
+	     ef_sqlvars_frag(v, "cross_hits", cross ? cross_hits_sql : "") &&
 	     /* none can exist under a validated (chunk, collection) foreign key */
-	     ef_sqlvars_frag(&v, "emb_hits", separate && !sc->isolation_fk_valid ? emb_hits_sql
-										 : "") &&
-	     ef_sqlvars_frag(&v, "record_hits", sc->bookkeeping && sc->tool_schema
-						? record_hits_sql : "") &&
-	     ef_sqlvars_frag(&v, "vectors", separate ? "SELECT count(*) FROM {embeddings} e"
-						       " {eljoin} {ewhere} AND e.{vec} IS NOT NULL"
-						     : "SELECT count(*) FROM h WHERE NOT vec_null");
-	if (ok)
-		sql = ef_sqlvars_expand(&v, verify_sql);
-	if (!sql && err->status == EF_OK)
+	     ef_sqlvars_frag(v, "emb_hits", emb ? emb_hits_sql : "") &&
+	     ef_sqlvars_frag(v, "record_hits", rec ? record_hits_sql : "") &&
+	     ef_sqlvars_frag(v, "more_rows", none) &&
+	     ef_sqlvars_frag(v, "more_counts", emb || rec
+			     ? " UNION ALL SELECT 'kind', x.kind, count(*), NULL FROM ({more_rows}) x"
+			       " GROUP BY x.kind" : "") &&
+	     ef_sqlvars_frag(v, "vectors", same ? "SELECT coalesce(sum(n) FILTER (WHERE NOT"
+						  " vec_null), 0)::bigint FROM h"
+						: "SELECT count(*) FROM {embeddings} e {eljoin} {ewhere}"
+						  " AND e.{vec} IS NOT NULL") &&
+	     ef_sqlvars_frag(v, "states", states_sql) && ef_sqlvars_frag(v, "packed", packed_sql) &&
+	     ef_sqlvars_raw(v, "states_of", states_of) && ef_sqlvars_raw(v, "unfresh", unfresh_sql) &&
+	     ef_sqlvars_raw(v, "hits", hits) &&
+	     ef_sqlvars_frag(v, "q", "{qjoin}") && ef_sqlvars_frag(v, "rows", rows_sql) &&
+	     ef_sqlvars_frag(v, "q", qany ? q_inner : "") &&
+	     ef_sqlvars_frag(v, "rows_q", rows_sql);
+	free(hits);
+	if (!ok && err->status == EF_OK)
 		ef_error_oom(err, NULL);
-	ef_sqlvars_free(&v);
-	return sql;
+	return ok;
+}
+
+/* A kind with at most this many chunks is illustrated by ranking them
+ * all, with every other such kind, in one pass; a kind with more takes
+ * its lowest keys with ORDER BY key LIMIT 5 (found at once when its hits
+ * are dense, a pass of its own otherwise), which sorts nothing. */
+#define RANK_ALL_MAX 50000
+
+/* The second statement: the examples of each kind found (and the
+ * quarantine reasons), or NULL when there is nothing to illustrate. */
+static char *examples_sql(const struct ef_sqlvars *v, const struct ef_verify_report *r,
+			  bool *top)
+{
+	struct ef_strbuf b = EF_STRBUF_INIT, few = EF_STRBUF_INIT, any_hit = EF_STRBUF_INIT;
+	const char *tjoin = " CROSS JOIN (SELECT $4::text AS model, $5::int AS dim) t";
+	bool any = false, more = false;
+
+	*top = false;
+	/* the model and dimension are named even when no branch reads them,
+	 * so that their parameters have a type */
+	ef_strbuf_add(&b, "SELECT what, name, ex, note, n FROM (SELECT NULL::text AS what,"
+			  " NULL::text AS name, NULL::text AS ex, NULL::text AS note, 0::bigint AS n"
+			  " WHERE false AND $1::text IS NULL AND $2::int IS NULL");
+	for (int k = 0; k < NKINDS; k++) {
+		const struct kind_sql *ks = &kind_sql[k];
+
+		if (r->issues[k].count == 0)
+			continue;
+		any = true;
+		*top |= k == K_MIXED;
+		if (!ks->hit) {
+			more = true;
+		} else if (!ks->quarantine && r->issues[k].count <= RANK_ALL_MAX) {
+			ef_strbuf_addf(&few, "%s('%s', %s, %s)", few.len ? ", " : "", kinds[k].kind,
+				       ks->hit, ks->note);
+			ef_strbuf_addf(&any_hit, "%s(%s)", any_hit.len ? " OR " : "", ks->hit);
+		} else {
+			ef_strbuf_addf(&b, " UNION ALL SELECT 'example', '%s', s.id, s.note,"
+				       " row_number() OVER (ORDER BY s.k1, s.k2) FROM (SELECT h.id,"
+				       " %s AS note, h.k1, h.k2 FROM (%s) h%s WHERE %s ORDER BY h.k1, h.k2"
+				       " LIMIT %d) s", kinds[k].kind, ks->note,
+				       ef_sqlvars_get(v, ks->quarantine ? "rows_q" : "rows"),
+				       k == K_MIXED ? tjoin : "", ks->hit, EF_VERIFY_EXAMPLES);
+		}
+	}
+	/* the chunks that hit any of them first, so that only those are told
+	 * apart by kind and described */
+	if (few.len)
+		ef_strbuf_addf(&b, " UNION ALL SELECT 'example', y.kind, y.id, y.note, y.rn FROM"
+			       " (SELECT v.kind, h.id, v.note, row_number() OVER (PARTITION BY v.kind"
+			       " ORDER BY h.k1, h.k2) AS rn FROM (SELECT h.* FROM (%s) h%s WHERE %s"
+			       " OFFSET 0) h%s CROSS JOIN LATERAL (VALUES %s) v(kind, hit, note)"
+			       " WHERE v.hit) y WHERE y.rn <= %d",
+			       ef_sqlvars_get(v, "rows"), *top ? tjoin : "", ef_strbuf_str(&any_hit),
+			       *top ? tjoin : "", ef_strbuf_str(&few), EF_VERIFY_EXAMPLES);
+	ef_strbuf_free(&few);
+	ef_strbuf_free(&any_hit);
+	if (more)
+		ef_strbuf_addf(&b, " UNION ALL SELECT 'example', y.kind, y.id, y.note, y.rn FROM"
+			       " (SELECT x.*, row_number() OVER (PARTITION BY x.kind ORDER BY x.k1, x.k2)"
+			       " AS rn FROM (%s) x) y WHERE y.rn <= %d", ef_sqlvars_get(v, "more_rows"),
+			       EF_VERIFY_EXAMPLES);
+	if (r->issues[K_QUARANTINED].count)
+		ef_strbuf_addf(&b, " UNION ALL (SELECT 'reason', h.reason, NULL, NULL, -count(*)"
+			       " FROM (%s) h WHERE h.expl GROUP BY h.reason ORDER BY 5, 2 LIMIT %d)",
+			       ef_sqlvars_get(v, "rows_q"), EF_VERIFY_REASONS);
+	ef_strbuf_add(&b, ") u ORDER BY what, CASE WHEN what = 'example' THEN name END, n, name");
+	if (!any) {
+		ef_strbuf_free(&b);
+		return NULL;
+	}
+	return ef_strbuf_take(&b);
 }
 
 static int kind_index(const char *name)
@@ -265,17 +406,6 @@ static int kind_index(const char *name)
 static char *dup_or_null(const PGresult *res, int r, int c)
 {
 	return PQgetisnull(res, r, c) ? NULL : strdup(PQgetvalue(res, r, c));
-}
-
-static void add_example(struct ef_verify_issue *is, const PGresult *res, int r)
-{
-	struct ef_verify_example *ex;
-
-	if (is->nexamples == EF_VERIFY_EXAMPLES)
-		return;
-	ex = &is->examples[is->nexamples++];
-	ex->key = dup_or_null(res, r, 5);
-	ex->note = dup_or_null(res, r, 3);
 }
 
 static void add_total(struct ef_verify_report *out, const char *what, long long n)
@@ -292,9 +422,10 @@ static void add_total(struct ef_verify_report *out, const char *what, long long 
 		out->recipe_unknown = n;
 }
 
-/* One typed row of the result (see the file comment) into the report;
+/* One typed row of the counts (see the file comment) into the report;
  * issues is indexed by kind_id and compacted later. */
-static void add_row(struct ef_verify_report *out, const PGresult *res, int r)
+static void add_count(struct ef_verify_report *out, const PGresult *res, int r,
+		      char **top_model, char *top_dim, size_t dim_size)
 {
 	const char *what = PQgetvalue(res, r, 0);
 	int k = kind_index(PQgetvalue(res, r, 1));
@@ -302,38 +433,38 @@ static void add_row(struct ef_verify_report *out, const PGresult *res, int r)
 
 	if (strcmp(what, "kind") == 0 && k >= 0) {
 		out->issues[k].count = n;
-	} else if (strcmp(what, "example") == 0 && k >= 0) {
-		add_example(&out->issues[k], res, r);
 	} else if (strcmp(what, "model") == 0) {
 		struct ef_verify_model *m = &out->models[out->nmodels++];
 
 		m->model = dup_or_null(res, r, 1);
-		m->dim = (int)ef_db_ll(res, r, 4);
+		m->dim = (int)ef_db_ll(res, r, 3);
 		m->count = n;
-	} else if (strcmp(what, "reason") == 0) {
-		struct ef_verify_reason *q = &out->reasons[out->nreasons++];
-
-		q->reason = strdup(PQgetisnull(res, r, 1) || !*PQgetvalue(res, r, 1)
-					   ? "(no reason recorded)" : PQgetvalue(res, r, 1));
-		q->count = n;
+	} else if (strcmp(what, "top") == 0) {
+		*top_model = dup_or_null(res, r, 1);
+		snprintf(top_dim, dim_size, "%s", PQgetvalue(res, r, 3));
 	} else {
 		add_total(out, what, n);
 	}
 }
 
-static ef_status fill(PGresult *res, struct ef_verify_report *out, struct ef_error *err)
+/* One row of the examples: an example of a kind, or a quarantine reason. */
+static void add_example(struct ef_verify_report *out, const PGresult *res, int r)
 {
-	size_t n = (size_t)PQntuples(res);
+	int k = kind_index(PQgetvalue(res, r, 1));
+	struct ef_verify_issue *is = k >= 0 ? &out->issues[k] : NULL;
 
-	out->issues = calloc(NKINDS, sizeof(*out->issues));
-	out->models = calloc(n + 1, sizeof(*out->models));
-	out->reasons = calloc(n + 1, sizeof(*out->reasons));
-	if (!out->issues || !out->models || !out->reasons)
-		return ef_error_oom(err, NULL);
-	out->nissues = NKINDS;
-	for (size_t i = 0; i < n; i++)
-		add_row(out, res, (int)i);
-	return EF_OK;
+	if (strcmp(PQgetvalue(res, r, 0), "reason") == 0) {
+		struct ef_verify_reason *q = &out->reasons[out->nreasons++];
+
+		q->reason = strdup(PQgetisnull(res, r, 1) || !*PQgetvalue(res, r, 1)
+					   ? "(no reason recorded)" : PQgetvalue(res, r, 1));
+		q->count = -ef_db_ll(res, r, 4);
+	} else if (is && is->nexamples < EF_VERIFY_EXAMPLES) {
+		struct ef_verify_example *ex = &is->examples[is->nexamples++];
+
+		ex->key = dup_or_null(res, r, 2);
+		ex->note = dup_or_null(res, r, 3);
+	}
 }
 
 /* Replaces each {c} in tpl by word. */
@@ -476,24 +607,90 @@ static bool nothing_found(const struct ef_verify_report *r)
 	return r->chunks == 0 && r->vectors == 0;
 }
 
+static ef_status quarantined_any(ef_db *db, const struct ef_config *cfg, const char *collection,
+				 bool *any, struct ef_error *err)
+{
+	const char *params[1] = { collection };
+	PGresult *r;
+
+	if (ef_collsql_tool_query(db, cfg, "SELECT EXISTS (SELECT 1 FROM {tool}.quarantine"
+				  " WHERE collection = $1)", 1, params, &r, err) != EF_OK)
+		return err->status;
+	*any = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return EF_OK;
+}
+
+/* The counts, then the examples of what they found. */
+static ef_status statements(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
+			    bool began, struct ef_verify_report *out, struct ef_error *err)
+{
+	char dim[16], top_dim[16] = "";
+	char *top_model = NULL, *sql = NULL;
+	const char *params[5] = { cfg->embed_model, dim, out->collection, NULL, top_dim };
+	struct ef_sqlvars v = { .n = 0 };
+	PGresult *res = NULL;
+	bool qany = false, top = false;
+	ef_status st = EF_ERR_DB;
+
+	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
+	if (sc->tool_schema && quarantined_any(db, cfg, out->collection, &qany, err) != EF_OK)
+		return err->status;
+	if (ef_collsql_merge_pass(&cfg->map, sc, qany) &&
+	    ef_db_snapshot_merge_joins(db, began, err) != EF_OK)
+		return err->status;
+	if (!set_vars(&v, db, cfg, sc, qany, err)) {
+		st = err->status;
+		goto out;
+	}
+	if (!(sql = ef_sqlvars_expand(&v, counts_sql))) {
+		st = ef_error_oom(err, NULL);
+		goto out;
+	}
+	if (!(res = ef_db_query(db, sql, 3, params, PGRES_TUPLES_OK, err)))
+		goto out;
+	out->issues = calloc(NKINDS, sizeof(*out->issues));
+	out->models = calloc((size_t)PQntuples(res) + 1, sizeof(*out->models));
+	out->reasons = calloc(EF_VERIFY_REASONS + 1, sizeof(*out->reasons));
+	if (!out->issues || !out->models || !out->reasons) {
+		st = ef_error_oom(err, NULL);
+		goto out;
+	}
+	out->nissues = NKINDS;
+	for (int i = 0; i < PQntuples(res); i++)
+		add_count(out, res, i, &top_model, top_dim, sizeof(top_dim));
+	PQclear(res);
+	res = NULL;
+	free(sql);
+	st = EF_OK;
+	if (!(sql = examples_sql(&v, out, &top)))
+		goto out;
+	params[3] = top_model;
+	if (!(res = ef_db_query(db, sql, top ? 5 : 3, params, PGRES_TUPLES_OK, err))) {
+		st = err->status;
+		goto out;
+	}
+	for (int i = 0; i < PQntuples(res); i++)
+		add_example(out, res, i);
+out:
+	PQclear(res);
+	free(sql);
+	free(top_model);
+	ef_sqlvars_free(&v);
+	return st;
+}
+
+/* In one read-only snapshot, so that both statements see one moment. */
 static ef_status run_query(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
 			   struct ef_verify_report *out, struct ef_error *err)
 {
-	char dim[16];
-	const char *params[3] = { cfg->embed_model, dim, out->collection };
-	char *sql = build_sql(db, cfg, sc, err);
-	PGresult *res;
+	bool began;
 	ef_status st;
 
-	if (!sql)
+	if (ef_db_snapshot_begin(db, &began, err) != EF_OK)
 		return err->status;
-	snprintf(dim, sizeof(dim), "%d", cfg->embed_dim);
-	res = ef_db_query(db, sql, 3, params, PGRES_TUPLES_OK, err);
-	free(sql);
-	if (!res)
-		return err->status;
-	st = fill(res, out, err);
-	PQclear(res);
+	st = statements(db, cfg, sc, began, out, err);
+	ef_db_snapshot_end(db, began);
 	return st;
 }
 

@@ -35,13 +35,13 @@ const char *ef_risk_level_name(enum ef_risk_level l)
 	return l == EF_RISK_HIGH ? "high" : l == EF_RISK_MEDIUM ? "medium" : "info";
 }
 
-static void copy_models(struct ef_plan *p, const struct ef_verify_report *v)
+static void copy_models(struct ef_plan *p, const struct ef_status_report *rep)
 {
-	p->models = calloc(v->nmodels + 1, sizeof(*p->models));
-	for (size_t i = 0; p->models && i < v->nmodels; i++) {
-		p->models[i].model = strdup(v->models[i].model ? v->models[i].model : "(none)");
-		p->models[i].dim = v->models[i].dim;
-		p->models[i].count = v->models[i].count;
+	p->models = calloc(rep->nmodels + 1, sizeof(*p->models));
+	for (size_t i = 0; p->models && i < rep->nmodels; i++) {
+		p->models[i].model = strdup(rep->models[i].model ? rep->models[i].model : "(none)");
+		p->models[i].dim = rep->models[i].dim;
+		p->models[i].count = rep->models[i].count;
 		p->nmodels++;
 	}
 }
@@ -219,15 +219,22 @@ static int probe_size(const struct ef_config *cfg, const struct ef_plan *p)
 	return (int)(round * 2 <= PROBE_CHUNKS_MAX ? round * 2 : round);
 }
 
-/* The chunks the run would embed: how many, and the probe's first ones. */
+/*
+ * The chunks the run would embed: how many, and the probe's first ones.
+ * The run embeds the chunks without a vector and, unless --only missing,
+ * the stale ones, less those in quarantine: with none quarantined (or
+ * --retry-quarantined) that is what the counts already say (counted),
+ * and the collection is not read again.  Nothing to embed reads no texts.
+ */
 static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,
-		      struct ef_plan *p, unsigned flags, char ***texts, size_t *n,
+		      struct ef_plan *p, unsigned flags, bool counted, char ***texts, size_t *n,
 		      struct ef_error *err)
 {
 	struct ef_run_sql sql;
 	char dim[16], limit[16];
 	const char *params[6] = { p->collection, NULL, cfg->embed_model, dim, limit, NULL };
 	PGresult *r = NULL;
+	ef_status st = EF_OK;
 
 	*texts = NULL;
 	*n = 0;
@@ -236,15 +243,21 @@ static ef_status todo(ef_db *db, const struct ef_config *cfg, const struct ef_sc
 	if (ef_run_sql_build(db, cfg, sc, !(flags & EF_PLAN_RETRY_QUARANTINED),
 			     (flags & EF_PLAN_ONLY_MISSING) != 0, &sql, err) != EF_OK)
 		return err->status;
-	r = ef_db_query(db, sql.count, 4, params, PGRES_TUPLES_OK, err);
-	if (r) {
+	if (counted && (!p->counts.quarantined || (flags & EF_PLAN_RETRY_QUARANTINED))) {
+		p->todo = p->counts.missing + (flags & EF_PLAN_ONLY_MISSING ? 0 : p->counts.stale);
+	} else if ((r = ef_db_query(db, sql.count, 4, params, PGRES_TUPLES_OK, err)) != NULL) {
 		p->todo = ef_db_ll(r, 0, 0);
 		PQclear(r);
-		r = ef_db_query(db, sql.select, 6, params, PGRES_TUPLES_OK, err);
+		r = NULL;
+	} else {
+		st = err->status;
 	}
+	if (st == EF_OK && p->todo > 0 &&
+	    !(r = ef_db_query(db, sql.select, 6, params, PGRES_TUPLES_OK, err)))
+		st = err->status;
 	ef_run_sql_free(&sql);
 	if (!r)
-		return err->status;
+		return st;
 	*texts = calloc((size_t)PQntuples(r) + 1, sizeof(**texts));
 	for (int i = 0; *texts && i < PQntuples(r); i++)
 		(*texts)[(*n)++] = ef_recipe_apply(cfg->doc_prefix, PQgetvalue(r, i, 2));
@@ -442,10 +455,10 @@ static void free_texts(char **texts)
 	free(texts);
 }
 
+/* The counts and the (model, dimension) pairs, from one pass. */
 static ef_status gather(ef_session *s, struct ef_plan *p, struct ef_error *err)
 {
 	struct ef_status_report rep;
-	struct ef_verify_report v;
 
 	if (ef_scan_status(s, p->collection, &rep, err) != EF_OK)
 		return err->status;
@@ -455,12 +468,9 @@ static ef_status gather(ef_session *s, struct ef_plan *p, struct ef_error *err)
 	}
 	p->counts = rep.rows[0];
 	rep.rows[0].collection = NULL;
+	copy_models(p, &rep);
 	ef_status_report_free(&rep);
-	if (ef_verify(s, p->collection, &v, err) != EF_OK)
-		return err->status;
-	copy_models(p, &v);
-	ef_verify_report_free(&v);
-	return EF_OK;
+	return p->models ? EF_OK : ef_error_oom(err, NULL);
 }
 
 ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const char *collection,
@@ -493,7 +503,7 @@ ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const
 	if (st == EF_OK && ef_embed_endpoint_count(ecfg) > 1)
 		probe_endpoints(ecfg, p);
 	if (st == EF_OK)
-		st = todo(db, cfg, sc, p, flags, &texts, &n, err);
+		st = todo(db, cfg, sc, p, flags, true, &texts, &n, err);
 	if (st == EF_OK && sc->tool_schema)
 		st = chunking_risk(s, cfg, p, err);
 	if (st == EF_OK && sc->tool_schema)
@@ -512,8 +522,8 @@ ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const
 		struct ef_config every = *cfg;
 		every.embed_model = "\x1f(every chunk)";
 		free_texts(texts);
-		st = todo(db, &every, sc, p, flags & ~(unsigned)EF_PLAN_ONLY_MISSING, &texts, &n,
-			  err);
+		st = todo(db, &every, sc, p, flags & ~(unsigned)EF_PLAN_ONLY_MISSING, false, &texts,
+			  &n, err);
 	}
 	p->batches = (p->todo + cfg->batch_size - 1) / cfg->batch_size;
 	if (st == EF_OK)

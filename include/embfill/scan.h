@@ -45,9 +45,19 @@ struct ef_counts {
 				   numbers mean nothing and are shown as unknown */
 };
 
+/* One (model, dimension) pair of a collection's vectors. */
+struct ef_scan_model {
+	char *model;            /* never NULL: vectors of no recorded model are not listed */
+	int dim;
+	long long count;        /* vectors of the collection's chunks */
+};
+
 struct ef_status_report {
 	struct ef_counts *rows;
 	size_t n;
+	struct ef_scan_model *models; /* when one collection was asked for: its vectors'
+					 (model, dimension) pairs, most vectors first */
+	size_t nmodels;
 };
 
 /*
@@ -55,6 +65,7 @@ struct ef_status_report {
  * (its own embedding table when it has one).  The model and dimension
  * compared against are the settings' EMBED_MODEL and EMBED_DIM.  One
  * collection that has neither chunks nor embedding rows gives n == 0.
+ * One pass over the chunks, in a read-only snapshot of its own.
  */
 ef_status ef_scan_status(ef_session *s, const char *collection, struct ef_status_report *out,
 			 struct ef_error *err);

@@ -95,8 +95,9 @@ struct ef_verify_report {
 };
 
 /*
- * Verifies one collection in a single statement (one snapshot, one pass
- * over its chunks), comparing against cfg->embed_model and cfg->embed_dim.
+ * Verifies one collection in one read-only snapshot: one pass over its
+ * chunks for the counts, then the examples of the kinds found only,
+ * comparing against cfg->embed_model and cfg->embed_dim.
  * EF_ERR_USAGE with a "did you mean" hint when the collection has neither
  * chunks nor embedding rows; EF_ERR_DB when the database fails.  On
  * success the caller frees *out with ef_verify_report_free().

@@ -1,9 +1,10 @@
 #!/bin/sh
 # make bench: a million chunks in one collection.  Peak RSS of a run over
 # it against a run over 100,000; status, plan and verify of the collection
-# before and after its backfill; a run killed with SIGKILL and resumed,
-# and how soon the resumed run's first batch reaches the service (counted
-# by the sandbox service's /stats).  Numbers are printed, never asserted.
+# before and after its backfill, and verify with a few discrepancies; a
+# run killed with SIGKILL and resumed, and how soon the resumed run's
+# first batch reaches the service (counted by the sandbox service's
+# /stats).  Numbers are printed, never asserted.
 #   usage: million.sh BUILD_DIR
 #   BENCH_MILLION_CHUNKS  chunks of the big collection (default 1000000)
 #   BENCH_MILLION_DIM     vector dimension (default 128: a million vectors
@@ -134,3 +135,13 @@ printf 'peak RSS over the million against %d chunks: %.2f (killed run) and %.2f 
 ' target within 10 %%\n' "$small" "$(echo "$rss_killed / $rss_small" | bc -l)" \
 	"$(echo "$RSS / $rss_small" | bc -l)"
 three "every chunk embedded"
+
+# A few discrepancies of four kinds: verify's counts, then one more pass
+# for the examples of the kinds found.
+psql -q "$dsn" <<SQL
+DELETE FROM document_embeddings WHERE chunk_id IN ($small + 500, $small + $big / 2, $small + $big - 1);
+UPDATE document_chunks SET content = 'changed' WHERE id IN ($small + $big / 3, $small + $big * 9 / 10);
+UPDATE document_embeddings SET model = 'older' WHERE chunk_id = $small + $big / 4;
+SQL
+echo "the collection of $big chunks, 6 discrepancies of 4 kinds planted:"
+timed "verify -C million" sh -c "\"$build/embfill\" verify -C million; [ \$? -eq 1 ]"

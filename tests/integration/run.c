@@ -346,6 +346,83 @@ Test(pg_run, the_plan_probes_at_the_chosen_concurrency, .timeout = 60)
 	rt_stop(&t);
 }
 
+/* plan --json's "todo" with the given options, and its models array. */
+static long long plan_todo(struct rt *t, const char *const *extra, cJSON **models)
+{
+	const char *args[16] = { "plan", "-C", "acme", "--json" };
+	struct proc_result r;
+	size_t n = 4;
+	long long todo;
+	cJSON *o;
+
+	while (extra && *extra && n < 15)
+		args[n++] = *extra++;
+	args[n] = NULL;
+	cr_assert_eq(fx_run(&t->f, &r, args), 0, "%s", r.err);
+	o = cJSON_Parse(r.out);
+	cr_assert(cJSON_IsObject(o), "%s", r.out);
+	todo = (long long)num(o, "todo");
+	if (models)
+		*models = cJSON_DetachItemFromObjectCaseSensitive(o, "models");
+	cJSON_Delete(o);
+	proc_result_free(&r);
+	return todo;
+}
+
+/* The plan's chunks to embed and (model, dimension) pairs come from the
+ * status pass: missing plus stale, less what is quarantined unchanged
+ * (counted apart only while the collection has quarantined chunks), and
+ * the same pairs verify lists. */
+static void plan_counts(enum backend b)
+{
+	struct rt t;
+	struct proc_result r;
+	cJSON *models = NULL;
+
+	rt_start(&t, b, 30, 0, NULL);
+	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 0, "%s", r.err);
+	proc_result_free(&r);
+	fx_sql(&t.f, "DELETE FROM @S.document_embeddings WHERE chunk_id IN (3, 9, 17, 5);"
+		     "UPDATE @S.document_chunks SET content = 'changed ' || id WHERE id IN (11, 21);"
+		     "UPDATE @S.document_embeddings SET model = 'm0' WHERE chunk_id = 26;"
+		     "INSERT INTO @T.quarantine (collection, chunk_id, chunk_key, reason, content_sha256)"
+		     " SELECT 'acme', 5, ARRAY['5'], 'HTTP 400: too long',"
+		     "  sha256(convert_to(content, 'UTF8')) FROM @S.document_chunks WHERE id = 5");
+	/* 4 without a vector (one quarantined unchanged), 3 stale */
+	cr_expect_eq(plan_todo(&t, NULL, &models), 6);
+	cr_assert_eq(cJSON_GetArraySize(models), 2, "%s", cJSON_PrintUnformatted(models));
+	cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(models, 0),
+							  "model")->valuestring, "m1");
+	cr_expect_eq(num(cJSON_GetArrayItem(models, 0), "count"), 25);
+	cr_expect_eq(num(cJSON_GetArrayItem(models, 0), "dim"), DIM);
+	cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(models, 1),
+							  "model")->valuestring, "m0");
+	cr_expect_eq(num(cJSON_GetArrayItem(models, 1), "count"), 1);
+	cJSON_Delete(models);
+	cr_expect_eq(plan_todo(&t, (const char *[]){ "--retry-quarantined", NULL }, NULL), 7);
+	cr_expect_eq(plan_todo(&t, (const char *[]){ "--only", "missing", NULL }, NULL), 3);
+	fx_sql(&t.f, "DELETE FROM @T.quarantine");
+	cr_expect_eq(plan_todo(&t, NULL, NULL), 7);
+	cr_expect_eq(plan_todo(&t, (const char *[]){ "--only", "missing", NULL }, NULL), 4);
+	/* nothing to embed: no texts are read for the probe, none is sent */
+	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 0, "%s", r.err);
+	proc_result_free(&r);
+	{
+		long long before = embedder_stat(&t.e, "items");
+
+		cr_expect_eq(plan_todo(&t, NULL, NULL), 0);
+		cr_expect_eq(embedder_stat(&t.e, "items"), before, "a plan with nothing to do "
+			     "embedded chunks");
+	}
+	rt_stop(&t);
+}
+
+Test(pg_run, plan_counts_come_from_the_status_pass, .timeout = 120) { plan_counts(BACKEND_PG); }
+Test(pglite_run, plan_counts_come_from_the_status_pass, .timeout = 120)
+{
+	plan_counts(BACKEND_PGLITE);
+}
+
 /* --- one run per collection ------------------------------------------------ */
 
 static void wait_running(struct fx *f)

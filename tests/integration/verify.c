@@ -345,6 +345,102 @@ static void quarantined(enum backend b)
 Test(pg_verify, quarantine_with_reason_is_explained) { quarantined(BACKEND_PG); }
 Test(pglite_verify, quarantine_with_reason_is_explained) { quarantined(BACKEND_PGLITE); }
 
+/* The examples of one kind, as numbers, in the order reported. */
+static void expect_examples(const cJSON *o, const char *kind, const long long *want, int n)
+{
+	const cJSON *ex = cJSON_GetObjectItemCaseSensitive(issue(o, kind), "examples");
+
+	cr_assert_eq(cJSON_GetArraySize(ex), n, "%s: %s", kind, cJSON_PrintUnformatted(ex));
+	for (int i = 0; i < n; i++)
+		cr_expect_eq((long long)cJSON_GetArrayItem(ex, i)->valuedouble, want[i],
+			     "%s: example %d is %g, want %lld", kind, i,
+			     cJSON_GetArrayItem(ex, i)->valuedouble, want[i]);
+}
+
+/* Several kinds at once, each counted alone and illustrated by its own
+ * lowest keys (five at most, in key order): the counts come from one
+ * pass, the examples from one bounded query per kind found. */
+static void several_kinds(enum backend b)
+{
+	struct fx f;
+	int rc;
+	cJSON *o;
+
+	fresh_fixture(&f, b);
+	fx_sql(&f, "INSERT INTO @S.document_chunks (id, document_id, collection, chunk_index,"
+		   " content) SELECT g, 1, 'acme', g, 'acme chunk ' || g FROM generate_series(21, 40) g;"
+		   "INSERT INTO @S.document_embeddings"
+		   " (chunk_id, collection, model, dim, content_sha256, embedding)"
+		   " SELECT id, collection, 'm1', 4, sha256(convert_to(content, 'UTF8')),"
+		   "  ARRAY[0.5, 0.5, 0.5, 0.5]::real[] FROM @S.document_chunks WHERE id >= 21;"
+		   "DELETE FROM @S.document_embeddings WHERE chunk_id IN (40, 22, 35, 30, 25, 38, 33, 27);"
+		   "UPDATE @S.document_chunks SET content = 'changed' WHERE id IN (31, 24);"
+		   "UPDATE @S.document_embeddings SET model = 'm0' WHERE chunk_id = 29;"
+		   "INSERT INTO @T.quarantine (collection, chunk_id, reason, content_sha256)"
+		   " VALUES ('acme', 27, 'HTTP 400: input is too long',"
+		   "  sha256(convert_to('acme chunk 27', 'UTF8')))");
+	o = verify_json(&f, "acme", NULL, &rc);
+	cr_expect_eq(rc, 1);
+	cr_expect_eq(num(o, "chunks"), 26);
+	cr_expect_eq(num(o, "vectors"), 18);
+	cr_expect_eq(num(o, "fresh"), 15);
+	expect_issue(o, "missing_row", 7, false, 22, "no embedding row");
+	expect_examples(o, "missing_row", (const long long[]){ 22, 25, 30, 33, 35 }, 5);
+	expect_issue(o, "stale_content", 2, false, 24, "chunk changed");
+	expect_examples(o, "stale_content", (const long long[]){ 24, 31 }, 2);
+	expect_issue(o, "stale_model", 1, false, 29, "another model");
+	expect_issue(o, "mixed_models", 1, false, 29, "2 (model, dimension) pairs");
+	expect_issue(o, "quarantined", 1, true, 27, "HTTP 400: input is too long");
+	cr_expect_eq(nissues(o), 5, "%s", cJSON_PrintUnformatted(o));
+	cJSON_Delete(o);
+
+	/* without a quarantine the same chunk is one more missing row */
+	fx_sql(&f, "DELETE FROM @T.quarantine");
+	o = verify_json(&f, "acme", NULL, &rc);
+	expect_issue(o, "missing_row", 8, false, 22, "no embedding row");
+	expect_examples(o, "missing_row", (const long long[]){ 22, 25, 27, 30, 33 }, 5);
+	cr_expect_null(issue(o, "quarantined"));
+	cr_expect_eq(nissues(o), 4, "%s", cJSON_PrintUnformatted(o));
+	cJSON_Delete(o);
+	fx_free(&f);
+}
+
+/* A kind with more chunks than are ranked together (60,000 without a row)
+ * takes its lowest keys by ORDER BY key LIMIT 5, beside a kind with one
+ * chunk ranked in the pass over the few. */
+static void many_and_few(enum backend b)
+{
+	struct fx f;
+	int rc;
+	cJSON *o;
+
+	fresh_fixture(&f, b);
+	fx_sql(&f, "INSERT INTO @S.document_chunks (id, document_id, collection, chunk_index,"
+		   " content) SELECT g, 1, 'acme', g, 'acme chunk ' || g"
+		   " FROM generate_series(100000, 159999) g;"
+		   "UPDATE @S.document_chunks SET content = 'changed' WHERE id = 4");
+	o = verify_json(&f, "acme", NULL, &rc);
+	cr_expect_eq(rc, 1);
+	expect_issue(o, "missing_row", 60000, false, 100000, "no embedding row");
+	expect_examples(o, "missing_row",
+			(const long long[]){ 100000, 100001, 100002, 100003, 100004 }, 5);
+	expect_issue(o, "stale_content", 1, false, 4, "chunk changed");
+	cr_expect_eq(nissues(o), 2, "%s", cJSON_PrintUnformatted(o));
+	cJSON_Delete(o);
+	fx_free(&f);
+}
+
+Test(pg_verify, a_kind_of_many_chunks_takes_its_lowest_keys, .timeout = 60)
+{
+	many_and_few(BACKEND_PG);
+}
+
+Test(pg_verify, several_kinds_each_with_its_lowest_examples) { several_kinds(BACKEND_PG); }
+Test(pglite_verify, several_kinds_each_with_its_lowest_examples)
+{
+	several_kinds(BACKEND_PGLITE);
+}
+
 static void unknown_collection(enum backend b)
 {
 	struct fx f;

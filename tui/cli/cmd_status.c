@@ -161,7 +161,7 @@ static void print_json(const struct ef_status_report *r, const struct ef_run_liv
 int cmd_status(struct app *app)
 {
 	struct ef_error err;
-	struct ef_status_report rep = { NULL, 0 };
+	struct ef_status_report rep = { 0 };
 	struct ef_run_live live;
 	ef_session *s;
 	int rc;
