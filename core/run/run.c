@@ -2597,6 +2597,24 @@ static ef_status embed_all(struct engine *e, struct ef_error *err)
 	return st;
 }
 
+/*
+ * A run that wrote a good part of its table leaves the planner's
+ * statistics current, as autovacuum would a minute later: status and
+ * verify right after a backfill otherwise plan for the empty table it was.
+ * A table another role owns is skipped by the server with a warning.
+ */
+static void fresh_statistics(struct engine *e)
+{
+	long long rows = e->res->before.unknown ? 0 : e->res->before.chunks;
+	long long done = e->prog.done + e->others_done;
+	struct ef_error ignored;
+
+	if (done < 1000 || done * 10 < rows)
+		return;
+	if (ef_db_exec(e->db, e->sql.analyze, &ignored) != EF_OK)
+		logf_(e, "the table's statistics were not refreshed: %.200s", ignored.msg);
+}
+
 /* --- vector indexes around the load (run_index.c) -------------------------- */
 
 static void index_note(void *ctx, const char *text)
@@ -2711,6 +2729,8 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 		st = converged(&e, err);
 	if (st == EF_OK && !o->dry_run && res->ended_run)
 		st = index_after(&e, rx, err);
+	if (st == EF_OK && !o->dry_run && res->ended_run)
+		fresh_statistics(&e);
 	else if (st != EF_OK && rx && (rx->dropped || rx->ix.ndropped) && !o->dry_run)
 		logf_(&e, "vector indexes of %s stay dropped: `embfill run --resume` rebuilds them",
 		      rx->ix.table);

@@ -30,6 +30,7 @@ struct ef_run_sql {
 	char *backup;       /* the rows the run will overwrite, saved for rollback */
 	char *left;         /* after the run: what is still to do, and why */
 	char *tool;         /* quoted tool schema */
+	char *analyze;      /* the statistics of the tables the run writes */
 };
 
 ef_status ef_run_sql_build(ef_db *db, const struct ef_config *cfg, const struct ef_schema *sc,

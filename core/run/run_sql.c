@@ -266,6 +266,13 @@ static const char unquar_tpl[] =
 	" AND coalesce(chunk_key, ARRAY[chunk_id::text]) IN"
 	" (SELECT {ukeyt} FROM unnest($2::text[], $3::text[]) AS u(k1, k2))";
 
+/* After a run that rewrote much of the table: the planner's statistics of
+ * the vectors' table (and the bookkeeping's) were those from before, for
+ * status and verify a table still empty. */
+static const char analyze_tpl[] = "ANALYZE {embeddings}";
+static const char analyze_inline_tpl[] = "ANALYZE {chunks}";
+static const char analyze_book_tpl[] = "; ANALYZE {tool}.vectors";
+
 /* A one-column integer key keeps version 2's integer columns current. */
 bool ef_run_int_key(const struct ef_mapping *m, const struct ef_schema *sc)
 {
@@ -303,9 +310,20 @@ ef_status ef_run_sql_build(ef_db *db, const struct ef_config *cfg, const struct 
 		out->backup = ef_sqlvars_expand(&v, backup_tpl);
 		out->left = ef_sqlvars_expand(&v, left_tpl);
 		out->tool = strdup(ef_sqlvars_get(&v, "tool"));
+		out->analyze = ef_sqlvars_expand(&v, m->layout == EF_LAYOUT_SEPARATE ? analyze_tpl
+									: analyze_inline_tpl);
+		if (out->analyze && sc->bookkeeping) {
+			char *book = ef_sqlvars_expand(&v, analyze_book_tpl), *both = NULL;
+
+			if (book && asprintf(&both, "%s%s", out->analyze, book) < 0)
+				both = NULL;
+			free(book);
+			free(out->analyze);
+			out->analyze = both;
+		}
 		ok = out->select && out->bounds && out->count && out->upsert && out->book && out->prune &&
 		     out->checkpoint && out->quarantine && out->unquarantine && out->backup &&
-		     out->left && out->tool;
+		     out->left && out->tool && out->analyze;
 	}
 	ef_sqlvars_free(&v);
 	if (!ok) {
@@ -317,6 +335,7 @@ ef_status ef_run_sql_build(ef_db *db, const struct ef_config *cfg, const struct 
 
 void ef_run_sql_free(struct ef_run_sql *s)
 {
+	free(s->analyze);
 	free(s->select);
 	free(s->bounds);
 	free(s->count);

@@ -618,6 +618,26 @@ Test(pglite_run, a_resumed_run_counts_on_its_own_connection_when_there_is_no_sec
 	rt_stop(&t);
 }
 
+/* A backfill leaves the planner's statistics of the vectors' table current:
+ * status and verify right after it otherwise plan for the empty table. */
+Test(pg_run, a_backfill_leaves_the_statistics_of_its_table_current, .timeout = 120)
+{
+	struct rt t;
+	struct proc_result r;
+
+	rt_start(&t, BACKEND_PG, 1500, 0, NULL);
+	cr_assert_eq(fx_ll(&t.f, "SELECT count(*) FROM pg_stat_user_tables WHERE relid ="
+				 " '@S.document_embeddings'::regclass AND last_analyze IS NOT NULL"), 0);
+	cr_assert_eq(run_coll(&t, &r, "acme", NULL), 0, "%s", r.err);
+	proc_result_free(&r);
+	cr_expect_eq(fx_ll(&t.f, "SELECT count(*) FROM pg_stat_user_tables WHERE relid ="
+				 " '@S.document_embeddings'::regclass AND last_analyze IS NOT NULL"), 1,
+		     "the run did not analyze the table it filled");
+	cr_expect_eq(fx_ll(&t.f, "SELECT reltuples::bigint FROM pg_class WHERE oid ="
+				 " '@S.document_embeddings'::regclass"), 1500);
+	rt_stop(&t);
+}
+
 static void signal_stops_and_resumes(int sig)
 {
 	struct rt t;
