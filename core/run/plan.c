@@ -358,6 +358,20 @@ static void estimate(struct ef_plan *p, const double *done_at, const int *chunks
 	p->est_high = fmax(hi, p->est_seconds * (1 + PROBE_SPREAD));
 }
 
+/* The service's pace is the run's only where the database keeps up: where
+ * vector indexes are kept, the index probe's write says what the writes
+ * alone take, and a run takes at least that. */
+static void bounded_by_writes(struct ef_plan *p)
+{
+	double w = p->vindex.write_with_s;
+
+	if (w <= 0 || p->est_seconds < 0 || w <= p->est_seconds)
+		return;
+	p->est_seconds = w;
+	p->est_low = fmax(p->est_low, w * (1 - PROBE_SPREAD));
+	p->est_high = fmax(p->est_high, w * (1 + PROBE_SPREAD));
+}
+
 /*
  * The probe: the first chunks the run would embed, in batches of the run's
  * size, through a pool of the run's concurrency on each endpoint that
@@ -532,6 +546,8 @@ ef_status ef_plan_build(ef_session *s, const struct ef_embed_config *ecfg, const
 		provenance(s, ecfg, p);
 	if (st == EF_OK)
 		st = ef_plan_index_build(s, cfg, p, err);
+	if (st == EF_OK)
+		bounded_by_writes(p);
 	free_texts(texts);
 	return st;
 }

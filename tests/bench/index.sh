@@ -122,7 +122,10 @@ revise 1
 get() { sed -n "s/.*\"$1\":[[:space:]]*\\([0-9.e+-]*\\).*/\\1/p" "$tmp/plan.json" | head -n 1; }
 printf '  plan, every text revised: writes with the index %.1f s, without %.1f s, build %.1f s\n' \
 	"$(get write_with_seconds)" "$(get write_without_seconds)" "$(get build_seconds)"
+est=$(get estimated_seconds)
 timed "the index kept, every text revised" "$build/embfill" run -C bench --confirm bench
+printf '  plan estimated %.1f s for this run (%.2f of the real time)\n' "${est:-0}" \
+	"$(echo "${est:-0} / $SECS" | bc -l)"
 revise 2
 timed "--rebuild-index, every text revised" "$build/embfill" run -C bench --confirm bench --rebuild-index
 sed -n 's/^  \(vector indexes: .*\)/    \1/p' "$tmp/timed.out"
