@@ -109,6 +109,7 @@ struct engine {
 	unsigned inflight;          /* given to the pool, not answered yet */
 	struct ef_embed_result **held; /* answered, waiting for the database: oldest first */
 	unsigned held_max;          /* its room: every endpoint's concurrency */
+	bool may_fetch;             /* neither stopping nor paused: batches may be fetched */
 	bool unquarantine;          /* the collection had quarantined chunks when the run
 				       started: a written batch takes its chunks out */
 	unsigned nheld;
@@ -1021,6 +1022,11 @@ static ef_status finish_batch(struct engine *e, struct ef_embed_result *res, str
 	/* the write before: read back, and its lease perhaps found lost */
 	if (collect_pending(e, err) != EF_OK)
 		return err->status;
+	/* the connection is free between two writes: batches are fetched
+	 * ahead now, before the queue runs dry and a fetch has to wait for a
+	 * write while the requests that end meanwhile have no batch to take */
+	if (e->may_fetch && e->nready < ef_embed_pool_capacity(e->pool) && refill(e, err) != EF_OK)
+		return err->status;
 	if (b->lease->lost) {
 		b->written = true;
 		b->lease->outstanding--;
@@ -1155,6 +1161,7 @@ static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
 		return err->status;
 	if (e->late && late_counts(e, false, err) != EF_OK)
 		return err->status;
+	e->may_fetch = !stopping && !paused;
 	if (!e->ref_stored && store_reference(e, err) != EF_OK)
 		return err->status;
 	if (!stopping && !paused) {
@@ -2455,9 +2462,18 @@ static ef_status converged(struct engine *e, struct ef_error *err)
 	char d[16];
 	const char *p[4] = { e->o->collection, NULL, e->cfg->embed_model, d };
 	PGresult *r = NULL;
+	struct ef_error ignored;
+	ef_status st;
 
 	snprintf(d, sizeof(d), "%d", e->cfg->embed_dim);
-	if (exec1(e, e->sql.left, 4, p, &r, err) != EF_OK)
+	/* one pass over the collection: statistics older than the run took the
+	 * embedding rows it wrote for none, and a nested loop chosen on them
+	 * scanned the table once per chunk (17 minutes on a million) */
+	if (ef_db_exec(e->db, "SET enable_nestloop = off", err) != EF_OK)
+		return err->status;
+	st = exec1(e, e->sql.left, 4, p, &r, err);
+	ef_db_exec(e->db, "RESET enable_nestloop", &ignored);
+	if (st != EF_OK)
 		return err->status;
 	e->res->unconverged = PQntuples(r) ? ef_db_ll(r, 0, 2) : 0;
 	for (int i = 0; i < PQntuples(r) && i < 5; i++) {
@@ -2726,11 +2742,11 @@ ef_status ef_run_execute(ef_session *s, const struct ef_embed_config *ecfg,
 	 * run set out to do and left (the others leave with the run), and
 	 * builds the vector indexes the load went without */
 	if (st == EF_OK && !o->dry_run && res->ended_run)
+		fresh_statistics(&e);
+	if (st == EF_OK && !o->dry_run && res->ended_run)
 		st = converged(&e, err);
 	if (st == EF_OK && !o->dry_run && res->ended_run)
 		st = index_after(&e, rx, err);
-	if (st == EF_OK && !o->dry_run && res->ended_run)
-		fresh_statistics(&e);
 	else if (st != EF_OK && rx && (rx->dropped || rx->ix.ndropped) && !o->dry_run)
 		logf_(&e, "vector indexes of %s stay dropped: `embfill run --resume` rebuilds them",
 		      rx->ix.table);
