@@ -49,11 +49,21 @@ static void trim_newline(char *s)
 
 ef_status ef_db_connect(const char *dsn, ef_db **out, struct ef_error *err)
 {
-	const char *kw[] = { "dbname", "fallback_application_name", NULL };
-	const char *val[] = { dsn && *dsn ? dsn : NULL, "embfill", NULL };
+	return ef_db_connect_within(dsn, 0, out, err);
+}
+
+ef_status ef_db_connect_within(const char *dsn, int timeout_s, ef_db **out,
+			       struct ef_error *err)
+{
+	char timeout[16];
+	const char *kw[] = { "dbname", "fallback_application_name", "connect_timeout", NULL };
+	const char *val[] = { dsn && *dsn ? dsn : NULL, "embfill", timeout, NULL };
 	ef_db *db;
 	char *shown, *why;
 
+	snprintf(timeout, sizeof(timeout), "%d", timeout_s);
+	if (timeout_s <= 0)
+		kw[2] = val[2] = NULL;
 	*out = NULL;
 	db = calloc(1, sizeof(*db));
 	if (!db)

@@ -48,13 +48,19 @@ static ef_status client_encoding(ef_db *db, struct ef_error *err)
 
 ef_status ef_session_open(const struct ef_config *cfg, ef_session **out, struct ef_error *err)
 {
+	return ef_session_open_within(cfg, 0, out, err);
+}
+
+ef_status ef_session_open_within(const struct ef_config *cfg, int timeout_s, ef_session **out,
+				 struct ef_error *err)
+{
 	ef_session *s = calloc(1, sizeof(*s));
 
 	*out = NULL;
 	if (!s)
 		return ef_error_oom(err, "opening a database session");
 	s->cfg = cfg;
-	if (ef_db_connect(cfg->dsn, &s->db, err) != EF_OK ||
+	if (ef_db_connect_within(cfg->dsn, timeout_s, &s->db, err) != EF_OK ||
 	    client_encoding(s->db, err) != EF_OK ||
 	    ef_session_rediscover(s, err) != EF_OK) {
 		ef_session_close(s);

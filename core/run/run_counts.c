@@ -11,10 +11,10 @@
  * time the counting ends.
  *
  * A server that takes one connection at a time (PGlite, a pooler at its
- * limit) holds the second one until the first closes: when no snapshot
- * exists after a few seconds, the run counts on its own connection before
- * its first write, as it did before, and the thread is left behind,
- * detached: it frees itself whenever its connection attempt ends.
+ * limit) holds the second one until the first closes: the thread gives
+ * its connection up after CONNECT_S seconds, and the run then counts on
+ * its own connection before its first write, as it did before.  So the
+ * thread never outlives the run, nor the settings it borrows.
  *
  * EMBFILL_TEST_HOLD=counts:K (tests only) holds the counting after its
  * snapshot until the advisory lock K can be shared: a test holding the
@@ -33,14 +33,14 @@
 
 enum stage { STARTING, SNAPSHOT, COUNTED, FAILED };
 
+#define CONNECT_S 2
+
 struct ef_late_counts {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	enum stage stage;         /* under mu */
 	bool taken;               /* the result was handed over */
-	bool abandoned;           /* under mu: nobody waits for the thread any more */
-	bool finished;            /* under mu: the thread has nothing left to do */
 	PGcancel *cancel;         /* under mu: the counting connection's, once open */
 	bool cancelled;           /* under mu */
 	const struct ef_config *cfg;
@@ -51,8 +51,6 @@ struct ef_late_counts {
 	long long todo;
 	struct ef_error err;      /* FAILED */
 };
-
-static void late_free(struct ef_late_counts *lc);
 
 static void set_stage(struct ef_late_counts *lc, enum stage st)
 {
@@ -110,9 +108,8 @@ static void *counter(void *arg)
 	ef_session *s = NULL;
 	ef_db *db;
 	ef_status st;
-	bool abandoned;
 
-	if (ef_session_open(lc->cfg, &s, err) != EF_OK)
+	if (ef_session_open_within(lc->cfg, CONNECT_S, &s, err) != EF_OK)
 		goto failed;
 	db = ef_session_db(s);
 	pthread_mutex_lock(&lc->mu);
@@ -140,16 +137,12 @@ static void *counter(void *arg)
 failed:
 	set_stage(lc, FAILED);
 out:
-	ef_session_close(s);
 	pthread_mutex_lock(&lc->mu);
 	if (lc->cancel)
 		PQfreeCancel(lc->cancel);
 	lc->cancel = NULL;
-	lc->finished = true;
-	abandoned = lc->abandoned;
 	pthread_mutex_unlock(&lc->mu);
-	if (abandoned)
-		late_free(lc);
+	ef_session_close(s);
 	return NULL;
 }
 
@@ -277,7 +270,6 @@ int ef_late_counts_poll(struct ef_late_counts *lc, bool wait, struct ef_counts *
 void ef_late_counts_end(struct ef_late_counts *lc, bool cancel)
 {
 	char buf[256];
-	bool finished;
 
 	if (!lc)
 		return;
@@ -287,16 +279,8 @@ void ef_late_counts_end(struct ef_late_counts *lc, bool cancel)
 		if (lc->cancel)
 			PQcancel(lc->cancel, buf, (int)sizeof(buf));
 	}
-	finished = lc->finished;
-	/* still connecting (a server that takes one connection at a time
-	 * holds it): the thread is left to end, and free, by itself */
-	if (!finished && lc->stage == STARTING) {
-		lc->abandoned = true;
-		pthread_detach(lc->thread);
-		pthread_mutex_unlock(&lc->mu);
-		return;
-	}
 	pthread_mutex_unlock(&lc->mu);
+	/* at most CONNECT_S while it connects, else a cancelled query */
 	pthread_join(lc->thread, NULL);
 	late_free(lc);
 }

@@ -191,8 +191,7 @@ ef_status ef_late_counts_instead(struct ef_late_counts *lc, ef_session *s,
  * until they are known. */
 int ef_late_counts_poll(struct ef_late_counts *lc, bool wait, struct ef_counts *before,
 			long long *todo, struct ef_error *err);
-/* Joins the thread (cancelling its query first when cancel) and frees; a
- * thread still connecting is detached and frees itself. */
+/* Joins the thread (cancelling its query first when cancel) and frees. */
 void ef_late_counts_end(struct ef_late_counts *lc, bool cancel);
 
 #endif

@@ -29,6 +29,11 @@ struct ef_db_info {
 
 /* Connects; EF_ERR_DB with the server's reason when it cannot. */
 ef_status ef_db_connect(const char *dsn, ef_db **out, struct ef_error *err);
+/* The same, giving up after timeout_s seconds (libpq's connect_timeout,
+ * over the dsn's own): for a connection beside another that a server
+ * taking one connection at a time would hold until the first closes. */
+ef_status ef_db_connect_within(const char *dsn, int timeout_s, ef_db **out,
+			       struct ef_error *err);
 void ef_db_close(ef_db *db);
 
 /* Server version, database, user, host and the vector extension's state. */

@@ -34,6 +34,9 @@ typedef struct ef_session ef_session;
  * outlive the session.
  */
 ef_status ef_session_open(const struct ef_config *cfg, ef_session **out, struct ef_error *err);
+/* The same, the connection given up after timeout_s (ef_db_connect_within). */
+ef_status ef_session_open_within(const struct ef_config *cfg, int timeout_s, ef_session **out,
+				 struct ef_error *err);
 void ef_session_close(ef_session *s);
 
 ef_db *ef_session_db(ef_session *s);
