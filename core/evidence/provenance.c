@@ -124,18 +124,6 @@ static ef_status read_sample(ef_session *s, const struct ef_view *v, const struc
 	return EF_OK;
 }
 
-static double cosine(const float *a, const float *b, int dim)
-{
-	double ab = 0, aa = 0, bb = 0;
-
-	for (int i = 0; i < dim; i++) {
-		ab += (double)a[i] * b[i];
-		aa += (double)a[i] * a[i];
-		bb += (double)b[i] * b[i];
-	}
-	return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
-}
-
 /* Embeds the sample with one recipe: cos[i] for each chunk. */
 static ef_status embed_with(const struct ef_embed_config *base, const char *model,
 			    const struct ef_recipe *rc, const struct sample *smp, double *cos,
@@ -157,7 +145,7 @@ static ef_status embed_with(const struct ef_embed_config *base, const char *mode
 	if (st == EF_OK)
 		st = ef_embed_batch(&ec, (const char *const *)texts, smp->n, &res, err);
 	for (size_t i = 0; st == EF_OK && i < smp->n; i++)
-		cos[i] = res->rejected[i] ? 0 : cosine(res->vectors + i * (size_t)smp->dim,
+		cos[i] = res->rejected[i] ? 0 : ef_embed_cosine(res->vectors + i * (size_t)smp->dim,
 						       smp->stored + i * (size_t)smp->dim, smp->dim);
 	ef_embed_result_free(res);
 	for (size_t i = 0; i < smp->n; i++)

@@ -109,7 +109,6 @@ struct engine {
 	unsigned inflight;          /* given to the pool, not answered yet */
 	struct ef_embed_result **held; /* answered, waiting for the database: oldest first */
 	unsigned held_max;          /* its room: every endpoint's concurrency */
-	bool may_fetch;             /* neither stopping nor paused: batches may be fetched */
 	bool unquarantine;          /* the collection had quarantined chunks when the run
 				       started: a written batch takes its chunks out */
 	unsigned nheld;
@@ -1025,7 +1024,8 @@ static ef_status finish_batch(struct engine *e, struct ef_embed_result *res, str
 	/* the connection is free between two writes: batches are fetched
 	 * ahead now, before the queue runs dry and a fetch has to wait for a
 	 * write while the requests that end meanwhile have no batch to take */
-	if (e->may_fetch && e->nready < ef_embed_pool_capacity(e->pool) && refill(e, err) != EF_OK)
+	if (e->prog.phase == EF_PHASE_EMBEDDING && e->nready < ef_embed_pool_capacity(e->pool) &&
+	    refill(e, err) != EF_OK)
 		return err->status;
 	if (b->lease->lost) {
 		b->written = true;
@@ -1161,7 +1161,6 @@ static ef_status turn(struct engine *e, bool stopping, bool paused, bool *done,
 		return err->status;
 	if (e->late && late_counts(e, false, err) != EF_OK)
 		return err->status;
-	e->may_fetch = !stopping && !paused;
 	if (!e->ref_stored && store_reference(e, err) != EF_OK)
 		return err->status;
 	if (!stopping && !paused) {
@@ -2573,8 +2572,6 @@ static ef_status late_counts(struct engine *e, bool wait, struct ef_error *err)
 	long long left = 0;
 	int got;
 
-	if (wait && !e->late_snap && !ef_late_counts_started(e->late))
-		return late_instead(e, err);
 	got = ef_late_counts_poll(e->late, wait, &before, &left, &why);
 	if (got == 0)
 		return EF_OK;

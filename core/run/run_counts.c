@@ -224,16 +224,6 @@ bool ef_late_counts_snapshot(struct ef_late_counts *lc, int timeout_ms)
 	return ok;
 }
 
-bool ef_late_counts_started(struct ef_late_counts *lc)
-{
-	bool started;
-
-	pthread_mutex_lock(&lc->mu);
-	started = lc->stage != STARTING;
-	pthread_mutex_unlock(&lc->mu);
-	return started;
-}
-
 ef_status ef_late_counts_instead(struct ef_late_counts *lc, ef_session *s,
 				 struct ef_counts *before, long long *todo, struct ef_error *err)
 {

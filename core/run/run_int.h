@@ -181,8 +181,6 @@ ef_status ef_late_counts_start(const struct ef_config *cfg, const char *collecti
 /* Waits up to timeout_ms for the snapshot; false when it does not exist
  * (the counting failed, or no second connection was to be had). */
 bool ef_late_counts_snapshot(struct ef_late_counts *lc, int timeout_ms);
-/* Whether the thread got as far as its snapshot (or failed before it). */
-bool ef_late_counts_started(struct ef_late_counts *lc);
 /* Counts on s instead, before the run writes anything, and ends lc. */
 ef_status ef_late_counts_instead(struct ef_late_counts *lc, ef_session *s,
 				 struct ef_counts *before, long long *todo, struct ef_error *err);

@@ -403,6 +403,18 @@ static enum ef_embed_parse_rc fill(struct answer *a, struct ef_embed_vectors *ou
 
 /* --- what a usable vector is ------------------------------------------------ */
 
+double ef_embed_cosine(const float *a, const float *b, int dim)
+{
+	double ab = 0, aa = 0, bb = 0;
+
+	for (int i = 0; i < dim; i++) {
+		ab += (double)a[i] * b[i];
+		aa += (double)a[i] * a[i];
+		bb += (double)b[i] * b[i];
+	}
+	return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
+}
+
 static double squared_norm(const float *v, size_t dim)
 {
 	double s[4] = { 0, 0, 0, 0 };

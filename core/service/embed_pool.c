@@ -515,18 +515,6 @@ static void check_budget(struct ef_embed_pool *p)
 
 /* --- verification ----------------------------------------------------------- */
 
-double ef_embed_cosine(const float *a, const float *b, int dim)
-{
-	double ab = 0, aa = 0, bb = 0;
-
-	for (int i = 0; i < dim; i++) {
-		ab += (double)a[i] * b[i];
-		aa += (double)a[i] * a[i];
-		bb += (double)b[i] * b[i];
-	}
-	return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
-}
-
 /* The first components of a vector, for a message. */
 static void head_of(const float *v, int dim, char *buf, size_t size)
 {

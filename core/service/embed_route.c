@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/service/embed_route.h"
+#include "embfill/embed.h"
 
 const char *ef_embed_route_name(enum ef_embed_provider provider, enum ef_embed_route route)
 {
@@ -34,19 +35,13 @@ bool ef_embed_route_eligible(const struct ef_embed_switches *sw, char *why, size
 	return true;
 }
 
-/* The cosine of one pair (0 when either is all zeros), and their norms. */
-static double pair(const float *a, const float *b, int dim, double *na, double *nb)
+static double norm(const float *a, int dim)
 {
-	double ab = 0, aa = 0, bb = 0;
+	double aa = 0;
 
-	for (int i = 0; i < dim; i++) {
-		ab += (double)a[i] * b[i];
+	for (int i = 0; i < dim; i++)
 		aa += (double)a[i] * a[i];
-		bb += (double)b[i] * b[i];
-	}
-	*na = sqrt(aa);
-	*nb = sqrt(bb);
-	return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
+	return sqrt(aa);
 }
 
 void ef_embed_route_compare(const float *a, const float *b, size_t n, int dim, double *cosine,
@@ -55,7 +50,8 @@ void ef_embed_route_compare(const float *a, const float *b, size_t n, int dim, d
 	*cosine = 1;
 	*norm_dev = 0;
 	for (size_t i = 0; i < n; i++) {
-		double na, nb, c = pair(a + i * (size_t)dim, b + i * (size_t)dim, dim, &na, &nb);
+		const float *x = a + i * (size_t)dim, *y = b + i * (size_t)dim;
+		double na = norm(x, dim), nb = norm(y, dim), c = ef_embed_cosine(x, y, dim);
 		double big = na > nb ? na : nb;
 		double dev = big > 0 ? fabs(na - nb) / big : 0;
 

@@ -13,7 +13,6 @@
 
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <libpq-fe.h>
 
 #include "embedder_proc.h"
@@ -134,34 +133,14 @@ static void expect_exact(struct fx *f, const char *coll, long long n)
 	free(q2);
 }
 
-static size_t collect(char *data, size_t size, size_t n, void *ud)
-{
-	char *buf = ud;
-	size_t have = strlen(buf), add = size * n;
-
-	if (have + add < 4095) {
-		memcpy(buf + have, data, add);
-		buf[have + add] = '\0';
-	}
-	return add;
-}
-
 /* One counter of the embedder's /stats. */
 static long long embedder_stat(const struct embedder_proc *e, const char *key)
 {
-	char url[128], body[4096] = "";
-	CURL *c = curl_easy_init();
-	cJSON *j;
+	cJSON *j = embedder_stats(e);
 	long long n;
 
-	snprintf(url, sizeof(url), "%s/stats", e->url);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-	cr_assert_eq(curl_easy_perform(c), CURLE_OK);
-	curl_easy_cleanup(c);
-	j = cJSON_Parse(body);
-	cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, key)), "%s", body);
+	cr_assert(j, "the embedder's /stats could not be read");
+	cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, key)), "no \"%s\" in its /stats", key);
 	n = (long long)cJSON_GetObjectItem(j, key)->valuedouble;
 	cJSON_Delete(j);
 	return n;

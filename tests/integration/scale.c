@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 
 #include "embedder_proc.h"
 #include "embfill/embed.h"
@@ -176,34 +175,14 @@ static void wait_writing(struct sc *t, int pid)
 		 "the run wrote its first batch");
 }
 
-static size_t collect(char *data, size_t size, size_t n, void *ud)
-{
-	char *buf = ud;
-	size_t have = strlen(buf), add = size * n;
-
-	if (have + add < 4095) {
-		memcpy(buf + have, data, add);
-		buf[have + add] = '\0';
-	}
-	return add;
-}
-
 /* Inputs an embedder has embedded (its /stats). */
 static long long items_of(const struct embedder_proc *e)
 {
-	char url[128], body[4096] = "";
-	CURL *c = curl_easy_init();
-	cJSON *j;
+	cJSON *j = embedder_stats(e);
 	long long n;
 
-	snprintf(url, sizeof(url), "%s/stats", e->url);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-	cr_assert_eq(curl_easy_perform(c), CURLE_OK);
-	curl_easy_cleanup(c);
-	j = cJSON_Parse(body);
-	cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "items")), "%s", body);
+	cr_assert(j, "the embedder's /stats could not be read");
+	cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "items")), "no \"items\" in its /stats");
 	n = (long long)cJSON_GetObjectItem(j, "items")->valuedouble;
 	cJSON_Delete(j);
 	return n;

@@ -12,7 +12,6 @@
 
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 
 #include "embedder_proc.h"
 #include "embfill/embed.h"
@@ -74,35 +73,16 @@ static int run_acme(struct tr *t)
 	return fx_run(&t->f, &t->r, args);
 }
 
-static size_t collect(char *data, size_t size, size_t n, void *ud)
-{
-	char *buf = ud;
-	size_t have = strlen(buf), add = size * n;
-
-	if (have + add < 4095) {
-		memcpy(buf + have, data, add);
-		buf[have + add] = '\0';
-	}
-	return add;
-}
-
 /* POSTs the embedder answered on one path, from its /stats. */
 static long long path_count(const struct embedder_proc *e, const char *path)
 {
-	char url[128], body[4096] = "";
-	CURL *c = curl_easy_init();
-	cJSON *j, *by;
+	cJSON *j = embedder_stats(e), *by;
 	long long n;
 
-	snprintf(url, sizeof(url), "%s/stats", e->url);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-	cr_assert_eq(curl_easy_perform(c), CURLE_OK);
-	curl_easy_cleanup(c);
-	j = cJSON_Parse(body);
+	cr_assert(j, "the embedder's /stats could not be read");
 	by = cJSON_GetObjectItem(j, "by_path");
-	cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(by, path)), "no count of %s: %s", path, body);
+	cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(by, path)), "no count of %s in its /stats",
+		  path);
 	n = (long long)cJSON_GetObjectItem(by, path)->valuedouble;
 	cJSON_Delete(j);
 	return n;

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 extern char **environ;
 
 #define START_TIMEOUT_MS 30000
@@ -189,4 +191,46 @@ void embedder_stop(struct embedder_proc *p)
 	p->pid = 0;
 	p->port = 0;
 	p->url[0] = '\0';
+}
+
+/* --- GET /stats --------------------------------------------------------------- */
+
+struct body {
+	char *data;
+	size_t len;
+};
+
+static size_t take_body(char *data, size_t size, size_t n, void *ud)
+{
+	struct body *b = ud;
+	size_t add = size * n;
+	char *p = realloc(b->data, b->len + add + 1);
+
+	if (!p)
+		return 0;
+	memcpy(p + b->len, data, add);
+	b->data = p;
+	b->len += add;
+	b->data[b->len] = '\0';
+	return add;
+}
+
+cJSON *embedder_stats(const struct embedder_proc *p)
+{
+	char url[128];
+	struct body b = { NULL, 0 };
+	CURL *c = curl_easy_init();
+	cJSON *j = NULL;
+
+	if (!c)
+		return NULL;
+	snprintf(url, sizeof(url), "%s/stats", p->url);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, take_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	if (curl_easy_perform(c) == CURLE_OK && b.data)
+		j = cJSON_Parse(b.data);
+	curl_easy_cleanup(c);
+	free(b.data);
+	return j;
 }

@@ -10,6 +10,8 @@
 
 #include <sys/types.h>
 
+#include <cjson/cJSON.h>
+
 struct embedder_proc {
 	pid_t pid;
 	int port;
@@ -25,6 +27,10 @@ struct embedder_proc {
  * stayed silent); no process is left behind then.
  */
 int embedder_start(struct embedder_proc *p, const char *const *extra_args);
+
+/* Its GET /stats, parsed (the caller deletes it), or NULL when it could
+ * not be fetched or parsed. */
+cJSON *embedder_stats(const struct embedder_proc *p);
 
 /* SIGTERM, up to 5 s for it to exit, then SIGKILL.  Safe to call twice. */
 void embedder_stop(struct embedder_proc *p);
